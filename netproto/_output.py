@@ -1,0 +1,52 @@
+"""
+What every command writes: sanitised text, JSON lines, one-line errors.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+__all__ = ["CommandError", "emit_json", "printable"]
+
+
+class CommandError(Exception):
+    """
+    The operation failed for a reason the user can act on. The ``netproto``
+    command prints ``netproto <command>: <message>`` on one line and exits with
+    *status* (1 unless told otherwise).
+    """
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def printable(text: str | bytes) -> str:
+    """
+    *text* with every control or otherwise unprintable character escaped
+    (``\\x1b``, ``\\n``, ``\\u200b``), so that nothing a peer or an argument
+    carries can move the cursor, recolour or rewrite the user's terminal.
+    Bytes are decoded as UTF-8, invalid sequences shown as ``\\xNN``.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else _escape(c) for c in text)
+
+
+def _escape(c: str) -> str:
+    code = ord(c)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def emit_json(record: dict[str, Any]) -> None:
+    """Write *record* as one line of JSON on standard output."""
+    sys.stdout.write(json.dumps(record, ensure_ascii=True) + "\n")
+    sys.stdout.flush()

@@ -1,0 +1,233 @@
+"""
+The ``netproto`` command: one subcommand per capability.
+
+Each group of subcommands lives in a small ``netproto._cli_*`` module, found
+by its name, whose ``register(subcommands)`` calls :func:`add_command`; such
+modules import their libraries inside the command, so that starting any
+command stays cheap. A command is an
+``async def run(reactor, args) -> int``; this module parses the arguments,
+runs the reactor until the command returns, and turns every outcome into an
+exit status and at most one line on standard error:
+
+====  ==========================================================
+ 0    success
+ 1    the operation failed (invalid input, unreachable, timeout)
+ 2    usage error (unknown option, missing or malformed argument)
+130   interrupted (Ctrl-C) before the command could finish
+====  ==========================================================
+
+No traceback is printed unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import signal
+import sys
+import traceback
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, NoReturn
+
+from netproto._output import CommandError, printable
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "CommandError",
+    "add_command",
+    "main",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+Run = Callable[[Any, argparse.Namespace], Coroutine[Any, Any, int]]
+"""A command: ``async def run(reactor, args) -> int`` (the exit status)."""
+
+
+
+class _UsageError(Exception):
+    """A command line that cannot be parsed; exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """
+    An argument parser that reports errors in one line (without the usage
+    block) and leaves the exit to :func:`main`.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per line instead of text",
+    )
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="print a traceback on unexpected errors",
+    )
+    return common
+
+
+_COMMON = _common_options()
+
+
+def add_command(
+    subcommands: argparse._SubParsersAction[Any],
+    name: str,
+    run: Run,
+    *,
+    help: str,
+    description: str | None = None,
+) -> argparse.ArgumentParser:
+    """
+    Add subcommand *name* running *run*, with the common ``--json`` and
+    ``--debug`` options; return its parser for the command's own arguments.
+    """
+    parser: argparse.ArgumentParser = subcommands.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        parents=[_COMMON],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.set_defaults(run=run, command=name)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the whole ``netproto`` command line."""
+    from netproto import __version__
+
+    parser = _Parser(
+        prog="netproto",
+        description="Internet services and diagnostics: addresses, masks, lookups, "
+        "daytime, echo, HTTP HEAD and ping.",
+        epilog="Exit status: 0 success, 1 operation failed, 2 usage error, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"netproto {__version__}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="print a traceback on unexpected errors",
+    )
+    subcommands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    for module in _command_modules():
+        importlib.import_module(module).register(subcommands)
+    return parser
+
+
+def _command_modules() -> list[str]:
+    """The ``netproto._cli_*`` modules, in name order."""
+    import netproto
+
+    return sorted(
+        f"netproto.{info.name}"
+        for info in pkgutil.iter_modules(netproto.__path__)
+        if info.name.startswith("_cli_")
+    )
+
+
+def _drive(run: Run, args: argparse.Namespace) -> int:
+    """
+    Run one command on the global reactor and return its exit status.
+
+    SIGINT and SIGTERM cancel the command's Deferred: a command that catches
+    :class:`~twisted.internet.defer.CancelledError` can still report (ping
+    prints its statistics) and choose its status; one that does not exits 130.
+    """
+    from twisted.internet import reactor as _reactor
+    from twisted.internet.defer import CancelledError, Deferred
+    from twisted.python.failure import Failure
+
+    reactor: Any = _reactor
+
+    outcome: list[object] = []
+    running: list[Deferred[int]] = []
+
+    def start() -> None:
+        d = Deferred.fromCoroutine(run(reactor, args))
+        running.append(d)
+        d.addBoth(finish)
+
+    def finish(result: object) -> None:
+        outcome.append(result)
+        reactor.stop()
+
+    def interrupt(signum: int, frame: object) -> None:
+        if running and not outcome:
+            reactor.callFromThread(running[0].cancel)
+        else:
+            reactor.callFromThread(reactor.stop)
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        reactor.callWhenRunning(start)
+        reactor.run(installSignalHandlers=False)
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if not outcome:
+        return EXIT_INTERRUPTED
+    result = outcome[0]
+    if isinstance(result, Failure):
+        if result.check(CancelledError):
+            return EXIT_INTERRUPTED
+        result.raiseException()
+    assert isinstance(result, int), f"command returned {result!r}, not an exit status"
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Run the ``netproto`` command line and exit with its status."""
+    sys.exit(run_command(sys.argv[1:] if argv is None else list(argv)))
+
+
+def run_command(argv: list[str]) -> int:
+    """Parse *argv*, run the command, report errors; return the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+    except _UsageError as e:
+        _say(str(e))
+        return EXIT_USAGE
+    try:
+        return _drive(args.run, args)
+    except CommandError as e:
+        _say(f"netproto {args.command}: {e}")
+        return e.status
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (``netproto ... | head -1``): nothing to report.
+        _silence_stdout()
+        return EXIT_FAILED
+    except Exception as e:
+        if args.debug:
+            traceback.print_exc()
+        _say(f"netproto: internal error: {type(e).__name__}: {e} (--debug shows the traceback)")
+        return EXIT_FAILED
+
+
+def _say(message: str) -> None:
+    """Write one sanitised line to standard error."""
+    print(printable(message.splitlines()[0] if message else message), file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

@@ -1,0 +1,294 @@
+"""
+Addresses, masks and the Internet checksum.
+
+The semantics follow the seed's Go programs (``IP.go``, ``Mask.go``,
+``IPv4Mask.go``, which use Go's ``net.ParseIP``, ``net.CIDRMask``,
+``net.IPv4Mask``, ``IP.DefaultMask``, ``IPMask.Size`` and ``IP.Mask``),
+expressed on top of the standard library's :mod:`ipaddress`:
+
+- :func:`parse_ip` parses one address strictly and :func:`canonical` gives
+  its RFC 5952 text, with IPv4-mapped addresses in the mixed form
+  ``::ffff:127.1.2.3``.
+- :class:`Mask` is a network mask of 32 or 128 bits that need not be
+  canonical (``255.0.255.0`` is a mask whose :meth:`Mask.size` is
+  ``(0, 0)``, as in Go).
+- :func:`network` and :func:`host` split an address by a mask.
+- :func:`checksum` is the RFC 1071 Internet checksum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+__all__ = [
+    "Address",
+    "AddressError",
+    "Mask",
+    "MaskError",
+    "canonical",
+    "checksum",
+    "default_mask",
+    "host",
+    "ipv4_mapped",
+    "network",
+    "parse_ip",
+    "unmap",
+]
+
+Address = IPv4Address | IPv6Address
+"""An IPv4 or IPv6 address, as the standard library represents it."""
+
+_WIDTHS = (32, 128)
+
+
+class AddressError(ValueError):
+    """
+    A string is not a valid IP address; the message says why, in one line.
+    """
+
+
+class MaskError(ValueError):
+    """
+    A mask cannot be built, or cannot be applied; the message says why.
+    """
+
+
+def parse_ip(text: str, *, allow_scope: bool = False) -> Address:
+    """
+    Parse one IPv4 or IPv6 address strictly.
+
+    Accepted: dotted-quad IPv4 with no leading zeros (``127.1.2.3``), and every
+    RFC 4291 text form of IPv6, including an embedded dotted quad
+    (``::ffff:127.1.2.3``). Refused, with :class:`AddressError`: empty text,
+    surrounding white space, leading zeros (``127.001.2.3``), out-of-range
+    parts, empty parts (``1.2..4``), too many groups
+    (``a1:a2:a3:a4::b1:b2:b3:b4``), prefixes (``1.2.3.4/24``), and a zone
+    (``fe80::1%eth0``) unless *allow_scope* is true.
+    """
+    if not isinstance(text, str):
+        raise AddressError(f"expected text, got {type(text).__name__}")
+    if not text:
+        raise AddressError("empty address")
+    if text != text.strip():
+        raise AddressError("white space around the address")
+    if "/" in text:
+        raise AddressError("a prefix length is not part of an address")
+    if "%" in text and not allow_scope:
+        raise AddressError("a zone (%scope) is not allowed here")
+    version = 6 if ":" in text else 4
+    try:
+        if version == 4:
+            return IPv4Address(text)
+        address = IPv6Address(text)
+    except ValueError as e:
+        raise AddressError(_reason(e, text, version)) from None
+    if "%" in text and not address.scope_id:
+        raise AddressError("empty zone after %")
+    return address
+
+
+def _reason(error: ValueError, text: str, version: int) -> str:
+    """
+    Turn an :mod:`ipaddress` error into a one-line reason without repeating
+    the whole input.
+    """
+    message = str(error).splitlines()[0] if str(error) else "malformed"
+    message = message.replace(f" in {text!r}", "").rstrip(".")
+    if message.startswith(f"{text!r} does not appear"):
+        message = "malformed"
+    return f"not a valid IPv{version} address: {message[:1].lower()}{message[1:]}"
+
+
+def ipv4_mapped(address: Address) -> IPv4Address | None:
+    """
+    The IPv4 address inside an IPv4-mapped IPv6 address (``::ffff:0:0/96``),
+    or ``None`` for any other address.
+    """
+    if isinstance(address, IPv6Address):
+        return address.ipv4_mapped
+    return None
+
+
+def unmap(address: Address) -> Address:
+    """
+    The IPv4 address for an IPv4-mapped IPv6 address, else the address itself.
+
+    Use it before any per-peer rule: a dual-stack listener sees IPv4 peers as
+    ``::ffff:a.b.c.d``.
+    """
+    return ipv4_mapped(address) or address
+
+
+def canonical(address: Address) -> str:
+    """
+    The RFC 5952 text of an address: lower case, no leading zeros, the
+    longest run of two or more zero groups as ``::`` (the first on a tie), and
+    an IPv4-mapped address in the mixed form ``::ffff:127.1.2.3`` (§5).
+    A zone, if any, is kept after ``%``.
+    """
+    mapped = ipv4_mapped(address)
+    if mapped is None:
+        return str(address)
+    text = f"::ffff:{mapped}"
+    scope = getattr(address, "scope_id", None)
+    return f"{text}%{scope}" if scope else text
+
+
+@dataclass(frozen=True)
+class Mask:
+    """
+    A network mask of 32 (IPv4) or 128 (IPv6) bits.
+
+    The bits need not be canonical: any pattern is a mask, as in Go's
+    ``IPMask``; :meth:`size` tells whether it is a run of ones then zeros.
+    """
+
+    value: int
+    """The mask as an unsigned integer."""
+
+    bits: int
+    """The mask's width: 32 or 128."""
+
+    def __post_init__(self) -> None:
+        if self.bits not in _WIDTHS:
+            raise MaskError(f"a mask has 32 or 128 bits, not {self.bits}")
+        if not 0 <= self.value < 1 << self.bits:
+            raise MaskError(f"mask value out of range for {self.bits} bits")
+
+    @classmethod
+    def cidr(cls, ones: int, bits: int) -> Mask:
+        """
+        The mask of *ones* leading one bits out of *bits* (Go's ``CIDRMask``).
+
+        :raises MaskError: *bits* is not 32 or 128, or *ones* is negative or
+            greater than *bits*.
+        """
+        if bits not in _WIDTHS:
+            raise MaskError(f"mask width must be 32 or 128 bits, not {bits}")
+        if not 0 <= ones <= bits:
+            raise MaskError(f"leading ones must be between 0 and {bits}, not {ones}")
+        return cls(((1 << bits) - 1) ^ ((1 << (bits - ones)) - 1), bits)
+
+    @classmethod
+    def ipv4(cls, a: int, b: int, c: int, d: int) -> Mask:
+        """
+        The IPv4 mask with these four octets (Go's ``IPv4Mask``):
+        ``Mask.ipv4(255, 255, 254, 0)``.
+        """
+        octets = (a, b, c, d)
+        if not all(0 <= o <= 255 for o in octets):
+            raise MaskError(f"mask octets must be 0 to 255: {octets}")
+        return cls(int.from_bytes(bytes(octets), "big"), 32)
+
+    @classmethod
+    def from_address(cls, address: Address) -> Mask:
+        """The mask with the bits of an address (``255.255.254.0``)."""
+        return cls(int(address), address.max_prefixlen)
+
+    def size(self) -> tuple[int, int]:
+        """
+        ``(ones, bits)`` for a canonical mask (a run of ones, then zeros), and
+        ``(0, 0)`` for any other (Go's ``IPMask.Size``).
+        """
+        inverted = self.value ^ ((1 << self.bits) - 1)
+        if inverted & (inverted + 1):
+            return (0, 0)
+        return (self.bits - inverted.bit_length(), self.bits)
+
+    def hex(self) -> str:
+        """The mask's bytes in lower-case hex: ``ffffff00`` (Go's ``IPMask.String``)."""
+        return f"{self.value:0{self.bits // 4}x}"
+
+    def as_address(self) -> Address:
+        """The mask written as an address: ``255.255.255.0``, ``ffff:ffff::``."""
+        return IPv4Address(self.value) if self.bits == 32 else IPv6Address(self.value)
+
+    def __str__(self) -> str:
+        return self.hex()
+
+
+def default_mask(address: Address) -> Mask:
+    """
+    The classful default mask of an IPv4 address (Go's ``DefaultMask``):
+    class A (``0.0.0.0``-``127.255.255.255``) ``/8``, class B (up to
+    ``191.255.255.255``) ``/16``, class C (up to ``223.255.255.255``) ``/24``.
+    An IPv4-mapped IPv6 address is taken as its IPv4 address, as Go does.
+
+    :raises MaskError: for class D (multicast, ``224/4``) and class E
+        (reserved, ``240/4``), which have no default mask (Go answers with
+        the class C mask; that hides a mistake), and for IPv6, which has no
+        address classes.
+    """
+    v4 = unmap(address)
+    if not isinstance(v4, IPv4Address):
+        raise MaskError(f"{canonical(address)} is IPv6: IPv6 has no address classes")
+    first = v4.packed[0]
+    if first < 0x80:
+        return Mask.cidr(8, 32)
+    if first < 0xC0:
+        return Mask.cidr(16, 32)
+    if first < 0xE0:
+        return Mask.cidr(24, 32)
+    kind = "D (multicast)" if first < 0xF0 else "E (reserved)"
+    raise MaskError(f"{v4} is a class {kind} address: it has no default mask")
+
+
+def _operand(address: Address, mask: Mask) -> Address:
+    """
+    The address a mask applies to: itself when the widths agree, the IPv4
+    form of an IPv4-mapped address under a 32-bit mask.
+    """
+    if address.max_prefixlen == mask.bits:
+        return address
+    mapped = ipv4_mapped(address)
+    if mapped is not None and mask.bits == 32:
+        return mapped
+    raise MaskError(
+        f"a {mask.bits}-bit mask does not apply to IPv{address.version} "
+        f"address {canonical(address)}"
+    )
+
+
+def network(address: Address, mask: Mask) -> Address:
+    """
+    The network part of *address* under *mask* (Go's ``IP.Mask``):
+    ``192.168.1.3`` with ``/16`` gives ``192.168.0.0``.
+
+    An IPv4-mapped IPv6 address under a 32-bit mask answers in IPv4, as Go
+    does; any other mix of widths raises :class:`MaskError`.
+    """
+    operand = _operand(address, mask)
+    return type(operand)(int(operand) & mask.value)
+
+
+def host(address: Address, mask: Mask) -> Address:
+    """
+    The host part of *address* under *mask*, the complement of
+    :func:`network`: ``192.168.1.3`` with ``/16`` gives ``0.0.1.3``.
+    """
+    operand = _operand(address, mask)
+    return type(operand)(int(operand) & ~mask.value & ((1 << mask.bits) - 1))
+
+
+def checksum(data: bytes | bytearray | memoryview) -> int:
+    """
+    The RFC 1071 Internet checksum of *data*: the one's complement of the one's
+    complement sum of its 16-bit big-endian words, an odd last byte padded
+    with a zero.
+
+    A buffer holding a correct checksum sums to 0. The seed's echo request
+    ``08 00 00 00 00 0d 00 25`` gives ``0xf7cd``.
+
+    It reads the whole buffer as one big integer: because 2**16 is 1 modulo
+    0xffff, that integer modulo 0xffff is the folded one's complement sum,
+    except that a non-zero sum congruent to 0 is 0xffff. The work is done in
+    C by ``int.from_bytes`` and one division by a small number.
+    """
+    value = int.from_bytes(data, "big")
+    if len(data) & 1:
+        value <<= 8
+    total = value % 0xFFFF
+    if total == 0 and value:
+        total = 0xFFFF
+    return total ^ 0xFFFF

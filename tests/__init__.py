@@ -1,0 +1,1 @@
+"""The netproto test suite: runs under ``pytest`` and ``python -m twisted.trial tests``."""

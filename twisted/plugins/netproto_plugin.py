@@ -1,0 +1,10 @@
+"""twistd plugin: ``twistd netproto`` runs the netproto services."""
+
+from twisted.application.service import ServiceMaker
+
+netproto = ServiceMaker(
+    "netproto",
+    "netproto.tap",
+    "Daytime and echo (TCP and UDP, IPv4 and IPv6) with abuse protection",
+    "netproto",
+)
