@@ -283,12 +283,12 @@ def checksum(data: bytes | bytearray | memoryview) -> int:
     It reads the whole buffer as one big integer: because 2**16 is 1 modulo
     0xffff, that integer modulo 0xffff is the folded one's complement sum,
     except that a non-zero sum congruent to 0 is 0xffff. The work is done in
-    C by ``int.from_bytes`` and one division by a small number.
+    C by ``int.from_bytes`` and one division by a small number. (Folding the
+    big integer in halves first was measured: no faster on CPython 3.11.)
     """
     value = int.from_bytes(data, "big")
     if len(data) & 1:
         value <<= 8
-    total = value % 0xFFFF
-    if total == 0 and value:
-        total = 0xFFFF
-    return total ^ 0xFFFF
+    if not value:
+        return 0xFFFF
+    return 0xFFFF - (value % 0xFFFF or 0xFFFF)
