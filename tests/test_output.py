@@ -1,0 +1,27 @@
+"""What every command writes: escaping and one-line errors."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from twisted.trial.unittest import SynchronousTestCase
+
+from netproto._output import printable
+
+
+class PrintableTests(SynchronousTestCase):
+    """printable() lets nothing reach the terminal that could control it."""
+
+    def test_examples(self) -> None:
+        """Escape, newline, NUL, DEL, C1 and zero-width characters are escaped; text is kept."""
+        self.assertEqual(printable("plain text ü"), "plain text ü")
+        self.assertEqual(printable("\x1b[2J\n\x00\x7f"), "\\x1b[2J\\x0a\\x00\\x7f")
+        self.assertEqual(printable("\x9b\u200b\U000e0001"), "\\x9b\\u200b\\U000e0001")
+        self.assertEqual(printable(b"ok\xff\x1b"), "ok\\xff\\x1b")
+
+    @given(st.text() | st.binary())
+    def test_never_unprintable(self, text: str | bytes) -> None:
+        """Whatever the input, the output is printable and holds no line break."""
+        out = printable(text)
+        self.assertTrue(out.isprintable(), repr(out))
+        self.assertNotIn("\n", out)
