@@ -124,16 +124,20 @@ class HeadParser:
     limits: Limits = field(default_factory=Limits)
     interim: list[ResponseHead] = field(default_factory=list)
     """The 1xx heads received before the final one."""
-    received: int = 0
-    """Bytes of heads consumed or buffered so far."""
 
     def __post_init__(self) -> None:
         self._buffer = bytearray()
+        self._consumed = 0
         self._scanned = 0
         self._status: tuple[str, int, str] | None = None
         self._fields: list[tuple[bytes, bytearray]] = []
         self._result: ResponseHead | None = None
         self._checked_prefix = 0
+
+    @property
+    def received(self) -> int:
+        """Bytes of heads received so far (consumed or buffered)."""
+        return self._consumed + len(self._buffer)
 
     @property
     def done(self) -> bool:
@@ -167,7 +171,7 @@ class HeadParser:
             line = bytes(self._buffer[:end])
             del self._buffer[: end + 1]
             self._scanned = 0
-            self.received += end + 1
+            self._consumed += end + 1
             if line.endswith(b"\r"):
                 line = line[:-1]
             if b"\r" in line:
@@ -182,7 +186,7 @@ class HeadParser:
         """The connection ended: raise the error that describes how far the head got."""
         if self._result is not None:
             return
-        total = self.received + len(self._buffer)
+        total = self.received
         if total == 0:
             raise HeadParseError("the server closed the connection without a response")
         raise HeadParseError(
@@ -191,7 +195,7 @@ class HeadParser:
         )
 
     def _check_total(self, pending: int) -> None:
-        if self.received + pending > self.limits.max_head:
+        if self._consumed + pending > self.limits.max_head:
             raise HeadTooLargeError(
                 f"the response head is larger than {self.limits.max_head} bytes"
             )
