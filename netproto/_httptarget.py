@@ -19,7 +19,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?\Z")
 # What may stay unescaped in a request target; everything else (space,
 # control bytes, non-ASCII) is percent-encoded so it cannot split the request.
-_SAFE_PATH = "/%:@!$&'()*+,;=-._~?"
+_SAFE_PATH = "/%:@!$&'()*+,;=-._~?[]"
 
 USER_AGENT = f"netproto/{__version__}"
 """The ``User-Agent`` of every HTTP/1.1 request."""
