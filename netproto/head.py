@@ -29,6 +29,8 @@ reactor.
         print(response.status_line, response.get("Server"))
 
     task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
+
+The parsing rules (RFC 9112 choices) are listed in the guide, *HTTP HEAD*.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ __all__ = [
     "Target",
     "TargetError",
     "Timing",
+    "build_request",
     "head",
     "parse_target",
 ]
