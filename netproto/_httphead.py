@@ -130,7 +130,7 @@ class HeadParser:
         self._consumed = 0
         self._scanned = 0
         self._status: tuple[str, int, str] | None = None
-        self._fields: list[tuple[bytes, bytearray]] = []
+        self._fields: list[tuple[bytes, bytes]] = []
         self._result: ResponseHead | None = None
         self._checked_prefix = 0
 
@@ -151,36 +151,44 @@ class HeadParser:
         """
         if self._result is not None:
             return self._result
-        self._buffer += data
-        self._check_prefix()
-        while self._result is None:
-            end = self._buffer.find(b"\n", self._scanned)
-            if end < 0:
-                self._scanned = len(self._buffer)
-                if len(self._buffer) > self.limits.max_line:
+        buffer = self._buffer
+        buffer += data
+        self._check_prefix(0)
+        max_line = self.limits.max_line
+        pos, search = 0, self._scanned
+        try:
+            while self._result is None:
+                end = buffer.find(b"\n", search)
+                if end < 0:
+                    pending = len(buffer) - pos
+                    if pending > max_line:
+                        raise HeadTooLargeError(
+                            f"a line of the response head is longer than {max_line} bytes"
+                        )
+                    self._check_total(pending)
+                    self._scanned = pending
+                    return None
+                length = end + 1 - pos
+                if length > max_line:
                     raise HeadTooLargeError(
-                        f"a line of the response head is longer than {self.limits.max_line} bytes"
+                        f"a line of the response head is longer than {max_line} bytes"
                     )
-                self._check_total(len(self._buffer))
-                return None
-            if end + 1 > self.limits.max_line:
-                raise HeadTooLargeError(
-                    f"a line of the response head is longer than {self.limits.max_line} bytes"
-                )
-            self._check_total(end + 1)
-            line = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
+                self._check_total(length)
+                line = bytes(buffer[pos:end])
+                pos = search = end + 1
+                self._consumed += length
+                if line.endswith(b"\r"):
+                    line = line[:-1]
+                if b"\r" in line:
+                    raise HeadParseError("bare CR in the response head")
+                self._line(line)
+                if self._status is None and self._result is None:
+                    self._checked_prefix = 0
+                    self._check_prefix(pos)
             self._scanned = 0
-            self._consumed += end + 1
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            if b"\r" in line:
-                raise HeadParseError("bare CR in the response head")
-            self._line(line)
-            if self._status is None and self._result is None:
-                self._checked_prefix = 0
-                self._check_prefix()
-        return self._result
+            return self._result
+        finally:
+            del buffer[:pos]
 
     def eof(self) -> None:
         """The connection ended: raise the error that describes how far the head got."""
@@ -200,19 +208,20 @@ class HeadParser:
                 f"the response head is larger than {self.limits.max_head} bytes"
             )
 
-    def _check_prefix(self) -> None:
+    def _check_prefix(self, start: int) -> None:
         """Fail at the first byte that cannot start ``HTTP/`` (a status line)."""
         if self._status is not None:
             return
-        upto = min(len(self._buffer), len(_PREFIX))
+        upto = min(len(self._buffer) - start, len(_PREFIX))
         if upto <= self._checked_prefix:
             return
-        if bytes(self._buffer[:upto]) != _PREFIX[:upto]:
+        if self._buffer[start:start + upto] != _PREFIX[:upto]:
             if self.interim:
                 raise HeadParseError(
-                    f"malformed status line after an interim response: {_show(self._buffer)}"
+                    f"malformed status line after an interim response: "
+                    f"{_show(self._buffer[start:])}"
                 )
-            raise NotHTTPError(f"not an HTTP server: it sent {_show(self._buffer)}")
+            raise NotHTTPError(f"not an HTTP server: it sent {_show(self._buffer[start:])}")
         self._checked_prefix = upto
 
     def _line(self, line: bytes) -> None:
@@ -223,13 +232,11 @@ class HeadParser:
         elif line[:1] in (b" ", b"\t"):
             if not self._fields:
                 raise HeadParseError("white space before the first field line")
-            previous = self._fields[-1][1]
+            name, previous = self._fields[-1]
             folded = line.strip(b" \t")
             self._check_value(folded)
             if folded:
-                if previous:
-                    previous += b" "
-                previous += folded
+                self._fields[-1] = (name, previous + b" " + folded if previous else folded)
         else:
             if len(self._fields) >= self.limits.max_fields:
                 raise HeadTooLargeError(
@@ -244,10 +251,10 @@ class HeadParser:
                 raise HeadParseError(f"invalid field name {_show(name)}")
             stripped = value.strip(b" \t")
             self._check_value(stripped)
-            self._fields.append((name, bytearray(stripped)))
+            self._fields.append((name, stripped))
 
     @staticmethod
-    def _check_value(value: bytes | bytearray) -> None:
+    def _check_value(value: bytes) -> None:
         if b"\0" in value:
             raise HeadParseError("NUL byte in a field value")
 

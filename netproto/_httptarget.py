@@ -41,6 +41,7 @@ class Target:
     path: str
     """The request target: absolute path and query, percent-encoded."""
     is_ipv6: bool = False
+    is_ipv4: bool = False
 
     @property
     def authority(self) -> str:
@@ -130,18 +131,21 @@ def _from_split(parts: SplitResult) -> Target:
         port = _DEFAULT_PORTS[scheme]
     if not 0 < port < 65536:
         raise TargetError(f"port {port} is outside 1..65535")
-    host, is_ipv6 = _host(raw_host, bracketed=parts.netloc.rpartition("@")[2].startswith("["))
+    host, version = _host(raw_host, bracketed=parts.netloc.rpartition("@")[2].startswith("["))
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     if not path.startswith("/"):
         path = "/" + path
     path = quote(path, safe=_SAFE_PATH, encoding="utf-8")
-    return Target(scheme, host, port, path, is_ipv6)
+    return Target(scheme, host, port, path, is_ipv6=version == 6, is_ipv4=version == 4)
 
 
-def _host(text: str, *, bracketed: bool) -> tuple[str, bool]:
-    """Validate a host: an IP literal (IPv6 only inside brackets) or a DNS name."""
+def _host(text: str, *, bracketed: bool) -> tuple[str, int]:
+    """
+    Validate a host: an IP literal (IPv6 only inside brackets) or a DNS name;
+    return it with its IP version (0 for a name).
+    """
     if bracketed:
         text = text.replace("%25", "%")
         try:
@@ -150,9 +154,9 @@ def _host(text: str, *, bracketed: bool) -> tuple[str, bool]:
             raise TargetError(f"invalid IPv6 address in brackets: {e}") from None
         if address.version != 6:
             raise TargetError("only IPv6 addresses go in brackets")
-        return str(address) if "%" not in text else text, True
+        return str(address) if "%" not in text else text, 6
     try:
-        return str(parse_ip(text)), False
+        return str(parse_ip(text)), 4
     except AddressError:
         pass
     try:
@@ -161,7 +165,7 @@ def _host(text: str, *, bracketed: bool) -> tuple[str, bool]:
         raise TargetError(f"invalid host name {text!r}") from None
     if not _HOSTNAME.match(ascii_host) or len(ascii_host) > 253:
         raise TargetError(f"invalid host name {text!r}")
-    return ascii_host.lower(), False
+    return ascii_host.lower(), 0
 
 
 def build_request(target: Target, *, http10: bool = False) -> bytes:

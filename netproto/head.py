@@ -45,7 +45,12 @@ from service_identity import VerificationError
 from twisted.internet._sslverify import IOpenSSLTrustRoot
 from twisted.internet.address import IPv6Address
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    wrapClientTLS,
+)
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError
 from twisted.internet.interfaces import (
     IHandshakeListener,
@@ -54,7 +59,7 @@ from twisted.internet.interfaces import (
     IStreamClientEndpoint,
     ITransport,
 )
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -283,7 +288,7 @@ class HeadClientProtocol(Protocol):
         self._error = HeadError("cancelled")
         self._force_close()
 
-    def connectionLost(self, reason: Failure = Failure(Exception("connection lost"))) -> None:  # noqa: B008
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         if self._grace is not None and self._grace.active():
             self._grace.cancel()
         if self.finished.called:
@@ -338,11 +343,17 @@ def _endpoint(
     reactor: Any, target: Target, timeout: float, insecure: bool,
     trust_root: IOpenSSLTrustRoot | Certificate | None,
 ) -> IStreamClientEndpoint:
-    endpoint: IStreamClientEndpoint = HostnameEndpoint(
-        reactor, target.connect_host, target.port, timeout=max(timeout, 0.001)
-    )
+    endpoint: IStreamClientEndpoint
+    seconds = max(timeout, 0.001)
+    if target.is_ipv4:
+        # An address needs no resolution: skip HostnameEndpoint's resolver thread.
+        endpoint = TCP4ClientEndpoint(reactor, target.host, target.port, timeout=seconds)
+    elif target.is_ipv6 and "%" not in target.host:
+        endpoint = TCP6ClientEndpoint(reactor, target.host, target.port, timeout=seconds)
+    else:
+        endpoint = HostnameEndpoint(reactor, target.connect_host, target.port, timeout=seconds)
     if target.scheme == "https":
-        is_ip = target.is_ipv6 or target.host.replace(".", "").isdigit()
+        is_ip = target.is_ipv6 or target.is_ipv4
         creator: IOpenSSLClientConnectionCreator
         if insecure:
             creator = _InsecureTLS(target.host, is_ip)
