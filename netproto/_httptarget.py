@@ -55,8 +55,15 @@ class Target:
 
     @property
     def url(self) -> str:
-        """The normalised URL (used to report hops and detect redirect loops)."""
-        return f"{self.scheme}://{self.authority}{self.path}"
+        """
+        The normalised URL (used to report hops, resolve relative redirects and
+        detect loops); an IPv6 zone is kept, written ``%25zone`` (RFC 6874).
+        """
+        authority = self.authority
+        if self.is_ipv6 and "%" in self.host:
+            address, _, zone = self.host.partition("%")
+            authority = authority.replace(f"[{address}]", f"[{address}%25{zone}]", 1)
+        return f"{self.scheme}://{authority}{self.path}"
 
     @property
     def connect_host(self) -> str:

@@ -339,6 +339,21 @@ class TargetTests(SynchronousTestCase):
         t = parse_target("0:0::1")
         self.assertEqual((t.host, t.authority), ("::1", "[::1]"))
 
+    def test_zone(self) -> None:
+        """An IPv6 zone is kept for connecting and in the URL, never sent in Host."""
+        t = parse_target("http://[fe80::1%25lo]:8080/x")
+        self.assertEqual((t.connect_host, t.authority, t.url),
+                         ("fe80::1%lo", "[fe80::1]:8080", "http://[fe80::1%25lo]:8080/x"))
+        self.assertEqual(redirect_target(t, "/y").connect_host, "fe80::1%lo")
+        self.assertIn(b"\r\nHost: [fe80::1]:8080\r\n", build_request(t))
+        self.assertEqual(parse_target("[fe80::1%lo]:8080"), t.__class__(
+            "http", "fe80::1%lo", 8080, "/", is_ipv6=True))
+
+    def test_idn(self) -> None:
+        """Non-ASCII host names are IDNA-encoded for DNS and Host."""
+        t = parse_target("http://b\u00fccher.test/")
+        self.assertEqual((t.host, t.authority), ("xn--bcher-kva.test", "xn--bcher-kva.test"))
+
     def test_bad_targets(self) -> None:
         """Bad targets are TargetError with a reason."""
         cases = {

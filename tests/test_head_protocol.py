@@ -268,3 +268,16 @@ class DeadlineTests(SynchronousTestCase):
         self.assertRaises(TargetError, head, self.clock, "ftp://h/")
         self.assertRaises(ValueError, head, self.clock, "h", timeout=0)
         self.assertTrue(issubclass(HeadTimeoutError, HeadError))
+
+
+class PublicSurfaceTests(SynchronousTestCase):
+    """What netproto.head promises to export."""
+
+    def test_all(self) -> None:
+        """Every name in __all__ exists and is documented."""
+        for name in head_module.__all__:
+            value = getattr(head_module, name)
+            if callable(value):
+                self.assertTrue(value.__doc__, name)
+        self.assertTrue({"head", "HeadResponse", "HeadError", "Limits", "parse_target"}
+                        <= set(head_module.__all__))
