@@ -7,7 +7,7 @@ from typing import Any
 from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError, DNSLookupError
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -125,7 +125,7 @@ class _FakeEndpoint:
         self.replies = replies
         self.cancelled: list[str] = []
         self.protocols: list[HeadClientProtocol] = []
-        self.refuse = False
+        self.error: Exception | None = None
 
     def for_target(self, reactor: Any, target: Any, timeout: float, insecure: bool,
                    trust: Any) -> _FakeEndpoint:
@@ -135,9 +135,9 @@ class _FakeEndpoint:
     def connect(self, factory: Factory) -> Deferred[Any]:
         url = self.current
         reply = self.replies.get(url)
-        if self.refuse:
+        if self.error is not None:
             d: Deferred[Any] = Deferred()
-            d.errback(ConnectionRefusedError())
+            d.errback(self.error)
             return d
         if reply is None:
             return Deferred(lambda d: self.cancelled.append(url))
@@ -194,10 +194,21 @@ class DeadlineTests(SynchronousTestCase):
 
     def test_refused(self) -> None:
         """A refused connection is HeadConnectError naming host and port."""
-        self.endpoint.refuse = True
+        self.endpoint.error = ConnectionRefusedError()
         results = self._start("[::1]:8080")
         self.assertIsInstance(results[0].value, HeadConnectError)
         self.assertEqual(str(results[0].value), "connection to [::1]:8080 refused")
+
+    def test_name_not_found(self) -> None:
+        """A name that does not resolve is HeadConnectError naming it."""
+        self.endpoint.error = DNSLookupError("no such name")
+        results = self._start("http://nowhere.test:8080/")
+        self.assertIsInstance(results[0].value, HeadConnectError)
+        self.assertEqual(str(results[0].value), "cannot resolve host name 'nowhere.test'")
+        self.endpoint.error = OSError("network is unreachable")
+        results = self._start("http://nowhere.test/")
+        self.assertEqual(str(results[0].value),
+                         "cannot connect to nowhere.test:80: network is unreachable")
 
     def test_response_and_timing(self) -> None:
         """A complete response gives version, status, fields, peer and timings."""
