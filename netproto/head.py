@@ -45,26 +45,20 @@ from service_identity import VerificationError
 from twisted.internet._sslverify import IOpenSSLTrustRoot
 from twisted.internet.address import IPv6Address
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    wrapClientTLS,
-)
 from twisted.internet.error import ConnectionRefusedError, DNSLookupError
 from twisted.internet.interfaces import (
     IHandshakeListener,
-    IOpenSSLClientConnectionCreator,
     IReactorTime,
-    IStreamClientEndpoint,
     ITransport,
 )
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.internet.ssl import Certificate
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from netproto._httpconnect import endpoint_for as _endpoint
+from netproto._httpconnect import host_port
 from netproto._httphead import (
     HeadParseError,
     HeadParser,
@@ -320,59 +314,8 @@ class _HeadFactory(Factory):
         return self.protocol_instance
 
 
-@implementer(IOpenSSLClientConnectionCreator)
-class _InsecureTLS:
-    """TLS with server name indication but no certificate verification (``insecure=True``)."""
-
-    def __init__(self, host: str, is_ip: bool) -> None:
-        self._name = None if is_ip else host.encode("ascii")
-        self._context = SSL.Context(SSL.TLS_CLIENT_METHOD)
-        self._context.set_verify(SSL.VERIFY_NONE)
-        self._context.set_alpn_protos([b"http/1.1"])
-
-    def clientConnectionForTLS(self, tlsProtocol: object) -> SSL.Connection:
-        connection = SSL.Connection(self._context, None)
-        connection.set_app_data(tlsProtocol)
-        if self._name:
-            connection.set_tlsext_host_name(self._name)
-        connection.set_connect_state()
-        return connection
-
-
-def _endpoint(
-    reactor: Any, target: Target, timeout: float, insecure: bool,
-    trust_root: IOpenSSLTrustRoot | Certificate | None,
-) -> IStreamClientEndpoint:
-    endpoint: IStreamClientEndpoint
-    seconds = max(timeout, 0.001)
-    if target.is_ipv4:
-        # An address needs no resolution: skip HostnameEndpoint's resolver thread.
-        endpoint = TCP4ClientEndpoint(reactor, target.host, target.port, timeout=seconds)
-    elif target.is_ipv6 and "%" not in target.host:
-        endpoint = TCP6ClientEndpoint(reactor, target.host, target.port, timeout=seconds)
-    else:
-        endpoint = HostnameEndpoint(reactor, target.connect_host, target.port, timeout=seconds)
-    if target.scheme == "https":
-        is_ip = target.is_ipv6 or target.is_ipv4
-        creator: IOpenSSLClientConnectionCreator
-        if insecure:
-            creator = _InsecureTLS(target.host, is_ip)
-        else:
-            creator = optionsForClientTLS(
-                target.host.partition("%")[0], trustRoot=trust_root,
-                acceptableProtocols=[b"http/1.1"],
-            )
-        endpoint = wrapClientTLS(creator, endpoint)
-    return endpoint
-
-
-def _host_port(target: Target) -> str:
-    host = f"[{target.host}]" if target.is_ipv6 else target.host
-    return f"{host}:{target.port}"
-
-
 def _connect_error(target: Target, error: BaseException) -> HeadConnectError:
-    where = _host_port(target)
+    where = host_port(target)
     if isinstance(error, ConnectionRefusedError):
         return HeadConnectError(f"connection to {where} refused")
     if isinstance(error, DNSLookupError):
@@ -403,9 +346,9 @@ async def _exchange(
         proto = factory.protocol_instance
         if proto is not None and proto.connected_at is not None:
             if target.scheme == "https" and proto.tls_at is None:
-                stage = f"in the TLS handshake with {_host_port(target)}"
+                stage = f"in the TLS handshake with {host_port(target)}"
             else:
-                stage = (f"waiting for the response head from {_host_port(target)} "
+                stage = (f"waiting for the response head from {host_port(target)} "
                          f"({proto.received} bytes of head received)")
             proto.abort(HeadTimeoutError(f"timed out after {_seconds(timeout)} s {stage}"))
         else:
@@ -418,7 +361,7 @@ async def _exchange(
         except CancelledError:
             if expired:
                 raise HeadTimeoutError(
-                    f"timed out after {_seconds(timeout)} s connecting to {_host_port(target)}"
+                    f"timed out after {_seconds(timeout)} s connecting to {host_port(target)}"
                 ) from None
             raise
         except HeadError:
