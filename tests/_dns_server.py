@@ -1,0 +1,145 @@
+"""
+A ``twisted.names`` DNS server for the lookup tests, on loopback only.
+
+:class:`Zone` answers from a small table of records and behaves like a
+recursive server: a CNAME is followed inside the zone, so the answer holds the
+whole chain (except for names listed in ``no_follow``, whose answer is the
+CNAME alone). Names in ``refused`` get REFUSED, names in ``servfail`` get
+SERVFAIL, unknown names NXDOMAIN. :class:`SilentServer` reads queries and
+never answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.task import deferLater
+from twisted.names import dns, server
+from twisted.names.error import DomainError
+
+_TYPES = {"A": (dns.A, dns.Record_A), "AAAA": (dns.AAAA, dns.Record_AAAA),
+          "CNAME": (dns.CNAME, dns.Record_CNAME), "MX": (dns.MX, dns.Record_MX)}
+
+
+def _key(name: str | bytes) -> str:
+    text = name.decode("ascii") if isinstance(name, bytes) else name
+    return text.lower().rstrip(".")
+
+
+class ServfailError(Exception):
+    """Makes the test server answer SERVFAIL, without logging an error."""
+
+
+class Zone:
+    """An IResolver over a table ``{name: [(TYPE, value), ...]}``."""
+
+    def __init__(
+        self,
+        records: dict[str, list[tuple[str, str]]],
+        *,
+        no_follow: Iterable[str] = (),
+        refused: Iterable[str] = (),
+        servfail: Iterable[str] = (),
+    ) -> None:
+        self.records = {_key(name): rrs for name, rrs in records.items()}
+        self.no_follow = {_key(n) for n in no_follow}
+        self.refused = {_key(n) for n in refused}
+        self.servfail = {_key(n) for n in servfail}
+        self.queries: list[tuple[str, int]] = []
+
+    def _rr(self, name: str, kind: str, value: str) -> dns.RRHeader:
+        code, record = _TYPES[kind]
+        payload = record(value, ttl=60) if kind != "MX" else record(10, value, ttl=60)
+        return dns.RRHeader(name=name, type=code, ttl=60, payload=payload)
+
+    def query(self, query: dns.Query, timeout: Any = None) -> defer.Deferred[Any]:
+        name = query.name.name.decode("ascii")
+        self.queries.append((_key(name), query.type))
+        if _key(name) in self.servfail:
+            return defer.fail(ServfailError(name))
+        if _key(name) not in self.records:
+            return defer.fail(DomainError(name))
+        answers: list[dns.RRHeader] = []
+        current, seen = name, set()
+        while _key(current) in self.records and _key(current) not in seen:
+            seen.add(_key(current))
+            rrs = self.records[_key(current)]
+            wanted = [self._rr(current, k, v) for k, v in rrs if _TYPES[k][0] == query.type]
+            if wanted:
+                answers.extend(wanted)
+                break
+            alias = next((v for k, v in rrs if k == "CNAME"), None)
+            if alias is None:
+                break
+            answers.append(self._rr(current, "CNAME", alias))
+            if _key(current) in self.no_follow:
+                break
+            current = alias
+        return defer.succeed((answers, [], []))
+
+
+class _Factory(server.DNSServerFactory):
+    """Refuses the zone's ``refused`` names (RCODE 5)."""
+
+    def __init__(self, zone: Zone) -> None:
+        super().__init__(authorities=[zone])
+        self.zone = zone
+
+    def gotResolverError(self, failure: Any, protocol: Any, message: Any, address: Any) -> None:
+        if failure.check(ServfailError):
+            response = self._responseFromMessage(message=message, rCode=dns.ESERVER)
+            self.sendReply(protocol, response, address)
+            return
+        super().gotResolverError(failure, protocol, message, address)
+
+    def allowQuery(self, message: dns.Message, protocol: Any, address: Any) -> bool:
+        return bool(message.queries) and _key(message.queries[0].name.name) not in self.zone.refused
+
+
+class DNSServer:
+    """A :class:`Zone` served over UDP and TCP on one loopback port."""
+
+    def __init__(self, zone: Zone) -> None:
+        self.zone = zone
+        self.factory = _Factory(zone)
+        self._ports: list[Any] = []
+
+    def start(self, reactor: Any, interface: str = "127.0.0.1") -> tuple[str, int]:
+        """Listen on *interface*, a free port; return ``(address, port)``."""
+        for _ in range(20):
+            udp = reactor.listenUDP(0, dns.DNSDatagramProtocol(self.factory), interface=interface)
+            port = udp.getHost().port
+            try:
+                tcp = reactor.listenTCP(port, self.factory, interface=interface)
+            except Exception:
+                udp.stopListening()
+                continue
+            self._ports = [udp, tcp]
+            return interface, port
+        raise RuntimeError("no free port for UDP and TCP")
+
+    async def stop(self) -> None:
+        """Stop listening, and wait until every TCP connection is closed."""
+        from twisted.internet import reactor
+
+        for port in self._ports:
+            await port.stopListening()
+        for connection in list(self.factory.connections):
+            connection.transport.loseConnection()
+        for _ in range(100):
+            if not self.factory.connections:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+
+
+class SilentServer(DatagramProtocol):
+    """Reads DNS queries on UDP and never answers; counts them."""
+
+    def __init__(self) -> None:
+        self.received = 0
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        self.received += 1
