@@ -421,7 +421,8 @@ class Lookup:
                 raise e
         if errors:
             raise errors[0]
-        raise NameNotFoundError(f"{host}: no address records")
+        family = {"ip": "", "ip4": " IPv4", "ip6": " IPv6"}[network]
+        raise NameNotFoundError(f"{host}: no{family} address")
 
     async def _chase(
         self, name: str, kind: int, deadline: float

@@ -151,7 +151,7 @@ class DNSTests(_Live):
             await lookup.resolve_ip("nosuch.test")
         with self.assertRaises(NameNotFoundError) as caught:
             await lookup.lookup_cname("mx.test")
-        self.assertEqual(str(caught.exception), "mx.test: no address records")
+        self.assertEqual(str(caught.exception), "mx.test: no address")
 
     async def test_dangling(self) -> None:
         """A CNAME to a name that does not exist: canonical name yes, addresses no."""
