@@ -164,14 +164,14 @@ async def _run_resolve(reactor: Any, args: argparse.Namespace) -> int:
 
 
 async def _run_lookup_host(reactor: Any, args: argparse.Namespace) -> int:
-    from netproto.lookup import NameLookupError, NameNotFoundError
+    from netproto.lookup import NameLookupError
     from netproto.util import canonical
 
     lookup = _lookup(reactor, args)
     try:
         answer = await lookup.lookup(args.host, "ip")
         if not answer.addresses:
-            raise NameNotFoundError(f"{args.host}: no address")
+            raise answer.no_address()
     except NameLookupError as e:
         raise _failed(e) from None
     addresses = [canonical(a) for a in answer.addresses]

@@ -149,6 +149,8 @@ class Answer:
         :raises NameNotFoundError: no address suits *network*.
         :raises InvalidLookupError: a literal of the other family.
         """
+        if not self.addresses:
+            raise self.no_address()
         try:
             return pick_address(self.addresses, network, self.name)
         except NameNotFoundError:
@@ -158,6 +160,13 @@ class Answer:
                     f"{self.name} is an IPv{version} address, not {network}"
                 ) from None
             raise
+
+    def no_address(self) -> NameNotFoundError:
+        """The error for an answer without addresses, saying where a CNAME chain ended."""
+        end = self.canonical_name
+        if end is not None and _key(end) != _key(self.name):
+            return NameNotFoundError(f"{self.name}: no address (its CNAME chain ends at {end}, which has none)")
+        return NameNotFoundError(f"{self.name}: no address")
 
 
 def _literal(text: str) -> Address | None:
@@ -357,7 +366,7 @@ class Lookup:
         """
         answer = await self.lookup(host, "ip")
         if not answer.addresses:
-            raise NameNotFoundError(f"{host}: no address")
+            raise answer.no_address()
         return list(answer.addresses)
 
     async def lookup_cname(self, host: str) -> str:

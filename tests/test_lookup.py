@@ -157,8 +157,12 @@ class DNSTests(_Live):
         """A CNAME to a name that does not exist: canonical name yes, addresses no."""
         lookup = self.lookup()
         self.assertEqual(await lookup.lookup_cname("dangling.test"), "nowhere.test.")
-        with self.assertRaises(NameNotFoundError):
+        with self.assertRaises(NameNotFoundError) as caught:
             await lookup.lookup_host("dangling.test")
+        self.assertEqual(
+            str(caught.exception),
+            "dangling.test: no address (its CNAME chain ends at nowhere.test., which has none)",
+        )
 
     async def test_refused_and_servfail(self) -> None:
         """REFUSED and SERVFAIL answers raise their own errors, naming the server."""
