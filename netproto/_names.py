@@ -21,6 +21,7 @@ from netproto.util import Address, AddressError, canonical, ipv4_mapped, parse_i
 __all__ = [
     "DEFAULT_DNS_PORT",
     "IP_NETWORKS",
+    "MAX_CNAME_HOPS",
     "PORT_NETWORKS",
     "CNAMELoopError",
     "HostsFile",
@@ -236,8 +237,8 @@ class HostsFile:
     path: str | None = None
     """Where the file was read from, if from a file."""
 
-    _addresses: dict[str, list[Address]] = field(default_factory=dict, repr=False)
-    _canonical: dict[str, str] = field(default_factory=dict, repr=False)
+    _addresses: dict[str, list[Address]] = field(default_factory=dict, init=False, repr=False)
+    _canonical: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def parse(cls, text: str, path: str | None = None) -> HostsFile:

@@ -165,7 +165,9 @@ class Answer:
         """The error for an answer without addresses, saying where a CNAME chain ended."""
         end = self.canonical_name
         if end is not None and _key(end) != _key(self.name):
-            return NameNotFoundError(f"{self.name}: no address (its CNAME chain ends at {end}, which has none)")
+            return NameNotFoundError(
+                f"{self.name}: no address (its CNAME chain ends at {end}, which has none)"
+            )
         return NameNotFoundError(f"{self.name}: no address")
 
 
