@@ -192,8 +192,11 @@ async def _run_lookup_cname(reactor: Any, args: argparse.Namespace) -> int:
     except NameLookupError as e:
         raise _failed(e) from None
     if args.json:
-        emit_json({"host": args.host, "cname": name,
-                   "source": "dns" if lookup.uses_dns else "system"})
+        if lookup.hosts is not None and args.host in lookup.hosts:
+            source = "hosts"
+        else:
+            source = "dns" if lookup.uses_dns else "system"
+        emit_json({"host": args.host, "cname": name, "source": source})
     else:
         print(printable(name))
     return EXIT_OK

@@ -104,6 +104,9 @@ class NameCommandTests(TestCase):
                          (0, "127.0.0.7\nfe80::7%lo\n", ""))
         self.assertEqual(await netproto("lookup-cname", *hosts, "box"),
                          (0, "box.example.test.\n", ""))
+        status, out, _ = await netproto("lookup-cname", "--json", *hosts, "BOX")
+        self.assertEqual(json.loads(out), {"host": "BOX", "cname": "box.example.test.",
+                                           "source": "hosts"})
         status, out, _ = await netproto("resolve", "--json", "--net", "ip6", *hosts, "box")
         record = json.loads(out)
         self.assertEqual((record["address"], record["zone"], record["source"]),
