@@ -51,7 +51,6 @@ from twisted.internet.interfaces import (
     IResolutionReceiver,
 )
 from twisted.internet.threads import deferToThreadPool
-from twisted.logger import Logger
 from twisted.names import client, dns
 from twisted.names import error as dns_error
 from zope.interface import implementer
@@ -302,8 +301,6 @@ class Lookup:
     :raises InvalidLookupError: a bad timeout, or an unreadable hosts file.
     """
 
-    log = Logger()
-
     def __init__(
         self,
         reactor: Any = None,
@@ -400,36 +397,42 @@ class Lookup:
     async def _dns_lookup(self, host: str, network: str) -> Answer:
         deadline = self._reactor.seconds() + self.timeout
         kinds = {"ip": (dns.A, dns.AAAA), "ip4": (dns.A,), "ip6": (dns.AAAA,)}[network]
-        lanes = [defer.Deferred.fromCoroutine(self._chase(host, kind, deadline)) for kind in kinds]
+        outcomes: list[tuple[list[str], list[Address]] | NameLookupError] = []
         try:
-            results = await defer.DeferredList(lanes, consumeErrors=True)
+            if len(kinds) == 1:
+                try:
+                    outcomes.append(await self._chase(host, kinds[0], deadline))
+                except NameLookupError as e:
+                    outcomes.append(e)
+            else:
+                lanes = [
+                    defer.Deferred.fromCoroutine(self._chase(host, kind, deadline))
+                    for kind in kinds
+                ]
+                result: Any
+                for ok, result in await defer.DeferredList(lanes, consumeErrors=True):
+                    outcomes.append(result if ok else result.value)
         finally:
-            if self._client is not None:
+            if self._client is not None and self._client.connections:
                 await self._client.close()
         addresses: list[Address] = []
         canonical: str | None = None
-        errors = []
-        outcome: Any
-        for ok, outcome in results:
-            if not ok:
-                errors.append(outcome.value)
+        errors: list[Exception] = []
+        for outcome in outcomes:
+            if isinstance(outcome, Exception):
+                errors.append(outcome)
                 continue
             chain, found = outcome
             addresses.extend(found)
             if canonical is None and (found or len(chain) > 1):
                 canonical = chain[-1]
-        self.log.debug(
-            "{name} ({network}) from {servers}: {count} addresses, canonical {canonical}",
-            name=host, network=network, servers=self.servers, count=len(addresses),
-            canonical=canonical,
-        )
         if addresses or canonical is not None:
             return Answer(
                 host, tuple(order_addresses(addresses)), absolute(canonical or host), "dns"
             )
-        for e in errors:
-            if not isinstance(e, NameNotFoundError):
-                raise e
+        for error in errors:
+            if not isinstance(error, NameNotFoundError):
+                raise error
         if errors:
             raise errors[0]
         family = {"ip": "", "ip4": " IPv4", "ip6": " IPv6"}[network]
@@ -482,9 +485,8 @@ class Lookup:
         does not exist (NXDOMAIN, whose answer may still hold CNAME records).
         """
         remaining = deadline - self._reactor.seconds()
-        where = ", ".join(format_server(s) for s in self.servers)
         if remaining <= 0:
-            raise LookupTimeoutError(f"{name}: no answer from {where} within {self.timeout:g} s")
+            raise _query_error(defer.TimeoutError(), name, self._where(), self.timeout)
         if self._client is None:
             self._client = _DNSClient(self.servers, self._reactor)
         share = remaining / len(self.servers)
@@ -497,8 +499,11 @@ class Lookup:
             message = e.args[0] if e.args else None
             return (list(message.answers) if isinstance(message, dns.Message) else []), True
         except Exception as e:
-            raise _query_error(e, name, where, self.timeout) from None
+            raise _query_error(e, name, self._where(), self.timeout) from None
         return list(answers), False
+
+    def _where(self) -> str:
+        return ", ".join(format_server(s) for s in self.servers)
 
     # The system
 
