@@ -209,7 +209,7 @@ def parse_resolv_conf(text: str) -> list[tuple[str, int]]:
     skipped. With none, the C library's default: ``127.0.0.1``.
     """
     servers: list[tuple[str, int]] = []
-    for line in text.splitlines():
+    for line in text.split("\n"):
         fields = line.split("#", 1)[0].split(";", 1)[0].split()
         if len(fields) >= 2 and fields[0] == "nameserver":
             try:
@@ -244,7 +244,7 @@ class HostsFile:
     def parse(cls, text: str, path: str | None = None) -> HostsFile:
         """Parse the text of a hosts file."""
         hosts = cls(path)
-        for line in text.splitlines():
+        for line in text.split("\n"):
             fields = line.split("#", 1)[0].split()
             if len(fields) < 2:
                 continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import subprocess
+from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -177,6 +178,15 @@ class ResolvConfTests(SynchronousTestCase):
         """No name server: the C library's default, 127.0.0.1."""
         self.assertEqual(parse_resolv_conf(""), [("127.0.0.1", 53)])
 
+    @given(st.lists(st.one_of(addresses.map(lambda a: ("server", a)),
+                              st.text(max_size=40).map(lambda t: ("junk", t))), max_size=10))
+    def test_generated(self, lines: list[tuple[str, Any]]) -> None:
+        """The nameserver lines written come back in order, whatever junk surrounds them."""
+        text = "\n".join(f"nameserver {v}" if kind == "server" else
+                         "# " + v.replace("\n", " ").replace("\r", " ") for kind, v in lines)
+        expected = [(canonical(parse_ip(str(v))), 53) for kind, v in lines if kind == "server"]
+        self.assertEqual(parse_resolv_conf(text), expected or [("127.0.0.1", 53)])
+
 
 class HostsFileTests(SynchronousTestCase):
     """:class:`HostsFile`."""
@@ -211,6 +221,15 @@ not-an-address broken.test
         self.assertEqual(hosts.canonical_name("ip6-localhost"), "localhost.")
         self.assertEqual(hosts.canonical_name("alias.test"), "Box.Example.Test.")
         self.assertIsNone(hosts.canonical_name("nowhere"))
+
+    def test_lines_end_at_newline_only(self) -> None:
+        """Only \\n ends a line, as in the C library: \\x1c or \\u2028 do not end a comment."""
+        hosts = HostsFile.parse("# c\x1c127.0.0.9 sneaky\n# c\u2028127.0.0.9 sly\r\n"
+                                "127.0.0.1 fine\r\n")
+        self.assertNotIn("sneaky", hosts)
+        self.assertNotIn("sly", hosts)
+        self.assertEqual([str(a) for a in hosts.addresses("fine")], ["127.0.0.1"])
+        self.assertEqual(parse_resolv_conf("# c\x1cnameserver 127.0.0.9\n"), [("127.0.0.1", 53)])
 
     def test_unreadable(self) -> None:
         """A missing file is an InvalidLookupError naming it."""
