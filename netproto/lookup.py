@@ -154,10 +154,11 @@ class Answer:
             return pick_address(self.addresses, network, self.name)
         except NameNotFoundError:
             if self.source == "literal":
-                version = self.addresses[0].version
-                raise InvalidLookupError(
-                    f"{self.name} is an IPv{version} address, not {network}"
-                ) from None
+                literal = self.addresses[0]
+                kind = f"an IPv{literal.version} address"
+                if getattr(literal, "ipv4_mapped", None) is not None:
+                    kind = "an IPv4-mapped address (IPv4, as in Go)"
+                raise InvalidLookupError(f"{self.name} is {kind}, not {network}") from None
             raise
 
     def no_address(self) -> NameNotFoundError:

@@ -193,6 +193,10 @@ class DNSTests(_Live):
                     await lookup.resolve_ip(name, network)
         with self.assertRaises(InvalidLookupError):
             await lookup.lookup_cname("127.0.0.1")
+        with self.assertRaises(InvalidLookupError) as caught:
+            await lookup.resolve_ip("::ffff:127.0.0.1", "ip6")
+        self.assertEqual(str(caught.exception),
+                         "::ffff:127.0.0.1 is an IPv4-mapped address (IPv4, as in Go), not ip6")
         self.assertEqual(self.zone.queries, [])
 
     async def test_ipv6_server(self) -> None:
