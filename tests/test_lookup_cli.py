@@ -249,7 +249,11 @@ class SystemCommandTests(TestCase):
             raise self.skipTest(reason)
         lines = subprocess.run(["getent", "ahosts", "localhost"], capture_output=True,
                                text=True, timeout=10, check=False).stdout.splitlines()
-        self.assertEqual(set(record["addresses"]), {line.split()[0] for line in lines})
+        system = {line.split()[0] for line in lines}
+        ours = set(record["addresses"])
+        # getent asks with AI_ADDRCONFIG, which may hide ::1 where no IPv6 is configured.
+        self.assertEqual({a for a in ours if ":" not in a}, {a for a in system if ":" not in a})
+        self.assertLessEqual(system, ours)
         status, out, _ = await netproto("resolve", "localhost")
         self.assertEqual(out, record["addresses"][0] + "\n")
 
