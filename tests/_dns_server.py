@@ -4,7 +4,8 @@ A ``twisted.names`` DNS server for the lookup tests, on loopback only.
 :class:`Zone` answers from a small table of records and behaves like a
 recursive server: a CNAME is followed inside the zone, so the answer holds the
 whole chain (except for names listed in ``no_follow``, whose answer is the
-CNAME alone). Names in ``refused`` get REFUSED, names in ``servfail`` get
+CNAME alone). ``(name, type)`` pairs in ``drop`` are never answered. Names in
+``refused`` get REFUSED, names in ``servfail`` get
 SERVFAIL, unknown names NXDOMAIN. :class:`SilentServer` reads queries and
 never answers.
 """
@@ -43,11 +44,13 @@ class Zone:
         no_follow: Iterable[str] = (),
         refused: Iterable[str] = (),
         servfail: Iterable[str] = (),
+        drop: Iterable[tuple[str, int]] = (),
     ) -> None:
         self.records = {_key(name): rrs for name, rrs in records.items()}
         self.no_follow = {_key(n) for n in no_follow}
         self.refused = {_key(n) for n in refused}
         self.servfail = {_key(n) for n in servfail}
+        self.drop = {(_key(n), t) for n, t in drop}
         self.queries: list[tuple[str, int]] = []
 
     def _rr(self, name: str, kind: str, value: str) -> dns.RRHeader:
@@ -58,6 +61,8 @@ class Zone:
     def query(self, query: dns.Query, timeout: Any = None) -> defer.Deferred[Any]:
         name = query.name.name.decode("ascii")
         self.queries.append((_key(name), query.type))
+        if (_key(name), query.type) in self.drop:
+            return defer.Deferred()  # never answered
         if _key(name) in self.servfail:
             return defer.fail(ServfailError(name))
         if _key(name) not in self.records:

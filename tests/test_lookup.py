@@ -252,6 +252,33 @@ class TimeoutTests(TestCase):
         self.assertEqual(silent.received, 1)
 
 
+class HalfAnsweredTests(TestCase):
+    """A server that answers A queries but drops AAAA ones."""
+
+    def setUp(self) -> None:
+        zone = Zone({"half.test": [("A", "127.0.0.60")]},
+                    drop=[("half.test", dns.AAAA), ("gone.test", dns.AAAA)])
+        self.server = DNSServer(zone)
+        self.lookup = Lookup(reactor, servers=[self.server.start(reactor)], timeout=0.3)
+        self.addCleanup(lambda: defer.Deferred.fromCoroutine(self.server.stop()))
+
+    async def test_partial_answer(self) -> None:
+        """The addresses of the lane that answered are the answer."""
+        self.assertEqual([str(a) for a in await self.lookup.lookup_host("half.test")],
+                         ["127.0.0.60"])
+
+    async def test_nxdomain_wins(self) -> None:
+        """NXDOMAIN on A is the answer even though the AAAA query timed out."""
+        with self.assertRaises(NameNotFoundError) as caught:
+            await self.lookup.lookup_host("gone.test")
+        self.assertEqual(str(caught.exception), "gone.test: no such host")
+
+    async def test_timeout_alone(self) -> None:
+        """Asking only the dropped family times out."""
+        with self.assertRaises(LookupTimeoutError):
+            await self.lookup.resolve_ip("half.test", "ip6")
+
+
 class HostsFileLookupTests(_Live):
     """A hosts file in front of the DNS server."""
 
