@@ -12,11 +12,13 @@ never answers.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterable
 from typing import Any
 
 from twisted.internet import defer
-from twisted.internet.protocol import DatagramProtocol
+from twisted.internet.protocol import DatagramProtocol, ProcessProtocol
 from twisted.internet.task import deferLater
 from twisted.names import dns, server
 from twisted.names.error import DomainError
@@ -148,3 +150,62 @@ class SilentServer(DatagramProtocol):
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         self.received += 1
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1 (closed again: a small race)."""
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port: int = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError("no free port")
+
+
+class _Ended(ProcessProtocol):
+    def __init__(self) -> None:
+        self.ended: defer.Deferred[None] = defer.Deferred()
+
+    def processEnded(self, reason: Any) -> None:
+        self.ended.callback(None)
+
+
+async def start_twistd_dns(test: Any, twistd: str, zone_file: str, probe: str) -> int:
+    """
+    Run ``twistd dns --bindzone ZONE_FILE`` on 127.0.0.1 (authoritative only:
+    without ``--recursive`` it forwards nothing), stopped at the end of *test*;
+    return its port once it answers for the name *probe*.
+    """
+    from twisted.internet import reactor
+
+    from netproto.lookup import Lookup, NameLookupError
+
+    port = free_port()
+    process = _Ended()
+    transport = reactor.spawnProcess(
+        process, twistd,
+        [twistd, "-n", "--pidfile=", "-l", os.devnull, "dns", "--interface", "127.0.0.1",
+         "--port", str(port), "--bindzone", zone_file],
+        env=dict(os.environ),
+    )
+
+    async def stop() -> None:
+        if not process.ended.called:
+            transport.signalProcess("TERM")
+        await process.ended
+
+    test.addCleanup(lambda: defer.Deferred.fromCoroutine(stop()))
+    lookup = Lookup(reactor, servers=[("127.0.0.1", port)], timeout=0.5)
+    for _ in range(40):
+        try:
+            await lookup.lookup_host(probe)
+            return port
+        except NameLookupError:
+            if process.ended.called:
+                break
+    raise RuntimeError("twistd dns did not start")

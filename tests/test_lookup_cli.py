@@ -8,19 +8,15 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from typing import Any
 
 from twisted.internet import defer, reactor
-from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
-from netproto.lookup import Lookup, NameLookupError
 from tests._dns_server import DNSServer, SilentServer, Zone
-from tests._helpers import installed_script, tool_skip_reason
+from tests._helpers import tool_skip_reason
 
 RECORDS = {
     "www.example.test": [("CNAME", "web.example.test")],
@@ -135,85 +131,6 @@ class NameCommandTests(TestCase):
         self.assertEqual(err, f"netproto lookup-host: www.example.test: no answer from {spec} "
                               "within 0.5 s\n")
         self.assertGreater(silent.received, 0)
-
-
-ZONE_FILE = """\
-$ORIGIN example.test.
-$TTL 300
-@      IN SOA  ns.example.test. admin.example.test. 1 3600 600 86400 300
-@      IN NS   ns.example.test.
-web    IN A    127.0.0.80
-web    IN AAAA ::1
-www    IN CNAME web.example.test.
-alias  IN CNAME www.example.test.
-"""
-
-
-class _Twistd(ProcessProtocol):
-    def __init__(self) -> None:
-        self.ended: defer.Deferred[None] = defer.Deferred()
-
-    def processEnded(self, reason: Any) -> None:
-        self.ended.callback(None)
-
-
-def _free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 (closed again: small race)."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind(("127.0.0.1", 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise RuntimeError("no free port")
-
-
-class TwistdDNSTests(TestCase):
-    """Against ``twistd dns --bindzone`` on loopback, as the guide shows it."""
-
-    async def test_bind_zone(self) -> None:
-        """The guide's zone file, served by twistd: chains followed, IPv6 server spec."""
-        twistd = installed_script("twistd")
-        if twistd is None:
-            raise self.skipTest("twistd is not installed")
-        zone = os.path.abspath(self.mktemp())
-        with open(zone, "w") as f:
-            f.write(ZONE_FILE)
-        port = _free_port()
-        process = _Twistd()
-        transport = reactor.spawnProcess(
-            process, twistd,
-            [twistd, "-n", "--pidfile=", "-l", os.devnull, "dns", "--interface", "127.0.0.1",
-             "--port", str(port), "--bindzone", zone],
-            env=dict(os.environ),
-        )
-
-        async def stop() -> None:
-            if not process.ended.called:
-                transport.signalProcess("TERM")
-            await process.ended
-
-        self.addCleanup(lambda: defer.Deferred.fromCoroutine(stop()))
-        spec = f"127.0.0.1:{port}"
-        lookup = Lookup(reactor, servers=[("127.0.0.1", port)], timeout=0.5)
-        for _ in range(40):
-            try:
-                await lookup.lookup_host("web.example.test")
-                break
-            except NameLookupError:
-                pass
-        self.assertEqual(await netproto("lookup-cname", "--server", spec, "alias.example.test"),
-                         (0, "web.example.test.\n", ""))
-        self.assertEqual(await netproto("lookup-host", "--server", spec, "alias.example.test"),
-                         (0, "127.0.0.80\n::1\n", ""))
-        self.assertEqual(
-            await netproto("lookup-host", "--server", spec, "nosuch.example.test"),
-            (1, "", "netproto lookup-host: nosuch.example.test: no such host\n"),
-        )
 
 
 class IPv6ServerCommandTests(TestCase):
