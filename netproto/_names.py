@@ -20,6 +20,7 @@ from netproto.util import Address, AddressError, canonical, ipv4_mapped, parse_i
 
 __all__ = [
     "DEFAULT_DNS_PORT",
+    "DEFAULT_TIMEOUT",
     "IP_NETWORKS",
     "MAX_CNAME_HOPS",
     "PORT_NETWORKS",
@@ -41,6 +42,9 @@ __all__ = [
 ]
 
 DEFAULT_DNS_PORT = 53
+DEFAULT_TIMEOUT = 5.0
+"""Seconds a lookup may take, all queries, retries and CNAME hops included."""
+
 IP_NETWORKS = ("ip", "ip4", "ip6")
 """The networks of :func:`pick_address` (Go's ``ResolveIPAddr``)."""
 
