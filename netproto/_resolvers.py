@@ -297,14 +297,7 @@ class SystemAsker:
         kinds = {"ip": None, "ip4": [taddress.IPv4Address], "ip6": [taddress.IPv6Address]}
         collector = _Collector()
         resolver.resolveHostName(collector, host, 0, kinds[network], "TCP")
-        done = collector.done
-        done.addTimeout(self.timeout, self._reactor)
-        try:
-            found = await done
-        except defer.TimeoutError:
-            raise LookupTimeoutError(
-                f"{host}: the system resolver did not answer within {self.timeout:g} s"
-            ) from None
+        found: list[Address] = await self._within(collector.done, host)
         if not found:
             family = {"ip": "", "ip4": " IPv4", "ip6": " IPv6"}[network]
             raise NameNotFoundError(f"{host}: no{family} address (system resolver)")
@@ -323,13 +316,8 @@ class SystemAsker:
             0,
             socket.AI_CANONNAME,
         )
-        pending.addTimeout(self.timeout, self._reactor)
         try:
-            infos = await pending
-        except defer.TimeoutError:
-            raise LookupTimeoutError(
-                f"{host}: the system resolver did not answer within {self.timeout:g} s"
-            ) from None
+            infos = await self._within(pending, host)
         except socket.gaierror as e:
             not_found = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
             if e.errno in not_found:
@@ -337,3 +325,13 @@ class SystemAsker:
             raise ServerFailureError(f"{host}: system resolver: {e.strerror or e}") from None
         names = [info[3] for info in infos if info[3]]
         return absolute(names[0] if names else host)
+
+    async def _within(self, pending: defer.Deferred[Any], host: str) -> Any:
+        """The result of *pending*, or :class:`LookupTimeoutError` after the timeout."""
+        pending.addTimeout(self.timeout, self._reactor)
+        try:
+            return await pending
+        except defer.TimeoutError:
+            raise LookupTimeoutError(
+                f"{host}: the system resolver did not answer within {self.timeout:g} s"
+            ) from None

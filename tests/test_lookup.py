@@ -8,6 +8,7 @@ is asked of the test's own server.
 from __future__ import annotations
 
 import socket
+import threading
 from typing import Any
 
 from twisted.internet import address as taddress
@@ -378,6 +379,28 @@ class SystemTests(TestCase):
         with self.assertRaises(NameNotFoundError) as caught:
             await Lookup(reactor, name_resolver=_FakeResolver([])).lookup_host("x.test")
         self.assertEqual(str(caught.exception), "x.test: no address (system resolver)")
+
+    async def test_timeouts(self) -> None:
+        """A system resolver that does not finish in time: LookupTimeoutError, both paths."""
+        @implementer(IHostnameResolver)
+        class Stuck:
+            def resolveHostName(self, receiver: Any, name: str, *args: Any) -> Any:
+                receiver.resolutionBegan(None)
+
+        with self.assertRaises(LookupTimeoutError) as caught:
+            await Lookup(reactor, name_resolver=Stuck(), timeout=0.1).lookup_host("x.test")
+        self.assertEqual(str(caught.exception),
+                         "x.test: the system resolver did not answer within 0.1 s")
+
+        release = threading.Event()
+        self.addCleanup(release.set)
+
+        def slow(*args: Any) -> Any:
+            release.wait(5)
+            return []
+
+        with self.assertRaises(LookupTimeoutError):
+            await Lookup(reactor, getaddrinfo=slow, timeout=0.1).lookup_cname("x.test")
 
     async def test_cname_errors(self) -> None:
         """getaddrinfo's errors: EAI_NONAME is not found, EAI_AGAIN a failure."""
