@@ -179,7 +179,7 @@ def _check_name(host: str) -> None:
     try:
         check_host_name(host)
     except InvalidLookupError as e:
-        raise InvalidLookupError(f"{host}: {e}") from None
+        raise InvalidLookupError(f"{host}: {e}" if host else str(e)) from None
 
 
 def _check_timeout(timeout: float) -> float:

@@ -89,6 +89,7 @@ class NameCommandTests(TestCase):
             (("resolve", "bad\x1b[31mname"),
              "netproto resolve: bad\\x1b[31mname: character '\\x1b' is not allowed in a "
              "host name"),
+            (("lookup-cname", ""), "netproto lookup-cname: empty host name"),
         ]:
             with self.subTest(args=args):
                 status, out, err = await netproto(*args[:-1], "--server", self.spec, args[-1])
