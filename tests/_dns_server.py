@@ -209,3 +209,33 @@ async def start_twistd_dns(test: Any, twistd: str, zone_file: str, probe: str) -
             if process.ended.called:
                 break
     raise RuntimeError("twistd dns did not start")
+
+
+def system_files_skip_reason(*names: str) -> str | None:
+    """
+    Why a test must not ask the system resolver for *names*, or None.
+
+    The system resolver may send a name to the DNS servers of resolv.conf,
+    which may be off this machine. It is safe only when nsswitch.conf asks
+    ``files`` first for hosts and /etc/hosts lists every name with an IPv4
+    address (then the C library answers an AF_UNSPEC or AF_INET question from
+    the file).
+    """
+    from netproto.lookup import HostsFile, NameLookupError
+
+    try:
+        with open("/etc/nsswitch.conf") as f:
+            lines = [line.split("#")[0].split() for line in f]
+    except OSError:
+        return "no /etc/nsswitch.conf: the system might ask DNS before /etc/hosts"
+    sources = next((fields[1:] for fields in lines if fields[:1] == ["hosts:"]), [])
+    if sources[:1] != ["files"]:
+        return "nsswitch.conf does not ask files first for hosts: the system might ask DNS"
+    try:
+        hosts = HostsFile.read("/etc/hosts")
+    except NameLookupError as e:
+        return str(e)
+    for name in names:
+        if not any(a.version == 4 for a in hosts.addresses(name)):
+            return f"/etc/hosts has no IPv4 address for {name}: the system would ask DNS"
+    return None

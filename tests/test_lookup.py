@@ -33,7 +33,7 @@ from netproto.lookup import (
     lookup_port,
     resolve_ip,
 )
-from tests._dns_server import DNSServer, SilentServer, Zone
+from tests._dns_server import DNSServer, SilentServer, Zone, system_files_skip_reason
 
 RECORDS: dict[str, list[tuple[str, str]]] = {
     "www.example.test": [("CNAME", "web.example.test")],
@@ -351,6 +351,9 @@ class SystemTests(TestCase):
 
     async def test_localhost(self) -> None:
         """localhost resolves through reactor.nameResolver to a loopback address."""
+        reason = system_files_skip_reason("localhost")
+        if reason:
+            raise self.skipTest(reason)
         lookup = Lookup(reactor)
         self.assertFalse(lookup.uses_dns)
         answer = await lookup.lookup("localhost")

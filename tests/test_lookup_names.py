@@ -28,6 +28,7 @@ from netproto.lookup import (
     service_port,
 )
 from netproto.util import canonical, parse_ip
+from tests._dns_server import system_files_skip_reason
 from tests._helpers import tool_skip_reason
 
 ipv4s = st.ip_addresses(v=4)
@@ -271,6 +272,9 @@ not-an-address broken.test
                         if ":" not in fields[0] and not n.endswith(".")})[:20]
         if not names:
             raise self.skipTest("/etc/hosts lists no IPv4 name")
+        reason = system_files_skip_reason(*names)
+        if reason:
+            raise self.skipTest(reason)
         checked = 0
         for name in names:
             lines = _getent("ahosts", name)
