@@ -131,7 +131,7 @@ def _lookup(reactor: Any, args: argparse.Namespace) -> Any:
     try:
         return Lookup(reactor, servers=args.server, hosts=args.hosts, timeout=args.timeout)
     except NameLookupError as e:
-        raise CommandError(printable(str(e))) from None
+        raise _failed(e) from None
 
 
 def _failed(e: Exception) -> CommandError:
