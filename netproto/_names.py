@@ -1,0 +1,391 @@
+"""
+The transport-free half of :mod:`netproto.lookup`: its errors, and the
+parsers and policies it applies before and after any query (host names,
+``ADDR[:PORT]`` server specifications, hosts files, ``resolv.conf``, service
+names and ports, and the choice of one address for a network).
+
+Nothing here touches the network or a reactor; :mod:`netproto.lookup`
+re-exports the public names.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv6Address
+
+from netproto.util import Address, AddressError, canonical, ipv4_mapped, parse_ip
+
+__all__ = [
+    "DEFAULT_DNS_PORT",
+    "DEFAULT_TIMEOUT",
+    "IP_NETWORKS",
+    "MAX_CNAME_HOPS",
+    "PORT_NETWORKS",
+    "CNAMELoopError",
+    "HostsFile",
+    "InvalidLookupError",
+    "LookupRefusedError",
+    "LookupTimeoutError",
+    "NameLookupError",
+    "NameNotFoundError",
+    "ServerFailureError",
+    "ServiceNotFoundError",
+    "check_host_name",
+    "format_server",
+    "parse_resolv_conf",
+    "parse_server",
+    "pick_address",
+    "service_port",
+]
+
+DEFAULT_DNS_PORT = 53
+DEFAULT_TIMEOUT = 5.0
+"""Seconds a lookup may take, all queries, retries and CNAME hops included."""
+
+IP_NETWORKS = ("ip", "ip4", "ip6")
+"""The networks of :func:`pick_address` (Go's ``ResolveIPAddr``)."""
+
+PORT_NETWORKS = ("tcp", "tcp4", "tcp6", "udp", "udp4", "udp6")
+"""The networks of :func:`service_port` (Go's ``LookupPort``)."""
+
+
+class NameLookupError(Exception):
+    """
+    A lookup did not produce an answer. The message is one line that names
+    what was looked up and why it failed; subclasses say which kind of failure.
+    """
+
+
+class InvalidLookupError(NameLookupError, ValueError):
+    """
+    The input cannot be looked up at all: not a host name, a malformed server
+    specification, an unknown network, a port out of range. No query was sent.
+    """
+
+
+class NameNotFoundError(NameLookupError):
+    """
+    The name does not exist (NXDOMAIN, not in the hosts file), or it exists but
+    has no address of the family asked for.
+    """
+
+
+class ServiceNotFoundError(NameNotFoundError):
+    """The services database has no such service for that protocol."""
+
+
+class LookupTimeoutError(NameLookupError):
+    """No answer came within the time allowed."""
+
+
+class LookupRefusedError(NameLookupError):
+    """The DNS server refused the query (RCODE 5), or refused the connection."""
+
+
+class ServerFailureError(NameLookupError):
+    """
+    The DNS server answered with an error other than "no such name"
+    (SERVFAIL, FORMERR, NOTIMP, ...), or the system resolver failed.
+    """
+
+
+class CNAMELoopError(NameLookupError):
+    """A CNAME chain loops, or is longer than the bound (:data:`MAX_CNAME_HOPS`)."""
+
+
+MAX_CNAME_HOPS = 10
+"""How many CNAME records a lookup follows before giving up (BIND allows 16)."""
+
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\Z")
+
+
+def check_host_name(name: str) -> str:
+    """
+    Return *name* if it is a host name that may be looked up, else raise
+    :class:`InvalidLookupError` saying why.
+
+    Accepted: ASCII labels of 1 to 63 letters, digits, hyphens and underscores
+    (``_`` is common in real names), no hyphen at either end of a label, at
+    most 253 characters, one optional trailing dot (an absolute name). Refused
+    as well: a last label made only of digits (``127.1``, ``1.2.3``), which the
+    C library would quietly turn into an address with ``inet_aton`` rules, and
+    non-ASCII names (give their IDNA ``xn--`` form).
+    """
+    if not isinstance(name, str):
+        raise InvalidLookupError(f"expected a host name as text, got {type(name).__name__}")
+    if not name:
+        raise InvalidLookupError("empty host name")
+    if not name.isascii():
+        raise InvalidLookupError("not an ASCII host name (give its IDNA xn-- form)")
+    body = name[:-1] if name.endswith(".") else name
+    if not body:
+        raise InvalidLookupError("the root '.' is not a host name")
+    if len(body) > 253:
+        raise InvalidLookupError(f"host name longer than 253 characters ({len(body)})")
+    labels = body.split(".")
+    for label in labels:
+        if not label:
+            raise InvalidLookupError("empty label in host name")
+        if len(label) > 63:
+            raise InvalidLookupError(f"label longer than 63 characters ({len(label)})")
+        if not _LABEL.match(label):
+            bad = next((c for c in label if not (c.isalnum() or c in "-_")), None)
+            if bad is not None:
+                raise InvalidLookupError(f"character {bad!r} is not allowed in a host name")
+            raise InvalidLookupError("a label of a host name cannot start or end with '-'")
+    if labels[-1].isdigit():
+        raise InvalidLookupError(
+            "not an IP address, and not a host name (its last label is numeric)"
+        )
+    return name
+
+
+def _key(name: str) -> str:
+    """The form under which names are compared: lower case, no trailing dot."""
+    return name.lower().rstrip(".")
+
+
+def absolute(name: str) -> str:
+    """*name* fully qualified: with exactly one trailing dot."""
+    return name.rstrip(".") + "."
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    """
+    Parse a DNS server specification ``ADDR[:PORT]`` into ``(address, port)``.
+
+    ``ADDR`` is an IP address literal (no name: a resolver must not need a
+    resolver to be found). An IPv6 address with a port is bracketed,
+    ``[::1]:5353``; without a port it may be bare, ``::1``, or bracketed.
+    ``PORT`` is a decimal number from 1 to 65535 and defaults to 53. The
+    address comes back in canonical text form.
+
+    :raises InvalidLookupError: with the reason, for anything else.
+    """
+    if not isinstance(text, str) or not text:
+        raise InvalidLookupError("empty server address")
+    port_text: str | None = None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise InvalidLookupError(f"missing ']' in server address {text!r}")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise InvalidLookupError(f"unexpected text after ']' in {text!r}")
+            port_text = rest[1:]
+        if ":" not in host:
+            raise InvalidLookupError(f"brackets are for IPv6 addresses only: {text!r}")
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host = text
+    try:
+        address = parse_ip(host)
+    except AddressError as e:
+        raise InvalidLookupError(f"server {text!r}: {e}") from None
+    port = DEFAULT_DNS_PORT if port_text is None else _port_number(port_text, 1)
+    return canonical(address), port
+
+
+def _port_number(text: str, low: int) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 5:
+        raise InvalidLookupError(f"port {text!r} is not a number from {low} to 65535")
+    port = int(text)
+    if not low <= port <= 65535:
+        raise InvalidLookupError(f"port {port} is out of range ({low} to 65535)")
+    return port
+
+
+def format_server(server: tuple[str, int]) -> str:
+    """The ``ADDR:PORT`` text of a server, IPv6 bracketed: ``[::1]:5353``."""
+    host, port = server
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def parse_resolv_conf(text: str) -> list[tuple[str, int]]:
+    """
+    The name servers of a ``resolv.conf(5)`` text, in order, as
+    ``(address, 53)``; lines that are not a valid ``nameserver ADDR`` are
+    skipped. With none, the C library's default: ``127.0.0.1``.
+    """
+    servers: list[tuple[str, int]] = []
+    for line in text.split("\n"):
+        fields = line.split("#", 1)[0].split(";", 1)[0].split()
+        if len(fields) >= 2 and fields[0] == "nameserver":
+            try:
+                servers.append((canonical(parse_ip(fields[1])), DEFAULT_DNS_PORT))
+            except AddressError:
+                continue
+    return servers or [("127.0.0.1", DEFAULT_DNS_PORT)]
+
+
+@dataclass
+class HostsFile:
+    """
+    A parsed ``hosts(5)`` file: for each name, its addresses in file order and
+    its canonical name.
+
+    Each line is an address followed by names; ``#`` starts a comment. Lines
+    whose address does not parse are skipped (as the C library does); an IPv6
+    address may carry a zone (``fe80::1%lo``), which is kept. Names compare
+    without regard to case or a trailing dot. A name listed on several lines
+    has the addresses of all of them, duplicates dropped. Its canonical name
+    is the first name of the first line that lists it (``hosts(5)`` calls it
+    the canonical host name; the C library and Go agree).
+    """
+
+    path: str | None = None
+    """Where the file was read from, if from a file."""
+
+    _addresses: dict[str, list[Address]] = field(default_factory=dict, init=False, repr=False)
+    _canonical: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+
+    @classmethod
+    def parse(cls, text: str, path: str | None = None) -> HostsFile:
+        """Parse the text of a hosts file."""
+        hosts = cls(path)
+        for line in text.split("\n"):
+            fields = line.split("#", 1)[0].split()
+            if len(fields) < 2:
+                continue
+            try:
+                address = parse_ip(fields[0], allow_scope=True)
+            except AddressError:
+                continue
+            for name in fields[1:]:
+                key = _key(name)
+                if not key:
+                    continue
+                known = hosts._addresses.setdefault(key, [])
+                if address not in known:
+                    known.append(address)
+                hosts._canonical.setdefault(key, fields[1])
+        return hosts
+
+    @classmethod
+    def read(cls, path: str) -> HostsFile:
+        """
+        Read and parse the hosts file at *path* (a local file read).
+
+        :raises InvalidLookupError: the file cannot be read.
+        """
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                return cls.parse(f.read(), path)
+        except OSError as e:
+            raise InvalidLookupError(f"cannot read hosts file {path}: {e.strerror or e}") from None
+
+    def addresses(self, name: str) -> tuple[Address, ...]:
+        """The addresses of *name*, in file order (empty if not listed)."""
+        return tuple(self._addresses.get(_key(name), ()))
+
+    def canonical_name(self, name: str) -> str | None:
+        """The canonical name of *name*, fully qualified, or ``None`` if not listed."""
+        found = self._canonical.get(_key(name))
+        return absolute(found) if found is not None else None
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and _key(name) in self._addresses
+
+
+def order_addresses(addresses: Iterable[Address]) -> list[Address]:
+    """
+    The order every lookup answers in: IPv4 addresses first, then IPv6, each
+    family in the order its source gave (hosts file order, DNS answer order,
+    the system resolver's order), duplicates dropped (the first kept).
+    IPv4-mapped IPv6 addresses stay IPv6.
+    """
+    seen: set[Address] = set()
+    v4: list[Address] = []
+    v6: list[Address] = []
+    for address in addresses:
+        if address in seen:
+            continue
+        seen.add(address)
+        (v4 if isinstance(address, IPv4Address) else v6).append(address)
+    return v4 + v6
+
+
+def check_network(network: str, allowed: Sequence[str] = IP_NETWORKS) -> str:
+    """Return *network* if it is one of *allowed*, else raise :class:`InvalidLookupError`."""
+    if network not in allowed:
+        raise InvalidLookupError(f"unknown network {network!r} (use {', '.join(allowed)})")
+    return network
+
+
+def pick_address(addresses: Sequence[Address], network: str, name: str = "") -> Address:
+    """
+    The one address Go's ``ResolveIPAddr(network, name)`` picks from a
+    lookup's answer (in the order of :func:`order_addresses`):
+
+    - ``ip``: the first IPv4 address, else the first address;
+    - ``ip4``: the first IPv4 address; an IPv4-mapped IPv6 address counts, and
+      is returned as IPv4 (Go stores IPv4 addresses that way);
+    - ``ip6``: the first IPv6 address that is not IPv4-mapped.
+
+    :raises NameNotFoundError: nothing suits the network.
+    """
+    check_network(network)
+    label = f"{name}: " if name else ""
+    if network == "ip6":
+        for address in addresses:
+            if isinstance(address, IPv6Address) and address.ipv4_mapped is None:
+                return address
+        raise NameNotFoundError(f"{label}no IPv6 address")
+    for address in addresses:
+        v4 = ipv4_mapped(address) if network == "ip4" else None
+        if isinstance(address, IPv4Address) or v4 is not None:
+            return v4 or address
+    if network == "ip" and addresses:
+        return addresses[0]
+    raise NameNotFoundError(f"{label}no IPv4 address" if network == "ip4" else f"{label}no address")
+
+
+_SERVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}\Z")
+
+
+def service_port(
+    network: str,
+    service: str,
+    *,
+    getservbyname: Callable[[str, str], int] = socket.getservbyname,
+) -> int:
+    """
+    The port of *service* for *network* (Go's ``LookupPort``): ``tcp telnet``
+    is 23, ``udp domain`` is 53.
+
+    *network* is one of :data:`PORT_NETWORKS`; its protocol (``tcp`` or
+    ``udp``) selects the entry of the services database, read through the C
+    library's ``getservbyname`` (``/etc/services``; a local read under the
+    usual ``nsswitch.conf``). The name is tried as given, then in lower case
+    (the database's names are lower case, Go compares without case). A
+    service made of decimal digits is a port number and passes through after a
+    range check (0 to 65535, as in Go), without reading the database.
+
+    :raises InvalidLookupError: unknown network, malformed service name, numeric
+        port out of range.
+    :raises ServiceNotFoundError: the database has no such service for the protocol.
+    """
+    check_network(network, PORT_NETWORKS)
+    if not isinstance(service, str) or not service:
+        raise InvalidLookupError("empty service name")
+    if service.isascii() and service.isdigit():
+        port = int(service)
+        if port > 65535:
+            raise InvalidLookupError(f"port {service} is out of range (0 to 65535)")
+        return port
+    if not _SERVICE.match(service):
+        raise InvalidLookupError(f"{service!r} is not a service name or a port number")
+    protocol = network[:3]
+    for candidate in dict.fromkeys((service, service.lower())):
+        try:
+            port = getservbyname(candidate, protocol)
+        except OSError:
+            continue
+        if isinstance(port, int) and 0 <= port <= 65535:
+            return port
+    raise ServiceNotFoundError(f"{service}/{protocol}: unknown service")

@@ -1,0 +1,389 @@
+"""
+Name and service lookups, asynchronous, never blocking the reactor: the
+seed's ResolveIP, LookupHost and LookupPort, and Go's LookupCNAME.
+
+A :class:`Lookup` answers from one of two sources, chosen when it is made:
+
+- **the system** (no ``servers``, no ``hosts``): addresses come from the
+  reactor's :class:`~twisted.internet.interfaces.IHostnameResolver`
+  (``reactor.nameResolver``, which calls ``getaddrinfo`` in a thread), so
+  ``nsswitch.conf``, the system hosts file, ``resolv.conf`` and its search
+  list all apply; canonical names come from ``getaddrinfo`` with
+  ``AI_CANONNAME``, also in the reactor's thread pool.
+- **a hosts file and DNS servers** (``servers``, ``hosts`` or
+  ``resolv_conf`` given): a name listed in the hosts file is answered from the
+  file alone; any other name is asked of the DNS servers through
+  :mod:`twisted.names.client` (the given ``servers``, or else the
+  ``nameserver`` lines of ``resolv_conf``, by default ``/etc/resolv.conf``),
+  as an absolute name (no search list). ``A`` and ``AAAA`` are asked in
+  parallel; CNAME chains are followed, within an answer and by asking again
+  for the chain's last name, for at most :data:`MAX_CNAME_HOPS` records, and
+  loops are detected.
+
+In both, an IP address literal is answered without any query, and an IPv6
+zone (``fe80::1%lo``) is kept, as Go's ``IPAddr`` keeps it. Every answer lists
+IPv4 addresses first, then IPv6, each family in the order its source gave,
+without duplicates (:func:`order_addresses`); :meth:`Lookup.resolve_ip` picks
+one address from that list as Go's ``ResolveIPAddr`` does
+(:func:`pick_address`).
+
+Failures raise a subclass of :class:`NameLookupError` with a one-line message:
+:class:`InvalidLookupError` (bad input; nothing was sent), :class:`NameNotFoundError`,
+:class:`ServiceNotFoundError`, :class:`LookupTimeoutError`, :class:`LookupRefusedError`,
+:class:`ServerFailureError`, :class:`CNAMELoopError`.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.interfaces import IHostnameResolver
+from twisted.internet.threads import deferToThreadPool
+
+from netproto._names import (
+    DEFAULT_DNS_PORT,
+    DEFAULT_TIMEOUT,
+    IP_NETWORKS,
+    MAX_CNAME_HOPS,
+    PORT_NETWORKS,
+    CNAMELoopError,
+    HostsFile,
+    InvalidLookupError,
+    LookupRefusedError,
+    LookupTimeoutError,
+    NameLookupError,
+    NameNotFoundError,
+    ServerFailureError,
+    ServiceNotFoundError,
+    _key,
+    check_host_name,
+    check_network,
+    format_server,
+    order_addresses,
+    parse_resolv_conf,
+    parse_server,
+    pick_address,
+    service_port,
+)
+from netproto._resolvers import DNSAsker, SystemAsker
+from netproto.util import Address, AddressError, parse_ip
+
+__all__ = [
+    "DEFAULT_DNS_PORT",
+    "DEFAULT_TIMEOUT",
+    "IP_NETWORKS",
+    "MAX_CNAME_HOPS",
+    "PORT_NETWORKS",
+    "Answer",
+    "CNAMELoopError",
+    "HostsFile",
+    "InvalidLookupError",
+    "Lookup",
+    "LookupRefusedError",
+    "LookupTimeoutError",
+    "NameLookupError",
+    "NameNotFoundError",
+    "ServerFailureError",
+    "ServiceNotFoundError",
+    "check_host_name",
+    "format_server",
+    "lookup_cname",
+    "lookup_host",
+    "lookup_port",
+    "order_addresses",
+    "parse_resolv_conf",
+    "parse_server",
+    "pick_address",
+    "resolve_ip",
+    "service_port",
+]
+
+SYSTEM_RESOLV_CONF = "/etc/resolv.conf"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one lookup of a name found."""
+
+    name: str
+    """The name or literal looked up, as given."""
+
+    addresses: tuple[Address, ...]
+    """Its addresses, in the order of :func:`order_addresses`; may be empty."""
+
+    canonical_name: str | None
+    """
+    The canonical name, fully qualified (``www.example.test.``), when the
+    source tells it: the end of the CNAME chain (the name itself when it has
+    no CNAME) from DNS, the first name of its line from a hosts file; ``None``
+    for literals and system lookups of addresses.
+    """
+
+    source: str
+    """Where the answer came from: ``literal``, ``hosts``, ``dns`` or ``system``."""
+
+    def pick(self, network: str) -> Address:
+        """
+        The address Go's ``ResolveIPAddr`` picks for *network*
+        (:func:`pick_address`): for ``ip``, the first IPv4 address, else the
+        first IPv6 one.
+
+        :raises NameNotFoundError: no address suits *network*.
+        :raises InvalidLookupError: a literal of the other family.
+        """
+        if not self.addresses:
+            raise self.no_address()
+        try:
+            return pick_address(self.addresses, network, self.name)
+        except NameNotFoundError:
+            if self.source == "literal":
+                literal = self.addresses[0]
+                kind = f"an IPv{literal.version} address"
+                if getattr(literal, "ipv4_mapped", None) is not None:
+                    kind = "an IPv4-mapped address (IPv4, as in Go)"
+                raise InvalidLookupError(f"{self.name} is {kind}, not {network}") from None
+            raise
+
+    def no_address(self) -> NameNotFoundError:
+        """The error for an answer without addresses, saying where a CNAME chain ended."""
+        end = self.canonical_name
+        if end is not None and _key(end) != _key(self.name):
+            return NameNotFoundError(
+                f"{self.name}: no address (its CNAME chain ends at {end}, which has none)"
+            )
+        return NameNotFoundError(f"{self.name}: no address")
+
+
+def _literal(text: str) -> Address | None:
+    """
+    The address *text* writes, or ``None`` if it is meant as a name. Text
+    that looks like an address (only digits and dots, or any ``:`` or ``%``)
+    but is not a valid one raises :class:`InvalidLookupError`.
+    """
+    if not isinstance(text, str):
+        raise InvalidLookupError(f"expected a host name as text, got {type(text).__name__}")
+    try:
+        return parse_ip(text, allow_scope=True)
+    except AddressError as e:
+        if ":" in text or "%" in text or (text and all(c.isdigit() or c == "." for c in text)):
+            raise InvalidLookupError(f"{text}: {e}") from None
+        return None
+
+
+def _check_name(host: str) -> None:
+    """:func:`check_host_name`, its message naming *host*."""
+    try:
+        check_host_name(host)
+    except InvalidLookupError as e:
+        raise InvalidLookupError(f"{host}: {e}" if host else str(e)) from None
+
+
+def _check_timeout(timeout: float) -> float:
+    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
+        raise InvalidLookupError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return float(timeout)
+
+
+class Lookup:
+    """
+    Looks names up in one configured place (see the module's description).
+
+    :param reactor: provides time, UDP, TCP and threads; the global reactor by
+        default.
+    :param servers: DNS servers, ``(address, port)``, asked in this order
+        (:func:`parse_server` makes them from ``ADDR[:PORT]``). With servers
+        and no *hosts*, no hosts file is consulted: the servers' answer is
+        what you get.
+    :param hosts: a hosts file (a path, or a parsed :class:`HostsFile`)
+        consulted before DNS. A path is read and parsed here, once (a local
+        file read: 50,000 lines take 0.15 to 0.3 s here).
+    :param resolv_conf: the ``resolv.conf`` whose name servers are asked
+        when *servers* is empty and *hosts* is given; ``/etc/resolv.conf``
+        by default.
+    :param timeout: seconds each lookup may take, all queries included.
+    :param name_resolver: the :class:`IHostnameResolver` of system lookups;
+        ``reactor.nameResolver`` by default.
+    :param getaddrinfo: the function system canonical-name lookups call in
+        the reactor's thread pool.
+    :raises InvalidLookupError: a bad timeout, or an unreadable hosts file.
+    """
+
+    def __init__(
+        self,
+        reactor: Any = None,
+        *,
+        servers: list[tuple[str, int]] | tuple[tuple[str, int], ...] = (),
+        hosts: str | HostsFile | None = None,
+        resolv_conf: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        name_resolver: IHostnameResolver | None = None,
+        getaddrinfo: Any = socket.getaddrinfo,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        self._reactor = reactor
+        self.timeout = _check_timeout(timeout)
+        self.hosts = HostsFile.read(hosts) if isinstance(hosts, str) else hosts
+        self.servers: list[tuple[str, int]] = [(h, p) for h, p in servers]
+        if not self.servers and (self.hosts is not None or resolv_conf is not None):
+            self.servers = parse_resolv_conf(_read_text(resolv_conf or SYSTEM_RESOLV_CONF))
+        self._system = SystemAsker(reactor, self.timeout, name_resolver, getaddrinfo)
+        self._dns: DNSAsker | None = None
+
+    @property
+    def uses_dns(self) -> bool:
+        """Whether names not in the hosts file go to DNS servers (else to the system)."""
+        return bool(self.servers)
+
+    async def lookup(self, host: str, network: str = "ip") -> Answer:
+        """
+        Look *host* up for *network* (``ip``: both families; ``ip4``: IPv4
+        only, ``ip6``: IPv6 only, which is all that is asked for). An
+        :class:`Answer` may have no address (a name whose CNAME leads nowhere);
+        the other methods turn that into :class:`NameNotFoundError`.
+        """
+        check_network(network)
+        literal = _literal(host)
+        if literal is not None:
+            return Answer(host, (literal,), None, "literal")
+        _check_name(host)
+        if self.hosts is not None and host in self.hosts:
+            listed = tuple(order_addresses(self.hosts.addresses(host)))
+            return Answer(host, listed, self.hosts.canonical_name(host), "hosts")
+        if self.servers:
+            asked, canonical = await self._dns_asker().ask(host, network)
+            return Answer(host, tuple(asked), canonical, "dns")
+        found = await self._system.addresses(host, network)
+        return Answer(host, tuple(found), None, "system")
+
+    async def resolve_ip(self, host: str, network: str = "ip") -> Address:
+        """
+        One address of *host* for *network*, picked as Go's ``ResolveIPAddr``
+        does (:func:`pick_address`): for ``ip``, the first IPv4 address, else
+        the first IPv6 one.
+        """
+        return (await self.lookup(host, network)).pick(network)
+
+    async def lookup_host(self, host: str) -> list[Address]:
+        """
+        All addresses of *host*, IPv4 then IPv6, without duplicates (Go's
+        ``LookupHost``); a literal is its own only address.
+        """
+        answer = await self.lookup(host, "ip")
+        if not answer.addresses:
+            raise answer.no_address()
+        return list(answer.addresses)
+
+    async def lookup_cname(self, host: str) -> str:
+        """
+        The canonical name of *host*, fully qualified (Go's ``LookupCNAME``):
+        the last name of its CNAME chain, or the name itself when it has no
+        CNAME but has addresses. A CNAME whose target does not exist still
+        has that target as canonical name.
+
+        :raises InvalidLookupError: *host* is an IP address.
+        :raises NameNotFoundError: the name does not exist or has no address
+            records and no CNAME.
+        """
+        if _literal(host) is not None:
+            raise InvalidLookupError(f"{host} is an IP address, not a host name")
+        _check_name(host)
+        if self.hosts is not None and host in self.hosts:
+            found = self.hosts.canonical_name(host)
+            assert found is not None
+            return found
+        if self.servers:
+            _addresses, canonical = await self._dns_asker().ask(host, "ip")
+            assert canonical is not None
+            return canonical
+        return await self._system.canonical_name(host)
+
+    def _dns_asker(self) -> DNSAsker:
+        """The asker of :attr:`servers` (made again if they were changed)."""
+        if self._dns is None or self._dns.servers != self.servers:
+            self._dns = DNSAsker(list(self.servers), self._reactor, self.timeout)
+        return self._dns
+
+def _read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return ""
+    except OSError as e:
+        raise InvalidLookupError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+async def resolve_ip(
+    host: str,
+    network: str = "ip",
+    *,
+    reactor: Any = None,
+    servers: list[tuple[str, int]] | tuple[tuple[str, int], ...] = (),
+    hosts: str | HostsFile | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Address:
+    """:meth:`Lookup.resolve_ip` with a :class:`Lookup` made of the keyword arguments."""
+    lookup = Lookup(reactor, servers=servers, hosts=hosts, timeout=timeout)
+    return await lookup.resolve_ip(host, network)
+
+
+async def lookup_host(
+    host: str,
+    *,
+    reactor: Any = None,
+    servers: list[tuple[str, int]] | tuple[tuple[str, int], ...] = (),
+    hosts: str | HostsFile | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[Address]:
+    """:meth:`Lookup.lookup_host` with a :class:`Lookup` made of the keyword arguments."""
+    lookup = Lookup(reactor, servers=servers, hosts=hosts, timeout=timeout)
+    return await lookup.lookup_host(host)
+
+
+async def lookup_cname(
+    host: str,
+    *,
+    reactor: Any = None,
+    servers: list[tuple[str, int]] | tuple[tuple[str, int], ...] = (),
+    hosts: str | HostsFile | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> str:
+    """:meth:`Lookup.lookup_cname` with a :class:`Lookup` made of the keyword arguments."""
+    lookup = Lookup(reactor, servers=servers, hosts=hosts, timeout=timeout)
+    return await lookup.lookup_cname(host)
+
+
+async def lookup_port(
+    network: str, service: str, *, reactor: Any = None, timeout: float = DEFAULT_TIMEOUT
+) -> int:
+    """
+    :func:`service_port` without blocking the reactor: a port number is
+    answered at once; a name is looked up in the reactor's thread pool (the
+    services database may be remote under some ``nsswitch.conf``), for at
+    most *timeout* seconds.
+    """
+    _check_timeout(timeout)
+    check_network(network, PORT_NETWORKS)
+    if isinstance(service, str) and service.isascii() and service.isdigit():
+        return service_port(network, service)
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    pending = deferToThreadPool(reactor, reactor.getThreadPool(), service_port, network, service)
+    pending.addTimeout(timeout, reactor)
+    try:
+        port: int = await pending
+    except defer.TimeoutError:
+        raise LookupTimeoutError(
+            f"{service}/{network[:3]}: the services database did not answer "
+            f"within {timeout:g} s"
+        ) from None
+    return port
