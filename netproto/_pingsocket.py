@@ -1,0 +1,420 @@
+"""
+ICMP sockets for Twisted: a raw socket (root or CAP_NET_RAW) or a Linux
+unprivileged ping socket (``SOCK_DGRAM``, ``IPPROTO_ICMP``, when
+``net.ipv4.ping_group_range`` admits the caller's group), read by the reactor
+in batches and matched through a :class:`~netproto._probes.ProbeTable`.
+
+One :class:`IcmpSocket` per address family serves any number of probes to
+any number of targets. What it reads goes, classified, to the owner of the
+probe it concerns (``owner.on_packet(verdict, probe, packet)``); probes
+whose time is up go to ``owner.on_expired(probe)``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.interfaces import IHalfCloseableDescriptor, IReadDescriptor
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from netproto._icmp import ERROR, Packet, echo_request, parse_icmpv4, parse_icmpv6, parse_ipv4
+from netproto._probes import NOT_OURS, Probe, ProbeTable
+
+__all__ = [
+    "AUTO",
+    "DGRAM",
+    "RAW",
+    "IcmpSocket",
+    "PingPermissionError",
+    "SendBlockedError",
+    "open_icmp_socket",
+]
+
+RAW = "raw"
+DGRAM = "dgram"
+AUTO = "auto"
+
+# Linux constants the socket module does not export.
+_SOL_RAW = 255
+_ICMP_FILTER = 1
+_ICMP6_FILTER = 1
+_IP_RECVERR = 11
+_IP_RECVTTL = 12
+_IPV6_RECVERR = 25
+_SO_RCVBUFFORCE = 33
+_SO_EE_ORIGIN_ICMP = 2
+_SO_EE_ORIGIN_ICMP6 = 3
+_EXTENDED_ERR = struct.Struct("=IBBBBII")
+
+_PROTOCOL: dict[int, int] = {
+    socket.AF_INET: socket.IPPROTO_ICMP,
+    socket.AF_INET6: socket.IPPROTO_ICMPV6,
+}
+_BLOCKED = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
+_READ_BATCH = 4096
+
+
+class PingPermissionError(Exception):
+    """No ICMP socket can be opened; the message says why and what to do, in one line."""
+
+
+class SendBlockedError(Exception):
+    """The socket's send buffer is full (EAGAIN, ENOBUFS): try again after a read."""
+
+
+def _ping_group_range() -> tuple[int, int] | None:
+    try:
+        with open("/proc/sys/net/ipv4/ping_group_range") as f:
+            low, high = f.read().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return None
+
+
+def _explain(family: int, raw_error: OSError, dgram_error: OSError | None) -> str:
+    name = "ICMPv6" if family == socket.AF_INET6 else "ICMP"
+    reason = f"cannot open an {name} socket: raw sockets need root or CAP_NET_RAW"
+    if dgram_error is None:
+        return f"{reason} ({raw_error.strerror})"
+    groups = _ping_group_range()
+    if groups is not None:
+        low, high = groups
+        shown = "none" if low > high else f"{low}-{high}"
+        reason += (f", and unprivileged ping sockets admit groups {shown} "
+                   f"(net.ipv4.ping_group_range), not {os.getgid()}")
+    else:
+        reason += f", and unprivileged ping sockets are refused ({dgram_error.strerror})"
+    return reason + "; run as root, or widen net.ipv4.ping_group_range"
+
+
+def open_icmp_socket(family: int, mode: str = AUTO) -> tuple[socket.socket, str]:
+    """
+    Open an ICMP socket of *family* (``AF_INET``/``AF_INET6``): ``raw``,
+    ``dgram`` (an unprivileged ping socket) or ``auto`` (raw if permitted,
+    else dgram). Return the socket and the mode chosen.
+
+    :raises PingPermissionError: neither kind can be opened; the message
+        explains why in one line.
+    """
+    protocol = _PROTOCOL[family]
+    raw_error: OSError | None = None
+    if mode in (RAW, AUTO):
+        try:
+            return socket.socket(family, socket.SOCK_RAW, protocol), RAW
+        except PermissionError as e:
+            if mode == RAW:
+                raise PingPermissionError(_explain(family, e, None)) from None
+            raw_error = e
+    try:
+        return socket.socket(family, socket.SOCK_DGRAM, protocol), DGRAM
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EPROTONOSUPPORT):
+            raise
+        if raw_error is None:
+            raw_error = PermissionError(errno.EPERM, "not tried")
+        raise PingPermissionError(_explain(family, raw_error, e)) from None
+
+
+def _bitmap_allowing(types: set[int], words: int) -> bytes:
+    """A Linux ICMP filter: one bit per type, set for the types to block."""
+    bits = 0
+    for t in range(32 * words):
+        if t not in types:
+            bits |= 1 << t
+    return struct.pack(f"={words}I", *((bits >> (32 * i)) & 0xFFFFFFFF for i in range(words)))
+
+
+@implementer(IReadDescriptor, IHalfCloseableDescriptor)
+class IcmpSocket:
+    """
+    One ICMP socket of one family and mode, added to the reactor as a reader.
+
+    *clock* gives the monotonic time in seconds used for RTTs (read right
+    before each send and right after each receive); it defaults to
+    :func:`time.monotonic`. The reactor schedules probe timeouts.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        family: int = socket.AF_INET,
+        mode: str = AUTO,
+        *,
+        ttl: int | None = None,
+        source: str | None = None,
+        interface: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        receive_buffer: int = 8 << 20,
+        sock: socket.socket | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.family = family
+        self.version = 6 if family == socket.AF_INET6 else 4
+        self.clock = clock
+        if sock is None:
+            sock, mode = open_icmp_socket(family, mode)
+        self.mode = mode
+        self.socket = sock
+        self._bufsize = 2048
+        self._timer: Any = None
+        self._timer_at = 0.0
+        self._reading = False
+        self.send_errors = 0
+        try:
+            self._configure(ttl, source, interface, receive_buffer)
+        except BaseException:
+            sock.close()
+            raise
+        if mode == DGRAM:
+            ident = sock.getsockname()[1]
+        else:
+            ident = int.from_bytes(os.urandom(2), "big")
+        self.table = ProbeTable(ident, first_seq=int.from_bytes(os.urandom(2), "big"))
+        self._addresses: dict[str, tuple[Any, ...]] = {}
+
+    def _configure(
+        self, ttl: int | None, source: str | None, interface: str | None, receive_buffer: int
+    ) -> None:
+        sock = self.socket
+        v6 = self.version == 6
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, receive_buffer)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        if interface is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        if ttl is not None:
+            if v6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+            else:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+        if self.mode == RAW:
+            if v6:
+                allowed = _bitmap_allowing({129, 1, 2, 3, 4}, 8)
+                sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, allowed)
+            else:
+                sock.setsockopt(_SOL_RAW, _ICMP_FILTER, _bitmap_allowing({0, 3, 11, 12}, 1))
+        else:
+            if v6:
+                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+            else:
+                sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+                sock.setsockopt(socket.IPPROTO_IP, _IP_RECVTTL, 1)
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+        if source is not None or self.mode == DGRAM:
+            sock.bind((source or ("::" if v6 else "0.0.0.0"), 0))
+
+    # -- sending ---------------------------------------------------------
+
+    def send(self, probe: Probe, timeout: float) -> None:
+        """
+        Send *probe* and wait up to *timeout* seconds for its answer.
+
+        :raises SendBlockedError: the kernel has no room now; the probe is not sent.
+        :raises OSError: the send failed for good (no route, ...); not sent.
+        """
+        table = self.table
+        clock = self.clock
+        seq = table.add(probe, clock(), timeout)
+        data = echo_request(self.version, table.ident, seq, probe.payload)
+        address = self._addresses.get(probe.target)
+        if address is None:
+            address = self._addresses[probe.target] = (probe.target, 0)
+        probe.sent = now = clock()
+        try:
+            self.socket.sendto(data, address)
+        except OSError as e:
+            table.withdraw(probe)
+            if e.errno in _BLOCKED:
+                raise SendBlockedError(e.strerror) from None
+            self.send_errors += 1
+            raise
+        size = len(data) + 1024
+        if size > self._bufsize:
+            self._bufsize = size
+        if self._timer is None or probe.deadline < self._timer_at:
+            self._schedule(probe.deadline, now)
+
+    # -- timeouts --------------------------------------------------------
+
+    def _schedule(self, deadline: float, now: float) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.reactor.callLater(max(0.0, deadline - now), self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        self.drain()
+        for probe in self.table.expire(self.clock()):
+            probe.owner.on_expired(probe)
+        following = self.table.next_deadline()
+        if following is not None and self._timer is None:
+            self._schedule(following, self.clock())
+
+    # -- receiving -------------------------------------------------------
+
+    def start(self) -> None:
+        """Start reading (idempotent)."""
+        if not self._reading:
+            self._reading = True
+            self.reactor.addReader(self)
+
+    def close(self) -> None:
+        """Stop reading, cancel the timer, close the socket."""
+        if self._reading:
+            self._reading = False
+            self.reactor.removeReader(self)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self.socket.close()
+
+    def fileno(self) -> int:
+        return self.socket.fileno()
+
+    def logPrefix(self) -> str:
+        return f"IcmpSocket({self.mode}, IPv{self.version})"
+
+    def connectionLost(self, reason: Failure) -> None:
+        self._reading = False
+
+    def readConnectionLost(self, reason: Failure) -> None:
+        """
+        The reactor saw EPOLLERR without EPOLLIN: an ICMP error is waiting
+        on a ping socket's error queue. Read it and keep reading.
+        """
+        self.drain()
+        if self._reading and self.socket.fileno() != -1:
+            self.reactor.addReader(self)
+
+    def writeConnectionLost(self, reason: Failure) -> None:
+        """Never called: this descriptor is not a writer."""
+
+    def doRead(self) -> None:
+        self.drain()
+
+    def drain(self, limit: int = _READ_BATCH) -> int:
+        """Read and dispatch up to *limit* waiting packets; return how many were read."""
+        if self.socket.fileno() == -1:
+            return 0
+        if self.mode == RAW and self.version == 4:
+            count = self._drain_raw4(limit)
+        else:
+            count = self._drain_msg(limit)
+        if self.mode == DGRAM:
+            count += self._drain_errors(limit)
+        return count
+
+    def _drain_raw4(self, limit: int) -> int:
+        recv = self.socket.recv
+        clock = self.clock
+        classify = self.table.classify
+        bufsize = self._bufsize
+        count = 0
+        while count < limit:
+            try:
+                data = recv(bufsize)
+            except BlockingIOError:
+                break
+            except OSError:
+                count += 1
+                continue
+            now = clock()
+            count += 1
+            packet = parse_ipv4(data)
+            verdict, probe = classify(packet, now)
+            if probe is not None:
+                probe.owner.on_packet(verdict, probe, packet, now)
+        return count
+
+    def _drain_msg(self, limit: int) -> int:
+        recvmsg = self.socket.recvmsg
+        clock = self.clock
+        classify = self.table.classify
+        v6 = self.version == 6
+        ancillary = socket.CMSG_SPACE(4)
+        count = 0
+        while count < limit:
+            try:
+                data, cmsgs, _, address = recvmsg(self._bufsize, ancillary)
+            except BlockingIOError:
+                break
+            except OSError:
+                # A ping socket reports a pending ICMP error once through
+                # recv (EHOSTUNREACH...); the error queue has the details.
+                count += 1
+                continue
+            now = clock()
+            count += 1
+            ttl = None
+            for _, kind, value in cmsgs:
+                if len(value) >= 4 and kind in (socket.IPV6_HOPLIMIT, socket.IP_TTL):
+                    ttl = int.from_bytes(value[:4], sys.byteorder)
+            source = address[0].partition("%")[0] if address else None
+            if v6:
+                packet = parse_icmpv6(data, source, ttl)
+            else:
+                packet = parse_icmpv4(data, source, ttl)
+            verdict, probe = classify(packet, now)
+            if probe is not None:
+                probe.owner.on_packet(verdict, probe, packet, now)
+        return count
+
+    def _drain_errors(self, limit: int) -> int:
+        """Read a ping socket's error queue: ICMP errors about our requests."""
+        count = 0
+        while count < limit:
+            try:
+                data, cmsgs, _, address = self.socket.recvmsg(
+                    self._bufsize, 512, socket.MSG_ERRQUEUE
+                )
+            except OSError:
+                break
+            now = self.clock()
+            count += 1
+            packet = self._error_packet(data, cmsgs, address)
+            if packet is None:
+                continue
+            verdict, probe = self.table.classify(packet, now)
+            if probe is not None and verdict is not NOT_OURS:
+                probe.owner.on_packet(verdict, probe, packet, now)
+        return count
+
+    def _error_packet(
+        self, data: bytes, cmsgs: list[tuple[int, int, bytes]], address: Any
+    ) -> Packet | None:
+        for level, kind, value in cmsgs:
+            if (level, kind) not in (
+                (socket.IPPROTO_IP, _IP_RECVERR), (socket.IPPROTO_IPV6, _IPV6_RECVERR)
+            ) or len(value) < _EXTENDED_ERR.size + 8:
+                continue
+            _, origin, kind_type, code, _, _, _ = _EXTENDED_ERR.unpack_from(value)
+            if origin not in (_SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6) or len(data) < 8:
+                return None
+            offender = value[_EXTENDED_ERR.size:]
+            if self.version == 6 and len(offender) >= 24:
+                source = socket.inet_ntop(socket.AF_INET6, offender[8:24])
+            elif self.version == 4:
+                source = socket.inet_ntop(socket.AF_INET, offender[4:8])
+            else:
+                return None
+            ident, seq = struct.unpack_from("!HH", data, 4)
+            target = address[0].partition("%")[0] if address else None
+            return Packet(ERROR, source=source, type=kind_type, code=code, ident=ident,
+                          seq=seq, payload=bytes(data[8:]), target=target, size=len(data))
+        return None
+

@@ -1,0 +1,223 @@
+"""
+Which packet answers which probe: the state of every echo request in flight
+on one socket, and the rules that credit a reply to it.
+
+Follows iputils' ``ping4_parse_reply`` and goes further: a reply is ours only
+if its identifier, sequence number, source address and per-probe random
+cookie all match a probe we sent, so another pinger that happens to use our
+identifier (or a stale reply after the sequence number wrapped) is never
+credited. A probe is answered once; later copies are duplicates, replies
+after the probe's timeout are late, and neither counts as received.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from netproto._icmp import ECHO_REPLY, ERROR, MALFORMED, Packet
+
+__all__ = [
+    "ANSWERED",
+    "DAMAGED",
+    "DUPLICATE",
+    "ERROR",
+    "EXPIRED",
+    "LATE",
+    "MALFORMED",
+    "NOT_OURS",
+    "PENDING",
+    "REPLY",
+    "Probe",
+    "ProbeTable",
+    "TableFullError",
+]
+
+# Verdicts: what a packet is to us.
+REPLY = "reply"
+"""The first valid reply to a probe still waiting: credited."""
+DUPLICATE = "duplicate"
+"""Another copy of the reply to an answered probe (ping's ``DUP!``)."""
+LATE = "late"
+"""A reply (or error) for a probe whose timeout has passed: not credited."""
+DAMAGED = "damaged"
+"""Our reply, but with a bad checksum or altered payload: not credited."""
+NOT_OURS = "not-ours"
+"""Another process's traffic, our own requests, anything not about our probes."""
+# ERROR (an ICMP error quoting one of our waiting probes) and MALFORMED are
+# the packet kinds of the same names.
+
+# Probe states.
+PENDING = "pending"
+ANSWERED = "answered"
+EXPIRED = "expired"
+
+
+class TableFullError(Exception):
+    """All 65,536 sequence numbers are in use by probes still waiting."""
+
+
+class Probe:
+    """
+    One echo request: where it went, what it carried, when it left and
+    what became of it. *owner* is whoever sent it (a pinger or a sweep); the
+    table never looks at it.
+    """
+
+    __slots__ = ("deadline", "errors", "number", "owner", "payload", "rtt", "sent",
+                 "seq", "state", "target")
+
+    def __init__(self, target: str, payload: bytes, owner: Any = None, number: int = 0) -> None:
+        self.target = target
+        """The destination, as :func:`socket.inet_ntop` writes it."""
+        self.payload = payload
+        """The payload sent; it starts with the probe's random cookie."""
+        self.owner = owner
+        self.number = number
+        """The owner's own count of this probe (ping's ``icmp_seq``)."""
+        self.seq = -1
+        """The sequence number on the wire, given by :meth:`ProbeTable.add`."""
+        self.sent = 0.0
+        """Monotonic send time, in seconds."""
+        self.deadline = 0.0
+        self.state = PENDING
+        self.rtt: float | None = None
+        """Round-trip time in seconds, once answered."""
+        self.errors = 0
+        """ICMP errors received about this probe."""
+
+    def __repr__(self) -> str:
+        return f"<Probe #{self.number} seq={self.seq} {self.target} {self.state}>"
+
+
+class ProbeTable:
+    """
+    The probes of one identifier (one socket), by wire sequence number.
+
+    Sequence numbers are handed out in order modulo 65,536, skipping any
+    still waiting, so a number is reused as late as possible; the cookie
+    stops an old reply from matching a new probe after a wrap.
+    """
+
+    def __init__(self, ident: int, first_seq: int = 0) -> None:
+        self.ident = ident & 0xFFFF
+        self.pending = 0
+        """Probes waiting for an answer or their timeout."""
+        self.not_ours = 0
+        self.malformed = 0
+        self._probes: dict[int, Probe] = {}
+        self._next = first_seq & 0xFFFF
+        self._deadlines: list[tuple[float, int, Probe]] = []
+        self._order = 0
+
+    def add(self, probe: Probe, sent: float, timeout: float) -> int:
+        """
+        Register *probe*, sent at monotonic time *sent* and expiring *timeout*
+        seconds later; give it a sequence number and return that number.
+
+        :raises TableFullError: 65,536 probes are already waiting.
+        """
+        if self.pending >= 0x10000:
+            raise TableFullError("65536 probes in flight")
+        probes = self._probes
+        seq = self._next
+        old = probes.get(seq)
+        while old is not None and old.state is PENDING:
+            seq = (seq + 1) & 0xFFFF
+            old = probes.get(seq)
+        self._next = (seq + 1) & 0xFFFF
+        probes[seq] = probe
+        probe.seq = seq
+        probe.sent = sent
+        probe.deadline = sent + timeout
+        self.pending += 1
+        self._order += 1
+        heapq.heappush(self._deadlines, (probe.deadline, self._order, probe))
+        return seq
+
+    def peek_seq(self) -> int:
+        """The sequence number the next :meth:`add` will try first."""
+        return self._next
+
+    def withdraw(self, probe: Probe) -> None:
+        """Forget a probe that could not be sent: its number is free again."""
+        if self._probes.get(probe.seq) is probe and probe.state is PENDING:
+            probe.state = EXPIRED
+            self.pending -= 1
+            del self._probes[probe.seq]
+
+    def classify(self, packet: Packet, now: float) -> tuple[str, Probe | None]:
+        """
+        What *packet*, received at monotonic time *now*, is to us: one of
+        :data:`REPLY`, :data:`DUPLICATE`, :data:`LATE`, :data:`ERROR`,
+        :data:`DAMAGED`, :data:`MALFORMED` or :data:`NOT_OURS`, with the probe
+        it concerns (``None`` for the last two). A :data:`REPLY` marks the
+        probe answered and sets its RTT.
+        """
+        kind = packet.kind
+        if kind is ECHO_REPLY:
+            probe = self._match(packet)
+            if probe is None:
+                self.not_ours += 1
+                return NOT_OURS, None
+            if not packet.checksum_ok or packet.payload != probe.payload:
+                return DAMAGED, probe
+            state = probe.state
+            if state is PENDING:
+                probe.state = ANSWERED
+                probe.rtt = now - probe.sent
+                self.pending -= 1
+                return REPLY, probe
+            return (DUPLICATE if state is ANSWERED else LATE), probe
+        if kind is ERROR:
+            probe = self._match(packet)
+            if probe is None:
+                self.not_ours += 1
+                return NOT_OURS, None
+            if probe.state is not PENDING:
+                return LATE, probe
+            probe.errors += 1
+            return ERROR, probe
+        if kind is MALFORMED:
+            self.malformed += 1
+            return MALFORMED, None
+        self.not_ours += 1
+        return NOT_OURS, None
+
+    def _match(self, packet: Packet) -> Probe | None:
+        """The probe *packet* is about, by identifier, sequence, address and cookie."""
+        if packet.ident != self.ident:
+            return None
+        probe = self._probes.get(packet.seq)
+        if probe is None:
+            return None
+        address = packet.target if packet.kind is ERROR else packet.source
+        if address != probe.target:
+            return None
+        payload = packet.payload
+        sent = probe.payload
+        if packet.kind is ERROR:
+            # An error quotes at least 8 bytes after the IP header: the cookie
+            # may be cut short, but what is there must agree.
+            return probe if sent.startswith(payload[: len(sent)]) else None
+        cookie = min(len(sent), 8)
+        return probe if payload[:cookie] == sent[:cookie] else None
+
+    def next_deadline(self) -> float | None:
+        """The earliest deadline of a waiting probe, if any."""
+        heap = self._deadlines
+        while heap and heap[0][2].state is not PENDING:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def expire(self, now: float) -> list[Probe]:
+        """Mark every probe whose deadline is at or before *now* expired; return them."""
+        heap = self._deadlines
+        expired = []
+        while heap and heap[0][0] <= now:
+            probe = heapq.heappop(heap)[2]
+            if probe.state is PENDING:
+                probe.state = EXPIRED
+                self.pending -= 1
+                expired.append(probe)
+        return expired

@@ -1,0 +1,330 @@
+"""
+Pinging many targets at once, like fping: hosts and CIDR ranges, a bounded
+probe rate (or as fast as the machine allows), one verdict per target.
+
+Probes go out in batches; after each batch the sockets are drained on the
+spot, so replies never pile up in the kernel's receive buffer however fast
+the sweep runs.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from netproto._icmp import Packet, describe_error
+from netproto._pingsocket import IcmpSocket, SendBlockedError
+from netproto._probes import DAMAGED, DUPLICATE, ERROR, LATE, REPLY, Probe, TableFullError
+from netproto.util import AddressError, canonical, parse_ip
+
+if TYPE_CHECKING:
+    from netproto._pinger import PingClient
+
+__all__ = ["HostResult", "Sweep", "SweepSummary", "expand_targets"]
+
+MAX_TARGETS = 1 << 20
+"""The largest sweep :func:`expand_targets` builds (a /12 of IPv4)."""
+
+
+def expand_targets(
+    texts: Iterable[str], version: int | None = None, limit: int = MAX_TARGETS
+) -> list[str]:
+    """
+    The addresses named by *texts*: address literals and CIDR ranges
+    (``127.0.0.0/24``: its hosts, without the network and broadcast
+    addresses of ranges larger than /31), in order, each once. With
+    *version*, every target must be of that IP version.
+
+    :raises AddressError: a text is neither, mixes versions, or the total
+        passes *limit* addresses.
+    """
+    seen: set[str] = set()
+    out: list[str] = []
+    for text in texts:
+        for address in _expand(text, limit):
+            if version is not None and address.version != version:
+                raise AddressError(f"{text} is not an IPv{version} target")
+            key = canonical(address)
+            if key not in seen:
+                seen.add(key)
+                out.append(key)
+                if len(out) > limit:
+                    raise AddressError(f"more than {limit} targets")
+    return out
+
+
+def _expand(text: str, limit: int) -> Iterator[Any]:
+    if "/" not in text:
+        yield parse_ip(text)
+        return
+    try:
+        net = ipaddress.ip_network(text, strict=False)
+    except ValueError as e:
+        raise AddressError(f"{text}: not a valid CIDR range ({e})") from None
+    if net.num_addresses > limit + 2:
+        raise AddressError(f"{text} has {net.num_addresses} addresses, more than {limit}")
+    yield from net.hosts()
+
+
+@dataclass(frozen=True)
+class HostResult:
+    """The verdict on one target of a sweep."""
+
+    host: str
+    alive: bool
+    """True if at least one probe was answered."""
+    transmitted: int
+    received: int
+    duplicates: int
+    errors: int
+    rtts: tuple[float, ...]
+    """Round-trip times of the replies, in seconds."""
+    error: str | None
+    """The last ICMP error (or send error) about this target, if any."""
+
+    @property
+    def rtt(self) -> float | None:
+        """The mean round-trip time in seconds, None when no reply came."""
+        return sum(self.rtts) / len(self.rtts) if self.rtts else None
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """The totals of a sweep."""
+
+    targets: int
+    alive: int
+    unreachable: int
+    transmitted: int
+    received: int
+    duplicates: int
+    damaged: int
+    errors: int
+    late: int
+    elapsed: float
+    """Seconds from the first probe to the last verdict."""
+    complete: bool
+    """False when the sweep was stopped before every target had its verdict."""
+
+
+class Sweep:
+    """
+    Ping every target *count* times (rounds *interval* seconds apart), each
+    probe waiting up to *timeout* seconds, at most *rate* probes a second
+    (0: as fast as the machine allows, *batch* probes a turn of the
+    reactor). *on_host* gets each :class:`HostResult` as soon as its target
+    is decided; :attr:`done` fires with the :class:`SweepSummary`.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        client: PingClient,
+        targets: Iterable[str],
+        *,
+        count: int = 1,
+        interval: float = 1.0,
+        timeout: float = 1.0,
+        rate: float = 0.0,
+        size: int = 56,
+        batch: int = 128,
+        on_host: Callable[[HostResult], object] | None = None,
+    ) -> None:
+        from netproto._pinger import _Payloads
+
+        self.targets = [canonical(parse_ip(t, allow_scope=True)) for t in targets]
+        n = len(self.targets)
+        self.reactor = client.reactor
+        self.clock = client.clock
+        self.count = count
+        self.interval = interval
+        self.timeout = timeout
+        self.rate = rate
+        self.batch = max(1, batch)
+        self.on_host = on_host
+        self.done: Deferred[SweepSummary] = Deferred()
+        self._socks: list[IcmpSocket] = [
+            client.socket_for(6 if ":" in t else 4) for t in self.targets
+        ]
+        self._unique_socks = list({id(s): s for s in self._socks}.values())
+        self._payloads = _Payloads(size)
+        self._sent = [0] * n
+        self._received = [0] * n
+        self._resolved = [0] * n
+        self._duplicates = [0] * n
+        self._errors = [0] * n
+        self._rtts: list[list[float]] = [[] for _ in range(n)]
+        self._error_text: list[str | None] = [None] * n
+        self._reported = [False] * n
+        self.damaged = 0
+        self.late = 0
+        self.decided = 0
+        """Targets with a verdict so far."""
+        self._index = 0
+        self._round = 0
+        self._round_at = 0.0
+        self._total_sent = 0
+        self._call: Any = None
+        self._finished = False
+        self._started = self.clock()
+        if n == 0:
+            self._finish(True)
+        else:
+            self._step()
+
+    # -- sending ---------------------------------------------------------
+
+    def _step(self) -> None:
+        self._call = None
+        if self._finished:
+            return
+        clock = self.clock
+        now = clock()
+        if now < self._round_at:
+            self._later(self._round_at - now)
+            return
+        budget = self.batch
+        if self.rate > 0:
+            allowed = int((now - self._started) * self.rate) + 1 - self._total_sent
+            budget = min(budget, allowed)
+            if budget <= 0:
+                self._later((self._total_sent / self.rate) - (now - self._started))
+                return
+        targets = self.targets
+        socks = self._socks
+        payloads = self._payloads
+        timeout = self.timeout
+        n = len(targets)
+        index = self._index
+        blocked = False
+        while budget > 0 and self._round < self.count:
+            probe = Probe(targets[index], payloads.next(), self, index)
+            try:
+                socks[index].send(probe, timeout)
+            except (SendBlockedError, TableFullError):
+                blocked = True
+                break
+            except OSError as e:
+                self._sent[index] += 1
+                self._errors[index] += 1
+                self._error_text[index] = e.strerror or str(e)
+                self._resolve(index)
+            else:
+                self._sent[index] += 1
+            self._total_sent += 1
+            budget -= 1
+            index += 1
+            if index == n:
+                index = 0
+                self._round += 1
+                self._round_at = self._started + self._round * self.interval
+                if self._round < self.count and self._round_at > clock():
+                    break
+        self._index = index
+        for sock in self._unique_socks:
+            sock.drain()
+        if self._finished or self._round >= self.count:
+            return
+        self._later(0.001 if blocked else 0.0)
+
+    def _later(self, delay: float) -> None:
+        if self._call is None:
+            self._call = self.reactor.callLater(max(0.0, delay), self._step)
+
+    # -- what the sockets tell us ------------------------------------------
+
+    def on_packet(self, verdict: str, probe: Probe, packet: Packet, now: float) -> None:
+        """Called by a socket for each packet about one of our probes."""
+        if self._finished:
+            return
+        index = probe.number
+        if verdict is REPLY:
+            self._received[index] += 1
+            self._rtts[index].append(now - probe.sent)
+            self._resolve(index)
+        elif verdict is DUPLICATE:
+            self._duplicates[index] += 1
+        elif verdict is ERROR:
+            self._errors[index] += 1
+            version = 6 if ":" in probe.target else 4
+            self._error_text[index] = (
+                f"{describe_error(version, packet.type, packet.code)} from {packet.source}"
+            )
+        elif verdict is DAMAGED:
+            self.damaged += 1
+        elif verdict is LATE:
+            self.late += 1
+
+    def on_expired(self, probe: Probe) -> None:
+        """Called by a socket when a probe's time is up."""
+        if not self._finished:
+            self._resolve(probe.number)
+
+    def _resolve(self, index: int) -> None:
+        self._resolved[index] += 1
+        if self._resolved[index] >= self.count and not self._reported[index]:
+            self._report(index)
+            if self.decided == len(self.targets):
+                self._finish(True)
+
+    def _report(self, index: int) -> None:
+        self._reported[index] = True
+        self.decided += 1
+        if self.on_host is not None:
+            self.on_host(self.result(index))
+
+    def result(self, index: int) -> HostResult:
+        """The verdict on target number *index* as it stands."""
+        return HostResult(
+            host=self.targets[index], alive=self._received[index] > 0,
+            transmitted=self._sent[index], received=self._received[index],
+            duplicates=self._duplicates[index], errors=self._errors[index],
+            rtts=tuple(self._rtts[index]), error=self._error_text[index],
+        )
+
+    def results(self) -> list[HostResult]:
+        """The verdict on every target, in target order."""
+        return [self.result(i) for i in range(len(self.targets))]
+
+    # -- the end ---------------------------------------------------------
+
+    def stop(self) -> None:
+        """
+        Stop now (idempotent): targets not yet decided are reported as
+        they stand (alive if a reply came), and :attr:`done` fires.
+        """
+        if self._finished:
+            return
+        for index in range(len(self.targets)):
+            if not self._reported[index] and self._sent[index]:
+                self._report(index)
+        self._finish(self.decided == len(self.targets))
+
+    def _finish(self, complete: bool) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        self._call = None
+        self.done.callback(self.summary(complete))
+
+    def summary(self, complete: bool = True) -> SweepSummary:
+        """The totals as they stand."""
+        received = self._received
+        reported = self._reported
+        alive = sum(1 for r in received if r)
+        unreachable = sum(1 for i, r in enumerate(received) if not r and reported[i])
+        return SweepSummary(
+            targets=len(self.targets), alive=alive, unreachable=unreachable,
+            transmitted=sum(self._sent), received=sum(self._received),
+            duplicates=sum(self._duplicates), damaged=self.damaged,
+            errors=sum(self._errors), late=self.late,
+            elapsed=self.clock() - self._started, complete=complete,
+        )
