@@ -52,6 +52,9 @@ _REPLY_TYPE = {4: 0, 6: 129}
 _ERROR_TYPES = {4: frozenset({3, 11, 12}), 6: frozenset({1, 2, 3, 4})}
 
 _HEADER = struct.Struct("!BBHHH")
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+_ntop = socket.inet_ntop
+_AF_INET = socket.AF_INET
 
 
 class Packet:
@@ -69,7 +72,6 @@ class Packet:
     def __init__(
         self,
         kind: str,
-        *,
         source: str | None = None,
         ttl: int | None = None,
         type: int = -1,
@@ -124,12 +126,13 @@ def echo_request(version: int, ident: int, seq: int, payload: bytes) -> bytes:
     >>> list(echo_request(4, 13, 37, b""))
     [8, 0, 247, 205, 0, 13, 0, 37]
     """
-    header = _HEADER.pack(_REQUEST_TYPE[version], 0, 0, ident & 0xFFFF, seq & 0xFFFF)
+    kind_type = _REQUEST_TYPE[version]
+    ident &= 0xFFFF
+    seq &= 0xFFFF
     if version == 6:
-        return header + payload
-    message = bytearray(header + payload)
-    struct.pack_into("!H", message, 2, checksum(message))
-    return bytes(message)
+        return _HEADER.pack(kind_type, 0, 0, ident, seq) + payload
+    total = checksum(_HEADER.pack(kind_type, 0, 0, ident, seq) + payload)
+    return _HEADER.pack(kind_type, 0, total, ident, seq) + payload
 
 
 def icmpv6_checksum(source: str, destination: str, message: bytes) -> int:
@@ -169,25 +172,22 @@ def _parse_ipv4(data: bytes) -> Packet:
     length = len(data)
     if length < 20:
         return _malformed(f"{length} bytes is shorter than an IPv4 header")
-    first = data[0]
+    first, _, total, _, fragment, ttl, protocol, _, source_bytes, _ = _IPV4.unpack_from(data)
     if first >> 4 != 4:
         return _malformed(f"IP version {first >> 4}, not 4")
     header = (first & 0x0F) * 4
     if header < 20:
         return _malformed(f"IHL {first & 0x0F} is less than 5")
-    total = (data[2] << 8) | data[3]
     if total < header:
         return _malformed(f"total length {total} is shorter than the {header}-byte header")
     if total > length:
         return _malformed(f"truncated: {length} of {total} bytes")
-    if header > length:
-        return _malformed(f"{length} bytes is shorter than its {header}-byte header")
-    source = socket.inet_ntop(socket.AF_INET, data[12:16])
-    if data[9] != 1:
-        return Packet(OTHER, source=source, reason=f"IP protocol {data[9]}")
-    if (data[6] & 0x3F) or data[7]:  # MF flag or a fragment offset
-        return Packet(OTHER, source=source, reason="an IP fragment")
-    return _parse_icmp(4, data[header:total], source, data[8])
+    source = _ntop(_AF_INET, source_bytes)
+    if protocol != 1:
+        return Packet(OTHER, source, reason=f"IP protocol {protocol}")
+    if fragment & 0x3FFF:  # MF flag or a fragment offset
+        return Packet(OTHER, source, reason="an IP fragment")
+    return _parse_icmp(4, data[header:total], source, ttl)
 
 
 def parse_icmpv4(message: bytes, source: str | None, ttl: int | None = None) -> Packet:
@@ -219,14 +219,14 @@ def _parse_icmp(version: int, message: bytes, source: str | None, ttl: int | Non
         return _malformed(f"ICMP message of {size} bytes is shorter than 8", source)
     kind_type, code, _, ident, seq = _HEADER.unpack_from(message)
     checksum_ok = version == 6 or checksum(message) == 0
-    if kind_type == _REPLY_TYPE[version] or kind_type == _REQUEST_TYPE[version]:
-        return Packet(
-            ECHO_REPLY if kind_type == _REPLY_TYPE[version] else ECHO_REQUEST,
-            source=source, ttl=ttl, type=kind_type, code=code, ident=ident, seq=seq,
-            payload=bytes(message[8:]), checksum_ok=checksum_ok, size=size,
-        )
+    if kind_type == _REPLY_TYPE[version]:
+        return Packet(ECHO_REPLY, source, ttl, kind_type, code, ident, seq, message[8:],
+                      checksum_ok, None, size)
+    if kind_type == _REQUEST_TYPE[version]:
+        return Packet(ECHO_REQUEST, source, ttl, kind_type, code, ident, seq, message[8:],
+                      checksum_ok, None, size)
     if kind_type not in _ERROR_TYPES[version]:
-        return Packet(OTHER, source=source, ttl=ttl, type=kind_type, code=code, size=size,
+        return Packet(OTHER, source, ttl, kind_type, code, size=size,
                       checksum_ok=checksum_ok, reason=f"ICMP type {kind_type}")
     quoted = message[8:]
     if version == 4:

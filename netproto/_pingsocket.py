@@ -167,6 +167,8 @@ class IcmpSocket:
         self.mode = mode
         self.socket = sock
         self._bufsize = 2048
+        self._largest = 0
+        self._sendto = sock.sendto
         self._timer: Any = None
         self._timer_at = 0.0
         self._reading = False
@@ -227,24 +229,23 @@ class IcmpSocket:
         :raises OSError: the send failed for good (no route, ...); not sent.
         """
         table = self.table
-        clock = self.clock
-        seq = table.add(probe, clock(), timeout)
+        seq = table.next_seq()
         data = echo_request(self.version, table.ident, seq, probe.payload)
         address = self._addresses.get(probe.target)
         if address is None:
             address = self._addresses[probe.target] = (probe.target, 0)
-        probe.sent = now = clock()
+        if len(data) > self._largest:
+            self._largest = len(data)
+            self._bufsize = max(self._bufsize, len(data) + 1024)
+        now = self.clock()
         try:
-            self.socket.sendto(data, address)
+            self._sendto(data, address)
         except OSError as e:
-            table.withdraw(probe)
             if e.errno in _BLOCKED:
                 raise SendBlockedError(e.strerror) from None
             self.send_errors += 1
             raise
-        size = len(data) + 1024
-        if size > self._bufsize:
-            self._bufsize = size
+        table.add(probe, seq, now, timeout)
         if self._timer is None or probe.deadline < self._timer_at:
             self._schedule(probe.deadline, now)
 

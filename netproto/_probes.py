@@ -12,7 +12,7 @@ after the probe's timeout are late, and neither counts as received.
 
 from __future__ import annotations
 
-import heapq
+from collections import deque
 from typing import Any
 
 from netproto._icmp import ECHO_REPLY, ERROR, MALFORMED, Packet
@@ -94,8 +94,8 @@ class ProbeTable:
     """
     The probes of one identifier (one socket), by wire sequence number.
 
-    Sequence numbers are handed out in order modulo 65,536, skipping any
-    still waiting, so a number is reused as late as possible; the cookie
+    Sequence numbers are handed out in order modulo 65,536 (:meth:`next_seq`),
+    skipping any still waiting, so a number is reused as late as possible; the cookie
     stops an old reply from matching a new probe after a wrap.
     """
 
@@ -107,13 +107,14 @@ class ProbeTable:
         self.malformed = 0
         self._probes: dict[int, Probe] = {}
         self._next = first_seq & 0xFFFF
-        self._deadlines: list[tuple[float, int, Probe]] = []
-        self._order = 0
+        # Probes by timeout, each deque in send (hence deadline) order.
+        self._deadlines: dict[float, deque[Probe]] = {}
 
-    def add(self, probe: Probe, sent: float, timeout: float) -> int:
+    def next_seq(self) -> int:
         """
-        Register *probe*, sent at monotonic time *sent* and expiring *timeout*
-        seconds later; give it a sequence number and return that number.
+        The sequence number for the next probe: the next in order modulo
+        65,536 that no waiting probe holds. Pass it to :meth:`add` once the
+        probe is sent.
 
         :raises TableFullError: 65,536 probes are already waiting.
         """
@@ -125,26 +126,24 @@ class ProbeTable:
         while old is not None and old.state is PENDING:
             seq = (seq + 1) & 0xFFFF
             old = probes.get(seq)
+        return seq
+
+    def add(self, probe: Probe, seq: int, sent: float, timeout: float) -> None:
+        """
+        Register *probe*, sent with sequence number *seq* (from
+        :meth:`next_seq`) at monotonic time *sent*, expiring *timeout*
+        seconds later.
+        """
         self._next = (seq + 1) & 0xFFFF
-        probes[seq] = probe
+        self._probes[seq] = probe
         probe.seq = seq
         probe.sent = sent
         probe.deadline = sent + timeout
         self.pending += 1
-        self._order += 1
-        heapq.heappush(self._deadlines, (probe.deadline, self._order, probe))
-        return seq
-
-    def peek_seq(self) -> int:
-        """The sequence number the next :meth:`add` will try first."""
-        return self._next
-
-    def withdraw(self, probe: Probe) -> None:
-        """Forget a probe that could not be sent: its number is free again."""
-        if self._probes.get(probe.seq) is probe and probe.state is PENDING:
-            probe.state = EXPIRED
-            self.pending -= 1
-            del self._probes[probe.seq]
+        waiting = self._deadlines.get(timeout)
+        if waiting is None:
+            waiting = self._deadlines[timeout] = deque()
+        waiting.append(probe)
 
     def classify(self, packet: Packet, now: float) -> tuple[str, Probe | None]:
         """
@@ -205,19 +204,22 @@ class ProbeTable:
 
     def next_deadline(self) -> float | None:
         """The earliest deadline of a waiting probe, if any."""
-        heap = self._deadlines
-        while heap and heap[0][2].state is not PENDING:
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        earliest = None
+        for waiting in self._deadlines.values():
+            while waiting and waiting[0].state is not PENDING:
+                waiting.popleft()
+            if waiting and (earliest is None or waiting[0].deadline < earliest):
+                earliest = waiting[0].deadline
+        return earliest
 
     def expire(self, now: float) -> list[Probe]:
         """Mark every probe whose deadline is at or before *now* expired; return them."""
-        heap = self._deadlines
         expired = []
-        while heap and heap[0][0] <= now:
-            probe = heapq.heappop(heap)[2]
-            if probe.state is PENDING:
-                probe.state = EXPIRED
-                self.pending -= 1
-                expired.append(probe)
+        for waiting in self._deadlines.values():
+            while waiting and waiting[0].deadline <= now:
+                probe = waiting.popleft()
+                if probe.state is PENDING:
+                    probe.state = EXPIRED
+                    self.pending -= 1
+                    expired.append(probe)
         return expired

@@ -10,6 +10,7 @@ the sweep runs.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -69,6 +70,15 @@ def _expand(text: str, limit: int) -> Iterator[Any]:
     if net.num_addresses > limit + 2:
         raise AddressError(f"{text} has {net.num_addresses} addresses, more than {limit}")
     yield from net.hosts()
+
+
+def _socket_form(text: str) -> str:
+    """An address literal as :func:`socket.inet_ntop` writes it (sockets report sources so)."""
+    family = socket.AF_INET6 if ":" in text else socket.AF_INET
+    try:
+        return socket.inet_ntop(family, socket.inet_pton(family, text))
+    except (OSError, ValueError):
+        return canonical(parse_ip(text))
 
 
 @dataclass(frozen=True)
@@ -138,7 +148,7 @@ class Sweep:
     ) -> None:
         from netproto._pinger import _Payloads
 
-        self.targets = [canonical(parse_ip(t, allow_scope=True)) for t in targets]
+        self.targets = [_socket_form(t) for t in targets]
         n = len(self.targets)
         self.reactor = client.reactor
         self.clock = client.clock
