@@ -19,8 +19,8 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from netproto._icmp import COOKIE_SIZE, Packet, describe_error
-from netproto._pingsocket import AUTO, IcmpSocket, SendBlockedError
-from netproto._probes import DAMAGED, DUPLICATE, ERROR, LATE, REPLY, Probe, TableFullError
+from netproto._pingsocket import AUTO, IcmpSocket
+from netproto._probes import DAMAGED, DUPLICATE, ERROR, LATE, REPLY, Probe
 from netproto.util import AddressError, canonical, parse_ip
 
 __all__ = [
@@ -281,19 +281,11 @@ class Ping:
             return
         stats = self.statistics
         probe = Probe(self.target, self._payloads.next(), self, stats.transmitted + 1)
-        try:
-            self.socket.send(probe, self.timeout)
-        except (SendBlockedError, TableFullError):
+        if not self.socket.send(probe, self.timeout):
             self._next_call = self.reactor.callLater(0.001, self._send)
             return
-        except OSError as e:
-            stats.transmitted += 1
-            stats.errors += 1
-            self._emit(ProbeResult(self.target, probe.number, SEND_ERROR,
-                                   error=e.strerror or str(e)))
-        else:
-            stats.transmitted += 1
-            self._waiting += 1
+        stats.transmitted += 1
+        self._waiting += 1
         if self._more():
             self._next_call = self.reactor.callLater(self.interval, self._send)
         else:
@@ -329,6 +321,13 @@ class Ping:
                 self._next_call.cancel()
                 self._next_call = None
             self._check_done()
+
+    def on_send_error(self, probe: Probe, error: OSError) -> None:
+        """Called by the socket when a probe cannot be sent (no route...)."""
+        self.statistics.errors += 1
+        self._waiting -= 1
+        self._emit(ProbeResult(self.target, probe.number, SEND_ERROR,
+                               error=error.strerror or str(error)))
 
     def on_expired(self, probe: Probe) -> None:
         """Called by the socket when a probe's timeout passes unanswered."""

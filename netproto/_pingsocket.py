@@ -26,8 +26,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto._icmp import ERROR, Packet, echo_request, parse_icmpv4, parse_icmpv6, parse_ipv4
-from netproto._probes import NOT_OURS, Probe, ProbeTable
+from netproto._icmp import ERROR, Packet, parse_icmpv4, parse_icmpv6, parse_ipv4
+from netproto._probes import NOT_OURS, REPLY, Probe, ProbeTable, TableFullError
+from netproto.util import checksum
 
 __all__ = [
     "AUTO",
@@ -35,7 +36,6 @@ __all__ = [
     "RAW",
     "IcmpSocket",
     "PingPermissionError",
-    "SendBlockedError",
     "open_icmp_socket",
 ]
 
@@ -61,14 +61,11 @@ _PROTOCOL: dict[int, int] = {
 }
 _BLOCKED = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
 _READ_BATCH = 4096
+_pack_header = struct.Struct("!BBHHH").pack
 
 
 class PingPermissionError(Exception):
     """No ICMP socket can be opened; the message says why and what to do, in one line."""
-
-
-class SendBlockedError(Exception):
-    """The socket's send buffer is full (EAGAIN, ENOBUFS): try again after a read."""
 
 
 def _ping_group_range() -> tuple[int, int] | None:
@@ -183,7 +180,7 @@ class IcmpSocket:
         else:
             ident = int.from_bytes(os.urandom(2), "big")
         self.table = ProbeTable(ident, first_seq=int.from_bytes(os.urandom(2), "big"))
-        self._addresses: dict[str, tuple[Any, ...]] = {}
+        self._addresses: dict[str, tuple[tuple[str, int], bytes]] = {}
 
     def _configure(
         self, ttl: int | None, source: str | None, interface: str | None, receive_buffer: int
@@ -221,33 +218,75 @@ class IcmpSocket:
 
     # -- sending ---------------------------------------------------------
 
-    def send(self, probe: Probe, timeout: float) -> None:
+    def send(self, probe: Probe, timeout: float) -> bool:
         """
-        Send *probe* and wait up to *timeout* seconds for its answer.
+        Send *probe* and wait up to *timeout* seconds for its answer. Return
+        False, with nothing sent, when the kernel has no room now (EAGAIN,
+        ENOBUFS) or 65,536 probes are waiting: try again later. A send that
+        fails for good (no route...) is reported to
+        ``probe.owner.on_send_error(probe, error)`` and counts as done.
+        """
+        return self.send_many([probe], timeout) == 1
 
-        :raises SendBlockedError: the kernel has no room now; the probe is not sent.
-        :raises OSError: the send failed for good (no route, ...); not sent.
+    def send_many(self, probes: list[Probe], timeout: float) -> int:
+        """
+        Send *probes* in order, as :meth:`send` does; return how many were
+        dealt with (sent, or failed for good). The rest found the kernel or
+        the table full: send them later.
         """
         table = self.table
-        seq = table.next_seq()
-        data = echo_request(self.version, table.ident, seq, probe.payload)
-        address = self._addresses.get(probe.target)
-        if address is None:
-            address = self._addresses[probe.target] = (probe.target, 0)
-        if len(data) > self._largest:
-            self._largest = len(data)
-            self._bufsize = max(self._bufsize, len(data) + 1024)
-        now = self.clock()
-        try:
-            self._sendto(data, address)
-        except OSError as e:
-            if e.errno in _BLOCKED:
-                raise SendBlockedError(e.strerror) from None
-            self.send_errors += 1
-            raise
-        table.add(probe, seq, now, timeout)
-        if self._timer is None or probe.deadline < self._timer_at:
-            self._schedule(probe.deadline, now)
+        next_seq = table.next_seq
+        add = table.add
+        ident = table.ident
+        addresses = self._addresses
+        clock = self.clock
+        sendto = self._sendto
+        pack = _pack_header
+        v4 = self.version == 4
+        kind_type = 8 if v4 else 128
+        done = 0
+        now = 0.0
+        earliest: float | None = None
+        for probe in probes:
+            try:
+                seq = next_seq()
+            except TableFullError:
+                break
+            payload = probe.payload
+            if v4:
+                total = checksum(pack(8, 0, 0, ident, seq) + payload)
+                data = pack(8, 0, total, ident, seq) + payload
+            else:
+                data = pack(kind_type, 0, 0, ident, seq) + payload
+            target = probe.target
+            address = addresses.get(target)
+            if address is None:
+                address = addresses[target] = (
+                    (target, 0), socket.inet_pton(self.family, target)
+                )
+            probe.packed = address[1]
+            now = clock()
+            try:
+                sendto(data, address[0])
+            except OSError as e:
+                if e.errno in _BLOCKED:
+                    break
+                self.send_errors += 1
+                done += 1
+                probe.owner.on_send_error(probe, e)
+                continue
+            add(probe, seq, now, timeout)
+            done += 1
+            if earliest is None:
+                earliest = probe.deadline
+        if done:
+            size = len(probes[0].payload) + 8
+            if size > self._largest:
+                self._largest = size
+                self._bufsize = max(self._bufsize, size + 1024)
+            if earliest is not None and (self._timer is None or earliest < self._timer_at):
+                self._schedule(earliest, now)
+        return done
 
     # -- timeouts --------------------------------------------------------
 
@@ -323,7 +362,9 @@ class IcmpSocket:
     def _drain_raw4(self, limit: int) -> int:
         recv = self.socket.recv
         clock = self.clock
-        classify = self.table.classify
+        table = self.table
+        fast = table.fast_reply
+        classify = table.classify
         bufsize = self._bufsize
         count = 0
         while count < limit:
@@ -336,6 +377,10 @@ class IcmpSocket:
                 continue
             now = clock()
             count += 1
+            found = fast(data, now)
+            if found is not None:
+                found[0].owner.on_packet(REPLY, found[0], found[1], now)
+                continue
             packet = parse_ipv4(data)
             verdict, probe = classify(packet, now)
             if probe is not None:

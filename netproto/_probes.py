@@ -12,10 +12,12 @@ after the probe's timeout are late, and neither counts as received.
 
 from __future__ import annotations
 
+import struct
 from collections import deque
 from typing import Any
 
 from netproto._icmp import ECHO_REPLY, ERROR, MALFORMED, Packet
+from netproto.util import checksum
 
 __all__ = [
     "ANSWERED",
@@ -47,6 +49,11 @@ NOT_OURS = "not-ours"
 # ERROR (an ICMP error quoting one of our waiting probes) and MALFORMED are
 # the packet kinds of the same names.
 
+# An IPv4 header without options, then an ICMP header: version and IHL,
+# total length, flags and fragment offset (two bytes), TTL, protocol, source
+# address, ICMP type, code, identifier, sequence number.
+_IPV4_ECHO = struct.Struct("!BxHxxBBBBxx4s4xBBxxHH")
+
 # Probe states.
 PENDING = "pending"
 ANSWERED = "answered"
@@ -64,12 +71,14 @@ class Probe:
     table never looks at it.
     """
 
-    __slots__ = ("deadline", "errors", "number", "owner", "payload", "rtt", "sent",
+    __slots__ = ("deadline", "errors", "number", "owner", "packed", "payload", "rtt", "sent",
                  "seq", "state", "target")
 
     def __init__(self, target: str, payload: bytes, owner: Any = None, number: int = 0) -> None:
         self.target = target
         """The destination, as :func:`socket.inet_ntop` writes it."""
+        self.packed = b""
+        """The destination's bytes (set by the socket that sends it)."""
         self.payload = payload
         """The payload sent; it starts with the probe's random cookie."""
         self.owner = owner
@@ -182,6 +191,44 @@ class ProbeTable:
             return MALFORMED, None
         self.not_ours += 1
         return NOT_OURS, None
+
+    def fast_reply(self, data: bytes, now: float) -> tuple[Probe, Packet] | None:
+        """
+        The common case of a raw IPv4 socket, decided without the general
+        parser: *data* is a plain IPv4 packet (IHL 5, unfragmented, exact
+        length) carrying a valid echo reply to a waiting probe of ours, with
+        the right source and payload. Then the probe is marked answered and
+        ``(probe, packet)`` returned, exactly as :func:`parse_ipv4` and
+        :meth:`classify` would have done; for anything else, ``None`` and no
+        change: use the general path.
+        """
+        if len(data) < 28:
+            return None
+        first, total, flags, offset, ttl, protocol, source, kind, code, ident, seq = (
+            _IPV4_ECHO.unpack_from(data)
+        )
+        if (
+            first != 0x45
+            or kind != 0
+            or protocol != 1
+            or ident != self.ident
+            or total != len(data)
+            or flags & 0x3F
+            or offset
+        ):
+            return None
+        probe = self._probes.get(seq)
+        if probe is None or probe.state is not PENDING or source != probe.packed:
+            return None
+        payload = data[28:]
+        if payload != probe.payload or checksum(data[20:]) != 0:
+            return None
+        probe.state = ANSWERED
+        probe.rtt = now - probe.sent
+        self.pending -= 1
+        packet = Packet(ECHO_REPLY, probe.target, ttl, 0, code, ident, seq, payload, True,
+                        None, total - 20)
+        return probe, packet
 
     def _match(self, packet: Packet) -> Probe | None:
         """The probe *packet* is about, by identifier, sequence, address and cookie."""

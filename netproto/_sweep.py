@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -19,57 +19,71 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from netproto._icmp import Packet, describe_error
-from netproto._pingsocket import IcmpSocket, SendBlockedError
-from netproto._probes import DAMAGED, DUPLICATE, ERROR, LATE, REPLY, Probe, TableFullError
+from netproto._pingsocket import IcmpSocket
+from netproto._probes import DAMAGED, DUPLICATE, ERROR, LATE, REPLY, Probe
 from netproto.util import AddressError, canonical, parse_ip
 
 if TYPE_CHECKING:
     from netproto._pinger import PingClient
 
-__all__ = ["HostResult", "Sweep", "SweepSummary", "expand_targets"]
+__all__ = ["HostResult", "Sweep", "SweepSummary", "TargetList", "expand_targets"]
 
 MAX_TARGETS = 1 << 20
 """The largest sweep :func:`expand_targets` builds (a /12 of IPv4)."""
 
 
+class TargetList(list[str]):
+    """
+    Addresses as :func:`expand_targets` returns them: checked, each once, in
+    the form sockets report sources in. :class:`Sweep` takes them as they are.
+    """
+
+
 def expand_targets(
     texts: Iterable[str], version: int | None = None, limit: int = MAX_TARGETS
-) -> list[str]:
+) -> TargetList:
     """
     The addresses named by *texts*: address literals and CIDR ranges
     (``127.0.0.0/24``: its hosts, without the network and broadcast
-    addresses of ranges larger than /31), in order, each once. With
+    addresses of IPv4 ranges larger than /31), in order, each once. With
     *version*, every target must be of that IP version.
 
-    :raises AddressError: a text is neither, mixes versions, or the total
-        passes *limit* addresses.
+    :raises AddressError: a text is neither, is of the wrong version, or
+        the total passes *limit* addresses.
     """
     seen: set[str] = set()
-    out: list[str] = []
+    out = TargetList()
     for text in texts:
-        for address in _expand(text, limit):
-            if version is not None and address.version != version:
-                raise AddressError(f"{text} is not an IPv{version} target")
-            key = canonical(address)
+        text_version, addresses = _expand(text, limit)
+        if version is not None and text_version != version:
+            raise AddressError(f"{text} is not an IPv{version} target")
+        for key in addresses:
             if key not in seen:
                 seen.add(key)
                 out.append(key)
-                if len(out) > limit:
-                    raise AddressError(f"more than {limit} targets")
+        if len(out) > limit:
+            raise AddressError(f"more than {limit} targets")
     return out
 
 
-def _expand(text: str, limit: int) -> Iterator[Any]:
+def _expand(text: str, limit: int) -> tuple[int, Iterable[str]]:
     if "/" not in text:
-        yield parse_ip(text)
-        return
+        address = parse_ip(text)
+        return address.version, [_socket_form(canonical(address))]
     try:
         net = ipaddress.ip_network(text, strict=False)
     except ValueError as e:
         raise AddressError(f"{text}: not a valid CIDR range ({e})") from None
     if net.num_addresses > limit + 2:
         raise AddressError(f"{text} has {net.num_addresses} addresses, more than {limit}")
-    yield from net.hosts()
+    if net.version == 6:
+        return 6, [_socket_form(str(a)) for a in net.hosts()]
+    first = int(net.network_address)
+    last = int(net.broadcast_address)
+    if net.prefixlen < 31:
+        first, last = first + 1, last - 1
+    ntop, family = socket.inet_ntop, socket.AF_INET
+    return 4, [ntop(family, i.to_bytes(4, "big")) for i in range(first, last + 1)]
 
 
 def _socket_form(text: str) -> str:
@@ -148,7 +162,10 @@ class Sweep:
     ) -> None:
         from netproto._pinger import _Payloads
 
-        self.targets = [_socket_form(t) for t in targets]
+        if isinstance(targets, TargetList):
+            self.targets: list[str] = targets
+        else:
+            self.targets = [_socket_form(t) for t in targets]
         n = len(self.targets)
         self.reactor = client.reactor
         self.clock = client.clock
@@ -159,17 +176,23 @@ class Sweep:
         self.batch = max(1, batch)
         self.on_host = on_host
         self.done: Deferred[SweepSummary] = Deferred()
-        self._socks: list[IcmpSocket] = [
-            client.socket_for(6 if ":" in t else 4) for t in self.targets
-        ]
-        self._unique_socks = list({id(s): s for s in self._socks}.values())
+        by_version: dict[bool, IcmpSocket] = {}
+        socks: list[IcmpSocket] = []
+        for target in self.targets:
+            v6 = ":" in target
+            sock = by_version.get(v6)
+            if sock is None:
+                sock = by_version[v6] = client.socket_for(6 if v6 else 4)
+            socks.append(sock)
+        self._socks = socks
+        self._unique_socks = list(by_version.values())
         self._payloads = _Payloads(size)
         self._sent = [0] * n
         self._received = [0] * n
         self._resolved = [0] * n
         self._duplicates = [0] * n
         self._errors = [0] * n
-        self._rtts: list[list[float]] = [[] for _ in range(n)]
+        self._rtts: dict[int, list[float]] = {}
         self._error_text: list[str | None] = [None] * n
         self._reported = [False] * n
         self.damaged = 0
@@ -180,6 +203,7 @@ class Sweep:
         self._round = 0
         self._round_at = 0.0
         self._total_sent = 0
+        self._retry: list[Probe] = []
         self._call: Any = None
         self._finished = False
         self._started = self.clock()
@@ -208,26 +232,16 @@ class Sweep:
                 return
         targets = self.targets
         socks = self._socks
-        payloads = self._payloads
-        timeout = self.timeout
+        payloads = self._payloads.next
+        sent = self._sent
         n = len(targets)
         index = self._index
-        blocked = False
+        batch = self._retry
+        self._retry = []
+        budget -= len(batch)
         while budget > 0 and self._round < self.count:
-            probe = Probe(targets[index], payloads.next(), self, index)
-            try:
-                socks[index].send(probe, timeout)
-            except (SendBlockedError, TableFullError):
-                blocked = True
-                break
-            except OSError as e:
-                self._sent[index] += 1
-                self._errors[index] += 1
-                self._error_text[index] = e.strerror or str(e)
-                self._resolve(index)
-            else:
-                self._sent[index] += 1
-            self._total_sent += 1
+            batch.append(Probe(targets[index], payloads(), self, index))
+            sent[index] += 1
             budget -= 1
             index += 1
             if index == n:
@@ -237,11 +251,34 @@ class Sweep:
                 if self._round < self.count and self._round_at > clock():
                     break
         self._index = index
+        self._total_sent += len(batch)
+        if len(self._unique_socks) == 1:
+            done = socks[0].send_many(batch, self.timeout)
+        else:
+            done = self._send_mixed(batch)
+        if done < len(batch):
+            self._retry = batch[done:]
+            self._total_sent -= len(self._retry)
         for sock in self._unique_socks:
             sock.drain()
-        if self._finished or self._round >= self.count:
+        if self._finished or (self._round >= self.count and not self._retry):
             return
-        self._later(0.001 if blocked else 0.0)
+        self._later(0.001 if self._retry else 0.0)
+
+    def _send_mixed(self, batch: list[Probe]) -> int:
+        """Send a batch bound for both address families, in order."""
+        socks = self._socks
+        done = 0
+        while done < len(batch):
+            sock = socks[batch[done].number]
+            run = done
+            while run < len(batch) and socks[batch[run].number] is sock:
+                run += 1
+            sent = sock.send_many(batch[done:run], self.timeout)
+            done += sent
+            if done < run:
+                break
+        return done
 
     def _later(self, delay: float) -> None:
         if self._call is None:
@@ -256,8 +293,17 @@ class Sweep:
         index = probe.number
         if verdict is REPLY:
             self._received[index] += 1
-            self._rtts[index].append(now - probe.sent)
-            self._resolve(index)
+            rtts = self._rtts.get(index)
+            if rtts is None:
+                self._rtts[index] = [now - probe.sent]
+            else:
+                rtts.append(now - probe.sent)
+            resolved = self._resolved
+            resolved[index] += 1
+            if resolved[index] >= self.count and not self._reported[index]:
+                self._report(index)
+                if self.decided == len(self.targets):
+                    self._finish(True)
         elif verdict is DUPLICATE:
             self._duplicates[index] += 1
         elif verdict is ERROR:
@@ -270,6 +316,13 @@ class Sweep:
             self.damaged += 1
         elif verdict is LATE:
             self.late += 1
+
+    def on_send_error(self, probe: Probe, error: OSError) -> None:
+        """Called by a socket when a probe cannot be sent (no route...)."""
+        if not self._finished:
+            self._errors[probe.number] += 1
+            self._error_text[probe.number] = error.strerror or str(error)
+            self._resolve(probe.number)
 
     def on_expired(self, probe: Probe) -> None:
         """Called by a socket when a probe's time is up."""
@@ -295,7 +348,7 @@ class Sweep:
             host=self.targets[index], alive=self._received[index] > 0,
             transmitted=self._sent[index], received=self._received[index],
             duplicates=self._duplicates[index], errors=self._errors[index],
-            rtts=tuple(self._rtts[index]), error=self._error_text[index],
+            rtts=tuple(self._rtts.get(index, ())), error=self._error_text[index],
         )
 
     def results(self) -> list[HostResult]:
