@@ -13,14 +13,14 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
 from netproto._icmp import COOKIE_SIZE, Packet, describe_error
 from netproto._pingsocket import AUTO, IcmpSocket
-from netproto._probes import DAMAGED, DUPLICATE, ERROR, LATE, REPLY, Probe
+from netproto._probes import DAMAGED, DUPLICATE, ERROR, LATE, PENDING, REPLY, Probe
 from netproto.util import AddressError, canonical, parse_ip
 
 __all__ = [
@@ -31,13 +31,15 @@ __all__ = [
     "Summary",
 ]
 
+_BURST = 256
+_QUEUED = 10_000
+
 # ProbeResult kinds beyond the table's verdicts.
 TIMEOUT = "timeout"
 SEND_ERROR = "send-error"
 
 
-@dataclass(frozen=True)
-class ProbeResult:
+class ProbeResult(NamedTuple):
     """What became of one probe, or what one packet about it was."""
 
     host: str
@@ -50,6 +52,7 @@ class ProbeResult:
     source: str | None = None
     """Who sent the packet: the host, or the router reporting an error."""
     ttl: int | None = None
+    """The reply's IPv4 TTL or IPv6 hop limit, when known."""
     bytes: int = 0
     """Size of the ICMP message received, as ping(8) counts it."""
     rtt: float | None = None
@@ -224,8 +227,9 @@ class PingClient:
 class Ping:
     """
     A running ping of one host. Results arrive through *on_result*, through
-    ``async for result in ping``, or both; :attr:`done` fires with the
-    :class:`Summary`.
+    ``async for result in ping``, or both (iteration sees every result from
+    the first, keeping at most the last 10,000 not yet consumed);
+    :attr:`done` fires with the :class:`Summary`.
     """
 
     log = Logger()
@@ -258,7 +262,7 @@ class Ping:
         self._waiting = 0
         self._next_call: Any = None
         self._deadline_call: Any = None
-        self._queue: deque[ProbeResult] = deque()
+        self._queue: deque[ProbeResult] = deque(maxlen=_QUEUED)
         self._readers: list[Deferred[ProbeResult | None]] = []
         self._finished = False
         if deadline is not None:
@@ -277,19 +281,29 @@ class Ping:
 
     def _send(self) -> None:
         self._next_call = None
-        if self._finished:
-            return
-        stats = self.statistics
-        probe = Probe(self.target, self._payloads.next(), self, stats.transmitted + 1)
-        if not self.socket.send(probe, self.timeout):
-            self._next_call = self.reactor.callLater(0.001, self._send)
-            return
-        stats.transmitted += 1
-        self._waiting += 1
-        if self._more():
-            self._next_call = self.reactor.callLater(self.interval, self._send)
-        else:
-            self._check_done()
+        # With no interval, send the next probe as soon as the last one is
+        # answered, up to a burst per turn of the reactor.
+        for _ in range(_BURST if self.interval == 0 else 1):
+            if self._finished:
+                return
+            stats = self.statistics
+            probe = Probe(self.target, self._payloads.next(), self, stats.transmitted + 1)
+            if not self.socket.send(probe, self.timeout):
+                self._next_call = self.reactor.callLater(0.001, self._send)
+                return
+            stats.transmitted += 1
+            self._waiting += 1
+            # On loopback the reply is already there: read it now, not after
+            # a turn of the reactor, so that its RTT is the network's, not ours.
+            self.socket.drain()
+            if self._finished:
+                return
+            if not self._more():
+                self._check_done()
+                return
+            if probe.state is PENDING:
+                break
+        self._next_call = self.reactor.callLater(self.interval, self._send)
 
     # -- what the socket tells us ------------------------------------------
 

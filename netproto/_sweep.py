@@ -13,7 +13,7 @@ import ipaddress
 import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
@@ -95,8 +95,7 @@ def _socket_form(text: str) -> str:
         return canonical(parse_ip(text))
 
 
-@dataclass(frozen=True)
-class HostResult:
+class HostResult(NamedTuple):
     """The verdict on one target of a sweep."""
 
     host: str

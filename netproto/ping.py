@@ -147,10 +147,11 @@ def _owned(client: PingClient, done: Deferred[Any], stop: Callable[[], None]) ->
     """A Deferred for *done* that stops the work when cancelled and closes *client* after."""
     outer: Deferred[Any] = Deferred(lambda _: stop())
 
-    def finished(result: object) -> None:
+    def finished(result: object) -> object:
         client.close()
         if not outer.called:
             outer.callback(result)
+        return result
 
     done.addBoth(finished)
     return outer
