@@ -357,6 +357,11 @@ class IcmpSocket:
             count = self._drain_msg(limit)
         if self.mode == DGRAM:
             count += self._drain_errors(limit)
+        if not self.table.pending and self._timer is not None:
+            # Nothing waits: an idle socket keeps no timer.
+            if self._timer.active():
+                self._timer.cancel()
+            self._timer = None
         return count
 
     def _drain_raw4(self, limit: int) -> int:

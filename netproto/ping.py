@@ -105,7 +105,8 @@ def ping(
     Ping *host* (an address literal) with a client of its own, closed at the
     end; the Deferred fires with the :class:`Summary`. *options* are those
     of :meth:`PingClient.ping` (``count``, ``interval``, ``timeout``,
-    ``deadline``, ``size``). Cancelling the Deferred stops the ping.
+    ``deadline``, ``size``). Cancelling the Deferred stops the ping; it then
+    fires with the summary so far.
 
     :raises PingPermissionError: no ICMP socket may be opened.
     """
@@ -132,7 +133,8 @@ def sweep(
     Ping every address of *targets* (literals and CIDR ranges, see
     :func:`expand_targets`) with a client of its own; the Deferred fires with
     the :class:`SweepSummary`. *options* are those of :class:`Sweep`
-    (``count``, ``interval``, ``timeout``, ``rate``, ``size``).
+    (``count``, ``interval``, ``timeout``, ``rate``, ``size``). Cancelling
+    the Deferred stops the sweep; it then fires with the summary so far.
     """
     client = PingClient(reactor, mode, ttl=ttl, source=source)
     try:
