@@ -214,9 +214,9 @@ async def _run_one(
 
     shown = printable(host)
     if not args.json:
-        origin = f" from {source}" if source else ""
+        origin = f" from {source} :" if source else ""
         if ":" in target:
-            header = f"PING {shown} ({target}){origin} {args.size} data bytes"
+            header = f"PING {shown}({target}){origin} {args.size} data bytes"
         else:
             header = f"PING {shown} ({target}){origin} {args.size}({args.size + 28}) bytes of data."
         _say(header)
@@ -315,4 +315,6 @@ def _summary_lines(shown: str, summary: Any) -> list[str]:
             f"rtt min/avg/max/mdev = {summary.min * 1000:.3f}/{summary.avg * 1000:.3f}/"
             f"{summary.max * 1000:.3f}/{summary.mdev * 1000:.3f} ms"
         )
+    else:
+        lines.append("")  # iputils ends the block with an empty line then
     return lines
