@@ -358,10 +358,11 @@ class IcmpSocket:
         if self.mode == DGRAM:
             count += self._drain_errors(limit)
         if not self.table.pending and self._timer is not None:
-            # Nothing waits: an idle socket keeps no timer.
+            # Nothing waits: an idle socket keeps no timer, and no probes.
             if self._timer.active():
                 self._timer.cancel()
             self._timer = None
+            self.table.forget_deadlines()
         return count
 
     def _drain_raw4(self, limit: int) -> int:

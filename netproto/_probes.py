@@ -220,8 +220,8 @@ class ProbeTable:
         probe = self._probes.get(seq)
         if probe is None or probe.state is not PENDING or source != probe.packed:
             return None
-        payload = data[28:]
-        if payload != probe.payload or checksum(data[20:]) != 0:
+        payload = probe.payload
+        if total != 28 + len(payload) or not data.endswith(payload) or checksum(data[20:]):
             return None
         probe.state = ANSWERED
         probe.rtt = now - probe.sent
@@ -258,6 +258,11 @@ class ProbeTable:
             if waiting and (earliest is None or waiting[0].deadline < earliest):
                 earliest = waiting[0].deadline
         return earliest
+
+    def forget_deadlines(self) -> None:
+        """Drop the deadline queues when no probe is waiting (they then hold only old probes)."""
+        if not self.pending:
+            self._deadlines.clear()
 
     def expire(self, now: float) -> list[Probe]:
         """Mark every probe whose deadline is at or before *now* expired; return them."""

@@ -51,19 +51,20 @@ def expand_targets(
     :raises AddressError: a text is neither, is of the wrong version, or
         the total passes *limit* addresses.
     """
-    seen: set[str] = set()
-    out = TargetList()
+    everything: list[str] = []
     for text in texts:
         text_version, addresses = _expand(text, limit)
         if version is not None and text_version != version:
             raise AddressError(f"{text} is not an IPv{version} target")
-        for key in addresses:
-            if key not in seen:
-                seen.add(key)
-                out.append(key)
-        if len(out) > limit:
-            raise AddressError(f"more than {limit} targets")
-    return out
+        everything.extend(addresses)
+        if len(everything) > limit:
+            everything = list(dict.fromkeys(everything))
+            if len(everything) > limit:
+                raise AddressError(f"more than {limit} targets")
+    return TargetList(dict.fromkeys(everything))
+
+
+_OCTETS = [str(i) for i in range(256)]
 
 
 def _expand(text: str, limit: int) -> tuple[int, Iterable[str]]:
@@ -82,8 +83,13 @@ def _expand(text: str, limit: int) -> tuple[int, Iterable[str]]:
     last = int(net.broadcast_address)
     if net.prefixlen < 31:
         first, last = first + 1, last - 1
-    ntop, family = socket.inet_ntop, socket.AF_INET
-    return 4, [ntop(family, i.to_bytes(4, "big")) for i in range(first, last + 1)]
+    # Whole runs of the last octet at a time: a /20 in a fraction of a millisecond.
+    out: list[str] = []
+    for high in range(first >> 8, (last >> 8) + 1):
+        prefix = f"{high >> 16}.{high >> 8 & 255}.{high & 255}."
+        low, up = max(first, high << 8) & 255, min(last, high << 8 | 255) & 255
+        out += [prefix + octet for octet in _OCTETS[low : up + 1]]
+    return 4, out
 
 
 def _socket_form(text: str) -> str:
