@@ -51,6 +51,7 @@ _IP_RECVERR = 11
 _IP_RECVTTL = 12
 _IPV6_RECVERR = 25
 _SO_RCVBUFFORCE = 33
+_SO_ATTACH_FILTER = 26
 _SO_EE_ORIGIN_ICMP = 2
 _SO_EE_ORIGIN_ICMP6 = 3
 _EXTENDED_ERR = struct.Struct("=IBBBBII")
@@ -121,6 +122,49 @@ def open_icmp_socket(family: int, mode: str = AUTO) -> tuple[socket.socket, str]
         raise PingPermissionError(_explain(family, raw_error, e)) from None
 
 
+def _bpf(*instructions: tuple[int, int, int, int]) -> bytes:
+    """A ``struct sock_fprog`` for these classic BPF instructions (code, jt, jf, k)."""
+    import ctypes
+
+    program = b"".join(struct.pack("=HBBI", *i) for i in instructions)
+    buffer = ctypes.create_string_buffer(program, len(program))
+    # The kernel copies the program during setsockopt; the buffer only has
+    # to live until then, and _FILTERS keeps it alive.
+    _FILTERS.append(buffer)
+    del _FILTERS[:-8]
+    return struct.pack("HL", len(instructions), ctypes.addressof(buffer))
+
+
+_FILTERS: list[Any] = []
+
+
+def _reply_filter(version: int, ident: int) -> bytes:
+    """
+    Accept every ICMP message except echo replies whose identifier is not
+    *ident*. IPv4 raw sockets see the IP header first (its length from IHL);
+    ICMPv6 raw sockets see the ICMPv6 header first.
+    """
+    accept, drop = 0xFFFFFFFF, 0
+    if version == 4:
+        return _bpf(
+            (0xB1, 0, 0, 0),            # X = 4 * (IP[0] & 0x0f): the IP header length
+            (0x48, 0, 0, 4),            # A = ICMP identifier (half-word at X + 4)
+            (0x15, 2, 0, ident),        # ours: accept
+            (0x50, 0, 0, 0),            # A = ICMP type (byte at X)
+            (0x15, 1, 0, 0),            # someone else's echo reply: drop
+            (0x06, 0, 0, accept),
+            (0x06, 0, 0, drop),
+        )
+    return _bpf(
+        (0x28, 0, 0, 4),                # A = ICMPv6 identifier
+        (0x15, 2, 0, ident),            # ours: accept
+        (0x30, 0, 0, 0),                # A = ICMPv6 type
+        (0x15, 1, 0, 129),              # someone else's echo reply: drop
+        (0x06, 0, 0, accept),
+        (0x06, 0, 0, drop),
+    )
+
+
 def _bitmap_allowing(types: set[int], words: int) -> bytes:
     """A Linux ICMP filter: one bit per type, set for the types to block."""
     bits = 0
@@ -181,6 +225,30 @@ class IcmpSocket:
             ident = int.from_bytes(os.urandom(2), "big")
         self.table = ProbeTable(ident, first_seq=int.from_bytes(os.urandom(2), "big"))
         self._addresses: dict[str, tuple[tuple[str, int], bytes]] = {}
+        self.filtered = False
+        """True when the kernel drops other identifiers' replies for us (raw sockets)."""
+        self.set_ident(ident)
+
+    def set_ident(self, ident: int) -> None:
+        """
+        Use identifier *ident* from now on (raw sockets only: a ping socket's
+        identifier is its port). On a raw socket, a classic BPF filter makes
+        the kernel drop echo replies carrying any other identifier, as iputils
+        does: on a busy host, other pingers' replies then cost us nothing.
+        """
+        if self.mode == DGRAM:
+            if ident != self.table.ident:
+                raise ValueError("a ping socket's identifier is its port")
+            return
+        self.table.ident = ident & 0xFFFF
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER,
+                                   _reply_filter(self.version, self.table.ident))
+        except (OSError, ValueError) as e:
+            self.filtered = False
+            self.log.info("no kernel filter on {socket}: {error}", socket=self, error=e)
+        else:
+            self.filtered = True
 
     def _configure(
         self, ttl: int | None, source: str | None, interface: str | None, receive_buffer: int

@@ -119,7 +119,7 @@ async def _same_identifier(reactor: Any, forger: Forger) -> dict[str, Any]:
     forger.flush()
     first, second = PingClient(reactor, "raw"), PingClient(reactor, "raw")
     table1, table2 = first.socket_for(4).table, second.socket_for(4).table
-    table2.ident = table1.ident
+    second.socket_for(4).set_ident(table1.ident)
     table2._next = table1._next
     results1: list[ProbeResult] = []
     results2: list[ProbeResult] = []

@@ -92,7 +92,8 @@ class LiveTests(TestCase):
         async def run() -> None:
             first, second = self.client(), self.client()
             table1, table2 = first.socket_for(4).table, second.socket_for(4).table
-            table2.ident, table2._next = table1.ident, table1._next
+            second.socket_for(4).set_ident(table1.ident)
+            table2._next = table1._next
             one = first.ping("127.0.0.1", count=5, interval=0.01)
             two = second.ping("127.0.0.1", count=5, interval=0.01)
             summaries = [await one.done, await two.done]
@@ -100,6 +101,21 @@ class LiveTests(TestCase):
                              [(5, 0, 0), (5, 0, 0)])
             self.assertGreaterEqual(table1.not_ours, 1)
             self.assertGreaterEqual(table2.not_ours, 1)
+        return ensureDeferred(run())
+
+    def test_kernel_filter(self) -> Deferred[None]:
+        """Other identifiers' replies never reach us: the socket's BPF filter drops them."""
+        async def run() -> None:
+            for address, version in (("127.0.0.1", 4), ("::1", 6)):
+                first, second = self.client(), self.client()
+                one = first.ping(address, count=5, interval=0.005)
+                two = second.ping(address, count=5, interval=0.005)
+                summaries = [await one.done, await two.done]
+                self.assertEqual([s.received for s in summaries], [5, 5])
+                for client in (first, second):
+                    sock = client.socket_for(version)
+                    self.assertTrue(sock.filtered)
+                    self.assertEqual(sock.table.not_ours, 0)
         return ensureDeferred(run())
 
     def test_alongside_iputils(self) -> Deferred[None]:
