@@ -54,6 +54,16 @@ NOT_OURS = "not-ours"
 # address, ICMP type, code, identifier, sequence number.
 _IPV4_ECHO = struct.Struct("!BxHxxBBBBxx4s4xBBxxHH")
 
+_KEEP = 64
+"""Resolved probes with larger payloads keep only their cookie: the table
+holds up to 65,536 probes, and 64 KiB payloads would otherwise pin 4 GiB."""
+
+
+def _trim(probe: Probe) -> None:
+    probe.payload = probe.payload[:8]
+    probe.trimmed = True
+
+
 # Probe states.
 PENDING = "pending"
 ANSWERED = "answered"
@@ -72,7 +82,7 @@ class Probe:
     """
 
     __slots__ = ("deadline", "errors", "number", "owner", "packed", "payload", "rtt", "sent",
-                 "seq", "state", "target")
+                 "seq", "state", "target", "trimmed")
 
     def __init__(self, target: str, payload: bytes, owner: Any = None, number: int = 0) -> None:
         self.target = target
@@ -94,6 +104,8 @@ class Probe:
         """Round-trip time in seconds, once answered."""
         self.errors = 0
         """ICMP errors received about this probe."""
+        self.trimmed = False
+        """True once a large payload was cut down to its cookie (the probe is resolved)."""
 
     def __repr__(self) -> str:
         return f"<Probe #{self.number} seq={self.seq} {self.target} {self.state}>"
@@ -168,13 +180,15 @@ class ProbeTable:
             if probe is None:
                 self.not_ours += 1
                 return NOT_OURS, None
-            if not packet.checksum_ok or packet.payload != probe.payload:
+            if not packet.checksum_ok or (not probe.trimmed and packet.payload != probe.payload):
                 return DAMAGED, probe
             state = probe.state
             if state is PENDING:
                 probe.state = ANSWERED
                 probe.rtt = now - probe.sent
                 self.pending -= 1
+                if len(probe.payload) > _KEEP:
+                    _trim(probe)
                 return REPLY, probe
             return (DUPLICATE if state is ANSWERED else LATE), probe
         if kind is ERROR:
@@ -226,6 +240,8 @@ class ProbeTable:
         probe.state = ANSWERED
         probe.rtt = now - probe.sent
         self.pending -= 1
+        if total > _KEEP + 28:
+            _trim(probe)
         packet = Packet(ECHO_REPLY, probe.target, ttl, 0, code, ident, seq, payload, True,
                         None, total - 20)
         return probe, packet
@@ -273,5 +289,7 @@ class ProbeTable:
                 if probe.state is PENDING:
                     probe.state = EXPIRED
                     self.pending -= 1
+                    if len(probe.payload) > _KEEP:
+                        _trim(probe)
                     expired.append(probe)
         return expired

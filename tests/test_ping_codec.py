@@ -358,6 +358,24 @@ class MatchingTests(SynchronousTestCase):
         self.assertEqual(table.classify(parse_ipv4(reply_packet(7)), 0.2), (REPLY, probe))
         self.assertEqual(table.classify(error, 0.3), (LATE, probe))
 
+    def test_large_payloads_trimmed_once_resolved(self) -> None:
+        """Answered or expired probes keep only their cookie; duplicates and late still match."""
+        big = b"BIGCOOKI" + bytes(range(256)) * 40
+        table, probe = table_with_probe(7, payload=big)
+        self.assertEqual(table.classify(parse_ipv4(reply_packet(7, payload=big)), 0.1),
+                         (REPLY, probe))
+        self.assertEqual(probe.payload, b"BIGCOOKI")
+        self.assertEqual(table.classify(parse_ipv4(reply_packet(7, payload=big)), 0.2),
+                         (DUPLICATE, probe))
+        table2, late = table_with_probe(9, payload=big)
+        self.assertEqual(table2.expire(2.0), [late])
+        self.assertEqual(table2.classify(parse_ipv4(reply_packet(9, payload=big)), 2.5),
+                         (LATE, late))
+        table3, fast = table_with_probe(11, payload=big)
+        found = table3.fast_reply(reply_packet(11, payload=big), 0.1)
+        assert found is not None
+        self.assertEqual((found[0], found[1].payload, fast.payload), (fast, big, b"BIGCOOKI"))
+
     def test_table_full(self) -> None:
         """65,536 waiting probes exhaust the numbers: next_seq refuses."""
         from netproto._probes import TableFullError
