@@ -143,7 +143,8 @@ class SweepSummary:
 
 class Sweep:
     """
-    Ping every target *count* times (rounds *interval* seconds apart), each
+    Ping every target (address literals and CIDR ranges, as
+    :func:`expand_targets` takes them) *count* times (rounds *interval* seconds apart), each
     probe waiting up to *timeout* seconds, at most *rate* probes a second
     (0: as fast as the machine allows, *batch* probes a turn of the
     reactor). *on_host* gets each :class:`HostResult` as soon as its target
@@ -170,7 +171,7 @@ class Sweep:
         if isinstance(targets, TargetList):
             self.targets: list[str] = targets
         else:
-            self.targets = [_socket_form(t) for t in targets]
+            self.targets = expand_targets(targets)
         n = len(self.targets)
         self.reactor = client.reactor
         self.clock = client.clock
