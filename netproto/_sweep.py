@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 
 __all__ = ["HostResult", "Sweep", "SweepSummary", "TargetList", "expand_targets"]
 
+_SLICE = 0.005
+"""At full speed, how long one turn of the reactor may spend sending."""
+
 MAX_TARGETS = 1 << 20
 """The largest sweep :func:`expand_targets` builds (a /12 of IPv4)."""
 
@@ -221,23 +224,34 @@ class Sweep:
     # -- sending ---------------------------------------------------------
 
     def _step(self) -> None:
+        """Send what is due; at full speed, batch after batch for up to a time slice."""
         self._call = None
-        if self._finished:
-            return
         clock = self.clock
-        now = clock()
-        if now < self._round_at:
-            self._later(self._round_at - now)
-            return
+        slice_end = clock() + _SLICE
+        while not self._finished:
+            now = clock()
+            if now < self._round_at:
+                self._later(self._round_at - now)
+                return
+            delay = self._send_batch(now)
+            if delay is None:
+                return
+            if delay > 0 or self.rate > 0 or now >= slice_end:
+                self._later(delay)
+                return
+
+    def _send_batch(self, now: float) -> float | None:
+        """
+        Send one batch (fewer when the rate says so) and drain the sockets;
+        return the delay before the next batch, None when all is sent.
+        """
         budget = self.batch
         if self.rate > 0:
             allowed = int((now - self._started) * self.rate) + 1 - self._total_sent
             budget = min(budget, allowed)
             if budget <= 0:
-                self._later((self._total_sent / self.rate) - (now - self._started))
-                return
+                return max(0.0, self._total_sent / self.rate - (now - self._started))
         targets = self.targets
-        socks = self._socks
         payloads = self._payloads.next
         sent = self._sent
         n = len(targets)
@@ -254,12 +268,12 @@ class Sweep:
                 index = 0
                 self._round += 1
                 self._round_at = self._started + self._round * self.interval
-                if self._round < self.count and self._round_at > clock():
+                if self._round < self.count and self._round_at > now:
                     break
         self._index = index
         self._total_sent += len(batch)
         if len(self._unique_socks) == 1:
-            done = socks[0].send_many(batch, self.timeout)
+            done = self._socks[0].send_many(batch, self.timeout)
         else:
             done = self._send_mixed(batch)
         if done < len(batch):
@@ -268,8 +282,8 @@ class Sweep:
         for sock in self._unique_socks:
             sock.drain()
         if self._finished or (self._round >= self.count and not self._retry):
-            return
-        self._later(0.001 if self._retry else 0.0)
+            return None
+        return 0.001 if self._retry else 0.0
 
     def _send_mixed(self, batch: list[Probe]) -> int:
         """Send a batch bound for both address families, in order."""

@@ -47,6 +47,7 @@ class FakeSocket:
         self.failures: list[OSError] = []
         self.answer: Callable[[bytes, str], list[bytes]] = self.echo
         self.closed = False
+        self.deepest = 0
 
     @staticmethod
     def echo(request: bytes, target: str) -> list[bytes]:
@@ -77,6 +78,7 @@ class FakeSocket:
             raise self.failures.pop(0)
         self.sent.append((data, address))
         self.inbox.extend(self.answer(data, address[0]))
+        self.deepest = max(self.deepest, len(self.inbox))
         return len(data)
 
     def recv(self, size: int) -> bytes:
@@ -340,16 +342,30 @@ class SweepTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(sweep.done).received, 10)
 
     def test_unlimited_rate_batches(self) -> None:
-        """--rate 0: a batch per turn of the reactor, replies drained after each."""
+        """--rate 0: batches of 128, the replies drained after each (never more queued)."""
         h = self.h
         targets = [f"127.0.{i // 250}.{i % 250 + 1}" for i in range(1000)]
         sweep = h.client.sweep(targets, rate=0, batch=128)
-        self.assertEqual(len(h.fake.sent), 128)
-        self.assertEqual(len(h.fake.inbox), 0)
-        for _ in range(8):
-            h.reactor.advance(0)
         summary = self.successResultOf(sweep.done)
         self.assertEqual((summary.transmitted, summary.received, summary.alive), (1000, 1000, 1000))
+        self.assertEqual(h.fake.deepest, 128)
+        self.assertEqual(len(h.fake.inbox), 0)
+
+    def test_time_slice(self) -> None:
+        """At full speed a turn of the reactor sends for at most 5 ms, then yields."""
+        h = self.h
+        ticks = iter(range(10**6))
+        h.socket.clock = h.client.clock = lambda: next(ticks) * 0.0001
+        targets = [f"127.0.{i // 250}.{i % 250 + 1}" for i in range(1000)]
+        sweep = h.client.sweep(targets, rate=0, batch=10)
+        first = len(h.fake.sent)
+        self.assertLess(first, 1000)
+        self.assertGreater(first, 0)
+        for _ in range(200):
+            if sweep.done.called:
+                break
+            h.reactor.advance(0)
+        self.assertEqual(self.successResultOf(sweep.done).received, 1000)
 
     def test_rounds(self) -> None:
         """-c 3 -i 1: three rounds a second apart; every reply counted per host."""
