@@ -11,7 +11,9 @@ machine is shared and noisy:
 - a sweep of 127.0.0.0/20 (4,094 hosts, all answering on loopback), in hosts
   per second with lost replies counted: netproto's ``Sweep`` at ``rate=0``
   (target expansion included) against ``fping -i 0 -r 0 -g`` (its reported
-  elapsed time) and ``icmplib.multiping``.
+  elapsed time) and ``icmplib.multiping``, and a bare Python loop of
+  ``sendto``/``recv`` with no parsing at all: the ceiling for any Python
+  pinger on this machine at that moment.
 
 Needs root (raw sockets; ``ping -i 0``). Peers that are missing are skipped
 with a message. Run: ``.venv/bin/python benchmarks/bench_ping.py [--rounds N]``.
@@ -94,6 +96,40 @@ async def ours_sweep(client: Any) -> tuple[float, int]:
     return len(TARGETS) / elapsed, lost
 
 
+def floor_sweep() -> tuple[float, int]:
+    """
+    The ceiling for any Python sweep on this machine right now: a bare loop of
+    ``sendto`` over prebuilt requests, then ``recv`` until empty, with no
+    parsing or matching at all (not a usable pinger: it checks nothing).
+    """
+    import socket
+    import struct
+
+    from netproto.ping import echo_request
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, 33, 16 << 20)  # SO_RCVBUFFORCE
+        sock.setsockopt(255, 1, struct.pack("=I", 0xFFFFFFFF ^ 1))  # ICMP_FILTER: replies
+        sock.setblocking(False)
+        ident = os.getpid() & 0xFFFF
+        requests = [(echo_request(4, ident, i, bytes(56)), (t, 0)) for i, t in enumerate(TARGETS)]
+        started = time.perf_counter()
+        for data, address in requests:
+            sock.sendto(data, address)
+        received = 0
+        while True:
+            try:
+                sock.recv(2048)
+            except BlockingIOError:
+                break
+            received += 1
+        elapsed = time.perf_counter() - started
+    finally:
+        sock.close()
+    return len(TARGETS) / elapsed, max(0, len(TARGETS) - received)
+
+
 def fping_sweep() -> tuple[float, int]:
     result = _run(["fping", "-q", "-s", "-i", "0", "-r", "0", "-t", "1000", "-g", SWEEP])
     elapsed = re.search(r"([\d.]+) sec \(elapsed real time\)", result.stderr)
@@ -150,10 +186,12 @@ async def main(reactor: Any, rounds: int, probes: int) -> int:
     sweep_ours = Series("netproto Sweep, rate 0", "/s")
     sweep_fping = Series("fping -i 0 -r 0 -g", "/s")
     sweep_icmplib = Series("icmplib.multiping", "/s")
+    sweep_floor = Series("bare sendto/recv loop", "/s")
 
     steps: list[tuple[Series, Callable[[], Any]]] = [
         (sweep_ours, lambda: ours_sweep(client)),
         (probe_ours, lambda: ours_probe(reactor, client, probes)),
+        (sweep_floor, floor_sweep),
     ]
     if have_fping:
         steps.append((sweep_fping, fping_sweep))
@@ -182,7 +220,7 @@ async def main(reactor: Any, rounds: int, probes: int) -> int:
            [s for s in (probe_ours, probe_iputils, probe_icmplib) if s.values],
            probe_ours, better_low=True)
     _table(f"Sweep of {SWEEP} (higher is better)",
-           [s for s in (sweep_ours, sweep_fping, sweep_icmplib) if s.values],
+           [s for s in (sweep_ours, sweep_fping, sweep_icmplib, sweep_floor) if s.values],
            sweep_ours, better_low=False)
     print("\nTargets:")
     if probe_iputils.values:
@@ -193,6 +231,9 @@ async def main(reactor: Any, rounds: int, probes: int) -> int:
     print(f"  sweep {sweep_ours.median:,.0f} hosts/s median, {max(sweep_ours.values):,.0f} best, "
           f"{lost} lost (target >= 100,000 with 0 lost): "
           f"{'met' if sweep_ours.median >= 100_000 and not lost else 'NOT met'}")
+    print(f"  (the bare sendto/recv loop, the ceiling for Python here and now: "
+          f"{sweep_floor.median:,.0f} hosts/s; netproto reaches "
+          f"{sweep_ours.median / sweep_floor.median:.0%} of it)")
     if sweep_icmplib.values:
         ratio = sweep_ours.median / sweep_icmplib.median
         print(f"  {ratio:.1f}x icmplib.multiping (target >= 6x): "

@@ -295,7 +295,8 @@ class Ping:
             self._waiting += 1
             # On loopback the reply is already there: read it now, not after
             # a turn of the reactor, so that its RTT is the network's, not ours.
-            self.socket.drain()
+            # (One packet: the rest, if any, waits for the reactor.)
+            self.socket.drain(1)
             if self._finished:
                 return
             if not self._more():

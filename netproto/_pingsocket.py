@@ -213,6 +213,7 @@ class IcmpSocket:
         self._timer: Any = None
         self._timer_at = 0.0
         self._reading = False
+        self._errors_waiting = False
         self.send_errors = 0
         try:
             self._configure(ttl, source, interface, receive_buffer)
@@ -405,6 +406,7 @@ class IcmpSocket:
         The reactor saw EPOLLERR without EPOLLIN: an ICMP error is waiting
         on a ping socket's error queue. Read it and keep reading.
         """
+        self._errors_waiting = True
         self.drain()
         if self._reading and self.socket.fileno() != -1:
             self.reactor.addReader(self)
@@ -423,13 +425,19 @@ class IcmpSocket:
             count = self._drain_raw4(limit)
         else:
             count = self._drain_msg(limit)
-        if self.mode == DGRAM:
+        if self.mode == DGRAM and (
+            self._errors_waiting
+            or self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        ):
+            # An ICMP error queued on a ping socket also sets the socket's
+            # error, which recv or SO_ERROR report (once): only then is the
+            # error queue worth a read.
+            self._errors_waiting = False
             count += self._drain_errors(limit)
-        if not self.table.pending and self._timer is not None:
-            # Nothing waits: an idle socket keeps no timer, and no probes.
-            if self._timer.active():
-                self._timer.cancel()
-            self._timer = None
+        if not self.table.pending:
+            # Nothing waits: keep no old probes in the deadline queues. (The
+            # timer stays: cancelling and re-arming it for every probe of a
+            # fast ping costs more than letting it fire once for nothing.)
             self.table.forget_deadlines()
         return count
 
@@ -476,6 +484,7 @@ class IcmpSocket:
             except OSError:
                 # A ping socket reports a pending ICMP error once through
                 # recv (EHOSTUNREACH...); the error queue has the details.
+                self._errors_waiting = True
                 count += 1
                 continue
             now = clock()

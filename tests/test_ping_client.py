@@ -64,6 +64,9 @@ class FakeSocket:
     def setsockopt(self, *args: Any) -> None:
         self.options.append(args)
 
+    def getsockopt(self, *args: Any) -> int:
+        return 0
+
     def bind(self, address: tuple[str, int]) -> None:
         self.bound = address
 
@@ -236,6 +239,10 @@ class PingTests(SynchronousTestCase):
             h.reactor.advance(0.5)
         summary = self.successResultOf(ping.done)
         self.assertEqual((summary.transmitted, summary.received), (3, 3))
+        self.assertEqual(
+            [c for c in h.reactor.getDelayedCalls() if c.func.__name__ != "_expire"], []
+        )
+        h.reactor.advance(10.0)
         self.assertEqual(h.reactor.getDelayedCalls(), [])
 
     def test_stop_ignores_what_follows(self) -> None:
