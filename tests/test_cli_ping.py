@@ -109,6 +109,9 @@ class SingleHostTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 0)
         self.assertRegex(result.stdout, r"[34] packets transmitted, [34] received")
 
+class UsageTests(SynchronousTestCase):
+    """Mistakes on the command line: no privilege needed, nothing is sent."""
+
     def test_usage_errors(self) -> None:
         """Bad option values: exit 2, one line naming the option, no traceback."""
         for args in (["-c", "0"], ["-s", "70000"], ["-t", "0"], ["-W", "0"], ["-w", "-1"],
