@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -24,8 +25,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from twisted.internet import task
 from twisted.internet.defer import Deferred
 
-from netproto.ping import ECHO_REQUEST, Packet, PingClient, ProbeResult, parse_ipv4
-from tests._icmp_packets import icmp, icmp_error, ipv4
+from netproto.ping import (
+    ECHO_REQUEST,
+    Packet,
+    PingClient,
+    ProbeResult,
+    icmpv6_checksum,
+    parse_icmpv6,
+    parse_ipv4,
+)
+from tests._icmp_packets import icmp, icmp_error, ipv4, ipv6_header
 
 TARGET = "127.0.0.2"
 
@@ -110,8 +119,9 @@ async def _one(reactor: Any, forger: Forger, mode: str, answers: list[str]) -> d
         elif answer == "unreachable":
             forger.inject(forger.unreachable(request))
     summary = await running.done
+    not_ours = client.socket_for(4).table.not_ours
     client.close()
-    return _record(summary, results)
+    return {**_record(summary, results), "not_ours": not_ours}
 
 
 async def _same_identifier(reactor: Any, forger: Forger) -> dict[str, Any]:
@@ -169,6 +179,60 @@ async def _late(reactor: Any, forger: Forger) -> dict[str, Any]:
     return _record(summary, results)
 
 
+class Forger6:
+    """The IPv6 forger: ICMPv6 requests sniffed, replies and errors injected with a header."""
+
+    def __init__(self) -> None:
+        self.sniffer = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+        self.injector = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_RAW)
+
+    def request(self) -> Packet:
+        self.sniffer.settimeout(2.0)
+        while True:
+            data, address = self.sniffer.recvfrom(65535)
+            packet = parse_icmpv6(data, address[0])
+            if packet.kind == ECHO_REQUEST:
+                return packet
+
+    def inject(self, source: str, message: bytes) -> None:
+        """Send ICMPv6 *message* from *source* to ::1, checksum filled in."""
+        body = bytearray(message)
+        struct.pack_into("!H", body, 2, 0)
+        struct.pack_into("!H", body, 2, icmpv6_checksum(source, "::1", bytes(body)))
+        packet = ipv6_header(source, "::1", len(body)) + bytes(body)
+        self.injector.sendto(packet, ("::1", 0))
+
+    def reply(self, request: Packet, source: str = "::1") -> None:
+        self.inject(source, struct.pack("!BBHHH", 129, 0, 0, request.ident, request.seq)
+                    + request.payload)
+
+    def unreachable(self, request: Packet, router: str = "2001:db8::9") -> None:
+        quoted_icmp = struct.pack("!BBHHH", 128, 0, 0, request.ident, request.seq)
+        quoted = ipv6_header("::1", "::1", 8 + len(request.payload)) + quoted_icmp
+        self.inject(router, struct.pack("!BBHI", 1, 3, 0, 0) + quoted + request.payload)
+
+
+async def _ipv6(reactor: Any, answer: str) -> dict[str, Any]:
+    """Ping ::1 once (kernel silent); answer as told."""
+    forger = Forger6()
+    client = PingClient(reactor, "raw")
+    results: list[ProbeResult] = []
+    running = client.ping("::1", count=1, timeout=0.3, on_result=results.append)
+    request = forger.request()
+    if answer == "good":
+        forger.reply(request)
+    elif answer == "wrong-source":
+        forger.reply(request, source="2001:db8::5")
+    elif answer == "unreachable":
+        forger.unreachable(request)
+    summary = await running.done
+    not_ours = client.socket_for(6).table.not_ours
+    client.close()
+    forger.sniffer.close()
+    forger.injector.close()
+    return {**_record(summary, results), "not_ours": not_ours}
+
+
 async def _sleep(reactor: Any, seconds: float) -> None:
     d: Deferred[None] = Deferred()
     reactor.callLater(seconds, d.callback, None)
@@ -195,6 +259,9 @@ async def main(reactor: Any) -> None:
         outcome[name] = await _one(reactor, forger, mode, answers)
     outcome["same_identifier"] = await _same_identifier(reactor, forger)
     outcome["duplicates"] = await _duplicates(reactor, forger)
+    _write("/proc/sys/net/ipv6/icmp/echo_ignore_all", "1")
+    for answer in ("silence", "good", "wrong-source", "unreachable"):
+        outcome[f"ipv6_{answer}"] = await _ipv6(reactor, answer)
     outcome["late"] = await _late(reactor, forger)
     outcome["seconds"] = time.monotonic() - started
     print(json.dumps(outcome))

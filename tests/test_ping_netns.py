@@ -91,6 +91,7 @@ class ForgedReplyTests(SynchronousTestCase):
         """A reply from another address than the target is not credited."""
         outcome = forged_outcome()["wrong_source"]
         self.assertEqual((outcome["received"], outcome["damaged"]), (0, 0))
+        self.assertEqual(outcome["not_ours"], 1)
         self.assertEqual(self.kinds("wrong_source"), ["timeout"])
 
     def test_bad_checksum(self) -> None:
@@ -130,6 +131,18 @@ class ForgedReplyTests(SynchronousTestCase):
         outcome = forged_outcome()["late"]
         self.assertEqual((outcome["received"], outcome["late"]), (1, 1))
         self.assertEqual(self.kinds("late"), ["timeout", "late", "reply"])
+
+    def test_ipv6(self) -> None:
+        """ICMPv6 on ::1: forged replies credited, from the wrong source refused, errors matched."""
+        outcome = forged_outcome()
+        self.assertEqual(outcome["ipv6_silence"]["received"], 0)
+        self.assertEqual(outcome["ipv6_good"]["results"], [["reply", 1, "::1", None, 64]])
+        self.assertEqual(outcome["ipv6_wrong-source"]["received"], 0)
+        self.assertEqual(outcome["ipv6_wrong-source"]["not_ours"], 1)
+        unreachable = outcome["ipv6_unreachable"]
+        self.assertEqual((unreachable["received"], unreachable["errors"]), (0, 1))
+        self.assertEqual(unreachable["results"][0][:4],
+                         ["error", 1, "2001:db8::9", "Address unreachable"])
 
     def test_dgram_reply_and_error_queue(self) -> None:
         """On a ping socket: replies credited once; errors read from the error queue."""
