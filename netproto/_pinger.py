@@ -308,34 +308,38 @@ class Ping:
 
     # -- what the socket tells us ------------------------------------------
 
-    def on_packet(self, verdict: str, probe: Probe, packet: Packet, now: float) -> None:
-        """Called by the socket for each packet about one of our probes."""
+    def on_reply(self, probe: Probe, ttl: int | None, size: int, now: float) -> None:
+        """Called by the socket for the reply credited to one of our probes."""
         if self._finished:
             return
         stats = self.statistics
         rtt = now - probe.sent
-        if verdict is REPLY:
-            stats.received += 1
-            stats.rtts.append(rtt)
-            self._waiting -= 1
-        elif verdict is DUPLICATE:
+        stats.received += 1
+        stats.rtts.append(rtt)
+        self._waiting -= 1
+        self._emit(ProbeResult(self.target, probe.number, REPLY, probe.target, ttl, size, rtt))
+        if not self._more() and self._next_call is not None:
+            self._next_call.cancel()
+            self._next_call = None
+        self._check_done()
+
+    def on_packet(self, verdict: str, probe: Probe, packet: Packet, now: float) -> None:
+        """Called by the socket for any other packet about one of our probes."""
+        if self._finished:
+            return
+        stats = self.statistics
+        error = None
+        if verdict is DUPLICATE:
             stats.duplicates += 1
         elif verdict is DAMAGED:
             stats.damaged += 1
         elif verdict is ERROR:
             stats.errors += 1
+            error = describe_error(self.socket.version, packet.type, packet.code)
         elif verdict is LATE:
             stats.late += 1
-        error = None
-        if verdict is ERROR:
-            error = describe_error(self.socket.version, packet.type, packet.code)
         self._emit(ProbeResult(self.target, probe.number, verdict, packet.source, packet.ttl,
-                               packet.size, rtt, error))
-        if verdict is REPLY:
-            if not self._more() and self._next_call is not None:
-                self._next_call.cancel()
-                self._next_call = None
-            self._check_done()
+                               packet.size, now - probe.sent, error))
 
     def on_send_error(self, probe: Probe, error: OSError) -> None:
         """Called by the socket when a probe cannot be sent (no route...)."""

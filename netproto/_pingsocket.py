@@ -6,8 +6,11 @@ in batches and matched through a :class:`~netproto._probes.ProbeTable`.
 
 One :class:`IcmpSocket` per address family serves any number of probes to
 any number of targets. What it reads goes, classified, to the owner of the
-probe it concerns (``owner.on_packet(verdict, probe, packet)``); probes
-whose time is up go to ``owner.on_expired(probe)``.
+probe it concerns: ``owner.on_reply(probe, ttl, size, now)`` for a credited
+reply, ``owner.on_packet(verdict, probe, packet, now)`` for anything else
+(duplicates, late replies, errors, damage); probes whose time is up go to
+``owner.on_expired(probe)``, probes that cannot be sent to
+``owner.on_send_error(probe, error)``.
 """
 
 from __future__ import annotations
@@ -120,6 +123,14 @@ def open_icmp_socket(family: int, mode: str = AUTO) -> tuple[socket.socket, str]
         if raw_error is None:
             raw_error = PermissionError(errno.EPERM, "not tried")
         raise PingPermissionError(_explain(family, raw_error, e)) from None
+
+
+def _dispatch(verdict: str, probe: Probe, packet: Packet, now: float) -> None:
+    """Tell a probe's owner about a packet: ``on_reply`` if credited, else ``on_packet``."""
+    if verdict is REPLY:
+        probe.owner.on_reply(probe, packet.ttl, packet.size, now)
+    else:
+        probe.owner.on_packet(verdict, probe, packet, now)
 
 
 def _bpf(*instructions: tuple[int, int, int, int]) -> bytes:
@@ -459,14 +470,15 @@ class IcmpSocket:
                 continue
             now = clock()
             count += 1
-            found = fast(data, now)
-            if found is not None:
-                found[0].owner.on_packet(REPLY, found[0], found[1], now)
+            answered = fast(data, now)
+            if answered is not None:
+                # fast_reply takes only IHL-5 packets: TTL at 8, ICMP after 20.
+                answered.owner.on_reply(answered, data[8], len(data) - 20, now)
                 continue
             packet = parse_ipv4(data)
             verdict, probe = classify(packet, now)
             if probe is not None:
-                probe.owner.on_packet(verdict, probe, packet, now)
+                _dispatch(verdict, probe, packet, now)
         return count
 
     def _drain_msg(self, limit: int) -> int:
@@ -500,7 +512,7 @@ class IcmpSocket:
                 packet = parse_icmpv4(data, source, ttl)
             verdict, probe = classify(packet, now)
             if probe is not None:
-                probe.owner.on_packet(verdict, probe, packet, now)
+                _dispatch(verdict, probe, packet, now)
         return count
 
     def _drain_errors(self, limit: int) -> int:
@@ -520,7 +532,7 @@ class IcmpSocket:
                 continue
             verdict, probe = self.table.classify(packet, now)
             if probe is not None and verdict is not NOT_OURS:
-                probe.owner.on_packet(verdict, probe, packet, now)
+                _dispatch(verdict, probe, packet, now)
         return count
 
     def _error_packet(

@@ -206,19 +206,19 @@ class ProbeTable:
         self.not_ours += 1
         return NOT_OURS, None
 
-    def fast_reply(self, data: bytes, now: float) -> tuple[Probe, Packet] | None:
+    def fast_reply(self, data: bytes, now: float) -> Probe | None:
         """
         The common case of a raw IPv4 socket, decided without the general
         parser: *data* is a plain IPv4 packet (IHL 5, unfragmented, exact
         length) carrying a valid echo reply to a waiting probe of ours, with
         the right source and payload. Then the probe is marked answered and
-        ``(probe, packet)`` returned, exactly as :func:`parse_ipv4` and
-        :meth:`classify` would have done; for anything else, ``None`` and no
-        change: use the general path.
+        returned, exactly as :func:`parse_ipv4` and :meth:`classify` would
+        have decided (its TTL is ``data[8]``, its ICMP size ``len(data) -
+        20``); for anything else, ``None`` and no change: use the general path.
         """
         if len(data) < 28:
             return None
-        first, total, flags, offset, ttl, protocol, source, kind, code, ident, seq = (
+        first, total, flags, offset, _, protocol, source, kind, _, ident, seq = (
             _IPV4_ECHO.unpack_from(data)
         )
         if (
@@ -242,9 +242,7 @@ class ProbeTable:
         self.pending -= 1
         if total > _KEEP + 28:
             _trim(probe)
-        packet = Packet(ECHO_REPLY, probe.target, ttl, 0, code, ident, seq, payload, True,
-                        None, total - 20)
-        return probe, packet
+        return probe
 
     def _match(self, packet: Packet) -> Probe | None:
         """The probe *packet* is about, by identifier, sequence, address and cookie."""

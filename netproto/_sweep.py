@@ -20,7 +20,7 @@ from twisted.logger import Logger
 
 from netproto._icmp import Packet, describe_error
 from netproto._pingsocket import IcmpSocket
-from netproto._probes import DAMAGED, DUPLICATE, ERROR, LATE, REPLY, Probe
+from netproto._probes import DAMAGED, DUPLICATE, ERROR, LATE, Probe
 from netproto.util import AddressError, canonical, parse_ip
 
 if TYPE_CHECKING:
@@ -306,25 +306,30 @@ class Sweep:
 
     # -- what the sockets tell us ------------------------------------------
 
-    def on_packet(self, verdict: str, probe: Probe, packet: Packet, now: float) -> None:
-        """Called by a socket for each packet about one of our probes."""
+    def on_reply(self, probe: Probe, ttl: int | None, size: int, now: float) -> None:
+        """Called by a socket for the reply credited to one of our probes."""
         if self._finished:
             return
         index = probe.number
-        if verdict is REPLY:
-            self._received[index] += 1
-            rtts = self._rtts.get(index)
-            if rtts is None:
-                self._rtts[index] = [now - probe.sent]
-            else:
-                rtts.append(now - probe.sent)
-            resolved = self._resolved
-            resolved[index] += 1
-            if resolved[index] >= self.count and not self._reported[index]:
-                self._report(index)
-                if self.decided == len(self.targets):
-                    self._finish(True)
-        elif verdict is DUPLICATE:
+        self._received[index] += 1
+        rtts = self._rtts.get(index)
+        if rtts is None:
+            self._rtts[index] = [now - probe.sent]
+        else:
+            rtts.append(now - probe.sent)
+        resolved = self._resolved
+        resolved[index] += 1
+        if resolved[index] >= self.count and not self._reported[index]:
+            self._report(index)
+            if self.decided == len(self.targets):
+                self._finish(True)
+
+    def on_packet(self, verdict: str, probe: Probe, packet: Packet, now: float) -> None:
+        """Called by a socket for any other packet about one of our probes."""
+        if self._finished:
+            return
+        index = probe.number
+        if verdict is DUPLICATE:
             self._duplicates[index] += 1
         elif verdict is ERROR:
             self._errors[index] += 1
