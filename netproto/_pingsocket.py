@@ -30,6 +30,26 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netproto._icmp import ERROR, Packet, parse_icmpv4, parse_icmpv6, parse_ipv4
+from netproto._icmpopen import (
+    AUTO,
+    DGRAM,
+    EXTENDED_ERR,
+    ICMP6_FILTER,
+    ICMP_FILTER,
+    IP_RECVERR,
+    IP_RECVTTL,
+    IPV6_RECVERR,
+    RAW,
+    SO_ATTACH_FILTER,
+    SO_EE_ORIGIN_ICMP,
+    SO_EE_ORIGIN_ICMP6,
+    SO_RCVBUFFORCE,
+    SOL_RAW,
+    PingPermissionError,
+    bitmap_allowing,
+    open_icmp_socket,
+    reply_filter,
+)
 from netproto._probes import NOT_OURS, REPLY, Probe, ProbeTable, TableFullError
 from netproto.util import checksum
 
@@ -42,87 +62,9 @@ __all__ = [
     "open_icmp_socket",
 ]
 
-RAW = "raw"
-DGRAM = "dgram"
-AUTO = "auto"
-
-# Linux constants the socket module does not export.
-_SOL_RAW = 255
-_ICMP_FILTER = 1
-_ICMP6_FILTER = 1
-_IP_RECVERR = 11
-_IP_RECVTTL = 12
-_IPV6_RECVERR = 25
-_SO_RCVBUFFORCE = 33
-_SO_ATTACH_FILTER = 26
-_SO_EE_ORIGIN_ICMP = 2
-_SO_EE_ORIGIN_ICMP6 = 3
-_EXTENDED_ERR = struct.Struct("=IBBBBII")
-
-_PROTOCOL: dict[int, int] = {
-    socket.AF_INET: socket.IPPROTO_ICMP,
-    socket.AF_INET6: socket.IPPROTO_ICMPV6,
-}
 _BLOCKED = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
 _READ_BATCH = 4096
 _pack_header = struct.Struct("!BBHHH").pack
-
-
-class PingPermissionError(Exception):
-    """No ICMP socket can be opened; the message says why and what to do, in one line."""
-
-
-def _ping_group_range() -> tuple[int, int] | None:
-    try:
-        with open("/proc/sys/net/ipv4/ping_group_range") as f:
-            low, high = f.read().split()
-        return int(low), int(high)
-    except (OSError, ValueError):
-        return None
-
-
-def _explain(family: int, raw_error: OSError, dgram_error: OSError | None) -> str:
-    name = "ICMPv6" if family == socket.AF_INET6 else "ICMP"
-    reason = f"cannot open an {name} socket: raw sockets need root or CAP_NET_RAW"
-    if dgram_error is None:
-        return f"{reason} ({raw_error.strerror})"
-    groups = _ping_group_range()
-    if groups is not None:
-        low, high = groups
-        shown = "none" if low > high else f"{low}-{high}"
-        reason += (f", and unprivileged ping sockets admit groups {shown} "
-                   f"(net.ipv4.ping_group_range), not {os.getgid()}")
-    else:
-        reason += f", and unprivileged ping sockets are refused ({dgram_error.strerror})"
-    return reason + "; run as root, or widen net.ipv4.ping_group_range"
-
-
-def open_icmp_socket(family: int, mode: str = AUTO) -> tuple[socket.socket, str]:
-    """
-    Open an ICMP socket of *family* (``AF_INET``/``AF_INET6``): ``raw``,
-    ``dgram`` (an unprivileged ping socket) or ``auto`` (raw if permitted,
-    else dgram). Return the socket and the mode chosen.
-
-    :raises PingPermissionError: neither kind can be opened; the message
-        explains why in one line.
-    """
-    protocol = _PROTOCOL[family]
-    raw_error: OSError | None = None
-    if mode in (RAW, AUTO):
-        try:
-            return socket.socket(family, socket.SOCK_RAW, protocol), RAW
-        except PermissionError as e:
-            if mode == RAW:
-                raise PingPermissionError(_explain(family, e, None)) from None
-            raw_error = e
-    try:
-        return socket.socket(family, socket.SOCK_DGRAM, protocol), DGRAM
-    except OSError as e:
-        if e.errno not in (errno.EACCES, errno.EPERM, errno.EPROTONOSUPPORT):
-            raise
-        if raw_error is None:
-            raw_error = PermissionError(errno.EPERM, "not tried")
-        raise PingPermissionError(_explain(family, raw_error, e)) from None
 
 
 def _dispatch(verdict: str, probe: Probe, packet: Packet, now: float) -> None:
@@ -131,58 +73,6 @@ def _dispatch(verdict: str, probe: Probe, packet: Packet, now: float) -> None:
         probe.owner.on_reply(probe, packet.ttl, packet.size, now)
     else:
         probe.owner.on_packet(verdict, probe, packet, now)
-
-
-def _bpf(*instructions: tuple[int, int, int, int]) -> bytes:
-    """A ``struct sock_fprog`` for these classic BPF instructions (code, jt, jf, k)."""
-    import ctypes
-
-    program = b"".join(struct.pack("=HBBI", *i) for i in instructions)
-    buffer = ctypes.create_string_buffer(program, len(program))
-    # The kernel copies the program during setsockopt; the buffer only has
-    # to live until then, and _FILTERS keeps it alive.
-    _FILTERS.append(buffer)
-    del _FILTERS[:-8]
-    return struct.pack("HL", len(instructions), ctypes.addressof(buffer))
-
-
-_FILTERS: list[Any] = []
-
-
-def _reply_filter(version: int, ident: int) -> bytes:
-    """
-    Accept every ICMP message except echo replies whose identifier is not
-    *ident*. IPv4 raw sockets see the IP header first (its length from IHL);
-    ICMPv6 raw sockets see the ICMPv6 header first.
-    """
-    accept, drop = 0xFFFFFFFF, 0
-    if version == 4:
-        return _bpf(
-            (0xB1, 0, 0, 0),            # X = 4 * (IP[0] & 0x0f): the IP header length
-            (0x48, 0, 0, 4),            # A = ICMP identifier (half-word at X + 4)
-            (0x15, 2, 0, ident),        # ours: accept
-            (0x50, 0, 0, 0),            # A = ICMP type (byte at X)
-            (0x15, 1, 0, 0),            # someone else's echo reply: drop
-            (0x06, 0, 0, accept),
-            (0x06, 0, 0, drop),
-        )
-    return _bpf(
-        (0x28, 0, 0, 4),                # A = ICMPv6 identifier
-        (0x15, 2, 0, ident),            # ours: accept
-        (0x30, 0, 0, 0),                # A = ICMPv6 type
-        (0x15, 1, 0, 129),              # someone else's echo reply: drop
-        (0x06, 0, 0, accept),
-        (0x06, 0, 0, drop),
-    )
-
-
-def _bitmap_allowing(types: set[int], words: int) -> bytes:
-    """A Linux ICMP filter: one bit per type, set for the types to block."""
-    bits = 0
-    for t in range(32 * words):
-        if t not in types:
-            bits |= 1 << t
-    return struct.pack(f"={words}I", *((bits >> (32 * i)) & 0xFFFFFFFF for i in range(words)))
 
 
 @implementer(IReadDescriptor, IHalfCloseableDescriptor)
@@ -254,8 +144,8 @@ class IcmpSocket:
             return
         self.table.ident = ident & 0xFFFF
         try:
-            self.socket.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_FILTER,
-                                   _reply_filter(self.version, self.table.ident))
+            self.socket.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
+                                   reply_filter(self.version, self.table.ident))
         except (OSError, ValueError) as e:
             self.filtered = False
             self.log.info("no kernel filter on {socket}: {error}", socket=self, error=e)
@@ -269,7 +159,7 @@ class IcmpSocket:
         v6 = self.version == 6
         sock.setblocking(False)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, receive_buffer)
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, receive_buffer)
         except OSError:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         if interface is not None:
@@ -281,16 +171,16 @@ class IcmpSocket:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
         if self.mode == RAW:
             if v6:
-                allowed = _bitmap_allowing({129, 1, 2, 3, 4}, 8)
-                sock.setsockopt(socket.IPPROTO_ICMPV6, _ICMP6_FILTER, allowed)
+                allowed = bitmap_allowing({129, 1, 2, 3, 4}, 8)
+                sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, allowed)
             else:
-                sock.setsockopt(_SOL_RAW, _ICMP_FILTER, _bitmap_allowing({0, 3, 11, 12}, 1))
+                sock.setsockopt(SOL_RAW, ICMP_FILTER, bitmap_allowing({0, 3, 11, 12}, 1))
         else:
             if v6:
-                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
             else:
-                sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
-                sock.setsockopt(socket.IPPROTO_IP, _IP_RECVTTL, 1)
+                sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+                sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
         if v6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
         if source is not None or self.mode == DGRAM:
@@ -540,13 +430,13 @@ class IcmpSocket:
     ) -> Packet | None:
         for level, kind, value in cmsgs:
             if (level, kind) not in (
-                (socket.IPPROTO_IP, _IP_RECVERR), (socket.IPPROTO_IPV6, _IPV6_RECVERR)
-            ) or len(value) < _EXTENDED_ERR.size + 8:
+                (socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)
+            ) or len(value) < EXTENDED_ERR.size + 8:
                 continue
-            _, origin, kind_type, code, _, _, _ = _EXTENDED_ERR.unpack_from(value)
-            if origin not in (_SO_EE_ORIGIN_ICMP, _SO_EE_ORIGIN_ICMP6) or len(data) < 8:
+            _, origin, kind_type, code, _, _, _ = EXTENDED_ERR.unpack_from(value)
+            if origin not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6) or len(data) < 8:
                 return None
-            offender = value[_EXTENDED_ERR.size:]
+            offender = value[EXTENDED_ERR.size:]
             if self.version == 6 and len(offender) >= 24:
                 source = socket.inet_ntop(socket.AF_INET6, offender[8:24])
             elif self.version == 4:

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto import _pingsocket
+from netproto import _icmpopen
 from netproto.ping import (
     DGRAM,
     RAW,
@@ -422,26 +422,26 @@ class SocketChoiceTests(SynchronousTestCase):
                 raise PermissionError(code, "Operation not permitted")
             return FakeSocket()
 
-        self.patch(_pingsocket.socket, "socket", fake)
+        self.patch(_icmpopen.socket, "socket", fake)
         return opened
 
     def test_auto_prefers_raw(self) -> None:
         """auto opens a raw socket when allowed."""
         opened = self.patch_socket(set())
-        self.assertEqual(_pingsocket.open_icmp_socket(socket.AF_INET)[1], RAW)
+        self.assertEqual(_icmpopen.open_icmp_socket(socket.AF_INET)[1], RAW)
         self.assertEqual(opened, [socket.SOCK_RAW])
 
     def test_auto_falls_back(self) -> None:
         """auto falls back to a ping socket when raw is refused."""
         self.patch_socket({socket.SOCK_RAW})
-        self.assertEqual(_pingsocket.open_icmp_socket(socket.AF_INET)[1], DGRAM)
+        self.assertEqual(_icmpopen.open_icmp_socket(socket.AF_INET)[1], DGRAM)
 
     def test_neither(self) -> None:
         """Neither allowed: one line naming both causes and the sysctl."""
         self.patch_socket({socket.SOCK_RAW, socket.SOCK_DGRAM})
-        self.patch(_pingsocket, "_ping_group_range", lambda: (1, 0))
+        self.patch(_icmpopen, "_ping_group_range", lambda: (1, 0))
         with self.assertRaises(PingPermissionError) as caught:
-            _pingsocket.open_icmp_socket(socket.AF_INET)
+            _icmpopen.open_icmp_socket(socket.AF_INET)
         message = str(caught.exception)
         self.assertNotIn("\n", message)
         self.assertIn("CAP_NET_RAW", message)
@@ -451,7 +451,7 @@ class SocketChoiceTests(SynchronousTestCase):
     def test_raw_forced(self) -> None:
         """--socket raw without privileges: an explanation, no fallback."""
         opened = self.patch_socket({socket.SOCK_RAW})
-        self.assertRaises(PingPermissionError, _pingsocket.open_icmp_socket, socket.AF_INET, RAW)
+        self.assertRaises(PingPermissionError, _icmpopen.open_icmp_socket, socket.AF_INET, RAW)
         self.assertEqual(opened, [socket.SOCK_RAW])
 
     def test_dgram_identifier_is_port(self) -> None:
