@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from netproto._icmp import COOKIE_SIZE, Packet, describe_error
 from netproto._pingsocket import AUTO, IcmpSocket
 from netproto._probes import DAMAGED, DUPLICATE, ERROR, LATE, PENDING, REPLY, Probe
-from netproto.util import AddressError, canonical, parse_ip
+from netproto.util import AddressError, parse_ip
 
 __all__ = [
     "Ping",
@@ -136,9 +136,16 @@ class _Payloads:
 
 
 def address_text(text: str) -> str:
-    """An address literal as sockets write it, or AddressError."""
-    address = parse_ip(text, allow_scope=True)
-    return canonical(address)
+    """
+    An address literal in the form sockets report sources in, or
+    :class:`~netproto.util.AddressError` (zones such as ``%eth0`` included:
+    link-local targets are not supported).
+    """
+    from netproto._sweep import expand_targets
+
+    if "/" in text:
+        raise AddressError(f"{text}: one address, not a range")
+    return expand_targets([text])[0]
 
 
 class PingClient:
