@@ -234,7 +234,7 @@ async def _run_one(
     running = client.ping(target, count=args.count, interval=args.interval, timeout=timeout,
                           deadline=args.deadline, size=args.size, on_result=on_result)
     waiter: Deferred[Summary] = Deferred()
-    running.done.addCallback(_relay, waiter)
+    running.done.addBoth(_relay, waiter)
     try:
         summary = await waiter
     except CancelledError:
@@ -250,7 +250,16 @@ async def _run_one(
 
 
 def _relay(result: Any, waiter: Any) -> Any:
-    """Pass *result* on to *waiter* (unless it was cancelled) and keep it."""
+    """
+    Pass *result* on to *waiter* (unless it was cancelled): a summary is
+    kept for later reads, a failure (the output went away) is handed over.
+    """
+    from twisted.python.failure import Failure
+
+    if isinstance(result, Failure):
+        if not waiter.called:
+            waiter.errback(result)
+        return None
     if not waiter.called:
         waiter.callback(result)
     return result

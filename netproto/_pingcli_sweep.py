@@ -117,7 +117,7 @@ async def run_sweep(reactor: Any, client: Any, targets: list[str], args: argpars
     if args.deadline is not None:
         deadline = reactor.callLater(args.deadline, running.stop)
     waiter: Deferred[Any] = Deferred()
-    running.done.addCallback(_relay, waiter)
+    running.done.addBoth(_relay, waiter)
     try:
         summary = await waiter
     except CancelledError:

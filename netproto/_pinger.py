@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from netproto._icmp import COOKIE_SIZE, Packet, describe_error
 from netproto._pingsocket import AUTO, IcmpSocket
@@ -236,7 +237,8 @@ class Ping:
     A running ping of one host. Results arrive through *on_result*, through
     ``async for result in ping``, or both (iteration sees every result from
     the first, keeping at most the last 10,000 not yet consumed);
-    :attr:`done` fires with the :class:`Summary`.
+    :attr:`done` fires with the :class:`Summary` (or, if *on_result* raised,
+    fails with that exception, the ping stopped).
     """
 
     log = Logger()
@@ -371,7 +373,12 @@ class Ping:
 
     def _emit(self, result: ProbeResult) -> None:
         if self.on_result is not None:
-            self.on_result(result)
+            try:
+                self.on_result(result)
+            except Exception:
+                # A consumer that fails ends the ping: done errbacks with it.
+                self._fail(Failure())
+                return
         if self._readers:
             self._readers.pop(0).callback(result)
         else:
@@ -398,18 +405,28 @@ class Ping:
         """The statistics so far."""
         return self.statistics.summary(self.socket.clock() - self._started)
 
-    def stop(self) -> None:
-        """Stop now (idempotent): no more probes; :attr:`done` fires with the summary."""
+    def _fail(self, failure: Failure) -> None:
+        """End the ping because *on_result* raised: :attr:`done` errbacks with it."""
         if self._finished:
             return
+        self._halt()
+        self.done.errback(failure)
+
+    def _halt(self) -> None:
         self._finished = True
         for call in (self._next_call, self._deadline_call):
             if call is not None and call.active():
                 call.cancel()
         self._next_call = self._deadline_call = None
-        # Probes still waiting are abandoned: their replies become "late".
-        summary = self.summary()
         readers, self._readers = self._readers, []
         for waiter in readers:
             waiter.callback(None)
+
+    def stop(self) -> None:
+        """Stop now (idempotent): no more probes; :attr:`done` fires with the summary."""
+        if self._finished:
+            return
+        # Probes still waiting are abandoned: their replies are ignored.
+        summary = self.summary()
+        self._halt()
         self.done.callback(summary)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from netproto._icmp import Packet, describe_error
 from netproto._pingsocket import IcmpSocket
@@ -151,7 +152,8 @@ class Sweep:
     probe waiting up to *timeout* seconds, at most *rate* probes a second
     (0: as fast as the machine allows, *batch* probes a turn of the
     reactor). *on_host* gets each :class:`HostResult` as soon as its target
-    is decided; :attr:`done` fires with the :class:`SweepSummary`.
+    is decided; :attr:`done` fires with the :class:`SweepSummary` (or, if
+    *on_host* raised, fails with that exception, the sweep stopped).
     """
 
     log = Logger()
@@ -364,8 +366,13 @@ class Sweep:
     def _report(self, index: int) -> None:
         self._reported[index] = True
         self.decided += 1
-        if self.on_host is not None:
-            self.on_host(self.result(index))
+        if self.on_host is not None and not self._finished:
+            try:
+                self.on_host(self.result(index))
+            except Exception:
+                # A consumer that fails ends the sweep: done errbacks with it.
+                failure = Failure()
+                self._finish(False, failure)
 
     def result(self, index: int) -> HostResult:
         """The verdict on target number *index* as it stands."""
@@ -394,14 +401,17 @@ class Sweep:
                 self._report(index)
         self._finish(self.decided == len(self.targets))
 
-    def _finish(self, complete: bool) -> None:
+    def _finish(self, complete: bool, failure: Failure | None = None) -> None:
         if self._finished:
             return
         self._finished = True
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
-        self.done.callback(self.summary(complete))
+        if failure is not None:
+            self.done.errback(failure)
+        else:
+            self.done.callback(self.summary(complete))
 
     def summary(self, complete: bool = True) -> SweepSummary:
         """The totals as they stand."""

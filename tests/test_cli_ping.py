@@ -101,6 +101,26 @@ class SingleHostTests(SynchronousTestCase):
         self.assertIn("rtt min/avg/max/mdev", rest)
         self.assertEqual(errors, "")
 
+    def test_reader_goes_away(self) -> None:
+        """``netproto ping ... | head -2``: a prompt, quiet exit when the pipe closes."""
+        for args in (["-c", "20", "-i", "0.05", "127.0.0.1"],
+                     ["--rate", "50", "127.0.0.0/28"]):
+            with self.subTest(args=args):
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "netproto", "ping", *args],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                )
+                assert process.stdout is not None and process.stderr is not None
+                process.stdout.readline()
+                process.stdout.readline()
+                process.stdout.close()
+                started = time.monotonic()
+                errors = process.stderr.read()
+                process.wait(timeout=30)
+                self.assertLess(time.monotonic() - started, 5)
+                self.assertEqual(process.returncode, 1)
+                self.assertEqual(errors, b"")
+
     def test_deadline(self) -> None:
         """-w 0.3 -i 0.1 without -c: stops by itself after the deadline with the statistics."""
         started = time.monotonic()

@@ -285,6 +285,18 @@ class PingTests(SynchronousTestCase):
         h.reactor.advance(0)
         self.assertEqual(self.successResultOf(ping.done).received, 1000)
 
+    def test_failing_consumer(self) -> None:
+        """An on_result that raises stops the ping; done fails with its exception."""
+        h = self.h
+
+        def broken(result: ProbeResult) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        ping = h.client.ping(US, count=5, interval=1.0, on_result=broken)
+        self.failureResultOf(ping.done, BrokenPipeError)
+        h.reactor.advance(5.0)
+        self.assertEqual(len(h.fake.sent), 1)
+
     def test_statistics(self) -> None:
         """min/avg/max/mdev as ping(8) computes them (mdev: the standard deviation)."""
         stats = Statistics("x", transmitted=4, received=3, rtts=[0.001, 0.002, 0.006])
@@ -401,6 +413,18 @@ class SweepTests(SynchronousTestCase):
         self.assertEqual(
             [c for c in h.reactor.getDelayedCalls() if c.func.__name__ == "_step"], []
         )
+
+    def test_failing_consumer(self) -> None:
+        """An on_host that raises stops the sweep; done fails with its exception."""
+        h = self.h
+
+        def broken(result: Any) -> None:
+            raise BrokenPipeError(32, "Broken pipe")
+
+        sweep = h.client.sweep(["127.0.0.2", "127.0.0.3"], rate=1.0, on_host=broken)
+        self.failureResultOf(sweep.done, BrokenPipeError)
+        h.reactor.advance(5.0)
+        self.assertEqual(len(h.fake.sent), 1)
 
     def test_empty(self) -> None:
         """No targets: done at once."""
