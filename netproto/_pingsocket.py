@@ -316,7 +316,12 @@ class IcmpSocket:
         """Never called: this descriptor is not a writer."""
 
     def doRead(self) -> None:
-        self.drain()
+        try:
+            self.drain()
+        except Exception:
+            # A bug here must not stop the reading (Twisted would drop the
+            # descriptor): log it and carry on with the next packet.
+            self.log.failure("unexpected error reading {socket}", socket=self)
 
     def drain(self, limit: int = _READ_BATCH) -> int:
         """Read and dispatch up to *limit* waiting packets; return how many were read."""
