@@ -294,12 +294,15 @@ class IcmpSocket:
         self.socket.close()
 
     def fileno(self) -> int:
+        """The socket's descriptor, for the reactor."""
         return self.socket.fileno()
 
     def logPrefix(self) -> str:
+        """How log events name this socket."""
         return f"IcmpSocket({self.mode}, IPv{self.version})"
 
     def connectionLost(self, reason: Failure) -> None:
+        """The reactor dropped this descriptor: reading has stopped."""
         self._reading = False
 
     def readConnectionLost(self, reason: Failure) -> None:
@@ -316,6 +319,7 @@ class IcmpSocket:
         """Never called: this descriptor is not a writer."""
 
     def doRead(self) -> None:
+        """The socket is readable: drain it."""
         try:
             self.drain()
         except Exception:
