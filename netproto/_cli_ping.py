@@ -65,7 +65,8 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
                         help="sweep: at most N probes a second (default 1000, 0: no limit)")
     parser.add_argument("--socket", choices=("auto", "raw", "dgram"), default="auto",
                         help="raw socket, unprivileged ping socket, or auto (default)")
-    parser.add_argument("hosts", nargs="+", metavar="HOST")
+    parser.add_argument("hosts", nargs="+", metavar="HOST",
+                        help="an address, a host name, or a CIDR range (a sweep)")
 
 
 def _usage(message: str) -> CommandError:
