@@ -1,0 +1,460 @@
+"""
+ICMP sockets for Twisted: a raw socket (root or CAP_NET_RAW) or a Linux
+unprivileged ping socket (``SOCK_DGRAM``, ``IPPROTO_ICMP``, when
+``net.ipv4.ping_group_range`` admits the caller's group), read by the reactor
+in batches and matched through a :class:`~netproto._probes.ProbeTable`.
+
+One :class:`IcmpSocket` per address family serves any number of probes to
+any number of targets. What it reads goes, classified, to the owner of the
+probe it concerns: ``owner.on_reply(probe, ttl, size, now)`` for a credited
+reply, ``owner.on_packet(verdict, probe, packet, now)`` for anything else
+(duplicates, late replies, errors, damage); probes whose time is up go to
+``owner.on_expired(probe)``, probes that cannot be sent to
+``owner.on_send_error(probe, error)``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.interfaces import IHalfCloseableDescriptor, IReadDescriptor
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from netproto._icmp import ERROR, Packet, parse_icmpv4, parse_icmpv6, parse_ipv4
+from netproto._icmpopen import (
+    AUTO,
+    DGRAM,
+    EXTENDED_ERR,
+    ICMP6_FILTER,
+    ICMP_FILTER,
+    IP_RECVERR,
+    IP_RECVTTL,
+    IPV6_RECVERR,
+    RAW,
+    SO_ATTACH_FILTER,
+    SO_EE_ORIGIN_ICMP,
+    SO_EE_ORIGIN_ICMP6,
+    SO_RCVBUFFORCE,
+    SOL_RAW,
+    PingPermissionError,
+    bitmap_allowing,
+    open_icmp_socket,
+    reply_filter,
+)
+from netproto._probes import NOT_OURS, REPLY, Probe, ProbeTable, TableFullError
+from netproto.util import checksum
+
+__all__ = [
+    "AUTO",
+    "DGRAM",
+    "RAW",
+    "IcmpSocket",
+    "PingPermissionError",
+    "open_icmp_socket",
+]
+
+_BLOCKED = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
+_READ_BATCH = 4096
+_pack_header = struct.Struct("!BBHHH").pack
+
+
+def _dispatch(verdict: str, probe: Probe, packet: Packet, now: float) -> None:
+    """Tell a probe's owner about a packet: ``on_reply`` if credited, else ``on_packet``."""
+    if verdict is REPLY:
+        probe.owner.on_reply(probe, packet.ttl, packet.size, now)
+    else:
+        probe.owner.on_packet(verdict, probe, packet, now)
+
+
+@implementer(IReadDescriptor, IHalfCloseableDescriptor)
+class IcmpSocket:
+    """
+    One ICMP socket of one family and mode, added to the reactor as a reader.
+
+    *clock* gives the monotonic time in seconds used for RTTs (read right
+    before each send and right after each receive); it defaults to
+    :func:`time.monotonic`. The reactor schedules probe timeouts.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        reactor: Any,
+        family: int = socket.AF_INET,
+        mode: str = AUTO,
+        *,
+        ttl: int | None = None,
+        source: str | None = None,
+        interface: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        receive_buffer: int = 8 << 20,
+        sock: socket.socket | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.family = family
+        self.version = 6 if family == socket.AF_INET6 else 4
+        self.clock = clock
+        if sock is None:
+            sock, mode = open_icmp_socket(family, mode)
+        self.mode = mode
+        self.socket = sock
+        self._bufsize = 2048
+        self._largest = 0
+        self._sendto = sock.sendto
+        self._timer: Any = None
+        self._timer_at = 0.0
+        self._reading = False
+        self._errors_waiting = False
+        self.send_errors = 0
+        try:
+            self._configure(ttl, source, interface, receive_buffer)
+        except BaseException:
+            sock.close()
+            raise
+        if mode == DGRAM:
+            ident = sock.getsockname()[1]
+        else:
+            ident = int.from_bytes(os.urandom(2), "big")
+        self.table = ProbeTable(ident, first_seq=int.from_bytes(os.urandom(2), "big"))
+        self._addresses: dict[str, tuple[tuple[str, int], bytes]] = {}
+        self.filtered = False
+        """True when the kernel drops other identifiers' replies for us (raw sockets)."""
+        self.set_ident(ident)
+
+    def set_ident(self, ident: int) -> None:
+        """
+        Use identifier *ident* from now on (raw sockets only: a ping socket's
+        identifier is its port). On a raw socket, a classic BPF filter makes
+        the kernel drop echo replies carrying any other identifier, as iputils
+        does: on a busy host, other pingers' replies then cost us nothing.
+        """
+        if self.mode == DGRAM:
+            if ident != self.table.ident:
+                raise ValueError("a ping socket's identifier is its port")
+            return
+        self.table.ident = ident & 0xFFFF
+        try:
+            self.socket.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
+                                   reply_filter(self.version, self.table.ident))
+        except (OSError, ValueError) as e:
+            self.filtered = False
+            self.log.info("no kernel filter on {socket}: {error}", socket=self, error=e)
+        else:
+            self.filtered = True
+
+    def _configure(
+        self, ttl: int | None, source: str | None, interface: str | None, receive_buffer: int
+    ) -> None:
+        sock = self.socket
+        v6 = self.version == 6
+        sock.setblocking(False)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, receive_buffer)
+        except OSError:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        if interface is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+        if ttl is not None:
+            if v6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
+            else:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+        if self.mode == RAW:
+            if v6:
+                allowed = bitmap_allowing({129, 1, 2, 3, 4}, 8)
+                sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, allowed)
+            else:
+                sock.setsockopt(SOL_RAW, ICMP_FILTER, bitmap_allowing({0, 3, 11, 12}, 1))
+        else:
+            if v6:
+                sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
+            else:
+                sock.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+                sock.setsockopt(socket.IPPROTO_IP, IP_RECVTTL, 1)
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT, 1)
+        if source is not None or self.mode == DGRAM:
+            sock.bind((source or ("::" if v6 else "0.0.0.0"), 0))
+
+    # -- sending ---------------------------------------------------------
+
+    def send(self, probe: Probe, timeout: float) -> bool:
+        """
+        Send *probe* and wait up to *timeout* seconds for its answer. Return
+        False, with nothing sent, when the kernel has no room now (EAGAIN,
+        ENOBUFS) or 65,536 probes are waiting: try again later. A send that
+        fails for good (no route...) is reported to
+        ``probe.owner.on_send_error(probe, error)`` and counts as done.
+        """
+        return self.send_many([probe], timeout) == 1
+
+    def send_many(self, probes: list[Probe], timeout: float) -> int:
+        """
+        Send *probes* in order, as :meth:`send` does; return how many were
+        dealt with (sent, or failed for good). The rest found the kernel or
+        the table full: send them later.
+        """
+        table = self.table
+        next_seq = table.next_seq
+        add = table.add
+        ident = table.ident
+        addresses = self._addresses
+        clock = self.clock
+        sendto = self._sendto
+        pack = _pack_header
+        v4 = self.version == 4
+        kind_type = 8 if v4 else 128
+        done = 0
+        now = 0.0
+        earliest: float | None = None
+        for probe in probes:
+            try:
+                seq = next_seq()
+            except TableFullError:
+                break
+            payload = probe.payload
+            if v4:
+                total = checksum(pack(8, 0, 0, ident, seq) + payload)
+                data = pack(8, 0, total, ident, seq) + payload
+            else:
+                data = pack(kind_type, 0, 0, ident, seq) + payload
+            target = probe.target
+            address = addresses.get(target)
+            if address is None:
+                address = addresses[target] = (
+                    (target, 0), socket.inet_pton(self.family, target)
+                )
+            probe.packed = address[1]
+            now = clock()
+            try:
+                sendto(data, address[0])
+            except OSError as e:
+                if e.errno in _BLOCKED:
+                    break
+                self.send_errors += 1
+                done += 1
+                probe.owner.on_send_error(probe, e)
+                continue
+            add(probe, seq, now, timeout)
+            done += 1
+            if earliest is None:
+                earliest = probe.deadline
+        if done:
+            size = len(probes[0].payload) + 8
+            if size > self._largest:
+                self._largest = size
+                self._bufsize = max(self._bufsize, size + 1024)
+            if earliest is not None and (self._timer is None or earliest < self._timer_at):
+                self._schedule(earliest, now)
+        return done
+
+    # -- timeouts --------------------------------------------------------
+
+    def _schedule(self, deadline: float, now: float) -> None:
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer_at = deadline
+        self._timer = self.reactor.callLater(max(0.0, deadline - now), self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        self.drain()
+        for probe in self.table.expire(self.clock()):
+            probe.owner.on_expired(probe)
+        following = self.table.next_deadline()
+        if following is not None and self._timer is None:
+            self._schedule(following, self.clock())
+
+    # -- receiving -------------------------------------------------------
+
+    def start(self) -> None:
+        """Start reading (idempotent)."""
+        if not self._reading:
+            self._reading = True
+            self.reactor.addReader(self)
+
+    def close(self) -> None:
+        """Stop reading, cancel the timer, close the socket."""
+        if self._reading:
+            self._reading = False
+            self.reactor.removeReader(self)
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self.socket.close()
+
+    def fileno(self) -> int:
+        """The socket's descriptor, for the reactor."""
+        return self.socket.fileno()
+
+    def logPrefix(self) -> str:
+        """How log events name this socket."""
+        return f"IcmpSocket({self.mode}, IPv{self.version})"
+
+    def connectionLost(self, reason: Failure) -> None:
+        """The reactor dropped this descriptor: reading has stopped."""
+        self._reading = False
+
+    def readConnectionLost(self, reason: Failure) -> None:
+        """
+        The reactor saw EPOLLERR without EPOLLIN: an ICMP error is waiting
+        on a ping socket's error queue. Read it and keep reading.
+        """
+        self._errors_waiting = True
+        self.drain()
+        if self._reading and self.socket.fileno() != -1:
+            self.reactor.addReader(self)
+
+    def writeConnectionLost(self, reason: Failure) -> None:
+        """Never called: this descriptor is not a writer."""
+
+    def doRead(self) -> None:
+        """The socket is readable: drain it."""
+        try:
+            self.drain()
+        except Exception:
+            # A bug here must not stop the reading (Twisted would drop the
+            # descriptor): log it and carry on with the next packet.
+            self.log.failure("unexpected error reading {socket}", socket=self)
+
+    def drain(self, limit: int = _READ_BATCH) -> int:
+        """Read and dispatch up to *limit* waiting packets; return how many were read."""
+        if self.socket.fileno() == -1:
+            return 0
+        if self.mode == RAW and self.version == 4:
+            count = self._drain_raw4(limit)
+        else:
+            count = self._drain_msg(limit)
+        if self.mode == DGRAM and (
+            self._errors_waiting
+            or self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        ):
+            # An ICMP error queued on a ping socket also sets the socket's
+            # error, which recv or SO_ERROR report (once): only then is the
+            # error queue worth a read.
+            self._errors_waiting = False
+            count += self._drain_errors(limit)
+        if not self.table.pending:
+            # Nothing waits: keep no old probes in the deadline queues. (The
+            # timer stays: cancelling and re-arming it for every probe of a
+            # fast ping costs more than letting it fire once for nothing.)
+            self.table.forget_deadlines()
+        return count
+
+    def _drain_raw4(self, limit: int) -> int:
+        recv = self.socket.recv
+        clock = self.clock
+        table = self.table
+        fast = table.fast_reply
+        classify = table.classify
+        bufsize = self._bufsize
+        count = 0
+        while count < limit:
+            try:
+                data = recv(bufsize)
+            except BlockingIOError:
+                break
+            except OSError:
+                count += 1
+                continue
+            now = clock()
+            count += 1
+            answered = fast(data, now)
+            if answered is not None:
+                # fast_reply takes only IHL-5 packets: TTL at 8, ICMP after 20.
+                answered.owner.on_reply(answered, data[8], len(data) - 20, now)
+                continue
+            packet = parse_ipv4(data)
+            verdict, probe = classify(packet, now)
+            if probe is not None:
+                _dispatch(verdict, probe, packet, now)
+        return count
+
+    def _drain_msg(self, limit: int) -> int:
+        recvmsg = self.socket.recvmsg
+        clock = self.clock
+        classify = self.table.classify
+        v6 = self.version == 6
+        ancillary = socket.CMSG_SPACE(4)
+        count = 0
+        while count < limit:
+            try:
+                data, cmsgs, _, address = recvmsg(self._bufsize, ancillary)
+            except BlockingIOError:
+                break
+            except OSError:
+                # A ping socket reports a pending ICMP error once through
+                # recv (EHOSTUNREACH...); the error queue has the details.
+                self._errors_waiting = True
+                count += 1
+                continue
+            now = clock()
+            count += 1
+            ttl = None
+            for _, kind, value in cmsgs:
+                if len(value) >= 4 and kind in (socket.IPV6_HOPLIMIT, socket.IP_TTL):
+                    ttl = int.from_bytes(value[:4], sys.byteorder)
+            source = address[0].partition("%")[0] if address else None
+            if v6:
+                packet = parse_icmpv6(data, source, ttl)
+            else:
+                packet = parse_icmpv4(data, source, ttl)
+            verdict, probe = classify(packet, now)
+            if probe is not None:
+                _dispatch(verdict, probe, packet, now)
+        return count
+
+    def _drain_errors(self, limit: int) -> int:
+        """Read a ping socket's error queue: ICMP errors about our requests."""
+        count = 0
+        while count < limit:
+            try:
+                data, cmsgs, _, address = self.socket.recvmsg(
+                    self._bufsize, 512, socket.MSG_ERRQUEUE
+                )
+            except OSError:
+                break
+            now = self.clock()
+            count += 1
+            packet = self._error_packet(data, cmsgs, address)
+            if packet is None:
+                continue
+            verdict, probe = self.table.classify(packet, now)
+            if probe is not None and verdict is not NOT_OURS:
+                _dispatch(verdict, probe, packet, now)
+        return count
+
+    def _error_packet(
+        self, data: bytes, cmsgs: list[tuple[int, int, bytes]], address: Any
+    ) -> Packet | None:
+        for level, kind, value in cmsgs:
+            if (level, kind) not in (
+                (socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)
+            ) or len(value) < EXTENDED_ERR.size + 8:
+                continue
+            _, origin, kind_type, code, _, _, _ = EXTENDED_ERR.unpack_from(value)
+            if origin not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6) or len(data) < 8:
+                return None
+            offender = value[EXTENDED_ERR.size:]
+            if self.version == 6 and len(offender) >= 24:
+                source = socket.inet_ntop(socket.AF_INET6, offender[8:24])
+            elif self.version == 4:
+                source = socket.inet_ntop(socket.AF_INET, offender[4:8])
+            else:
+                return None
+            ident, seq = struct.unpack_from("!HH", data, 4)
+            target = address[0].partition("%")[0] if address else None
+            return Packet(ERROR, source=source, type=kind_type, code=code, ident=ident,
+                          seq=seq, payload=bytes(data[8:]), target=target, size=len(data))
+        return None
+

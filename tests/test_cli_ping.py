@@ -1,0 +1,264 @@
+"""
+``netproto ping`` run as a user runs it, compared with iputils ping and fping
+where they exist. Only loopback and the tests' own namespaces are pinged.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from tests._helpers import root_skip_reason, run_cli, tool_skip_reason
+from tests.test_ping_netns import in_netns, netns_skip_reason, netproto
+
+
+def normalise(text: str) -> list[str]:
+    """ping(8) output with the times taken out, so that two runs compare equal."""
+    text = re.sub(r"time=[0-9.]+ ms", "time=T ms", text)
+    text = re.sub(r"time [0-9]+ms", "time Tms", text)
+    text = re.sub(r"= [0-9./]+ ms", "= R ms", text)
+    return text.splitlines()
+
+
+def iputils(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ping", *args], capture_output=True, text=True, timeout=30,
+                          check=False)
+
+
+class SingleHostTests(SynchronousTestCase):
+    """One host: ping(8)'s output."""
+
+    skip = root_skip_reason() or tool_skip_reason("ping")
+
+    def assert_like_iputils(self, *args: str) -> None:
+        ours, theirs = run_cli("ping", *args), iputils(*args)
+        self.assertEqual(ours.returncode, theirs.returncode, ours.stderr)
+        self.assertEqual(normalise(ours.stdout), normalise(theirs.stdout))
+
+    def test_ipv4_like_iputils(self) -> None:
+        """-c 2 -i 0.1 127.0.0.1 prints what iputils prints, times aside."""
+        self.assert_like_iputils("-c", "2", "-i", "0.1", "127.0.0.1")
+
+    def test_ipv6_like_iputils(self) -> None:
+        """-c 2 -i 0.1 ::1 prints what iputils prints, times aside."""
+        self.assert_like_iputils("-c", "2", "-i", "0.1", "::1")
+
+    def test_options_like_iputils(self) -> None:
+        """-s 100 -t 5 -I 127.0.0.1 and -q print what iputils prints."""
+        self.assert_like_iputils("-c", "1", "-s", "100", "-t", "5", "-I", "127.0.0.1",
+                                 "127.0.0.1")
+        self.assert_like_iputils("-q", "-c", "2", "-i", "0.05", "127.0.0.1")
+
+    def test_time_precision(self) -> None:
+        """Reply times have ping(8)'s precision: three decimals under a millisecond."""
+        result = run_cli("ping", "-c", "1", "127.0.0.1")
+        self.assertRegex(result.stdout, r"icmp_seq=1 ttl=64 time=\d\.\d{3} ms\n")
+        self.assertRegex(result.stdout, r"rtt min/avg/max/mdev = (\d+\.\d{3}/){3}\d+\.\d{3} ms")
+
+    def test_json(self) -> None:
+        """--json: one object per reply, then the summary, with stable keys."""
+        result = run_cli("ping", "--json", "-c", "2", "-i", "0.05", "127.0.0.1")
+        self.assertEqual((result.returncode, result.stderr), (0, ""))
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        self.assertEqual(len(records), 3)
+        for seq, record in enumerate(records[:2], 1):
+            self.assertLessEqual({"host", "from", "seq", "ttl", "bytes", "time_ms", "dup",
+                                  "error"}, set(record))
+            self.assertEqual((record["host"], record["from"], record["seq"], record["ttl"],
+                              record["bytes"], record["dup"], record["error"]),
+                             ("127.0.0.1", "127.0.0.1", seq, 64, 64, False, None))
+            self.assertGreater(record["time_ms"], 0)
+        summary = records[2]
+        self.assertEqual((summary["summary"], summary["host"], summary["transmitted"],
+                          summary["received"], summary["loss"]), (True, "127.0.0.1", 2, 2, 0))
+        for key in ("min_ms", "avg_ms", "max_ms", "mdev_ms"):
+            self.assertIsInstance(summary[key], float)
+
+    def test_interrupt_prints_statistics(self) -> None:
+        """Ctrl-C (SIGINT) during an endless ping: the statistics block, exit 0."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "netproto", "ping", "-i", "0.05", "127.0.0.1"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        assert process.stdout is not None
+        lines = [process.stdout.readline() for _ in range(3)]
+        process.send_signal(signal.SIGINT)
+        rest, errors = process.communicate(timeout=30)
+        self.assertEqual(process.returncode, 0, errors)
+        self.assertTrue(lines[0].startswith("PING 127.0.0.1 (127.0.0.1)"))
+        self.assertIn("--- 127.0.0.1 ping statistics ---", rest)
+        match = re.search(r"(\d+) packets transmitted, (\d+) received", rest)
+        assert match is not None
+        self.assertGreaterEqual(int(match.group(2)), 2)
+        self.assertIn("rtt min/avg/max/mdev", rest)
+        self.assertEqual(errors, "")
+
+    def test_reader_goes_away(self) -> None:
+        """``netproto ping ... | head -2``: a prompt, quiet exit when the pipe closes."""
+        for args in (["-c", "20", "-i", "0.05", "127.0.0.1"],
+                     ["--rate", "50", "127.0.0.0/28"]):
+            with self.subTest(args=args):
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "netproto", "ping", *args],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                )
+                assert process.stdout is not None and process.stderr is not None
+                process.stdout.readline()
+                process.stdout.readline()
+                process.stdout.close()
+                started = time.monotonic()
+                errors = process.stderr.read()
+                process.wait(timeout=30)
+                self.assertLess(time.monotonic() - started, 5)
+                self.assertEqual(process.returncode, 1)
+                self.assertEqual(errors, b"")
+
+    def test_deadline(self) -> None:
+        """-w 0.3 -i 0.1 without -c: stops by itself after the deadline with the statistics."""
+        started = time.monotonic()
+        result = run_cli("ping", "-q", "-w", "0.3", "-i", "0.1", "127.0.0.1")
+        self.assertLess(time.monotonic() - started, 10)
+        self.assertEqual(result.returncode, 0)
+        self.assertRegex(result.stdout, r"[34] packets transmitted, [34] received")
+
+class UsageTests(SynchronousTestCase):
+    """Mistakes on the command line: no privilege needed, nothing is sent."""
+
+    def test_usage_errors(self) -> None:
+        """Bad option values: exit 2, one line naming the option, no traceback."""
+        for args in (["-c", "0"], ["-s", "70000"], ["-t", "0"], ["-W", "0"], ["-w", "-1"],
+                     ["--rate", "-1"], ["-i", "-1"], ["-6"], ["-I", "nosuchif0"],
+                     ["-c", "x"], ["-4", "-6"]):
+            with self.subTest(args=args):
+                target = "::1" if args == ["-4", "-6"] else "127.0.0.1"
+                result = run_cli("ping", *args, target)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+                self.assertNotIn("Traceback", result.stderr)
+                self.assertEqual(result.stdout, "")
+
+    def test_invalid_address(self) -> None:
+        """An invalid address literal: exit 1, one line saying why."""
+        result = run_cli("ping", "-c", "1", "127.001.0.1")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.stderr.strip(), "netproto ping: 127.001.0.1: not a valid IPv4 "
+                         "address: leading zeros are not permitted in '001'")
+
+
+class NoReplyTests(SynchronousTestCase):
+    """A host that does not answer (a namespace where the kernel ignores echo requests)."""
+
+    skip = netns_skip_reason() or tool_skip_reason("ping")
+
+    def test_no_reply_like_iputils(self) -> None:
+        """-c 2 -W 0.2 to a silent host: 100% loss and exit 1, as iputils."""
+        ignore = "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all"
+        command = netproto("ping", "-c", "2", "-i", "0.1", "-W", "0.2", "127.0.0.1")
+        ours = in_netns(f"{ignore} && {command}")
+        theirs = in_netns(f"{ignore} && ping -c 2 -i 0.1 -W 0.2 127.0.0.1")
+        self.assertEqual((ours.returncode, theirs.returncode), (1, 1))
+        self.assertEqual(normalise(ours.stdout), normalise(theirs.stdout))
+        self.assertIn("2 packets transmitted, 0 received, 100% packet loss", ours.stdout)
+
+
+class SweepCommandTests(SynchronousTestCase):
+    """Several hosts or a CIDR range: fping-like."""
+
+    skip = root_skip_reason()
+
+    def test_alive_like_fping(self) -> None:
+        """127.0.0.0/28: the same alive hosts as ``fping -a -g``, then a summary."""
+        reason = tool_skip_reason("fping")
+        if reason:
+            raise self.skipTest(reason)
+        ours = run_cli("ping", "--rate", "0", "127.0.0.0/28")
+        theirs = subprocess.run(["fping", "-a", "-g", "127.0.0.0/28"], capture_output=True,
+                                text=True, timeout=30, check=False)
+        self.assertEqual(ours.returncode, 0, ours.stderr)
+        alive = sorted(line.split()[0] for line in ours.stdout.splitlines() if "is alive" in line)
+        self.assertEqual(alive, sorted(theirs.stdout.split()))
+        self.assertEqual(len(alive), 14)
+        self.assertIn("14 targets: 14 alive, 0 unreachable; 14 probes sent, 14 replies",
+                      ours.stdout)
+
+    def test_json(self) -> None:
+        """--json sweep: one object per target (host, alive, rtt_ms), then the summary."""
+        result = run_cli("ping", "--json", "127.0.0.1", "::1", "127.0.0.0/30")
+        self.assertEqual((result.returncode, result.stderr), (0, ""))
+        records = [json.loads(line) for line in result.stdout.splitlines()]
+        hosts = records[:-1]
+        self.assertEqual(sorted(r["host"] for r in hosts), ["127.0.0.1", "127.0.0.2", "::1"])
+        for record in hosts:
+            self.assertEqual(record["alive"], True)
+            self.assertGreater(record["rtt_ms"], 0)
+        self.assertEqual({k: records[-1][k] for k in ("summary", "targets", "alive",
+                                                      "unreachable")},
+                         {"summary": True, "targets": 3, "alive": 3, "unreachable": 0})
+
+    def test_rounds(self) -> None:
+        """-c 3 -i 0.05 per target: three replies each."""
+        result = run_cli("ping", "-c", "3", "-i", "0.05", "127.0.0.1", "127.0.0.2")
+        self.assertEqual(result.returncode, 0)
+        self.assertEqual(result.stdout.count("3/3 replies"), 2, result.stdout)
+
+    def test_unreachable(self) -> None:
+        """A silent target is unreachable; exit 1 when no target answered."""
+        reason = netns_skip_reason()
+        if reason:
+            raise self.skipTest(reason)
+        result = in_netns("echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all && "
+                          + netproto("ping", "-W", "0.2", "127.0.0.1", "127.0.0.2"))
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertIn("127.0.0.1 is unreachable\n", result.stdout)
+        self.assertIn("2 targets: 0 alive, 2 unreachable", result.stdout)
+
+    def test_interrupted_sweep(self) -> None:
+        """Ctrl-C during a slow sweep: targets so far, a summary marked interrupted, exit 0."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "netproto", "ping", "--rate", "20", "127.0.0.0/24"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        out, errors = process.communicate(timeout=30)
+        self.assertEqual(process.returncode, 0, errors)
+        self.assertIn("is alive", out)
+        self.assertRegex(out, r"254 targets: \d+ alive, 0 unreachable; .*interrupted\n")
+
+    def test_progress_on_a_terminal(self) -> None:
+        """A long sweep shows a progress line on a terminal's stderr, erased at the end."""
+        leader, follower = pty.openpty()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "netproto", "ping", "-q", "--rate", "2000",
+                 "127.0.0.0/22"],
+                stdout=subprocess.PIPE, stderr=follower, text=True,
+            )
+            out, _ = process.communicate(timeout=60)
+            os.close(follower)
+            follower = -1
+            shown = b""
+            while True:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+        finally:
+            os.close(leader)
+            if follower != -1:
+                os.close(follower)
+        self.assertEqual(process.returncode, 0)
+        self.assertIn(b"targets decided", shown)
+        self.assertTrue(shown.endswith(b"\r\x1b[K"), shown[-40:])
+        self.assertIn("1022 targets: 1022 alive", out)
