@@ -236,7 +236,11 @@ class _UDPExchange(DatagramProtocol):
         try:
             self.transport.connect(self.host, self.port)
             self.transport.write(self.payload)  # type: ignore[call-arg]
-        except (OSError, MessageLengthError, InvalidAddressError) as e:
+        except MessageLengthError:
+            self._fail(UnreachableError(
+                f"{self.what}: a {len(self.payload)}-byte datagram is too large to send"
+            ))
+        except (OSError, InvalidAddressError) as e:
             self._fail(UnreachableError(f"{self.what}: cannot send: {_reason(e)}"))
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:

@@ -8,7 +8,6 @@ observe, and a UDP protocol base that applies
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Set
 from typing import Any, ClassVar
 
@@ -202,7 +201,7 @@ class PolicedDatagramProtocol(DatagramProtocol):
         self.counters = Counters()
         self.policy = SourcePolicy(limits, self.counters, served_ports)
         self.summary = RefusalSummary(self.service, self.counters)
-        self._socket: socket.socket | None = None
+        self._socket: Any = None
         self._loop: Any = None
 
     @property
@@ -212,7 +211,7 @@ class PolicedDatagramProtocol(DatagramProtocol):
 
     def startProtocol(self) -> None:
         sock = getattr(self.transport, "socket", None)
-        self._socket = sock if isinstance(sock, socket.socket) else None
+        self._socket = sock if callable(getattr(sock, "sendto", None)) else None
         self._loop = periodic(self.reactor, self.limits.summary_interval, self._tick)
 
     def stopProtocol(self) -> None:

@@ -213,7 +213,7 @@ def daytime_tcp(
     within *timeout* seconds, 0 for none) or :class:`ProtocolError` (empty, or
     longer than :data:`MAX_LINE`).
     """
-    what = f"daytime {endpoint_text(host, port)}"
+    what = endpoint_text(host, port)
 
     async def run() -> bytes:
         line = await tcp_exchange(
@@ -232,7 +232,7 @@ def daytime_udp(
     fire with the datagram it answers. Fails like :func:`daytime_tcp`
     (:class:`RefusedError` when an ICMP port unreachable comes back).
     """
-    what = f"daytime {endpoint_text(host, port)} (udp)"
+    what = f"{endpoint_text(host, port)} (udp)"
 
     async def run() -> bytes:
         line = await udp_exchange(reactor, host, port, b"", timeout=timeout, what=what)

@@ -153,7 +153,7 @@ def echo_tcp(
     *timeout* seconds, 0 for none) or :class:`MismatchError` (other bytes, or
     the server closed early).
     """
-    what = f"echo {endpoint_text(host, port)}"
+    what = endpoint_text(host, port)
 
     async def run() -> bytes:
         got = await tcp_exchange(
@@ -181,7 +181,7 @@ def echo_udp(
     :func:`echo_tcp`; a datagram too large to send is an
     :class:`UnreachableError`.
     """
-    what = f"echo {endpoint_text(host, port)} (udp)"
+    what = f"{endpoint_text(host, port)} (udp)"
 
     async def run() -> bytes:
         got = await udp_exchange(reactor, host, port, data, timeout=timeout, what=what)
