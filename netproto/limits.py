@@ -202,6 +202,8 @@ def peer_key(address: object) -> str | None:
     host = getattr(address, "host", None)
     if not isinstance(host, str):
         return None
+    if ":" not in host:
+        return host  # dotted quad from the kernel: already canonical
     try:
         return str(unmap(ip_address(host)))
     except ValueError:
