@@ -1,0 +1,310 @@
+"""
+UDP wiring for the twistd plugin: the ``udp:`` spec, a port that checks each
+datagram's destination, and services that bind (or adopt) UDP sockets in
+``privilegedStartService``.
+
+Twisted has no UDP endpoints, so ``udp:PORT[:interface=ADDR]`` is parsed here.
+:class:`DestinationCheckingPort` reads each datagram with ``recvmsg`` and the
+``IP_PKTINFO`` / ``IPV6_PKTINFO`` ancillary data, and never hands the protocol a
+datagram that was sent to a broadcast or multicast address (the Fraggle
+amplifier); those are counted as ``udp_refused_destination``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from twisted.application.service import Service
+from twisted.internet import error, fdesc, udp
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+__all__ = [
+    "MAX_DATAGRAM",
+    "BindError",
+    "DestinationCheckingPort",
+    "UDPService",
+    "UDPSpec",
+    "parse_udp_spec",
+]
+
+#: Receive buffer for one datagram: the largest UDP payload plus headroom
+#: (Twisted's default, 8192, silently truncates larger datagrams).
+MAX_DATAGRAM = 65535
+
+# Linux values; the socket module does not export IP_PKTINFO on every build.
+_IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)
+_IPV6_PKTINFO: int = getattr(socket, "IPV6_PKTINFO", 50)
+_IPV6_RECVPKTINFO: int = getattr(socket, "IPV6_RECVPKTINFO", 49)
+_SOL_IP = socket.IPPROTO_IP
+_SOL_IPV6 = socket.IPPROTO_IPV6
+# Room for both an in_pktinfo (12 bytes) and an in6_pktinfo (20 bytes) message:
+# a dual-stack socket gets both for an IPv4 datagram.
+_ANCILLARY_SPACE = socket.CMSG_SPACE(12) + socket.CMSG_SPACE(20)
+
+_READ_IGNORE = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ECONNREFUSED,
+                          errno.EMSGSIZE, errno.ENOBUFS, errno.ENOMEM, errno.EHOSTUNREACH,
+                          errno.ENETUNREACH, errno.ECONNRESET})
+
+
+class _Counting(Protocol):
+    """What the port needs from the protocol's counters."""
+
+    def add(self, name: str, n: int = 1) -> None: ...
+
+
+@dataclass(frozen=True)
+class UDPSpec:
+    """A parsed ``udp:PORT[:interface=ADDR]`` description.
+
+    ``interface`` is an IP literal, or ``""`` for every address: dual-stack IPv6
+    and IPv4 where the host has IPv6, else IPv4 only.
+    """
+
+    port: int
+    interface: str = ""
+
+    def __str__(self) -> str:
+        if not self.interface:
+            return f"udp:{self.port}"
+        return "udp:{}:interface={}".format(self.port, self.interface.replace(":", "\\:"))
+
+
+def _split_escaped(text: str) -> list[str]:
+    """Split *text* on colons not escaped with a backslash, unescaping ``\\:`` and ``\\\\``."""
+    parts: list[str] = []
+    current: list[str] = []
+    chars = iter(text)
+    for char in chars:
+        if char == "\\":
+            current.append(next(chars, "\\"))
+        elif char == ":":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return parts
+
+
+def _ip_literal(text: str) -> str:
+    """*text* if it is an IPv4 or IPv6 literal (no scope id), else raise ValueError."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, text)
+        except OSError:
+            continue
+        return text
+    raise ValueError(f"interface {text!r} is not an IPv4 or IPv6 address")
+
+
+def parse_port(text: str) -> int:
+    """A port number 0-65535 from decimal *text*, or raise ValueError."""
+    if not text.isdigit() or not text.isascii():
+        raise ValueError(f"port {text!r} is not a number")
+    port = int(text)
+    if port > 65535:
+        raise ValueError(f"port {port} is out of range 0-65535")
+    return port
+
+
+def parse_udp_spec(description: str) -> UDPSpec:
+    """Parse ``udp:PORT[:interface=ADDR]``; raise ValueError with a readable message.
+
+    The interface may be written with escaped colons like Twisted's endpoints
+    (``interface=\\:\\:1``) or plainly (``interface=::1``): it is the last field.
+    """
+    head, sep, rest = description.partition(":")
+    if head != "udp" or not sep:
+        raise ValueError(f"{description!r} is not of the form udp:PORT[:interface=ADDR]")
+    port_text, sep, options = rest.partition(":")
+    port = parse_port(port_text)
+    if not sep:
+        return UDPSpec(port)
+    key, eq, value = options.partition("=")
+    if key != "interface" or not eq:
+        raise ValueError(f"unknown UDP option {options!r} (only interface=ADDR)")
+    fields = _split_escaped(value)
+    address = ":".join(fields)
+    return UDPSpec(port, _ip_literal(address))
+
+
+def has_ipv6() -> bool:
+    """Whether this host can open IPv6 sockets (a kernel without IPv6 cannot)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
+    except OSError:
+        return False
+    return True
+
+
+def _enable_pktinfo(skt: socket.socket) -> None:
+    """Ask the kernel for each datagram's destination address."""
+    if skt.family == socket.AF_INET6:
+        skt.setsockopt(_SOL_IPV6, _IPV6_RECVPKTINFO, 1)
+        # IPv4 datagrams on a dual-stack socket: the IPv4 message also carries the
+        # local "specific destination", which tells a directed broadcast apart.
+        try:
+            skt.setsockopt(_SOL_IP, _IP_PKTINFO, 1)
+        except OSError:
+            pass
+    else:
+        skt.setsockopt(_SOL_IP, _IP_PKTINFO, 1)
+
+
+def refused_destination(ancillary: list[tuple[int, int, bytes]]) -> bool:
+    """Whether the ancillary data says the datagram went to a broadcast or multicast address.
+
+    ``in_pktinfo`` is (ifindex, spec_dst, addr): for a datagram to one of our
+    unicast addresses the kernel sets spec_dst to the header's destination; for a
+    broadcast (limited or directed) or multicast it picks an interface address
+    instead. ``in6_pktinfo`` is (addr, ifindex): IPv6 has multicast (ff00::/8),
+    no broadcast; an IPv4-mapped destination is judged by its IPv4 message.
+    """
+    for level, kind, data in ancillary:
+        if level == _SOL_IP and kind == _IP_PKTINFO:
+            return data[8] >= 224 or data[4:8] != data[8:12]
+        if level == _SOL_IPV6 and kind == _IPV6_PKTINFO and data[0] == 0xFF:
+            return True
+    return False
+
+
+class DestinationCheckingPort(udp.Port):
+    """A UDP port that drops datagrams addressed to broadcast or multicast addresses.
+
+    A bare ``::`` interface is bound dual-stack (``IPV6_V6ONLY`` off), whatever the
+    host's ``net.ipv6.bindv6only``. Refusals are counted on the protocol's
+    ``counters`` as ``udp_refused_destination``; nothing is logged per datagram.
+    """
+
+    def createInternetSocket(self) -> socket.socket:
+        skt: socket.socket = super().createInternetSocket()
+        if self.addressFamily == socket.AF_INET6 and self.interface == "::":
+            skt.setsockopt(_SOL_IPV6, socket.IPV6_V6ONLY, 0)
+        return skt
+
+    def _bindSocket(self) -> None:
+        super()._bindSocket()
+        _enable_pktinfo(self.socket)
+
+    def doRead(self) -> None:
+        """Read datagrams until the socket is empty or ``maxThroughput`` bytes were read."""
+        recvmsg = self.socket.recvmsg
+        size = self.maxPacketSize
+        protocol = self.protocol
+        deliver = protocol.datagramReceived
+        counters: _Counting | None = getattr(protocol, "counters", None)
+        six = self.addressFamily == socket.AF_INET6
+        read = 0
+        while read < self.maxThroughput:
+            try:
+                data, ancillary, _flags, addr = recvmsg(size, _ANCILLARY_SPACE)
+            except OSError as exc:
+                if exc.errno in _READ_IGNORE:
+                    return
+                raise
+            read += len(data) + 1
+            if ancillary and refused_destination(ancillary):
+                if counters is not None:
+                    counters.add("udp_refused_destination")
+                continue
+            if six:
+                addr = addr[:2]
+            try:
+                deliver(data, addr)
+            except Exception:
+                self._log.failure("datagramReceived raised; datagram dropped")
+
+    _log = Logger()
+
+
+class BindError(Exception):
+    """A listener could not bind; the message is one readable line."""
+
+
+def describe_bind_error(exc: BaseException) -> str:
+    """A short reason for a failed bind: 'address already in use', 'permission denied'..."""
+    if isinstance(exc, error.CannotListenError):
+        exc = exc.socketError
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return os.strerror(exc.errno).lower()
+    return str(exc) or type(exc).__name__
+
+
+class UDPService(Service):
+    """Serve *protocol* on a UDP port, bound in ``privilegedStartService``.
+
+    Either a :class:`UDPSpec` (bind) or an inherited descriptor ``fileno`` (adopt,
+    e.g. from systemd socket activation) is given. Every bound port number is
+    added to *served_ports*, the loop guard the protocols consult.
+    """
+
+    _port: udp.Port | None = None
+
+    def __init__(self, reactor: Any, protocol: DatagramProtocol, *,
+                 spec: UDPSpec | None = None, fileno: int | None = None,
+                 served_ports: set[int] | None = None, listener: Any = None) -> None:
+        if (spec is None) == (fileno is None):
+            raise ValueError("give exactly one of spec or fileno")
+        self.reactor = reactor
+        self.protocol = protocol
+        self.spec = spec
+        self.fileno = fileno
+        self.served_ports = served_ports if served_ports is not None else set()
+        self.listener = listener
+
+    @property
+    def port(self) -> udp.Port | None:
+        """The listening port once bound."""
+        return self._port
+
+    def _bind(self) -> udp.Port:
+        if self.fileno is not None:
+            probe = socket.socket(fileno=self.fileno)
+            family = probe.family
+            probe.detach()
+            fdesc.setNonBlocking(self.fileno)
+            port: udp.Port = DestinationCheckingPort._fromListeningDescriptor(
+                self.reactor, self.fileno, family, self.protocol, MAX_DATAGRAM)
+            port.startListening()
+            os.close(self.fileno)
+            return port
+        assert self.spec is not None
+        interface = self.spec.interface
+        if not interface:
+            interface = "::" if has_ipv6() else "0.0.0.0"
+        port = DestinationCheckingPort(self.spec.port, self.protocol, interface,
+                                       MAX_DATAGRAM, self.reactor)
+        port.startListening()
+        return port
+
+    def privilegedStartService(self) -> None:
+        """Bind (or adopt) the socket; raise :class:`BindError` with a readable reason."""
+        Service.privilegedStartService(self)
+        if self._port is not None:
+            return
+        try:
+            self._port = self._bind()
+        except Exception as exc:
+            raise BindError(describe_bind_error(exc)) from exc
+        self.served_ports.add(self._port.getHost().port)
+
+    def startService(self) -> None:
+        """Start; bind first if ``privilegedStartService`` was not called (plain apps)."""
+        if self._port is None:
+            self.privilegedStartService()
+        Service.startService(self)
+
+    def stopService(self) -> Any:
+        """Stop listening; the Deferred fires when the socket is closed."""
+        Service.stopService(self)
+        port, self._port = self._port, None
+        if port is None:
+            return None
+        return port.stopListening()
