@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.application.service import IService
 from twisted.python import usage
+from twisted.python.systemd import ListenFDs
 
 from netproto._listeners import (
     Listener,
@@ -114,6 +115,9 @@ class Options(usage.Options):
         *_limit_parameters(),
     ]
 
+    #: The sockets inherited from systemd; ``None``: those of this process.
+    listen_fds: ListenFDs | None = None
+
     def __init__(self) -> None:
         super().__init__()
         self["daytime"] = []
@@ -149,12 +153,12 @@ class Options(usage.Options):
         for service in ("daytime", "echo"):
             for spec in self[service]:
                 try:
-                    listeners.extend(parse_service_spec(service, spec))
+                    listeners.extend(parse_service_spec(service, spec, self.listen_fds))
                 except ValueError as exc:
                     raise usage.UsageError(f"--{service}={spec}: {exc}") from None
         if self["metrics"] is not None:
             try:
-                listeners.extend(parse_service_spec("metrics", self["metrics"]))
+                listeners.extend(parse_service_spec("metrics", self["metrics"], self.listen_fds))
             except ValueError as exc:
                 raise usage.UsageError(f"--metrics={self['metrics']}: {exc}") from None
         if not self["daytime"] and not self["echo"]:
