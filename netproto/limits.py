@@ -440,6 +440,8 @@ class SourcePolicy:
                 return "udp_refused_port"
         if port in self.served_ports:
             return "udp_refused_served"
+        if host.startswith("::ffff:") and "." in host:
+            host = host[7:]  # a dual-stack socket's IPv4 peer: one bucket per address
         bucket = self._buckets.get(host)
         if bucket is None:
             if bad_source(host):

@@ -7,10 +7,11 @@ import os
 import socket
 from typing import Any
 
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.task import Clock, LoopingCall
-from twisted.internet.testing import StringTransport
+from twisted.internet.testing import MemoryReactor, StringTransport
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
@@ -29,7 +30,7 @@ from netproto.echo import (
 )
 from netproto.limits import DEFAULT_LIMITS, Limits
 from tests._fakes import FakeUDPPort, UDPMemoryReactor
-from tests._helpers import tool_skip_reason
+from tests._helpers import root_skip_reason, tool_skip_reason
 from tests._servers import IPV6_SKIP, closed_port, reactor, sleep, wait_until
 
 PEER = IPv4Address("TCP", "127.0.0.1", 40000)
@@ -151,6 +152,72 @@ class EchoProtocolTests(SynchronousTestCase):
         self.assertEqual(len(clock.getDelayedCalls()), 2)
         factory.doStop()
         self.assertEqual(clock.getDelayedCalls(), [])
+
+
+class _PartialSocket:
+    """A socket whose send takes at most *room* bytes, then raises EAGAIN."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.sent = b""
+
+    def send(self, data: bytes) -> int:
+        if not self.room:
+            raise BlockingIOError(errno.EAGAIN, "would block")
+        taken = bytes(data[: self.room])
+        self.room -= len(taken)
+        self.sent += taken
+        return len(taken)
+
+
+class _SocketTransport(FileDescriptor):
+    """A FileDescriptor with a socket, as Twisted's TCP transports are."""
+
+    def __init__(self, sock: _PartialSocket) -> None:
+        super().__init__(reactor=MemoryReactor())
+        self.socket = sock
+        self.connected = True
+
+    def getPeer(self) -> IPv4Address:
+        return PEER
+
+    def getHost(self) -> IPv4Address:
+        return PEER
+
+    def setTcpNoDelay(self, enabled: bool) -> None:
+        self.no_delay = enabled
+
+
+class DirectSendTests(SynchronousTestCase):
+    """The send-at-once path for socket transports."""
+
+    def test_order_kept(self) -> None:
+        """What the kernel does not take is queued, and later data queues behind it."""
+        sock = _PartialSocket(room=4)
+        transport = _SocketTransport(sock)
+        protocol = EchoFactory(Clock()).buildProtocol(PEER)
+        assert protocol is not None
+        protocol.makeConnection(transport)
+        self.assertTrue(transport.no_delay)
+        protocol.dataReceived(b"abcdef")
+        protocol.dataReceived(b"ghi")
+        self.assertEqual(sock.sent, b"abcd")
+        self.assertEqual(
+            transport.dataBuffer + b"".join(transport._tempDataBuffer), b"efghi"
+        )
+        self.assertEqual(protocol.pending(), 5)
+        self.assertEqual(protocol.activity(), 9)
+
+    def test_sent_at_once(self) -> None:
+        """With room in the kernel, nothing is queued in the transport."""
+        sock = _PartialSocket(room=1 << 20)
+        transport = _SocketTransport(sock)
+        protocol = EchoFactory(Clock()).buildProtocol(PEER)
+        assert protocol is not None
+        protocol.makeConnection(transport)
+        for _ in range(3):
+            protocol.dataReceived(b"x" * 1000)
+        self.assertEqual((len(sock.sent), protocol.pending()), (3000, 0))
 
 
 class EchoDatagramTests(SynchronousTestCase):
@@ -306,6 +373,34 @@ class EchoTCPLoopbackTests(TestCase):
         self.assertLess(state["sent"], 64 << 20)
         self.assertLessEqual(state["max_pending"], 256 << 10)
 
+    async def test_per_peer_cap_dual_stack(self) -> None:
+        """On a dual-stack listener, IPv4 peers are counted by their IPv4 address, and a
+        connection over the per-peer cap is closed without a byte."""
+        factory, port = self.listen(Limits(max_connections_per_peer=2), interface="::")
+        clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        for client in clients:
+            self.addCleanup(client.close)
+        await wait_until(lambda: factory.counters.get("tcp_refused_peer") == 1)
+        self.assertEqual(factory.limiter.by_peer, {"127.0.0.1": 2})
+        clients[2].settimeout(5)
+        self.assertEqual(clients[2].recv(10), b"")
+        for client in clients:
+            client.close()
+
+    test_per_peer_cap_dual_stack.skip = IPV6_SKIP  # type: ignore[attr-defined]
+
+    async def test_idle_aborted(self) -> None:
+        """A connected client that sends nothing is aborted after the idle timeout."""
+        factory, port = self.listen(Limits(idle_timeout=0.3, sweep_interval=0.05))
+        client = socket.create_connection(("127.0.0.1", port))
+        self.addCleanup(client.close)
+        await wait_until(lambda: factory.counters.get("tcp_idle_aborted") == 1, 5)
+        client.settimeout(5)
+        try:
+            self.assertEqual(client.recv(10), b"")
+        except ConnectionResetError:
+            pass  # an abort may arrive as a reset
+
     async def test_refused(self) -> None:
         """A closed port is a RefusedError."""
         with self.assertRaises(RefusedError):
@@ -428,6 +523,26 @@ class EchoUDPLoopbackTests(TestCase):
         await wait_until(lambda: b.counters.get("udp_refused_served") == 1)
         await sleep(0.05)
         self.assertEqual(a.counters.get("udp_datagrams_received"), 0)
+
+    async def test_privileged_source_port_refused(self) -> None:
+        """A datagram from a source port below 1024 (bound as root) gets no answer."""
+        protocol, port = self.listen()
+        low = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(low.close)
+        for candidate in range(1000, 600, -1):
+            try:
+                low.bind(("127.0.0.1", candidate))
+                break
+            except OSError:
+                continue
+        low.sendto(b"hi", ("127.0.0.1", port))
+        await wait_until(lambda: protocol.counters.get("udp_refused_port") == 1)
+        low.setblocking(False)
+        await sleep(0.05)
+        with self.assertRaises(BlockingIOError):
+            low.recv(10)
+
+    test_privileged_source_port_refused.skip = root_skip_reason()  # type: ignore[attr-defined]
 
     async def test_socat_client(self) -> None:
         """The system's socat, as a UDP client, gets its datagram back."""

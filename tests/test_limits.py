@@ -317,6 +317,14 @@ class SourcePolicyTests(SynchronousTestCase):
         verdicts = [policy.check("127.0.0.1", 5000, 100) for _ in range(6)]
         self.assertEqual(verdicts.count(None), 5)
 
+    def test_mapped_shares_bucket(self) -> None:
+        """An IPv4 source seen as IPv4-mapped by a dual-stack socket shares its IPv4 bucket."""
+        policy = self.policy(udp_rate=1, udp_burst=2)
+        self.assertIsNone(policy.check("127.0.0.1", 5000, 0))
+        self.assertIsNone(policy.check("::ffff:127.0.0.1", 5000, 0))
+        self.assertEqual(policy.check("::ffff:127.0.0.1", 5000, 0), "udp_rate_limited")
+        self.assertEqual(len(policy), 1)
+
     def test_global(self) -> None:
         """The global budget caps replies over all sources, and refills."""
         policy = self.policy(udp_rate=0, udp_global_rate=100, udp_global_burst=3)
