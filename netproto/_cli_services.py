@@ -22,13 +22,13 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
         "daytime",
         _run_daytime,
         help="ask a daytime server (RFC 867) for the time",
-        description="Ask the daytime server at HOST:PORT (port 13 if omitted) for its time "
-        "line, over TCP or, with --udp, with one datagram.\n"
-        "IPv6 literals are written in brackets: [::1]:13.\n"
-        "Exit status 1 if the server refuses, does not answer in time or answers "
+        description="Ask the daytime server at HOST:PORT (port 13 if omitted) for its time\n"
+        "line, over TCP or, with --udp, with one datagram. IPv6 literals are written\n"
+        "in brackets: [::1]:13.\n\n"
+        "Exit status 1 if the server refuses, does not answer in time or answers\n"
         "nonsense; 2 on usage errors.",
     )
-    daytime.add_argument("target", metavar="HOST:PORT")
+    daytime.add_argument("target", metavar="HOST:PORT", help="the server, e.g. 127.0.0.1:13")
     _common(daytime)
 
     echo = add_command(
@@ -36,15 +36,17 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
         "echo",
         _run_echo,
         help="send bytes to an echo server (RFC 862) and check they come back",
-        description="Send MESSAGE (or, without one, standard input) to the echo server at "
-        "HOST:PORT (port 7 if omitted), over TCP or, with --udp, in one datagram, "
-        "and check that the same bytes come back. Prints what came back.\n"
-        "IPv6 literals are written in brackets: [::1]:7.\n"
-        "Exit status 1 if the server refuses, does not answer in time or sends back "
+        description="Send MESSAGE (or, without one, standard input) to the echo server at\n"
+        "HOST:PORT (port 7 if omitted), over TCP (then half-close) or, with --udp, in\n"
+        "one datagram; check that the same bytes come back and print them.\n"
+        "IPv6 literals are written in brackets: [::1]:7.\n\n"
+        "Exit status 1 if the server refuses, does not answer in time or sends back\n"
         "other bytes; 2 on usage errors.",
     )
-    echo.add_argument("target", metavar="HOST:PORT")
-    echo.add_argument("message", nargs="?", metavar="MESSAGE")
+    echo.add_argument("target", metavar="HOST:PORT", help="the server, e.g. [::1]:7")
+    echo.add_argument(
+        "message", nargs="?", metavar="MESSAGE", help="the text to send (default: stdin)"
+    )
     _common(echo)
 
 
