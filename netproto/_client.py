@@ -12,6 +12,7 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.error import (
     ConnectError,
+    ConnectionDone,
     ConnectionRefusedError,
     InvalidAddressError,
     MessageLengthError,
@@ -157,6 +158,10 @@ class _TCPExchange(Protocol):
         pass
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if not self.size and self.expect != 0 and not reason.check(ConnectionDone):
+            self._finish(Failure(ProtocolError(
+                f"{self.what}: connection lost before any answer ({reason.getErrorMessage()})"
+            )))
         self._finish(b"".join(self.chunks))
 
     def _finish(self, result: bytes | Failure) -> None:
@@ -214,11 +219,7 @@ async def _tcp_exchange(
 
 
 def _connect_reason(error: ConnectError) -> str:
-    if error.osError is not None:
-        return _reason(error.osError) if isinstance(error.osError, OSError) else str(error.osError)
-    return (error.MESSAGE or type(error).__name__).rstrip(".").lower() if not error.args else (
-        str(error.args[0])
-    )
+    return str(error).rstrip(".") or type(error).__name__
 
 
 class _UDPExchange(DatagramProtocol):
