@@ -116,12 +116,19 @@ class WatchedProtocol(Protocol):
         self._paused = False
 
 
+class Refused(Protocol):
+    """A connection over a cap: aborted as soon as it is made, nothing read or written."""
+
+    def connectionMade(self) -> None:
+        self.transport.abortConnection()  # type: ignore[union-attr]
+
+
 class LimitedFactory(Factory):
     """
     A TCP factory that refuses connections over the total and per-peer caps
-    of its :class:`~netproto.limits.Limits` (closed before any byte is read or
-    written), sweeps its connections for idle and write-stall deadlines, and
-    logs refusal summaries. ``counters`` holds everything it counted.
+    of its :class:`~netproto.limits.Limits` (a :class:`Refused` protocol
+    aborts them before any byte is read or written), sweeps its connections
+    for idle and write-stall deadlines, and logs refusal summaries. ``counters`` holds everything it counted.
     """
 
     protocol_class: ClassVar[type[WatchedProtocol]] = WatchedProtocol
@@ -153,12 +160,14 @@ class LimitedFactory(Factory):
                 loop.stop()
         self._loops = []
 
-    def buildProtocol(self, addr: IAddress) -> WatchedProtocol | None:  # type: ignore[override]
+    def buildProtocol(self, addr: IAddress) -> Protocol:  # type: ignore[override]
         peer = peer_key(addr)
         refusal = self.limiter.admit(peer)
         if refusal is not None:
             self.counters.add(refusal)
-            return None
+            # Not None: wrapping factories (TLS for ssl: endpoints) would wrap
+            # None and fail in connectionMade, taking the listening port down.
+            return Refused()
         protocol = self.protocol_class()
         protocol.factory = self
         protocol._peer = peer

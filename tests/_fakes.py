@@ -59,3 +59,15 @@ class UDPMemoryReactor(MemoryReactorClock):
         self.udpPorts[port] = fake
         return fake
 
+
+
+def assert_refused(case: Any, factory: Any, peer: Any) -> None:
+    """Assert that *factory* refuses a connection from *peer*: aborted at once, nothing written."""
+    from twisted.internet.testing import StringTransport
+
+    protocol = factory.buildProtocol(peer)
+    case.assertIsNotNone(protocol)
+    transport = StringTransport(peerAddress=peer)
+    protocol.makeConnection(transport)
+    case.assertTrue(transport.disconnected)
+    case.assertEqual(transport.value(), b"")

@@ -34,6 +34,16 @@ def closed_port(kind: int) -> int:
     return port
 
 
+def closed_by_peer(sock: socket.socket) -> bool:
+    """Whether the peer closed or reset *sock* (without blocking, and reading nothing else)."""
+    try:
+        return sock.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
 async def sleep(seconds: float) -> None:
     """Let the reactor run for *seconds*."""
     await deferLater(reactor, seconds, lambda: None)

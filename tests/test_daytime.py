@@ -33,7 +33,7 @@ from netproto.daytime import (
     format_daytime,
 )
 from netproto.limits import Limits
-from tests._fakes import UDPMemoryReactor
+from tests._fakes import UDPMemoryReactor, assert_refused
 from tests._helpers import tool_skip_reason
 from tests._servers import IPV6_SKIP, closed_port, reactor, sleep, wait_until
 
@@ -142,7 +142,7 @@ class DaytimeTCPTests(SynchronousTestCase):
         """The per-peer cap refuses extra connections from one peer before any write."""
         factory = DaytimeFactory(Clock(), Limits(max_connections_per_peer=1))
         tcp(factory)
-        self.assertIsNone(factory.buildProtocol(PEER))
+        assert_refused(self, factory, PEER)
         self.assertEqual(factory.counters.get("tcp_refused_peer"), 1)
 
 
