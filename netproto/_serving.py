@@ -128,7 +128,8 @@ class LimitedFactory(Factory):
     A TCP factory that refuses connections over the total and per-peer caps
     of its :class:`~netproto.limits.Limits` (a :class:`Refused` protocol
     aborts them before any byte is read or written), sweeps its connections
-    for idle and write-stall deadlines, and logs refusal summaries. ``counters`` holds everything it counted.
+    for idle and write-stall deadlines, and logs refusal summaries.
+    ``counters`` holds everything it counted.
     """
 
     protocol_class: ClassVar[type[WatchedProtocol]] = WatchedProtocol
