@@ -9,6 +9,8 @@ import subprocess
 import time
 from typing import Any
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
@@ -30,6 +32,24 @@ class ParseTargetTests(SynchronousTestCase):
         self.assertEqual(parse_target("[::1]", 7), ("::1", 7))
         self.assertEqual(parse_target("::1", 7), ("::1", 7))
         self.assertEqual(parse_target("localhost", 13), ("localhost", 13))
+
+    @given(st.ip_addresses(), st.integers(min_value=1, max_value=65535))
+    def test_round_trip(self, address: Any, port: int) -> None:
+        """Any address written as the docs say (IPv6 bracketed) parses back to it and its port."""
+        text = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
+        self.assertEqual(parse_target(text, 7), (str(address), port))
+        self.assertEqual(parse_target(str(address), 7), (str(address), 7))
+
+    @given(st.text(max_size=40))
+    def test_never_crashes(self, text: str) -> None:
+        """Any text gives a host and a valid port, or a usage error (status 2)."""
+        try:
+            host, port = parse_target(text, 7)
+        except CommandError as e:
+            self.assertEqual(e.status, 2)
+        else:
+            self.assertTrue(host)
+            self.assertTrue(1 <= port <= 65535)
 
     def test_errors(self) -> None:
         """Malformed targets are usage errors (status 2) saying what is wrong."""
