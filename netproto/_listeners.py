@@ -352,6 +352,18 @@ class NetprotoService(MultiService):
 
     def startService(self) -> None:
         MultiService.startService(self)
+        for child in self:
+            listener = getattr(child, "listener", None)
+            if listener is not None:
+                ports = list(_listening_ports(child))
+                where = listener.describe()
+                if listener.kind == "systemd" and ports:
+                    kind = "UDP" if isinstance(getattr(child, "inner", None), UDPService) else "TCP"
+                    where = f"{where} ({kind} port {ports[0]})"
+                elif listener.kind == "tcp" and ports:
+                    where = f"{where} (port {ports[0]})"
+                self.log.info("netproto: {service} on {where}", service=listener.service,
+                              where=where)
         if os.geteuid() == 0:
             low = sorted({p for child in self for p in _listening_ports(child) if 0 < p < 1024})
             if low:

@@ -100,7 +100,7 @@ def metrics_site(registry: MetricsRegistry) -> Any:
         def render_HEAD(self, request: Request) -> bytes:
             return self.render_GET(request)
 
-    class QuietSite(Site):
+    class MetricsSite(Site):
         """No access-log line per scrape."""
 
         noisy = False
@@ -108,4 +108,4 @@ def metrics_site(registry: MetricsRegistry) -> Any:
         def log(self, request: Any) -> None:
             pass
 
-    return QuietSite(Metrics())
+    return MetricsSite(Metrics())

@@ -40,6 +40,9 @@ MAX_DATAGRAM = 65535
 _IP_PKTINFO: int = getattr(socket, "IP_PKTINFO", 8)
 _IPV6_PKTINFO: int = getattr(socket, "IPV6_PKTINFO", 50)
 _IPV6_RECVPKTINFO: int = getattr(socket, "IPV6_RECVPKTINFO", 49)
+_IP_MULTICAST_ALL: int = getattr(socket, "IP_MULTICAST_ALL", 49)
+_IPV6_MULTICAST_ALL: int = getattr(socket, "IPV6_MULTICAST_ALL", 29)
+_UNKNOWN = bytes(4)
 _SOL_IP = socket.IPPROTO_IP
 _SOL_IPV6 = socket.IPPROTO_IPV6
 # Room for both an in_pktinfo (12 bytes) and an in6_pktinfo (20 bytes) message:
@@ -144,18 +147,39 @@ def has_ipv6() -> bool:
     return True
 
 
-def _enable_pktinfo(skt: socket.socket) -> None:
-    """Ask the kernel for each datagram's destination address."""
-    if skt.family == socket.AF_INET6:
-        skt.setsockopt(_SOL_IPV6, _IPV6_RECVPKTINFO, 1)
-        # IPv4 datagrams on a dual-stack socket: the IPv4 message also carries the
-        # local "specific destination", which tells a directed broadcast apart.
+def _prepare_destination_check(skt: socket.socket) -> bool:
+    """Set *skt* up so broadcast and multicast datagrams can be refused; True if it must check.
+
+    Multicast for groups this socket never joined is not delivered at all
+    (``IP_MULTICAST_ALL`` / ``IPV6_MULTICAST_ALL`` off: the kernel drops it, at
+    no cost per datagram). A socket bound to a unicast address never receives
+    broadcast or multicast, so it needs no per-datagram check. A wildcard socket
+    asks for ``IP_PKTINFO`` (IPv4, also for the IPv4 side of a dual-stack
+    socket), and for ``IPV6_PKTINFO`` only if multicast could not be turned off.
+    """
+    six = skt.family == socket.AF_INET6
+    v6_multicast_off = False
+    try:
+        skt.setsockopt(_SOL_IP, _IP_MULTICAST_ALL, 0)
+    except OSError:
+        pass
+    if six:
         try:
-            skt.setsockopt(_SOL_IP, _IP_PKTINFO, 1)
+            skt.setsockopt(_SOL_IPV6, _IPV6_MULTICAST_ALL, 0)
+            v6_multicast_off = True
         except OSError:
             pass
-    else:
+    bound = skt.getsockname()[0]
+    if bound not in ("0.0.0.0", "::", ""):
+        return False
+    try:
         skt.setsockopt(_SOL_IP, _IP_PKTINFO, 1)
+    except OSError:
+        if not six:
+            raise
+    if six and not v6_multicast_off:
+        skt.setsockopt(_SOL_IPV6, _IPV6_RECVPKTINFO, 1)
+    return True
 
 
 def refused_destination(ancillary: list[tuple[int, int, bytes]]) -> bool:
@@ -164,12 +188,14 @@ def refused_destination(ancillary: list[tuple[int, int, bytes]]) -> bool:
     ``in_pktinfo`` is (ifindex, spec_dst, addr): for a datagram to one of our
     unicast addresses the kernel sets spec_dst to the header's destination; for a
     broadcast (limited or directed) or multicast it picks an interface address
-    instead. ``in6_pktinfo`` is (addr, ifindex): IPv6 has multicast (ff00::/8),
+    instead. A datagram queued before ``IP_PKTINFO`` was set (an adopted socket)
+    carries spec_dst 0.0.0.0: only its address is judged (multicast, or
+    255.255.255.255). ``in6_pktinfo`` is (addr, ifindex): IPv6 has multicast (ff00::/8),
     no broadcast; an IPv4-mapped destination is judged by its IPv4 message.
     """
     for level, kind, data in ancillary:
         if level == _SOL_IP and kind == _IP_PKTINFO:
-            return data[8] >= 224 or data[4:8] != data[8:12]
+            return data[8] >= 224 or (data[4:8] != data[8:12] and data[4:8] != _UNKNOWN)
         if level == _SOL_IPV6 and kind == _IPV6_PKTINFO and data[0] == 0xFF:
             return True
     return False
@@ -181,6 +207,9 @@ class DestinationCheckingPort(udp.Port):
     A bare ``::`` interface is bound dual-stack (``IPV6_V6ONLY`` off), whatever the
     host's ``net.ipv6.bindv6only``. Refusals are counted on the protocol's
     ``counters`` as ``udp_refused_destination``; nothing is logged per datagram.
+    Multicast is dropped by the kernel before it reaches the socket (see
+    :func:`_prepare_destination_check`), and a socket bound to a unicast address
+    reads with Twisted's plain ``recvfrom`` loop.
     """
 
     def createInternetSocket(self) -> socket.socket:
@@ -189,17 +218,22 @@ class DestinationCheckingPort(udp.Port):
             skt.setsockopt(_SOL_IPV6, socket.IPV6_V6ONLY, 0)
         return skt
 
+    _check_destination = True
+
     def _bindSocket(self) -> None:
         super()._bindSocket()
-        _enable_pktinfo(self.socket)
+        self._check_destination = _prepare_destination_check(self.socket)
 
     def doRead(self) -> None:
         """Read datagrams until the socket is empty or ``maxThroughput`` bytes were read."""
+        if not self._check_destination:
+            # Bound to a unicast address: the kernel never delivers broadcast or
+            # multicast here, so Twisted's recvfrom loop is all there is to do.
+            return super().doRead()  # type: ignore[no-any-return]
         recvmsg = self.socket.recvmsg
         size = self.maxPacketSize
         protocol = self.protocol
         deliver = protocol.datagramReceived
-        counters: _Counting | None = getattr(protocol, "counters", None)
         six = self.addressFamily == socket.AF_INET6
         read = 0
         while read < self.maxThroughput:
@@ -207,19 +241,31 @@ class DestinationCheckingPort(udp.Port):
                 data, ancillary, _flags, addr = recvmsg(size, _ANCILLARY_SPACE)
             except OSError as exc:
                 if exc.errno in _READ_IGNORE:
-                    return
+                    return None
                 raise
             read += len(data) + 1
-            if ancillary and refused_destination(ancillary):
-                if counters is not None:
-                    counters.add("udp_refused_destination")
-                continue
+            if ancillary:
+                # in_pktinfo (12 bytes): ifindex, spec_dst, addr; in6_pktinfo
+                # (20 bytes): addr, ifindex. See refused_destination().
+                info = ancillary[0][2]
+                if len(info) == 12:
+                    refused = info[8] >= 224 or (info[4:8] != info[8:12]
+                                                 and info[4:8] != _UNKNOWN)
+                else:
+                    refused = info[0] == 0xFF or (len(ancillary) > 1
+                                                  and refused_destination(ancillary))
+                if refused:
+                    counters: _Counting | None = getattr(protocol, "counters", None)
+                    if counters is not None:
+                        counters.add("udp_refused_destination")
+                    continue
             if six:
                 addr = addr[:2]
             try:
                 deliver(data, addr)
             except Exception:
                 self._log.failure("datagramReceived raised; datagram dropped")
+        return None
 
     _log = Logger()
 

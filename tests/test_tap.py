@@ -217,6 +217,12 @@ class DestinationRuleTests(SynchronousTestCase):
                                               _pktinfo4("127.0.0.1", "127.0.0.1")]))
         self.assertFalse(refused_destination([]))
 
+    def test_queued_before_pktinfo(self) -> None:
+        """Queued before IP_PKTINFO was set (spec_dst 0.0.0.0): judged by address alone."""
+        self.assertFalse(refused_destination([_pktinfo4("0.0.0.0", "127.0.0.1")]))
+        self.assertTrue(refused_destination([_pktinfo4("0.0.0.0", "255.255.255.255")]))
+        self.assertTrue(refused_destination([_pktinfo4("0.0.0.0", "239.1.2.3")]))
+
     def test_broadcast_and_multicast_refused(self) -> None:
         """Limited and directed broadcast, IPv4 and IPv6 multicast are refused."""
         self.assertTrue(refused_destination([_pktinfo4("10.0.0.1", "255.255.255.255")]))

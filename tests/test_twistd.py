@@ -52,7 +52,7 @@ class Twistd:
 
     def __init__(self, *args: str, listeners: int, prefix: tuple[str, ...] = (),
                  twistd_args: tuple[str, ...] = ("-n", "--pidfile="),
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
         assert TWISTD is not None
         self.dir = tempfile.mkdtemp(prefix="netproto-twistd-")
         self.log = Path(self.dir) / "twistd.log"
@@ -60,7 +60,7 @@ class Twistd:
             self.process = subprocess.Popen(
                 [*prefix, TWISTD, *twistd_args, "netproto", *args],
                 stdout=out, stderr=subprocess.STDOUT, cwd=self.dir, env=env,
-                stdin=subprocess.DEVNULL)
+                stdin=subprocess.DEVNULL, pass_fds=pass_fds)
         self.wait_for(lambda text: text.count(" starting on ") >= listeners, "listening")
 
     def text(self) -> str:
@@ -451,19 +451,18 @@ class PrivilegeTests(SynchronousTestCase):
 
 
 _LAUNCHER = r"""
-import os, socket, sys
-tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-tcp.bind(("127.0.0.1", int(sys.argv[1])))
-tcp.listen(50)
-udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-udp.bind(("::1", int(sys.argv[1])))
-for target, sock in ((3, tcp), (4, udp)):
-    if sock.fileno() != target:
-        os.dup2(sock.fileno(), target)
+import os, sys
+# argv: the descriptors to pass as 3, 4, ..., "--", the program and its arguments.
+split = sys.argv.index("--")
+fds = [int(fd) for fd in sys.argv[1:split]]
+moved = [os.dup(fd) for fd in fds]  # out of the way of 3, 4, ...
+for target, fd in enumerate(moved, start=3):
+    os.dup2(fd, target)
     os.set_inheritable(target, True)
-env = dict(os.environ, LISTEN_FDS="2", LISTEN_PID=str(os.getpid()),
+env = dict(os.environ, LISTEN_FDS=str(len(fds)), LISTEN_PID=str(os.getpid()),
            LISTEN_FDNAMES="echo-tcp:echo-udp")
-os.execve(sys.argv[2], sys.argv[2:], env)
+program = sys.argv[split + 1:]
+os.execve(program[0], program, env)
 """
 
 
@@ -476,13 +475,30 @@ class SystemdTests(SynchronousTestCase):
             self.skipTest(reason)
 
     def test_adopted_sockets(self) -> None:
-        """An inherited TCP socket (by index) and UDP socket (by name) both serve echo."""
+        """An inherited TCP socket (by index) and UDP socket (by name) both serve echo,
+        including the datagram that arrived before the service started (activation)."""
         assert TWISTD is not None
         port = free_port()
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(tcp.close)
+        tcp.bind(("127.0.0.1", port))
+        tcp.listen(50)
+        udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        self.addCleanup(udp.close)
+        udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        udp.bind(("::", port))
+        early = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(early.close)
+        early.settimeout(10)
+        early.sendto(b"the activating datagram", ("127.0.0.1", port))
         server = Twistd("--echo=systemd:domain=INET:index=0",
                         "--echo=systemd:domain=INET6:name=echo-udp", listeners=2,
-                        prefix=(sys.executable, "-c", _LAUNCHER, str(port)))
+                        prefix=(sys.executable, "-c", _LAUNCHER, str(tcp.fileno()),
+                                str(udp.fileno()), "--"),
+                        pass_fds=(tcp.fileno(), udp.fileno()))
         self.addCleanup(server.stop)
+        self.assertEqual(early.recvfrom(100)[0], b"the activating datagram")
         self.assertEqual(tcp_exchange("127.0.0.1", port, b"adopted"), b"adopted")
         data = os.urandom(65527)
         self.assertEqual(udp_exchange("::1", port, data), data)
+        self.assertIn(f"echo on inherited socket fd 4 (UDP port {port})", server.text())
