@@ -450,6 +450,72 @@ class PrivilegeTests(SynchronousTestCase):
         self.assertEqual(seen["log"].count("running as root on privileged port(s) 7, 13"), 1)
 
 
+_MULTICAST_SCRIPT = r"""
+import json, socket, subprocess, sys, time
+subprocess.run("ip link set lo up && ip link set lo multicast on && "
+               "ip route add 224.0.0.0/4 dev lo", shell=True, check=True)
+twistd = sys.argv[1]
+log = open("twistd.log", "wb")
+proc = subprocess.Popen([twistd, "-n", "--pidfile=", "netproto",
+                         "--echo=udp:1207:interface=0.0.0.0", "--echo=1208"],
+                        stdout=log, stderr=subprocess.STDOUT)
+result = {}
+try:
+    deadline = time.monotonic() + 15
+    while open("twistd.log").read().count(" starting on ") < 3:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("twistd did not start:\n" + open("twistd.log").read())
+        time.sleep(0.05)
+    for port in (1207, 1208):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.settimeout(0.5)
+            c.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+            c.sendto(b"all hosts", ("224.0.0.1", port))
+            try:
+                result[f"multicast {port}"] = c.recvfrom(100)[0].decode()
+            except socket.timeout:
+                result[f"multicast {port}"] = None
+            c.sendto(b"unicast", ("127.0.0.1", port))
+            result[f"unicast {port}"] = c.recvfrom(100)[0].decode()
+    # Control: an ordinary socket on the same kind of address does receive it.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as plain:
+        plain.bind(("0.0.0.0", 1209))
+        plain.settimeout(0.5)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as c:
+            c.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                         socket.inet_aton("127.0.0.1"))
+            c.sendto(b"control", ("224.0.0.1", 1209))
+        result["control"] = plain.recvfrom(100)[0].decode()
+finally:
+    proc.terminate()
+    proc.wait(10)
+print(json.dumps(result))
+"""
+
+
+class MulticastTests(SynchronousTestCase):
+    """Multicast to the all-hosts group is never answered (in a private namespace)."""
+
+    def setUp(self) -> None:
+        reason = _skip() or root_skip_reason() or tool_skip_reason("unshare")
+        if reason:
+            self.skipTest(reason)
+
+    def test_all_hosts_not_answered(self) -> None:
+        """A datagram to 224.0.0.1 gets no echo (IPv4 and dual-stack sockets); unicast does."""
+        assert TWISTD is not None
+        work = tempfile.mkdtemp(prefix="netproto-mcast-")
+        self.addCleanup(shutil.rmtree, work, True)
+        result = subprocess.run(["unshare", "-n", sys.executable, "-c", _MULTICAST_SCRIPT,
+                                 TWISTD], capture_output=True, text=True, timeout=60, cwd=work,
+                                check=False)
+        self.assertEqual(result.returncode, 0, result.stderr + result.stdout)
+        self.assertEqual(json.loads(result.stdout), {
+            "multicast 1207": None, "unicast 1207": "unicast",
+            "multicast 1208": None, "unicast 1208": "unicast",
+            "control": "control"})
+
+
 _LAUNCHER = r"""
 import os, sys
 # argv: the descriptors to pass as 3, 4, ..., "--", the program and its arguments.
