@@ -43,6 +43,7 @@ __all__ = [
     "Watched",
     "bad_source",
     "peer_key",
+    "periodic",
 ]
 
 
