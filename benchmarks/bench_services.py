@@ -5,12 +5,13 @@ and uvloop (when installed), on loopback.
 
 Each server runs in its own process pinned to CPU 0; the load generator runs
 in another process pinned to CPU 1, with raw non-blocking sockets and epoll.
-Runs are interleaved (A B C D, A B C D, ...) and the best of the rounds is
-reported, with the server's CPU use during the run: a server well below 100%
-means the generator or the machine (other processes on the same cores) was
-the bottleneck, not the server. ``np/tw/cpu`` compares the work done per
-second of *server CPU* (best round each), which a busy shared machine
-disturbs much less than the raw rate.
+Runs are interleaved (A B C D, A B C D, ...). Each figure is the median over
+the rounds; each ratio is the median of the ratios of runs in the same round
+(next to each other in time). The server's CPU use during the run is shown: a
+server well below 100% means the generator or the machine (other processes on
+the same cores) was the bottleneck, not the server. ``np/tw/cpu`` compares
+the work done per second of *server CPU* (netproto / stock Twisted), which a
+busy shared machine disturbs much less than the raw rate.
 
     .venv/bin/python benchmarks/bench_services.py [--duration 2] [--rounds 3]
 
@@ -37,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -440,21 +442,26 @@ def main() -> int:
                     runs[name].append(measure(server, make_job(server, args.duration),
                                               args.duration, by_bytes))
                     time.sleep(0.2)
-            best = {name: max(results, key=lambda m: m.rate) for name, results in runs.items()}
-            # Work done per second of server CPU, best round: robust to a shared machine.
-            efficiency = {name: max(m.rate / max(m.server_cpu, 1e-9) for m in results)
-                          for name, results in runs.items()}
-            np_rate, tw_rate = best["netproto"].rate, best["twisted"].rate
-            uv = best.get("uvloop")
-            cells = " ".join(f"{best[n].rate:9.1f}" if unit == "MB/s" else f"{best[n].rate:9.0f}"
+            rate = {name: median([m.rate for m in results]) for name, results in runs.items()}
+            # Ratios of runs next to each other in time, then their median: the
+            # other load on a shared machine changes between rounds, not within one.
+            rounds = range(args.rounds)
+            np_tw = median([runs["netproto"][i].rate / runs["twisted"][i].rate for i in rounds])
+            np_uv = (median([runs["netproto"][i].rate / runs["uvloop"][i].rate for i in rounds])
+                     if "uvloop" in runs else None)
+            per_cpu = median([(runs["netproto"][i].rate / runs["netproto"][i].server_cpu)
+                              / (runs["twisted"][i].rate / runs["twisted"][i].server_cpu)
+                              for i in rounds])
+            cpu = {name: median([m.server_cpu for m in results])
+                   for name, results in runs.items()}
+            load = max(median([m.load_cpu for m in results]) for results in runs.values())
+            cells = " ".join(f"{rate[n]:9.1f}" if unit == "MB/s" else f"{rate[n]:9.0f}"
                              for n in names)
-            print(f"{title:36} {unit:>6} {cells}"
-                  + f" {np_rate / tw_rate:6.2f}"
-                  + (f" {np_rate / uv.rate:6.2f}" if uv else f" {'-':>6}")
-                  + f" {efficiency['netproto'] / efficiency['twisted']:9.2f}"
-                  + "  " + "/".join(f"{best[n].server_cpu * 100:.0f}" for n in names)
-                  + f" (load gen {max(m.load_cpu for m in best.values()) * 100:.0f}%)",
-                  flush=True)
+            print(f"{title:36} {unit:>6} {cells} {np_tw:6.2f}"
+                  + (f" {np_uv:6.2f}" if np_uv is not None else f" {'-':>6}")
+                  + f" {per_cpu:9.2f}"
+                  + "  " + "/".join(f"{cpu[n] * 100:.0f}" for n in names)
+                  + f" (load gen {load * 100:.0f}%)", flush=True)
     finally:
         for server in servers.values():
             server.stop()

@@ -37,7 +37,7 @@ from netproto._udp import (
 )
 
 __all__ = [
-    "DualStackTCPEndpoint",
+    "AnyAddressTCPEndpoint",
     "Listener",
     "NetprotoService",
     "build_listeners",
@@ -66,9 +66,12 @@ def inherited_sockets() -> ListenFDs:
 
 @dataclass(frozen=True)
 class Listener:
-    """One socket to serve: *service* on *kind* (``dual-tcp``, ``tcp``, ``udp``, ``systemd``).
+    """One socket to serve: *service* on *kind* (``tcp-any``, ``tcp``, ``udp``, ``systemd``).
 
-    ``option`` is the command-line option it came from, for messages.
+    ``option`` is the command-line option it came from, for messages. ``tcp-any``
+    is every address of one *family* (4 or 6) on *port*: a bare port is served
+    by an IPv4 and an IPv6-only socket per transport, so IPv4 peers are plain
+    IPv4 (never ``::ffff:a.b.c.d``) and the kernel keeps the families apart.
     """
 
     service: str
@@ -78,14 +81,22 @@ class Listener:
     description: str = ""
     udp: UDPSpec | None = None
     fileno: int | None = None
+    family: int = 0
 
     def describe(self) -> str:
-        """What is listened on, for messages: 'TCP port 7 (IPv4 and IPv6)'."""
-        if self.kind == "dual-tcp":
-            return f"TCP port {self.port} (IPv4 and IPv6)"
+        """What is listened on, for messages: 'TCP port 7 (IPv4)'."""
+        if self.kind == "tcp-any":
+            return f"TCP port {self.port} (IPv{self.family})"
         if self.kind == "udp":
             assert self.udp is not None
-            where = f" on {self.udp.interface}" if self.udp.interface else " (IPv4 and IPv6)"
+            if self.udp.interface == "0.0.0.0":
+                where = " (IPv4)"
+            elif self.udp.interface == "::" and self.udp.v6only:
+                where = " (IPv6)"
+            elif self.udp.interface:
+                where = f" on {self.udp.interface}"
+            else:
+                where = " (IPv4 and IPv6)"
             return f"UDP port {self.udp.port}{where}"
         if self.kind == "systemd":
             return f"inherited socket fd {self.fileno}"
@@ -137,11 +148,18 @@ def _systemd_fileno(description: str, fds: ListenFDs) -> int:
     return named[args["name"]]
 
 
+def _any_udp(service: str, option: str, port: int) -> list[Listener]:
+    """UDP on every address: an IPv4 socket and an IPv6-only socket."""
+    return [Listener(service, option, "udp", udp=UDPSpec(port, "0.0.0.0")),
+            Listener(service, option, "udp", udp=UDPSpec(port, "::", v6only=True))]
+
+
 def parse_service_spec(service: str, spec: str,
                        fds: ListenFDs | None = None) -> list[Listener]:
     """The listeners one ``--SERVICE=SPEC`` asks for; ValueError with a reason if SPEC is bad.
 
-    A bare port is TCP and UDP, dual-stack (for ``metrics``: TCP on 127.0.0.1);
+    A bare port is TCP and UDP on every IPv4 and IPv6 address, one socket per
+    family and transport (for ``metrics``: TCP on 127.0.0.1);
     ``udp:...`` is UDP only; ``systemd:...`` adopts an inherited socket of either
     type; anything else is a Twisted server endpoint description, TCP only.
     """
@@ -154,13 +172,17 @@ def parse_service_spec(service: str, spec: str,
         if service == "metrics":
             description = f"tcp:{port}:interface=127.0.0.1"
             return [Listener(service, option, "tcp", description=description)]
-        return [Listener(service, option, "dual-tcp", port=port),
-                Listener(service, option, "udp", udp=UDPSpec(port))]
+        return [Listener(service, option, "tcp-any", port=port, family=4),
+                Listener(service, option, "tcp-any", port=port, family=6),
+                *_any_udp(service, option, port)]
     prefix = spec.partition(":")[0]
     if prefix == "udp":
         if service == "metrics":
             raise ValueError("metrics are served over TCP only")
-        return [Listener(service, option, "udp", udp=parse_udp_spec(spec))]
+        parsed = parse_udp_spec(spec)
+        if not parsed.interface:
+            return _any_udp(service, option, parsed.port)
+        return [Listener(service, option, "udp", udp=parsed)]
     if prefix == "systemd":
         fileno = _systemd_fileno(spec, fds if fds is not None else inherited_sockets())
         return [Listener(service, option, "systemd", description=spec, fileno=fileno)]
@@ -168,31 +190,34 @@ def parse_service_spec(service: str, spec: str,
     return [Listener(service, option, "tcp", description=spec)]
 
 
-class _DualStackPort(tcp.Port):
-    """A TCP port on ``::`` that takes IPv4 too, whatever ``net.ipv6.bindv6only`` says."""
+class _V6OnlyPort(tcp.Port):
+    """A TCP port on ``::`` for IPv6 only, whatever ``net.ipv6.bindv6only`` says."""
 
     def createInternetSocket(self) -> socket.socket:
         skt: socket.socket = super().createInternetSocket()
-        if self.addressFamily == socket.AF_INET6:
-            skt.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        skt.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         return skt
 
 
 @implementer(IStreamServerEndpoint)
-class DualStackTCPEndpoint:
-    """TCP on every IPv6 and IPv4 address with one socket (IPv4 only on a host without IPv6)."""
+class AnyAddressTCPEndpoint:
+    """TCP on every address of one family: ``0.0.0.0``, or ``::`` with IPv6 only."""
 
-    def __init__(self, reactor: Any, port: int, backlog: int = 50) -> None:
+    def __init__(self, reactor: Any, port: int, family: int = 4, backlog: int = 50) -> None:
         self.reactor = reactor
         self.port = port
+        self.family = family
         self.backlog = backlog
 
     def listen(self, protocolFactory: Any) -> defer.Deferred[IListeningPort]:
         """Bind and listen now; the Deferred has already fired."""
         def bind() -> IListeningPort:
-            interface = "::" if has_ipv6() else "0.0.0.0"
-            port = _DualStackPort(self.port, protocolFactory, self.backlog, interface,
-                                  self.reactor)
+            port: tcp.Port
+            if self.family == 6:
+                port = _V6OnlyPort(self.port, protocolFactory, self.backlog, "::", self.reactor)
+            else:
+                port = tcp.Port(self.port, protocolFactory, self.backlog, "0.0.0.0",
+                                self.reactor)
             port.startListening()
             return port
 
@@ -203,6 +228,7 @@ class _StreamService(Service):
     """Listen on a stream endpoint in ``privilegedStartService``."""
 
     _port: IListeningPort | None = None
+    skipped = False
 
     def __init__(self, listener: Listener, endpoint: IStreamServerEndpoint,
                  factory: Factory) -> None:
@@ -219,6 +245,11 @@ class _StreamService(Service):
         Service.privilegedStartService(self)
         if self._port is not None:
             return
+        if self.listener.kind == "tcp-any" and self.listener.family == 6 and not has_ipv6():
+            self.skipped = True
+            log.info("no IPv6 on this host: {option} serves TCP over IPv4 only",
+                     option=self.listener.option)
+            return
         outcome: list[Any] = []
         self.endpoint.listen(self.factory).addBoth(outcome.append)
         if not outcome:
@@ -228,7 +259,7 @@ class _StreamService(Service):
         self._port = outcome[0]
 
     def startService(self) -> None:
-        if self._port is None:
+        if self._port is None and not self.skipped:
             self.privilegedStartService()
         Service.startService(self)
 
@@ -429,9 +460,9 @@ def build_listeners(root: MultiService, reactor: Any, listeners: list[Listener],
         elif listener.kind == "systemd":
             child = _SystemdService(listener, reactor, tcp_factory(listener.service),
                                     udp_protocol(listener.service), served_ports)
-        elif listener.kind == "dual-tcp":
-            child = _StreamService(listener, DualStackTCPEndpoint(reactor, listener.port),
-                                   tcp_factory(listener.service)())
+        elif listener.kind == "tcp-any":
+            endpoint = AnyAddressTCPEndpoint(reactor, listener.port, listener.family)
+            child = _StreamService(listener, endpoint, tcp_factory(listener.service)())
         else:
             child = _StreamService(listener, serverFromString(reactor, listener.description),
                                    tcp_factory(listener.service)())

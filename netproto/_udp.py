@@ -70,6 +70,8 @@ class UDPSpec:
 
     port: int
     interface: str = ""
+    #: On ``::``: IPv6 only (the plugin binds IPv4 with a socket of its own).
+    v6only: bool = False
 
     def __str__(self) -> str:
         if not self.interface:
@@ -172,14 +174,20 @@ def _prepare_destination_check(skt: socket.socket) -> bool:
     bound = skt.getsockname()[0]
     if bound not in ("0.0.0.0", "::", ""):
         return False
-    try:
+    if not six:
         skt.setsockopt(_SOL_IP, _IP_PKTINFO, 1)
-    except OSError:
-        if not six:
-            raise
-    if six and not v6_multicast_off:
+        return True
+    check = False
+    if not skt.getsockopt(_SOL_IPV6, socket.IPV6_V6ONLY):
+        # IPv4 on a dual-stack socket: the IPv4 message tells broadcasts apart.
+        skt.setsockopt(_SOL_IP, _IP_PKTINFO, 1)
+        check = True
+    if not v6_multicast_off:
         skt.setsockopt(_SOL_IPV6, _IPV6_RECVPKTINFO, 1)
-    return True
+        check = True
+    # An IPv6-only socket with multicast off cannot receive broadcast or
+    # multicast (IPv6 has no broadcast): nothing to check per datagram.
+    return check
 
 
 def refused_destination(ancillary: list[tuple[int, int, bytes]]) -> bool:
@@ -205,8 +213,9 @@ class DestinationCheckingPort(udp.Port):
     """A UDP port that drops datagrams addressed to broadcast or multicast addresses.
 
     A bare ``::`` interface is bound dual-stack (``IPV6_V6ONLY`` off), whatever the
-    host's ``net.ipv6.bindv6only``. Refusals are counted on the protocol's
-    ``counters`` as ``udp_refused_destination``; nothing is logged per datagram.
+    host's ``net.ipv6.bindv6only``, unless :attr:`v6only` is set. Refusals are
+    counted on the protocol's ``counters`` as ``udp_refused_destination``;
+    nothing is logged per datagram.
     Multicast is dropped by the kernel before it reaches the socket (see
     :func:`_prepare_destination_check`), and a socket bound to a unicast address
     reads with Twisted's plain ``recvfrom`` loop.
@@ -215,10 +224,12 @@ class DestinationCheckingPort(udp.Port):
     def createInternetSocket(self) -> socket.socket:
         skt: socket.socket = super().createInternetSocket()
         if self.addressFamily == socket.AF_INET6 and self.interface == "::":
-            skt.setsockopt(_SOL_IPV6, socket.IPV6_V6ONLY, 0)
+            skt.setsockopt(_SOL_IPV6, socket.IPV6_V6ONLY, 1 if self.v6only else 0)
         return skt
 
     _check_destination = True
+    #: On ``::``: IPv6 only instead of dual-stack.
+    v6only = False
 
     def _bindSocket(self) -> None:
         super()._bindSocket()
@@ -286,12 +297,17 @@ def describe_bind_error(exc: BaseException) -> str:
 class UDPService(Service):
     """Serve *protocol* on a UDP port, bound in ``privilegedStartService``.
 
+    ``_log`` records the rare start-up events.
+
     Either a :class:`UDPSpec` (bind) or an inherited descriptor ``fileno`` (adopt,
     e.g. from systemd socket activation) is given. Every bound port number is
     added to *served_ports*, the loop guard the protocols consult.
     """
 
     _port: udp.Port | None = None
+    _log = Logger()
+    #: True when there was nothing to bind (the IPv6 half on a host without IPv6).
+    skipped = False
 
     def __init__(self, reactor: Any, protocol: DatagramProtocol, *,
                  spec: UDPSpec | None = None, fileno: int | None = None,
@@ -327,13 +343,23 @@ class UDPService(Service):
             interface = "::" if has_ipv6() else "0.0.0.0"
         port = DestinationCheckingPort(self.spec.port, self.protocol, interface,
                                        MAX_DATAGRAM, self.reactor)
+        port.v6only = self.spec.v6only
         port.startListening()
         return port
 
     def privilegedStartService(self) -> None:
-        """Bind (or adopt) the socket; raise :class:`BindError` with a readable reason."""
+        """Bind (or adopt) the socket; raise :class:`BindError` with a readable reason.
+
+        An IPv6-only wildcard socket (the IPv6 half of a bare port) is skipped on
+        a host without IPv6.
+        """
         Service.privilegedStartService(self)
         if self._port is not None:
+            return
+        if self.spec is not None and self.spec.v6only and not has_ipv6():
+            self.skipped = True
+            self._log.info("no IPv6 on this host: UDP port {port} served over IPv4 only",
+                           port=self.spec.port)
             return
         try:
             self._port = self._bind()
@@ -343,7 +369,7 @@ class UDPService(Service):
 
     def startService(self) -> None:
         """Start; bind first if ``privilegedStartService`` was not called (plain apps)."""
-        if self._port is None:
+        if self._port is None and not self.skipped:
             self.privilegedStartService()
         Service.startService(self)
 

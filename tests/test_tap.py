@@ -20,7 +20,7 @@ from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from netproto import tap
 from netproto._listeners import (
-    DualStackTCPEndpoint,
+    AnyAddressTCPEndpoint,
     Listener,
     NetprotoService,
     _StreamService,
@@ -113,10 +113,15 @@ class OptionsTests(SynchronousTestCase):
                  for lis in options["listeners"]]
         self.assertEqual(kinds, [
             ("daytime", "tcp", "tcp:13:interface=127.0.0.1"),
-            ("echo", "dual-tcp", 7),
-            ("echo", "udp", UDPSpec(7)),
-            ("echo", "udp", UDPSpec(1207)),
+            ("echo", "tcp-any", 7),
+            ("echo", "tcp-any", 7),
+            ("echo", "udp", UDPSpec(7, "0.0.0.0")),
+            ("echo", "udp", UDPSpec(7, "::", v6only=True)),
+            ("echo", "udp", UDPSpec(1207, "0.0.0.0")),
+            ("echo", "udp", UDPSpec(1207, "::", v6only=True)),
         ])
+        self.assertEqual([lis.describe() for lis in options["listeners"][1:5]], [
+            "TCP port 7 (IPv4)", "TCP port 7 (IPv6)", "UDP port 7 (IPv4)", "UDP port 7 (IPv6)"])
 
     def test_bad_specs_name_the_option(self) -> None:
         """A bad SPEC is a UsageError quoting the option and SPEC."""
@@ -294,6 +299,28 @@ class DestinationCheckingPortTests(TestCase):
             yield protocol.next()
             self.assertEqual(len(protocol.received[0][0]), size)
 
+    @defer.inlineCallbacks
+    def test_families_apart(self) -> Any:
+        """A bare port's two UDP sockets: IPv4 peers arrive as IPv4, IPv6 as IPv6 (v6only)."""
+        four = _Recorder()
+        port4 = DestinationCheckingPort(0, four, "0.0.0.0", MAX_DATAGRAM, reactor)
+        port4.startListening()
+        self.addCleanup(port4.stopListening)
+        number = port4.getHost().port
+        six = _Recorder()
+        port6 = DestinationCheckingPort(number, six, "::", MAX_DATAGRAM, reactor)
+        port6.v6only = True
+        port6.startListening()
+        self.addCleanup(port6.stopListening)
+        self.assertFalse(port6._check_destination)
+        for host, family, recorder in (("127.0.0.1", socket.AF_INET, four),
+                                       ("::1", socket.AF_INET6, six)):
+            sender = socket.socket(family, socket.SOCK_DGRAM)
+            self.addCleanup(sender.close)
+            sender.sendto(b"hi", (host, number))
+            yield recorder.next()
+            self.assertEqual(recorder.received[0][1][0], host)
+
     def test_dual_stack_socket(self) -> None:
         """A port on '::' takes IPv4 too (IPV6_V6ONLY is off)."""
         _protocol, port = self.listen("::")
@@ -314,12 +341,13 @@ class MakeServiceTests(SynchronousTestCase):
         service, clock = self.make("--daytime=13", "--echo=7", "--echo=unix:/tmp/x.sock",
                                    "--metrics=9100")
         children = list(service)  # type: ignore[call-overload]
-        self.assertEqual(len(children), 6)
+        self.assertEqual(len(children), 10)
         self.assertEqual((clock.tcpServers, clock.unixServers), ([], []))
         udp = [c for c in children if isinstance(c, UDPService)]
-        self.assertEqual([u.port for u in udp], [None, None])
-        self.assertIsInstance(udp[0].protocol, DaytimeDatagramProtocol)
-        self.assertIsInstance(udp[1].protocol, EchoDatagramProtocol)
+        self.assertEqual([u.port for u in udp], [None] * 4)
+        self.assertEqual([type(u.protocol) for u in udp],
+                         [DaytimeDatagramProtocol] * 2 + [EchoDatagramProtocol] * 2)
+        self.assertIsNot(udp[0].protocol, udp[1].protocol)
 
     def test_factories_get_options(self) -> None:
         """Limits, format and UTC reach the factories; one TCP factory per service is shared."""
@@ -327,7 +355,7 @@ class MakeServiceTests(SynchronousTestCase):
                                     "--daytime-format=iso", "--utc", "--max-connections=5",
                                     "--echo=udp:7")
         children = list(service)  # type: ignore[call-overload]
-        first, second, echo = children
+        first, second, echo, _echo6 = children
         self.assertIsInstance(first.factory, DaytimeFactory)
         self.assertIs(first.factory, second.factory)
         self.assertEqual(first.factory.limits.max_connections, 5)
@@ -362,15 +390,16 @@ class BindFailureTests(TestCase):
         """The second listener on a busy port: SystemExit(1) and the first listener closed."""
         busy = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
         self.addCleanup(busy.close)
+        busy.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         busy.bind(("::", 0))
         busy.listen(1)
         number = busy.getsockname()[1]
         root = NetprotoService()
         free = Listener("echo", "--echo=tcp:0", "tcp", description="tcp:0")
-        first = _StreamService(free, DualStackTCPEndpoint(reactor, 0), EchoFactory(reactor))
+        first = _StreamService(free, AnyAddressTCPEndpoint(reactor, 0), EchoFactory(reactor))
         first.setServiceParent(root)
-        taken = Listener("echo", f"--echo={number}", "dual-tcp", port=number)
-        _StreamService(taken, DualStackTCPEndpoint(reactor, number),
+        taken = Listener("echo", f"--echo={number}", "tcp-any", port=number, family=6)
+        _StreamService(taken, AnyAddressTCPEndpoint(reactor, number, 6),
                        EchoFactory(reactor)).setServiceParent(root)
         logged: list[str] = []
         self.patch(NetprotoService, "_fail", lambda self, message: logged.append(message)
@@ -378,7 +407,7 @@ class BindFailureTests(TestCase):
         with self.assertRaises(SystemExit):
             root.privilegedStartService()
         self.assertEqual(logged, [f"--echo={number}: cannot listen on TCP port {number} "
-                                  "(IPv4 and IPv6): address already in use"])
+                                  "(IPv6): address already in use"])
         self.assertIsNone(first.port)
 
 

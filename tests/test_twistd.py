@@ -177,7 +177,7 @@ class ServingTests(SynchronousTestCase):
             cls.daytime, cls.echo, cls.metrics_port = free_port(), free_port(), free_port()
             cls.server = Twistd(f"--daytime={cls.daytime}", f"--echo={cls.echo}",
                                 f"--metrics={cls.metrics_port}", "--udp-rate=1000",
-                                "--udp-burst=1000", listeners=5)
+                                "--udp-burst=1000", listeners=9)
             atexit.register(cls.server.stop)
 
     def test_daytime_tcp(self) -> None:
@@ -287,10 +287,10 @@ class LoopTests(SynchronousTestCase):
     def test_forged_loop_dies(self) -> None:
         """echo <-> echo and echo <-> daytime loops end within the default burst (40)."""
         ports = [free_port() for _ in range(5)]
-        one = Twistd(f"--echo=udp:{ports[0]}", f"--metrics={ports[1]}", listeners=2)
+        one = Twistd(f"--echo=udp:{ports[0]}", f"--metrics={ports[1]}", listeners=3)
         self.addCleanup(one.stop)
         two = Twistd(f"--echo=udp:{ports[2]}", f"--daytime=udp:{ports[3]}",
-                     f"--metrics={ports[4]}", listeners=3)
+                     f"--metrics={ports[4]}", listeners=5)
         self.addCleanup(two.stop)
         forge_udp(ports[2], ports[0], b"bounce")
         forge_udp(ports[3], ports[0], b"bounce")
@@ -388,7 +388,7 @@ proc = subprocess.Popen([twistd, "-n", "--pidfile=", *extra, "netproto", "--echo
 result = {}
 try:
     deadline = time.monotonic() + 15
-    while open("twistd.log").read().count(" starting on ") < 4:
+    while open("twistd.log").read().count(" starting on ") < 8:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("twistd did not start:\n" + open("twistd.log").read())
         time.sleep(0.05)
@@ -462,7 +462,7 @@ proc = subprocess.Popen([twistd, "-n", "--pidfile=", "netproto",
 result = {}
 try:
     deadline = time.monotonic() + 15
-    while open("twistd.log").read().count(" starting on ") < 3:
+    while open("twistd.log").read().count(" starting on ") < 4:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit("twistd did not start:\n" + open("twistd.log").read())
         time.sleep(0.05)
