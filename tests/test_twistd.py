@@ -360,6 +360,22 @@ class FailureTests(SynchronousTestCase):
             f"tcp:{number}:interface=127.0.0.1: address already in use"])
         self.assertNotIn("Traceback", result.stdout)
 
+    def test_permission_denied(self) -> None:
+        """Port 7 as an unprivileged user (in a namespace): exit 1, one line on stderr."""
+        reason = (root_skip_reason() or tool_skip_reason("unshare")
+                  or tool_skip_reason("setpriv"))
+        if reason:
+            self.skipTest(reason)
+        assert TWISTD is not None
+        result = subprocess.run(
+            ["unshare", "-n", "setpriv", "--reuid", "65534", "--regid", "65534",
+             "--clear-groups", TWISTD, "-n", "--pidfile=", "netproto", "--echo=7"],
+            capture_output=True, text=True, timeout=30, check=False, cwd="/",
+            stdin=subprocess.DEVNULL)
+        self.assertEqual(result.returncode, 1, result)
+        self.assertEqual(result.stderr.splitlines(), [
+            "netproto: --echo=7: cannot listen on TCP port 7 (IPv4): permission denied"])
+
     def test_port_in_use_daemon(self) -> None:
         """As a daemon: exit 1, the reason in twistd's start-up report, the pid file removed."""
         busy = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
