@@ -27,6 +27,8 @@ from email.utils import formatdate
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 
 from netproto._client import (
     ProtocolError,
@@ -127,20 +129,36 @@ def _formatter(fmt: str, utc: bool) -> Callable[[float], bytes]:
 
 
 class DaytimeProtocol(WatchedProtocol):
-    """One TCP daytime connection: write the line, close, read nothing."""
+    """
+    One TCP daytime connection: write the line, close, read nothing.
+
+    It is counted against the connection caps but not watched for idle or
+    stalled output: the line always fits in a fresh socket's send buffer, so
+    the connection closes at once whatever the peer does.
+    """
 
     factory: DaytimeFactory
 
     def connectionMade(self) -> None:
-        super().connectionMade()
-        line = self.factory.line(self.factory.reactor.seconds())
-        self._tx += len(line)
-        self.transport.write(line)
-        self.transport.loseConnection()
+        factory = self.factory
+        values = factory.counters._values
+        line = factory.line(factory.reactor.seconds())
+        values["tcp_connections"] += 1
+        values["tcp_bytes_sent"] += len(line)
+        transport = self.transport
+        transport.write(line)
+        transport.loseConnection()
 
     def dataReceived(self, data: bytes) -> None:
         # Discarded; after loseConnection the transport stops reading anyway.
         self._rx += len(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._admitted:
+            self._admitted = False
+            self.factory.limiter.release(self._peer)
+        if self._rx:
+            self.factory.counters.add("tcp_bytes_received", self._rx)
 
 
 class DaytimeFactory(LimitedFactory):
