@@ -295,7 +295,7 @@ def load_daytime(port: int, duration: float, parallel: int = 16) -> tuple[int, i
 
 
 def load_udp(port: int, duration: float, size: int, sockets: int = 16,
-             window: int = 4) -> tuple[int, int]:
+             window: int = 8) -> tuple[int, int]:
     """*sockets* UDP sockets, *window* datagrams in flight each, each answer sending the next.
 
     Datagrams lost (a full buffer somewhere) are replaced after 50 ms of silence.
