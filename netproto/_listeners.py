@@ -385,7 +385,7 @@ class NetprotoService(MultiService):
         MultiService.startService(self)
         for child in self:
             listener = getattr(child, "listener", None)
-            if listener is not None:
+            if listener is not None and not getattr(child, "skipped", False):
                 ports = list(_listening_ports(child))
                 where = listener.describe()
                 if listener.kind == "systemd" and ports:

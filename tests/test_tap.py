@@ -411,6 +411,31 @@ class BindFailureTests(TestCase):
         self.assertIsNone(first.port)
 
 
+class NoIPv6Tests(TestCase):
+    """On a host without IPv6 a bare port serves IPv4 only, and says so once."""
+
+    def test_ipv6_half_skipped(self) -> None:
+        """The IPv6 TCP and UDP listeners are skipped; the IPv4 ones bind and serve."""
+        import netproto._listeners as listeners_module
+        import netproto._udp as udp_module
+
+        self.patch(listeners_module, "has_ipv6", lambda: False)
+        self.patch(udp_module, "has_ipv6", lambda: False)
+        root = NetprotoService()
+        from netproto._listeners import build_listeners
+
+        build_listeners(root, reactor, parse_service_spec("echo", "0"), limits=Limits(),
+                        daytime_format="ctime", utc=False)
+        root.privilegedStartService()
+        root.startService()
+        self.addCleanup(root.stopService)
+        children = list(root)
+        self.assertEqual([getattr(c, "skipped", False) for c in children],
+                         [False, True, False, True])
+        self.assertEqual([c.port is None for c in children], [False, True, False, True])
+        self.assertEqual(children[0].port.getHost().host, "0.0.0.0")
+
+
 class MetricsTests(SynchronousTestCase):
     """The Prometheus exposition."""
 
