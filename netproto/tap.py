@@ -57,7 +57,8 @@ def _limit_parameters() -> list[list[Any]]:
     for field in dataclasses.fields(Limits):
         default = getattr(defaults, field.name)
         if isinstance(default, frozenset):
-            shown: Any = ",".join(str(p) for p in sorted(default))
+            # Shown as text (none by default); postOptions turns it into a frozenset.
+            shown: Any = ",".join(str(p) for p in sorted(default)) or None
         else:
             shown = default
         rows.append([_option_name(field.name), None, shown, _LIMIT_HELP[field.name]])
@@ -67,6 +68,8 @@ def _limit_parameters() -> list[list[Any]]:
 def _coerce_limit(option: str, default: Any, value: Any) -> Any:
     """*value* (text from the command line, or the default) in the type of *default*."""
     if isinstance(default, frozenset):
+        if value is None:
+            return default
         if isinstance(value, frozenset):
             return value
         ports: set[int] = set()
