@@ -266,6 +266,75 @@ class ServingTests(SynchronousTestCase):
         self.assertEqual(after, before + 1)
 
 
+def self_signed(directory: str) -> tuple[str, str]:
+    """Write a throwaway key and self-signed certificate for 127.0.0.1; return their paths."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    key_path, cert_path = os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
+    with open(key_path, "wb") as out:
+        out.write(key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
+    with open(cert_path, "wb") as out:
+        out.write(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+class EndpointTests(SynchronousTestCase):
+    """Endpoint SPECs reach Twisted's endpoints: TLS and UNIX sockets serve echo and daytime."""
+
+    def setUp(self) -> None:
+        reason = _skip()
+        if reason:
+            self.skipTest(reason)
+
+    def test_ssl_and_unix(self) -> None:
+        """echo and daytime over ssl: (TLS) and unix: endpoints."""
+        import ssl
+
+        work = tempfile.mkdtemp(prefix="netproto-endpoints-")
+        self.addCleanup(shutil.rmtree, work, True)
+        key, cert = self_signed(work)
+        port = free_port()
+        echo_sock, daytime_sock = os.path.join(work, "echo.sock"), os.path.join(work, "day.sock")
+        server = Twistd(f"--echo=ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+                        f"--echo=unix:{echo_sock}", f"--daytime=unix:{daytime_sock}",
+                        listeners=3)
+        self.addCleanup(server.stop)
+        context = ssl.create_default_context(cafile=cert)
+        context.check_hostname = False
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                context.wrap_socket(raw) as tls:
+            tls.sendall(b"over TLS")
+            received = b""
+            while len(received) < 8:
+                received += tls.recv(100)
+        self.assertEqual(received, b"over TLS")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+            unix.settimeout(10)
+            unix.connect(echo_sock)
+            unix.sendall(b"over UNIX")
+            unix.shutdown(socket.SHUT_WR)
+            self.assertEqual(unix.recv(100), b"over UNIX")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
+            unix.settimeout(10)
+            unix.connect(daytime_sock)
+            self.assertRegex(unix.recv(100), CTIME)
+
+
 def forge_udp(source_port: int, dest_port: int, payload: bytes) -> None:
     """Send one UDP datagram from 127.0.0.1:*source_port* to 127.0.0.1:*dest_port* (raw)."""
     udp_header = struct.pack("!HHHH", source_port, dest_port, 8 + len(payload), 0)
