@@ -15,7 +15,7 @@ from typing import Any
 
 from netproto.limits import COUNTERS
 
-__all__ = ["CONTENT_TYPE", "MetricsRegistry", "metrics_site", "render"]
+__all__ = ["CONTENT_TYPE", "GAUGES", "MetricsRegistry", "metrics_site", "render"]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -37,12 +37,21 @@ def _applies(counter: str, transport: str) -> bool:
     return kind not in ("tcp", "udp") or kind == transport
 
 
-def render(sources: Iterable[tuple[str, str, dict[str, int]]]) -> str:
+GAUGES: dict[str, str] = {
+    "tcp_connections_open": "TCP connections open now",
+    "udp_sources_tracked": "source addresses in the UDP rate limiter's table now",
+}
+"""The gauges: values that go up and down, read from the services at each scrape."""
+
+
+def render(sources: Iterable[tuple[str, str, dict[str, int]]],
+           gauges: Iterable[tuple[str, str, int]] = ()) -> str:
     """The exposition text for (service, transport, counter snapshot) triples.
 
     Snapshots of one service and transport are summed; each counter becomes
     ``netproto_<name>_total{service="..."}`` with its HELP text from
-    :data:`netproto.limits.COUNTERS`.
+    :data:`netproto.limits.COUNTERS`. *gauges* are (service, name, value)
+    triples, summed per service and name, exposed as ``netproto_<name>``.
     """
     totals: dict[str, dict[str, int]] = {}
     for service, transport, snapshot in sources:
@@ -58,6 +67,16 @@ def render(sources: Iterable[tuple[str, str, dict[str, int]]]) -> str:
         lines.append(f"# HELP {name} {help_text.replace(chr(92), chr(92) * 2)}")
         lines.append(f"# TYPE {name} counter")
         for service, value in sorted(totals[counter].items()):
+            lines.append(f'{name}{{service="{_label(service)}"}} {value}')
+    levels: dict[str, dict[str, int]] = {}
+    for service, gauge, value in gauges:
+        by_service = levels.setdefault(gauge, {})
+        by_service[service] = by_service.get(service, 0) + value
+    for gauge in sorted(levels):
+        name = "netproto_" + _INVALID.sub("_", gauge)
+        lines.append(f"# HELP {name} {GAUGES.get(gauge, gauge)}")
+        lines.append(f"# TYPE {name} gauge")
+        for service, value in sorted(levels[gauge].items()):
             lines.append(f'{name}{{service="{_label(service)}"}} {value}')
     return "".join(line + "\n" for line in lines)
 
@@ -76,9 +95,25 @@ class MetricsRegistry:
         """The current counters of every registered source."""
         return [(s, t, src.counters.snapshot()) for s, t, src in self._sources]
 
+    def gauges(self) -> list[tuple[str, str, int]]:
+        """Open TCP connections and tracked UDP sources, where the source exposes them."""
+        found: list[tuple[str, str, int]] = []
+        for service, transport, source in self._sources:
+            limiter = getattr(source, "limiter", None)
+            total = getattr(limiter, "total", None)
+            if transport == "tcp" and isinstance(total, int):
+                found.append((service, "tcp_connections_open", total))
+            policy = getattr(source, "policy", None)
+            if transport == "udp" and policy is not None:
+                try:
+                    found.append((service, "udp_sources_tracked", len(policy)))
+                except TypeError:
+                    pass
+        return found
+
     def render(self) -> str:
         """The current exposition text."""
-        return render(self.snapshots())
+        return render(self.snapshots(), self.gauges())
 
 
 def metrics_site(registry: MetricsRegistry) -> Any:

@@ -460,10 +460,17 @@ class MetricsTests(SynchronousTestCase):
                 self.assertRegex(line, r'^netproto_[a-z_]+_total\{service="[a-z]+"\} \d+$')
 
     def test_registry(self) -> None:
-        """The registry reads live counters at each render."""
+        """The registry reads live counters and gauges at each render."""
         registry = MetricsRegistry()
         factory = EchoFactory(MemoryReactorClock())
         registry.register("echo", "tcp", factory)
+        protocol = EchoDatagramProtocol(MemoryReactorClock())
+        registry.register("echo", "udp", protocol)
         factory.counters.add("tcp_connections", 4)
-        self.assertIn('netproto_tcp_connections_total{service="echo"} 4',
-                      registry.render().splitlines())
+        factory.limiter.admit("192.0.2.1")
+        protocol.policy.check("192.0.2.7", 5000, 0.0)
+        lines = registry.render().splitlines()
+        self.assertIn('netproto_tcp_connections_total{service="echo"} 4', lines)
+        self.assertIn("# TYPE netproto_tcp_connections_open gauge", lines)
+        self.assertIn('netproto_tcp_connections_open{service="echo"} 1', lines)
+        self.assertIn('netproto_udp_sources_tracked{service="echo"} 1', lines)
