@@ -162,7 +162,9 @@ class LimitedFactory(Factory):
         self._loops = []
 
     def buildProtocol(self, addr: IAddress) -> Protocol:  # type: ignore[override]
-        peer = peer_key(addr)
+        host = getattr(addr, "host", None)
+        # A dotted quad is already canonical; anything else is normalised.
+        peer = host if type(host) is str and ":" not in host else peer_key(addr)
         refusal = self.limiter.admit(peer)
         if refusal is not None:
             self.counters.add(refusal)

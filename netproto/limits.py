@@ -224,18 +224,21 @@ class ConnectionLimiter:
         self.limits = limits
         self.total = 0
         self.by_peer: dict[str, int] = {}
+        self._max_total = limits.max_connections or float("inf")
+        self._max_peer = limits.max_connections_per_peer or float("inf")
 
     def admit(self, peer: str | None) -> str | None:
         """Count a new connection from *peer* in, or say why it is refused."""
-        limits = self.limits
-        if limits.max_connections and self.total >= limits.max_connections:
+        total = self.total
+        if total >= self._max_total:
             return "tcp_refused_total"
         if peer is not None:
-            current = self.by_peer.get(peer, 0)
-            if limits.max_connections_per_peer and current >= limits.max_connections_per_peer:
+            by_peer = self.by_peer
+            current = by_peer.get(peer, 0)
+            if current >= self._max_peer:
                 return "tcp_refused_peer"
-            self.by_peer[peer] = current + 1
-        self.total += 1
+            by_peer[peer] = current + 1
+        self.total = total + 1
         return None
 
     def release(self, peer: str | None) -> None:
