@@ -205,6 +205,8 @@ def peer_key(address: object) -> str | None:
         return None
     if ":" not in host:
         return host  # dotted quad from the kernel: already canonical
+    if host.startswith("::ffff:") and "." in host:
+        return host[7:]  # a dual-stack socket's IPv4 peer, as the kernel writes it
     try:
         return str(unmap(ip_address(host)))
     except ValueError:

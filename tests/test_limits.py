@@ -98,6 +98,18 @@ class PeerKeyTests(SynchronousTestCase):
         self.assertIsNone(peer_key(UNIXAddress(b"/tmp/x")))
 
 
+    @given(st.ip_addresses())
+    def test_matches_oracle(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+        """The key is the stdlib's text of the address, IPv4-mapped ones unwrapped, whatever
+        form (mapped, expanded) the address arrives in."""
+        unwrapped = getattr(address, "ipv4_mapped", None) or address
+        self.assertEqual(peer_key(IPv6Address("TCP", address.exploded, 1))
+                         if address.version == 6 else peer_key(IPv4Address("TCP", str(address), 1)),
+                         str(unwrapped))
+        if address.version == 4:
+            self.assertEqual(peer_key(IPv6Address("TCP", f"::ffff:{address}", 1)), str(address))
+
+
 class ConnectionLimiterTests(SynchronousTestCase):
     """:class:`ConnectionLimiter`."""
 
