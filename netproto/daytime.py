@@ -27,7 +27,9 @@ from email.utils import formatdate
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import connectionDone
+from twisted.internet.tcp import Server
 from twisted.python.failure import Failure
 
 from netproto._client import (
@@ -145,7 +147,19 @@ class DaytimeProtocol(WatchedProtocol):
         line = factory.line(factory.reactor.seconds())
         values["tcp_connections"] += 1
         values["tcp_bytes_sent"] += len(line)
-        transport = self.transport
+        transport: Any = self.transport
+        if type(transport) is Server:
+            # Twisted's own TCP connection, just accepted: its send buffer is
+            # empty, so the line goes out in one send; then close at once
+            # rather than queueing, waiting a reactor turn and closing then.
+            try:
+                sent = transport.socket.send(line)
+            except OSError:
+                sent = 0
+            if sent == len(line):
+                transport.connectionLost(Failure(ConnectionDone()))
+                return
+            line = line[sent:]
         transport.write(line)
         transport.loseConnection()
 
