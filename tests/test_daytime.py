@@ -5,7 +5,9 @@ from __future__ import annotations
 import calendar
 import email.utils
 import os
+import shutil
 import socket
+import tempfile
 import time
 from datetime import datetime, timezone
 from typing import Any
@@ -212,6 +214,34 @@ class DaytimeLoopbackTests(TestCase):
         self.check_line(await daytime_udp(reactor, "::1", udp_port))
 
     test_ipv6.skip = IPV6_SKIP  # type: ignore[attr-defined]
+
+    async def test_unix_socket(self) -> None:
+        """Over a UNIX socket (no peer address): the line, then close; no per-peer cap."""
+        factory = DaytimeFactory(reactor, Limits(max_connections_per_peer=1), utc=True)
+        directory = tempfile.mkdtemp(prefix="netproto")  # AF_UNIX paths are short
+        self.addCleanup(shutil.rmtree, directory, True)
+        path = os.path.join(directory, "daytime.sock")
+        listening = reactor.listenUNIX(path, factory)
+        self.addCleanup(listening.stopListening)
+        self.addCleanup(wait_until, lambda: factory.limiter.total == 0)
+        for _ in range(2):
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.addCleanup(client.close)
+            client.setblocking(False)
+            client.connect(path)
+            chunks: list[bytes] = []
+
+            def read(client: socket.socket = client, chunks: list[bytes] = chunks) -> bool:
+                try:
+                    data = client.recv(100)
+                except BlockingIOError:
+                    return False
+                chunks.append(data)
+                return data == b""
+
+            await wait_until(read)
+            self.check_line(b"".join(chunks))
+        self.assertEqual(factory.counters.get("tcp_refused_peer"), 0)
 
     async def test_refused(self) -> None:
         """Closed TCP and UDP ports are RefusedErrors."""
