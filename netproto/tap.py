@@ -1,32 +1,193 @@
 """
 The twistd plugin's options and service: ``twistd -n netproto ...``.
+
+``makeService`` only parses and constructs; every socket is bound (or adopted)
+in ``privilegedStartService``, so twistd's ``--uid/--gid`` can run the service
+unprivileged on ports 7 and 13.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from twisted.application.service import IService, MultiService
-from twisted.logger import Logger
+from twisted.application.service import IService
 from twisted.python import usage
+from twisted.python.systemd import ListenFDs
+
+from netproto._listeners import (
+    Listener,
+    NetprotoService,
+    build_listeners,
+    parse_service_spec,
+)
+from netproto.daytime import FORMATS
+from netproto.limits import Limits
 
 __all__ = ["Options", "makeService"]
 
-log = Logger()
+_LIMIT_HELP: dict[str, str] = {
+    "max_connections": "TCP connections per service in total (0: unlimited)",
+    "max_connections_per_peer": "TCP connections per service from one address (0: unlimited)",
+    "idle_timeout": "seconds without traffic before a TCP connection is aborted (0: never)",
+    "write_stall_timeout": "seconds a TCP connection's output may stay stuck before it is "
+                           "aborted (0: never)",
+    "udp_rate": "UDP replies per second to one source address (0: unlimited)",
+    "udp_burst": "UDP replies one source address may get in a burst",
+    "udp_global_rate": "UDP replies per second over all sources, per UDP listener "
+                       "(0: unlimited)",
+    "udp_global_burst": "UDP replies in a burst over all sources, per UDP listener",
+    "udp_allowed_ports": "comma-separated source ports below 1024 (or 2049) to answer anyway "
+                         "(default: none)",
+    "udp_max_sources": "source addresses the UDP rate limiter remembers (0: unlimited)",
+    "summary_interval": "seconds between refusal summaries in the log (0: no summaries)",
+    "sweep_interval": "seconds between idle/stall sweeps (0: a tenth of the shortest timeout, "
+                      "1-30 s)",
+}
+
+
+def _option_name(field: str) -> str:
+    return field.replace("_", "-")
+
+
+def _limit_parameters() -> list[list[Any]]:
+    """One ``optParameters`` row per :class:`Limits` field, default in final type."""
+    defaults = Limits()
+    rows: list[list[Any]] = []
+    for field in dataclasses.fields(Limits):
+        default = getattr(defaults, field.name)
+        if isinstance(default, frozenset):
+            # Shown as text (none by default); postOptions turns it into a frozenset.
+            shown: Any = ",".join(str(p) for p in sorted(default)) or None
+        else:
+            shown = default
+        rows.append([_option_name(field.name), None, shown, _LIMIT_HELP[field.name]])
+    return rows
+
+
+def _coerce_limit(option: str, default: Any, value: Any) -> Any:
+    """*value* (text from the command line, or the default) in the type of *default*."""
+    if isinstance(default, frozenset):
+        if value is None:
+            return default
+        if isinstance(value, frozenset):
+            return value
+        ports: set[int] = set()
+        for item in str(value).split(","):
+            item = item.strip()
+            if not item:
+                continue
+            if not item.isdigit() or int(item) > 65535:
+                raise usage.UsageError(f"--{option}: {item!r} is not a port number")
+            ports.add(int(item))
+        return frozenset(ports)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    try:
+        number: int | float = int(text) if isinstance(default, int) else float(text)
+    except ValueError:
+        kind = "a whole number" if isinstance(default, int) else "a number"
+        raise usage.UsageError(f"--{option}: {value!r} is not {kind}") from None
+    if number < 0 or number != number or number == float("inf"):
+        raise usage.UsageError(f"--{option}: must be >= 0 (0: unlimited), not {value}")
+    return number
 
 
 class Options(usage.Options):
     """The ``twistd netproto`` command line."""
 
-    synopsis = "[options]"
+    synopsis = "[--daytime=SPEC]... [--echo=SPEC]... [options]"
     longdesc = (
         "Serve the classic Internet services (RFC 867 daytime, RFC 862 echo) over TCP "
-        "and UDP, IPv4 and IPv6."
+        "and UDP, IPv4 and IPv6, with abuse protection on by default. "
+        "SPEC is a bare port (TCP and UDP, dual-stack), a Twisted server endpoint "
+        "description for TCP only (tcp:13:interface=127.0.0.1, tcp6:13, unix:/path, "
+        "ssl:..., systemd:domain=INET:index=0; a systemd datagram socket is served as "
+        "UDP), or udp:PORT[:interface=ADDR] for UDP only. Each may be repeated."
     )
+
+    optFlags = [
+        ["utc", None, "daytime: UTC instead of local time"],
+    ]
+    optParameters = [
+        ["daytime-format", None, "ctime", "daytime line format: " + ", ".join(FORMATS)],
+        ["metrics", None, None,
+         "serve counters in the Prometheus text format on this TCP endpoint "
+         "(a bare port means tcp:PORT:interface=127.0.0.1)"],
+        *_limit_parameters(),
+    ]
+
+    #: The sockets inherited from systemd; ``None``: those of this process.
+    listen_fds: ListenFDs | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self["daytime"] = []
+        self["echo"] = []
+
+    def opt_daytime(self, spec: str) -> None:
+        """Serve daytime (RFC 867) on SPEC; may be repeated."""
+        self["daytime"].append(spec)
+
+    def opt_echo(self, spec: str) -> None:
+        """Serve echo (RFC 862) on SPEC; may be repeated."""
+        self["echo"].append(spec)
+
+    def postOptions(self) -> None:
+        """Check every option, build ``limits`` and ``listeners``; UsageError names the option."""
+        if self.get("extra"):
+            raise usage.UsageError(f"unexpected argument {self['extra']!r}")
+        defaults = Limits()
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(Limits):
+            option = _option_name(field.name)
+            values[field.name] = _coerce_limit(option, getattr(defaults, field.name), self[option])
+            self[option] = values[field.name]
+        try:
+            self["limits"] = Limits(**values)
+        except ValueError as exc:
+            raise usage.UsageError(str(exc)) from None
+        if self["daytime-format"] not in FORMATS:
+            raise usage.UsageError(
+                f"--daytime-format: {self['daytime-format']!r} is not one of "
+                + ", ".join(FORMATS))
+        listeners: list[Listener] = []
+        for service in ("daytime", "echo"):
+            for spec in self[service]:
+                try:
+                    listeners.extend(parse_service_spec(service, spec, self.listen_fds))
+                except ValueError as exc:
+                    raise usage.UsageError(f"--{service}={spec}: {exc}") from None
+        if self["metrics"] is not None:
+            try:
+                listeners.extend(parse_service_spec("metrics", self["metrics"], self.listen_fds))
+            except ValueError as exc:
+                raise usage.UsageError(f"--metrics={self['metrics']}: {exc}") from None
+        if not self["daytime"] and not self["echo"]:
+            raise usage.UsageError("nothing to serve: give --daytime=SPEC and/or --echo=SPEC")
+        self["listeners"] = listeners
+
+    def parseArgs(self, *extra: str) -> None:
+        """No positional arguments: everything is an option."""
+        self["extra"] = extra
 
 
 def makeService(config: Options, reactor: Any = None) -> IService:
     """Build, without binding any socket, the services *config* asks for."""
-    service = MultiService()
-    log.info("netproto: no service options given; nothing to serve")
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    parent = config.parent
+    daemon = parent is not None and not parent.get("nodaemon", True)
+    service = NetprotoService(daemon=daemon)
+    build_listeners(
+        service,
+        reactor,
+        config["listeners"],
+        limits=config["limits"],
+        daytime_format=config["daytime-format"],
+        utc=bool(config["utc"]),
+    )
     return service

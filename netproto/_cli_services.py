@@ -1,0 +1,173 @@
+"""
+``netproto daytime`` and ``netproto echo``: the seed's daytime and echo
+clients (TCP and UDP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from netproto._output import CommandError, emit_json, printable
+from netproto.cli import EXIT_OK, EXIT_USAGE, add_command
+
+_MAX_STDIN = 65527 * 1024  # far more than anyone echoes; bounds memory
+
+
+def register(subcommands: argparse._SubParsersAction[Any]) -> None:
+    """Add the daytime and echo commands."""
+    daytime = add_command(
+        subcommands,
+        "daytime",
+        _run_daytime,
+        help="ask a daytime server (RFC 867) for the time",
+        description="Ask the daytime server at HOST:PORT (port 13 if omitted) for its time\n"
+        "line, over TCP or, with --udp, with one datagram. IPv6 literals are written\n"
+        "in brackets: [::1]:13.\n\n"
+        "Exit status 1 if the server refuses, does not answer in time or answers\n"
+        "nonsense; 2 on usage errors.",
+    )
+    daytime.add_argument("target", metavar="HOST:PORT", help="the server, e.g. 127.0.0.1:13")
+    _common(daytime)
+
+    echo = add_command(
+        subcommands,
+        "echo",
+        _run_echo,
+        help="send bytes to an echo server (RFC 862) and check they come back",
+        description="Send MESSAGE (or, without one, standard input) to the echo server at\n"
+        "HOST:PORT (port 7 if omitted), over TCP (then half-close) or, with --udp, in\n"
+        "one datagram; check that the same bytes come back and print them.\n"
+        "IPv6 literals are written in brackets: [::1]:7.\n\n"
+        "Exit status 1 if the server refuses, does not answer in time or sends back\n"
+        "other bytes; 2 on usage errors.",
+    )
+    echo.add_argument("target", metavar="HOST:PORT", help="the server, e.g. [::1]:7")
+    echo.add_argument(
+        "message", nargs="?", metavar="MESSAGE", help="the text to send (default: stdin)"
+    )
+    _common(echo)
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--udp", action="store_true", help="use UDP instead of TCP")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="give up after SECONDS in all (default 5)",
+    )
+
+
+def parse_target(text: str, default_port: int) -> tuple[str, int]:
+    """
+    Split ``HOST:PORT``, ``[V6]:PORT``, ``HOST``, ``[V6]`` or a bare IPv6
+    literal into a host and a port; :class:`CommandError` (status 2) if
+    malformed.
+    """
+    host, port_text = text, ""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise CommandError(f"{printable(text)}: missing ']' after an IPv6 address", EXIT_USAGE)
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise CommandError(f"{printable(text)}: expected ':PORT' after ']'", EXIT_USAGE)
+            port_text = rest[1:]
+            if not port_text:
+                raise CommandError(f"{printable(text)}: empty port", EXIT_USAGE)
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+        if not port_text:
+            raise CommandError(f"{printable(text)}: empty port", EXIT_USAGE)
+    if not host:
+        raise CommandError(f"{printable(text)}: empty host", EXIT_USAGE)
+    if not port_text:
+        return host, default_port
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
+        raise CommandError(
+            f"{printable(text)}: port must be a number from 1 to 65535", EXIT_USAGE
+        )
+    return host, int(port_text)
+
+
+def _check_timeout(timeout: float) -> float:
+    if not timeout > 0 or timeout != timeout or timeout == float("inf"):
+        raise CommandError("--timeout must be a positive number of seconds", EXIT_USAGE)
+    return timeout
+
+
+def _failed(error: Exception) -> CommandError:
+    return CommandError(printable(str(error)))
+
+
+async def _run_daytime(reactor: Any, args: argparse.Namespace) -> int:
+    from netproto.daytime import ServiceError, daytime_tcp, daytime_udp
+
+    host, port = parse_target(args.target, 13)
+    timeout = _check_timeout(args.timeout)
+    started = reactor.seconds()
+    try:
+        if args.udp:
+            line = await daytime_udp(reactor, host, port, timeout=timeout)
+        else:
+            line = await daytime_tcp(reactor, host, port, timeout=timeout)
+    except ServiceError as e:
+        raise _failed(e) from None
+    elapsed = reactor.seconds() - started
+    text = line.decode("ascii", "backslashreplace").rstrip("\r\n")
+    if args.json:
+        emit_json({
+            "host": host,
+            "port": port,
+            "transport": "udp" if args.udp else "tcp",
+            "line": text,
+            "time_ms": round(elapsed * 1000, 3),
+        })
+    else:
+        print(printable(text))
+    return EXIT_OK
+
+
+async def _run_echo(reactor: Any, args: argparse.Namespace) -> int:
+    from netproto.echo import MAX_UDP_IPV6, ServiceError, echo_tcp, echo_udp
+
+    host, port = parse_target(args.target, 7)
+    timeout = _check_timeout(args.timeout)
+    if args.message is not None:
+        data = args.message.encode("utf-8", "surrogateescape")
+    else:
+        data = sys.stdin.buffer.read(_MAX_STDIN + 1)
+        if len(data) > _MAX_STDIN:
+            raise CommandError(f"standard input longer than {_MAX_STDIN} bytes")
+    if args.udp and len(data) > MAX_UDP_IPV6:
+        raise CommandError(
+            f"{len(data)} bytes do not fit in one UDP datagram (at most 65507 over IPv4, "
+            "65527 over IPv6)"
+        )
+    started = reactor.seconds()
+    try:
+        if args.udp:
+            got = await echo_udp(reactor, host, port, data, timeout=timeout)
+        else:
+            got = await echo_tcp(reactor, host, port, data, timeout=timeout)
+    except ServiceError as e:
+        raise _failed(e) from None
+    elapsed = reactor.seconds() - started
+    if args.json:
+        emit_json({
+            "host": host,
+            "port": port,
+            "transport": "udp" if args.udp else "tcp",
+            "bytes": len(got),
+            "match": True,
+            "echo": got.decode("utf-8", "backslashreplace"),
+            "time_ms": round(elapsed * 1000, 3),
+        })
+    else:
+        text = got.decode("utf-8", "backslashreplace")
+        print(printable(text[:-1] if text.endswith("\n") else text))
+    return EXIT_OK

@@ -1,0 +1,292 @@
+"""
+What the daytime and echo clients share: their errors, name resolution, one
+TCP exchange and one UDP exchange, each under a single deadline.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.defer import Deferred
+from twisted.internet.error import (
+    ConnectError,
+    ConnectionDone,
+    ConnectionRefusedError,
+    InvalidAddressError,
+    MessageLengthError,
+)
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import DatagramProtocol, Protocol, connectionDone
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from netproto.util import AddressError, parse_ip
+
+__all__ = [
+    "MismatchError",
+    "ProtocolError",
+    "RefusedError",
+    "ServiceError",
+    "ServiceTimeoutError",
+    "UnreachableError",
+]
+
+MAX_UDP = 65535
+
+
+class ServiceError(Exception):
+    """A client operation failed; the message says why in one line."""
+
+
+class RefusedError(ServiceError):
+    """The server refused: TCP connection refused, or ICMP port unreachable for UDP."""
+
+
+class UnreachableError(ServiceError):
+    """The server could not be reached: unknown name, no route, connection failed."""
+
+
+class ServiceTimeoutError(ServiceError):
+    """No complete answer came before the deadline."""
+
+
+class ProtocolError(ServiceError):
+    """The server answered, but not as the protocol says (too long, cut short)."""
+
+
+class MismatchError(ProtocolError):
+    """An echo server sent back bytes other than those sent."""
+
+
+def endpoint_text(host: str, port: int) -> str:
+    """``host:port``, with IPv6 literals bracketed: ``[::1]:7``."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def resolve(reactor: Any, host: str, port: int) -> tuple[str, int]:
+    """
+    The address to reach *host* (a literal or a name) at, and its address
+    family. Names are resolved with ``getaddrinfo`` in the reactor's thread
+    pool; the first answer wins.
+    """
+    try:
+        address = parse_ip(host, allow_scope=True)
+    except AddressError:
+        pass
+    else:
+        return str(address), socket.AF_INET6 if address.version == 6 else socket.AF_INET
+    from twisted.internet.threads import deferToThreadPool
+
+    try:
+        infos = await deferToThreadPool(
+            reactor,
+            reactor.getThreadPool(),
+            socket.getaddrinfo,
+            host,
+            port,
+            0,
+            socket.SOCK_STREAM,
+        )
+    except (OSError, UnicodeError) as e:
+        raise UnreachableError(f"cannot resolve {host}: {_reason(e)}") from None
+    for family, _type, _proto, _name, sockaddr in infos:
+        if family in (socket.AF_INET, socket.AF_INET6):
+            return str(sockaddr[0]), family
+    raise UnreachableError(f"cannot resolve {host}: no IPv4 or IPv6 address")
+
+
+def _reason(error: BaseException) -> str:
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error) or type(error).__name__
+
+
+def _timeout(what: str, timeout: float) -> Any:
+    def convert(result: object, _timeout: float) -> Failure:
+        return Failure(ServiceTimeoutError(f"{what}: no answer within {timeout:g} s"))
+
+    return convert
+
+
+@implementer(IHalfCloseableProtocol)
+class _TCPExchange(Protocol):
+    """
+    Send *payload* (if any), half-close, and collect what comes back: until
+    at least *expect* bytes arrived, or until the server closes when *expect*
+    is None, in which case more than *limit* bytes is a protocol error.
+    """
+
+    def __init__(self, payload: bytes | None, expect: int | None, limit: int) -> None:
+        self.payload = payload
+        self.expect = expect
+        self.limit = limit
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.done: Deferred[bytes] = Deferred(lambda d: self._abort())
+        self.what = "server"
+
+    def _abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abortConnection()  # type: ignore[attr-defined]
+
+    def connectionMade(self) -> None:
+        if self.payload is not None:
+            if self.payload:
+                self.transport.write(self.payload)  # type: ignore[union-attr]
+            self.transport.loseWriteConnection()  # type: ignore[union-attr]
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.done.called:
+            return
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.expect is not None:
+            if self.size >= self.expect:
+                # All that is owed (or more, which the caller sees) came back.
+                self._finish(b"".join(self.chunks))
+                self.transport.loseConnection()  # type: ignore[union-attr]
+        elif self.size > self.limit:
+            self._finish(Failure(ProtocolError(f"{self.what}: more than {self.limit} bytes")))
+            self._abort()
+
+    def readConnectionLost(self) -> None:
+        self.transport.loseConnection()  # type: ignore[union-attr]
+
+    def writeConnectionLost(self) -> None:
+        pass
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if not self.size and self.expect != 0 and not reason.check(ConnectionDone):
+            self._finish(Failure(ProtocolError(
+                f"{self.what}: connection lost before any answer ({reason.getErrorMessage()})"
+            )))
+        self._finish(b"".join(self.chunks))
+
+    def _finish(self, result: bytes | Failure) -> None:
+        if not self.done.called:
+            self.done.callback(result) if isinstance(result, bytes) else self.done.errback(result)
+
+
+async def tcp_exchange(
+    reactor: Any,
+    host: str,
+    port: int,
+    payload: bytes | None,
+    *,
+    expect: int | None,
+    limit: int,
+    timeout: float,
+    what: str,
+) -> bytes:
+    """
+    One TCP exchange with (*host*, *port*) under a single *timeout* for
+    resolution, connection and transfer; the bytes received.
+    """
+    d = Deferred.fromCoroutine(
+        _tcp_exchange(reactor, host, port, payload, expect, limit, timeout, what)
+    )
+    if timeout:
+        d.addTimeout(timeout, reactor, onTimeoutCancel=_timeout(what, timeout))
+    return await d
+
+
+async def _tcp_exchange(
+    reactor: Any,
+    host: str,
+    port: int,
+    payload: bytes | None,
+    expect: int | None,
+    limit: int,
+    timeout: float,
+    what: str,
+) -> bytes:
+    from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
+
+    address, family = await resolve(reactor, host, port)
+    endpoint_type = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
+    endpoint = endpoint_type(reactor, address, port, timeout=int(timeout) + 1 if timeout else 30)
+    exchange = _TCPExchange(payload, expect, limit)
+    exchange.what = what
+    try:
+        await connectProtocol(endpoint, exchange)
+    except ConnectionRefusedError:
+        raise RefusedError(f"{what}: connection refused") from None
+    except ConnectError as e:
+        raise UnreachableError(f"{what}: cannot connect: {_connect_reason(e)}") from None
+    return await exchange.done
+
+
+def _connect_reason(error: ConnectError) -> str:
+    return str(error).rstrip(".") or type(error).__name__
+
+
+class _UDPExchange(DatagramProtocol):
+    """Send one datagram on a connected UDP socket; the first reply wins."""
+
+    def __init__(self, host: str, port: int, payload: bytes, what: str) -> None:
+        self.host = host
+        self.port = port
+        self.payload = payload
+        self.what = what
+        self.done: Deferred[bytes] = Deferred()
+
+    def startProtocol(self) -> None:
+        assert self.transport is not None
+        try:
+            self.transport.connect(self.host, self.port)
+            self.transport.write(self.payload)  # type: ignore[call-arg]
+        except MessageLengthError:
+            self._fail(UnreachableError(
+                f"{self.what}: a {len(self.payload)}-byte datagram is too large to send"
+            ))
+        except (OSError, InvalidAddressError) as e:
+            self._fail(UnreachableError(f"{self.what}: cannot send: {_reason(e)}"))
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        if not self.done.called:
+            self.done.callback(datagram)
+
+    def connectionRefused(self) -> None:
+        self._fail(RefusedError(f"{self.what}: port unreachable (nothing listening)"))
+
+    def stopProtocol(self) -> None:
+        # Before any answer, the port only stops on a socket error: Twisted's
+        # epoll reactor drops a connected UDP port on the ICMP port
+        # unreachable (EPOLLERR) instead of calling connectionRefused.
+        self.connectionRefused()
+
+    def _fail(self, error: ServiceError) -> None:
+        if not self.done.called:
+            self.done.errback(Failure(error))
+
+
+async def udp_exchange(
+    reactor: Any,
+    host: str,
+    port: int,
+    payload: bytes,
+    *,
+    timeout: float,
+    what: str,
+) -> bytes:
+    """
+    Send *payload* in one datagram to (*host*, *port*) and return the first
+    datagram that comes back from there, under a single *timeout*.
+    """
+    d = Deferred.fromCoroutine(_udp_exchange(reactor, host, port, payload, what))
+    if timeout:
+        d.addTimeout(timeout, reactor, onTimeoutCancel=_timeout(what, timeout))
+    return await d
+
+
+async def _udp_exchange(reactor: Any, host: str, port: int, payload: bytes, what: str) -> bytes:
+    address, family = await resolve(reactor, host, port)
+    exchange = _UDPExchange(address, port, payload, what)
+    interface = "::" if family == socket.AF_INET6 else ""
+    listening = reactor.listenUDP(0, exchange, interface=interface, maxPacketSize=MAX_UDP)
+    try:
+        return await exchange.done
+    finally:
+        await defer.maybeDeferred(listening.stopListening)

@@ -1,0 +1,213 @@
+"""
+The Echo Protocol (RFC 862), over TCP and UDP, server and client.
+
+TCP: every byte received is sent back, in order, with
+
+- **flow control**: the connection is the transport's streaming producer, so
+  when our send buffer fills (the peer does not read) the transport stops
+  reading from the peer; a client that writes and never reads costs at most
+  one buffer of memory, and the write-stall deadline of the
+  :class:`~netproto.limits.Limits` then aborts it;
+- **half-close**: after the client's ``shutdown(SHUT_WR)``, every byte still
+  owed is sent, then the server closes.
+
+UDP: every admitted datagram, 0 to 65,507 bytes over IPv4 and 65,527 over
+IPv6, is answered with one identical datagram (listen with
+``maxPacketSize=65535``, Twisted's default of 8192 truncates). The source
+rules and reply budgets of :class:`~netproto.limits.SourcePolicy` stop
+reflection and loops; a full send buffer is counted, not raised.
+
+The clients, :func:`echo_tcp` and :func:`echo_udp`, send bytes, check that
+the same bytes came back and return them, or raise a :class:`ServiceError`
+subclass (:class:`RefusedError`, :class:`ServiceTimeoutError`,
+:class:`MismatchError`, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from zope.interface import implementer
+
+from netproto._client import (
+    MismatchError,
+    ProtocolError,
+    RefusedError,
+    ServiceError,
+    ServiceTimeoutError,
+    UnreachableError,
+    endpoint_text,
+    tcp_exchange,
+    udp_exchange,
+)
+from netproto._serving import LimitedFactory, PolicedDatagramProtocol, WatchedProtocol
+
+__all__ = [
+    "MAX_UDP_IPV4",
+    "MAX_UDP_IPV6",
+    "EchoDatagramProtocol",
+    "EchoFactory",
+    "EchoProtocol",
+    "MismatchError",
+    "ProtocolError",
+    "RefusedError",
+    "ServiceError",
+    "ServiceTimeoutError",
+    "UnreachableError",
+    "echo_tcp",
+    "echo_udp",
+]
+
+MAX_UDP_IPV4 = 65507
+"""The largest UDP payload over IPv4 (65,535 - 20 IP - 8 UDP header bytes)."""
+
+MAX_UDP_IPV6 = 65527
+"""The largest UDP payload over IPv6 without jumbograms (65,535 - 8)."""
+
+
+@implementer(IHalfCloseableProtocol)
+class EchoProtocol(WatchedProtocol):
+    """One TCP echo connection, with flow control and half-close."""
+
+    factory: EchoFactory
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        transport: Any = self.transport
+        # Echo forwards at once: do not let Nagle hold a reply back.
+        no_delay = getattr(transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            try:
+                no_delay(True)
+            except OSError:
+                pass
+        transport.registerProducer(self, True)
+        self._write = transport.write
+        if isinstance(transport, FileDescriptor) and hasattr(transport, "socket"):
+            self._fd = transport
+            self._send = transport.socket.send
+            self.dataReceived = self._dataReceivedDirect  # type: ignore[method-assign]
+
+    def dataReceived(self, data: bytes) -> None:
+        # The hot path: one count (it also tells the sweep we are not idle)
+        # and one write; no timer, no clock, no log.
+        self._rx += len(data)
+        self._write(data)
+
+    def _dataReceivedDirect(self, data: bytes) -> None:
+        # The same for a socket transport (TCP, UNIX): when nothing is queued,
+        # send at once instead of queueing and waiting for the next reactor
+        # turn, saving two epoll_ctl calls and a loop iteration per read.
+        # Whatever the kernel does not take goes through the transport's
+        # buffer, so order, flow control and error handling stay Twisted's.
+        self._rx += len(data)
+        fd = self._fd
+        if fd.dataBuffer or fd._tempDataLen:
+            self._write(data)
+            return
+        try:
+            sent = self._send(data)
+        except OSError:  # EAGAIN, or an error the transport will report itself
+            sent = 0
+        if sent < len(data):
+            self._write(data[sent:] if sent else data)
+
+    def readConnectionLost(self) -> None:
+        # The client shut its side: send what is owed, then close. The
+        # producer must go first, or a transport that drains while we are
+        # paused resumes us instead of closing.
+        self.transport.unregisterProducer()  # type: ignore[attr-defined]
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self) -> None:
+        self.transport.loseConnection()
+
+    def flush_counters(self) -> None:
+        self._tx = self._rx
+        super().flush_counters()
+
+
+class EchoFactory(LimitedFactory):
+    """
+    The TCP echo service: a factory for :class:`EchoProtocol` with the
+    protections of *limits*, deadlines measured on *reactor*.
+    """
+
+    protocol_class = EchoProtocol
+    service = "echo/tcp"
+
+
+class EchoDatagramProtocol(PolicedDatagramProtocol):
+    """
+    The UDP echo service: every datagram the source policy of *limits* admits
+    is answered with an identical datagram. Datagrams from a port in
+    *served_ports* (a live set the caller keeps filled with the UDP ports this
+    process serves) are refused, so two of our services never answer each
+    other.
+    """
+
+    service = "echo/udp"
+
+    def reply(self, data: bytes) -> bytes:
+        """The datagram itself."""
+        return data
+
+
+def _verify(sent: bytes, got: bytes, what: str) -> bytes:
+    if got == sent:
+        return got
+    if len(got) != len(sent):
+        raise MismatchError(f"{what}: sent {len(sent)} bytes, {len(got)} came back")
+    first = next(i for i, (a, b) in enumerate(zip(sent, got, strict=True)) if a != b)
+    raise MismatchError(f"{what}: {len(sent)} bytes came back, differing from byte {first}")
+
+
+def echo_tcp(
+    reactor: Any, host: str, port: int = 7, data: bytes = b"", *, timeout: float = 10.0
+) -> Deferred[bytes]:
+    """
+    Send *data* to the echo server at (*host*, *port*) over TCP, half-close,
+    and fire with the bytes echoed once as many came back as were sent,
+    after checking they are the same. Fails with :class:`RefusedError`,
+    :class:`UnreachableError`, :class:`ServiceTimeoutError` (not all back within
+    *timeout* seconds, 0 for none) or :class:`MismatchError` (other bytes, or
+    the server closed early).
+    """
+    what = endpoint_text(host, port)
+
+    async def run() -> bytes:
+        got = await tcp_exchange(
+            reactor,
+            host,
+            port,
+            data,
+            expect=len(data),
+            limit=len(data),
+            timeout=timeout,
+            what=what,
+        )
+        return _verify(data, got, what)
+
+    return Deferred.fromCoroutine(run())
+
+
+def echo_udp(
+    reactor: Any, host: str, port: int = 7, data: bytes = b"", *, timeout: float = 5.0
+) -> Deferred[bytes]:
+    """
+    Send *data* (at most 65,507 bytes over IPv4, 65,527 over IPv6) in one UDP
+    datagram to the echo server at (*host*, *port*) and fire with the
+    datagram that comes back, after checking it is the same. Fails like
+    :func:`echo_tcp`; a datagram too large to send is an
+    :class:`UnreachableError`.
+    """
+    what = f"{endpoint_text(host, port)} (udp)"
+
+    async def run() -> bytes:
+        got = await udp_exchange(reactor, host, port, data, timeout=timeout, what=what)
+        return _verify(data, got, what)
+
+    return Deferred.fromCoroutine(run())
