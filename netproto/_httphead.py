@@ -30,7 +30,7 @@ Decisions where RFC 9112 leaves the recipient a choice (all documented in
   ``value.encode("latin-1")`` gives back the bytes received.
 - Whatever follows the final head (a stray body) is not looked at.
 
-Caps (:class:`Limits`) bound the bytes of all heads together, each line, the
+Caps (:class:`HeadLimits`) bound the bytes of all heads together, each line, the
 field lines of one head and the count of interim responses, so that a hostile
 peer cannot make the client buffer more than a fixed amount.
 """
@@ -41,10 +41,10 @@ import re
 from dataclasses import dataclass, field
 
 __all__ = [
+    "HeadLimits",
     "HeadParseError",
     "HeadParser",
     "HeadTooLargeError",
-    "Limits",
     "NotHTTPError",
     "ResponseHead",
 ]
@@ -63,11 +63,11 @@ class NotHTTPError(HeadParseError):
 
 
 class HeadTooLargeError(HeadParseError):
-    """The head passed one of the :class:`Limits`."""
+    """The head passed one of the :class:`HeadLimits`."""
 
 
 @dataclass(frozen=True)
-class Limits:
+class HeadLimits:
     """Caps on what a response may make the client buffer or count."""
 
     max_head: int = 64 * 1024
@@ -121,7 +121,7 @@ class HeadParser:
     Every problem raises a :class:`HeadParseError` (never anything else).
     """
 
-    limits: Limits = field(default_factory=Limits)
+    limits: HeadLimits = field(default_factory=HeadLimits)
     interim: list[ResponseHead] = field(default_factory=list)
     """The 1xx heads received before the final one."""
 

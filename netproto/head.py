@@ -9,7 +9,7 @@ as it arrives (:mod:`netproto._httphead`), completes at the empty line that
 ends it, whatever ``Content-Length`` says, and closes the connection. One
 deadline covers name resolution, connect, TLS and the whole response (and,
 with ``follow=True``, every hop), so a peer that drips one byte every 250 ms
-cannot keep it waiting. Caps bound the head (:class:`Limits`). Peers that do
+cannot keep it waiting. Caps bound the head (:class:`HeadLimits`). Peers that do
 not speak HTTP fail at their first byte.
 
 Targets are ``http://`` and ``https://`` URLs (TLS with certificate
@@ -60,10 +60,10 @@ from zope.interface import implementer
 from netproto._httpconnect import endpoint_for as _endpoint
 from netproto._httpconnect import host_port
 from netproto._httphead import (
+    HeadLimits,
     HeadParseError,
     HeadParser,
     HeadTooLargeError,
-    Limits,
     NotHTTPError,
     ResponseHead,
 )
@@ -74,13 +74,13 @@ __all__ = [
     "HeadClientProtocol",
     "HeadConnectError",
     "HeadError",
+    "HeadLimits",
     "HeadParseError",
     "HeadProtocolError",
     "HeadResponse",
     "HeadTLSError",
     "HeadTimeoutError",
     "HeadTooLargeError",
-    "Limits",
     "NotHTTPError",
     "RedirectError",
     "ResponseHead",
@@ -217,12 +217,12 @@ class HeadClientProtocol(Protocol):
     transport: ITransport
 
     def __init__(
-        self, request: bytes, clock: IReactorTime, *, limits: Limits | None = None,
+        self, request: bytes, clock: IReactorTime, *, limits: HeadLimits | None = None,
         started: float | None = None,
     ) -> None:
         self._request = request
         self._clock = clock
-        self._parser = HeadParser(limits or Limits())
+        self._parser = HeadParser(limits or HeadLimits())
         self.started = clock.seconds() if started is None else started
         self.finished: Deferred[HeadClientProtocol] = Deferred(self._cancel)
         self.head: ResponseHead | None = None
@@ -304,7 +304,7 @@ class HeadClientProtocol(Protocol):
 
 
 class _HeadFactory(Factory):
-    def __init__(self, request: bytes, clock: IReactorTime, limits: Limits, started: float):
+    def __init__(self, request: bytes, clock: IReactorTime, limits: HeadLimits, started: float):
         self._args = request, clock, limits, started
         self.protocol_instance: HeadClientProtocol | None = None
 
@@ -330,7 +330,7 @@ def _seconds(value: float) -> str:
 
 async def _exchange(
     reactor: Any, target: Target, *, deadline: float, timeout: float, http10: bool,
-    limits: Limits, insecure: bool, trust_root: IOpenSSLTrustRoot | Certificate | None,
+    limits: HeadLimits, insecure: bool, trust_root: IOpenSSLTrustRoot | Certificate | None,
 ) -> HeadResponse:
     """One request on one connection, bounded by *deadline* (reactor seconds)."""
     started = reactor.seconds()
@@ -403,7 +403,7 @@ async def _exchange(
 async def _head(
     reactor: Any, target: str | Target, *, timeout: float, follow: bool, max_redirects: int,
     http10: bool, insecure: bool, trust_root: IOpenSSLTrustRoot | Certificate | None,
-    limits: Limits, on_response: Callable[[HeadResponse], object] | None,
+    limits: HeadLimits, on_response: Callable[[HeadResponse], object] | None,
 ) -> HeadResponse:
     current = parse_target(target) if isinstance(target, str) else target
     deadline = reactor.seconds() + timeout
@@ -447,7 +447,7 @@ def head(
     http10: bool = False,
     insecure: bool = False,
     trust_root: IOpenSSLTrustRoot | Certificate | None = None,
-    limits: Limits | None = None,
+    limits: HeadLimits | None = None,
     on_response: Callable[[HeadResponse], object] | None = None,
 ) -> Deferred[HeadResponse]:
     """
@@ -477,6 +477,6 @@ def head(
         target = parse_target(target)
     return Deferred.fromCoroutine(_head(
         reactor, target, timeout=timeout, follow=follow, max_redirects=max_redirects,
-        http10=http10, insecure=insecure, trust_root=trust_root, limits=limits or Limits(),
+        http10=http10, insecure=insecure, trust_root=trust_root, limits=limits or HeadLimits(),
         on_response=on_response,
     ))

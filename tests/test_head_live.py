@@ -15,11 +15,11 @@ from netproto._httphead import HeadTooLargeError, NotHTTPError
 from netproto.head import (
     HeadConnectError,
     HeadError,
+    HeadLimits,
     HeadProtocolError,
     HeadResponse,
     HeadTimeoutError,
     HeadTLSError,
-    Limits,
     RedirectError,
     head,
 )
@@ -176,7 +176,7 @@ class HostilePeerTests(LiveTestCase):
         e = await self.failure(head(reactor, f"127.0.0.1:{port}"), HeadProtocolError)
         self.assertEqual(str(e), "the response head has more than 100 fields")
         e = await self.failure(
-            head(reactor, f"127.0.0.1:{port}", limits=Limits(max_fields=10**6)),
+            head(reactor, f"127.0.0.1:{port}", limits=HeadLimits(max_fields=10**6)),
             HeadProtocolError,
         )
         assert isinstance(e, HeadProtocolError)

@@ -7,10 +7,10 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto._httphead import (
+    HeadLimits,
     HeadParseError,
     HeadParser,
     HeadTooLargeError,
-    Limits,
     NotHTTPError,
     ResponseHead,
 )
@@ -32,8 +32,8 @@ SIMPLE = (
 )
 
 
-def parse(data: bytes, limits: Limits | None = None) -> ResponseHead | None:
-    return HeadParser(limits or Limits()).feed(data)
+def parse(data: bytes, limits: HeadLimits | None = None) -> ResponseHead | None:
+    return HeadParser(limits or HeadLimits()).feed(data)
 
 
 class StatusLineTests(SynchronousTestCase):
@@ -225,17 +225,19 @@ class LimitTests(SynchronousTestCase):
 
     def test_long_line_fails_before_its_end(self) -> None:
         """A line longer than max_line fails as soon as that many bytes are buffered."""
-        parser = HeadParser(Limits(max_line=100))
+        parser = HeadParser(HeadLimits(max_line=100))
         parser.feed(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 90)
         with self.assertRaises(HeadTooLargeError) as caught:
             parser.feed(b"a" * 20)
         self.assertIn("longer than 100 bytes", str(caught.exception))
         with self.assertRaises(HeadTooLargeError):
-            HeadParser(Limits(max_line=100)).feed(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 200 + b"\r\n")
+            HeadParser(HeadLimits(max_line=100)).feed(
+                b"HTTP/1.1 200 OK\r\nX: " + b"a" * 200 + b"\r\n"
+            )
 
     def test_head_size(self) -> None:
         """Many short lines still stop at max_head."""
-        parser = HeadParser(Limits(max_head=1000, max_fields=1000))
+        parser = HeadParser(HeadLimits(max_head=1000, max_fields=1000))
         parser.feed(b"HTTP/1.1 200 OK\r\n")
         with self.assertRaises(HeadTooLargeError) as caught:
             for _ in range(200):
@@ -246,11 +248,11 @@ class LimitTests(SynchronousTestCase):
     def test_field_count(self) -> None:
         """One field more than max_fields is HeadTooLargeError; exactly max_fields is fine."""
         ok = b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 5 + b"\r\n"
-        head = parse(ok, Limits(max_fields=5))
+        head = parse(ok, HeadLimits(max_fields=5))
         assert head is not None
         self.assertEqual(len(head.headers), 5)
         with self.assertRaises(HeadTooLargeError) as caught:
-            parse(b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 6 + b"\r\n", Limits(max_fields=5))
+            parse(b"HTTP/1.1 200 OK\r\n" + b"X: 1\r\n" * 6 + b"\r\n", HeadLimits(max_fields=5))
         self.assertIn("more than 5 fields", str(caught.exception))
 
 
@@ -302,7 +304,7 @@ class PropertyTests(SynchronousTestCase):
            prefix=st.sampled_from([b"", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.0 100 x\r\n\r\n"]))
     def test_fuzz(self, data: bytes, cuts: list[int], prefix: bytes) -> None:
         """Arbitrary bytes in arbitrary chunks: a head, None, or HeadParseError, nothing else."""
-        parser = HeadParser(Limits(max_head=300, max_line=120, max_fields=8, max_interim=2))
+        parser = HeadParser(HeadLimits(max_head=300, max_line=120, max_fields=8, max_interim=2))
         try:
             for chunk in _chunks(prefix + data, cuts):
                 result = parser.feed(chunk)

@@ -290,5 +290,5 @@ class PublicSurfaceTests(SynchronousTestCase):
             value = getattr(head_module, name)
             if callable(value):
                 self.assertTrue(value.__doc__, name)
-        self.assertTrue({"head", "HeadResponse", "HeadError", "Limits", "parse_target"}
+        self.assertTrue({"head", "HeadResponse", "HeadError", "HeadLimits", "parse_target"}
                         <= set(head_module.__all__))
