@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import calendar
 import json
+import signal
 import socket
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -170,3 +172,22 @@ class ServicesCommandTests(TestCase):
         result = await self.cli("echo", "127.0.0.1:7", "--udp", stdin=b"x" * 70000)
         self.assertEqual(result.returncode, 1)
         self.assertIn("do not fit in one UDP datagram", result.stderr)
+
+
+class InterruptTests(SynchronousTestCase):
+    """Ctrl-C while ``netproto echo`` waits for standard input."""
+
+    def test_ctrl_c_while_reading_stdin(self) -> None:
+        """SIGINT ends the command with status 130 even though stdin stays open."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "netproto", "echo", "127.0.0.1:7"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        self.addCleanup(process.kill)
+        time.sleep(1.5)  # let it start and block on stdin
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+        self.assertEqual(process.returncode, 130)
+        self.assertNotIn(b"Fatal", err)
+        assert process.stdin is not None
+        process.stdin.close()
