@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -177,6 +178,8 @@ class ServicesCommandTests(TestCase):
 class InterruptTests(SynchronousTestCase):
     """Ctrl-C while ``netproto echo`` waits for standard input."""
 
+    skip = None if os.path.isdir("/proc/self/task") else "needs /proc to see the process's threads"
+
     def test_ctrl_c_while_reading_stdin(self) -> None:
         """SIGINT ends the command with status 130 even though stdin stays open."""
         process = subprocess.Popen(
@@ -184,7 +187,12 @@ class InterruptTests(SynchronousTestCase):
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
         self.addCleanup(process.kill)
-        time.sleep(1.5)  # let it start and block on stdin
+        # The reading thread exists once the command runs (signal handlers set).
+        deadline = time.monotonic() + 20
+        while len(os.listdir(f"/proc/{process.pid}/task")) < 2:
+            self.assertLess(time.monotonic(), deadline, "the command never started reading")
+            time.sleep(0.05)
+        time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=20)
         self.assertEqual(process.returncode, 130)
