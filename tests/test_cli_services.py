@@ -182,10 +182,14 @@ class InterruptTests(SynchronousTestCase):
 
     def test_ctrl_c_while_reading_stdin(self) -> None:
         """SIGINT ends the command with status 130 even though stdin stays open."""
+        # An explicit pipe: under pytest's capture, stdin=PIPE can reach the child closed.
+        read_end, write_end = os.pipe()
+        self.addCleanup(os.close, write_end)
         process = subprocess.Popen(
             [sys.executable, "-m", "netproto", "echo", "127.0.0.1:7"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=read_end, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
+        os.close(read_end)
         self.addCleanup(process.kill)
         # The reading thread exists once the command runs (signal handlers set).
         deadline = time.monotonic() + 20
@@ -195,7 +199,5 @@ class InterruptTests(SynchronousTestCase):
         time.sleep(0.2)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=20)
-        self.assertEqual(process.returncode, 130)
+        self.assertEqual(process.returncode, 130, err.decode(errors="replace"))
         self.assertNotIn(b"Fatal", err)
-        assert process.stdin is not None
-        process.stdin.close()
