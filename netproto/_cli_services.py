@@ -110,6 +110,8 @@ async def _read_stdin(reactor: Any) -> bytes:
 
     from twisted.internet.defer import Deferred
 
+    if sys.stdin is None:
+        raise CommandError("no standard input to read: give MESSAGE", EXIT_USAGE)
     done: Deferred[bytes] = Deferred()
     fd = sys.stdin.fileno()
 
