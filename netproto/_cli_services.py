@@ -6,6 +6,7 @@ clients (TCP and UDP).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -100,6 +101,42 @@ def _check_timeout(timeout: float) -> float:
     return timeout
 
 
+async def _read_stdin(reactor: Any) -> bytes:
+    """
+    Standard input up to EOF (at most one byte over the cap), read in a daemon
+    thread so that Ctrl-C still cancels the command while a terminal is typed at.
+    """
+    import threading
+
+    from twisted.internet.defer import Deferred
+
+    if sys.stdin is None:
+        raise CommandError("no standard input to read: give MESSAGE", EXIT_USAGE)
+    done: Deferred[bytes] = Deferred()
+    fd = sys.stdin.fileno()
+
+    def read() -> None:
+        # Raw reads on the descriptor: a buffered reader's lock held by this
+        # thread would abort the interpreter at exit after a Ctrl-C.
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while size <= _MAX_STDIN:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            data = b"".join(chunks)
+        except OSError as e:
+            reactor.callFromThread(done.errback, CommandError(f"cannot read standard input: {e}"))
+        else:
+            reactor.callFromThread(done.callback, data)
+
+    threading.Thread(target=read, name="stdin", daemon=True).start()
+    return await done
+
+
 def _failed(error: Exception) -> CommandError:
     return CommandError(printable(str(error)))
 
@@ -140,7 +177,7 @@ async def _run_echo(reactor: Any, args: argparse.Namespace) -> int:
     if args.message is not None:
         data = args.message.encode("utf-8", "surrogateescape")
     else:
-        data = sys.stdin.buffer.read(_MAX_STDIN + 1)
+        data = await _read_stdin(reactor)
         if len(data) > _MAX_STDIN:
             raise CommandError(f"standard input longer than {_MAX_STDIN} bytes")
     if args.udp and len(data) > MAX_UDP_IPV6:

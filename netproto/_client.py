@@ -12,6 +12,7 @@ from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.error import (
     ConnectError,
+    ConnectingCancelledError,
     ConnectionDone,
     ConnectionRefusedError,
     InvalidAddressError,
@@ -211,6 +212,9 @@ async def _tcp_exchange(
     exchange.what = what
     try:
         await connectProtocol(endpoint, exchange)
+    except ConnectingCancelledError:
+        # Cancelled while connecting (Ctrl-C, or the deadline): a cancellation.
+        raise defer.CancelledError() from None
     except ConnectionRefusedError:
         raise RefusedError(f"{what}: connection refused") from None
     except ConnectError as e:

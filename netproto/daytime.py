@@ -14,7 +14,7 @@ deadlines for TCP, source rules and reply budgets for UDP) and count what they
 do in ``.counters`` (:class:`~netproto.limits.Counters`).
 
 The clients, :func:`daytime_tcp` and :func:`daytime_udp`, return the line the
-server sent and raise a :class:`~netproto.echo.ServiceError` subclass on
+server sent and raise a :class:`ServiceError` subclass on
 refusal, timeout or a malformed answer.
 """
 

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import calendar
 import json
+import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from typing import Any
 
@@ -170,3 +173,31 @@ class ServicesCommandTests(TestCase):
         result = await self.cli("echo", "127.0.0.1:7", "--udp", stdin=b"x" * 70000)
         self.assertEqual(result.returncode, 1)
         self.assertIn("do not fit in one UDP datagram", result.stderr)
+
+
+class InterruptTests(SynchronousTestCase):
+    """Ctrl-C while ``netproto echo`` waits for standard input."""
+
+    skip = None if os.path.isdir("/proc/self/task") else "needs /proc to see the process's threads"
+
+    def test_ctrl_c_while_reading_stdin(self) -> None:
+        """SIGINT ends the command with status 130 even though stdin stays open."""
+        # An explicit pipe: under pytest's capture, stdin=PIPE can reach the child closed.
+        read_end, write_end = os.pipe()
+        self.addCleanup(os.close, write_end)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "netproto", "echo", "127.0.0.1:7"],
+            stdin=read_end, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        os.close(read_end)
+        self.addCleanup(process.kill)
+        # The reading thread exists once the command runs (signal handlers set).
+        deadline = time.monotonic() + 20
+        while len(os.listdir(f"/proc/{process.pid}/task")) < 2:
+            self.assertLess(time.monotonic(), deadline, "the command never started reading")
+            time.sleep(0.05)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=20)
+        self.assertEqual(process.returncode, 130, err.decode(errors="replace"))
+        self.assertNotIn(b"Fatal", err)
