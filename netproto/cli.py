@@ -62,8 +62,28 @@ class _Parser(argparse.ArgumentParser):
     block) and leaves the exit to :func:`main`.
     """
 
+    _intermixing = False
+
     def error(self, message: str) -> NoReturn:
         raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """
+        A subcommand's arguments may come in any order (``echo HOST:PORT --udp
+        MESSAGE``): options between operands are parsed as GNU tools do. After
+        ``--`` everything is an operand, so a command line holding ``--`` is
+        parsed in order (argparse's intermixed mode loses operands after it).
+        """
+        arguments = list(sys.argv[1:] if args is None else args)
+        if self._subparsers is not None or self._intermixing or "--" in arguments:
+            return super().parse_known_args(arguments, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(arguments, namespace)
+        finally:
+            self._intermixing = False
 
 
 def _common_options() -> argparse.ArgumentParser:

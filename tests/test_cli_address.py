@@ -45,6 +45,15 @@ class IpCommandTests(SynchronousTestCase):
         self.assertEqual(records[2]["ipv4_mapped"], "127.1.2.3")
         self.assertIn("empty octet", records[1]["error"])
 
+    def test_options_between_operands(self) -> None:
+        """Options may follow or sit between operands, as with GNU tools."""
+        result = run_cli("ip", "1.2.3.4", "--json", "::1")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual([json.loads(line)["address"] for line in result.stdout.splitlines()],
+                         ["1.2.3.4", "::1"])
+        mask = run_cli("mask", "10.1.2.3", "--json", "8", "32")
+        self.assertEqual(json.loads(mask.stdout)["network"], "10.0.0.0")
+
     def test_operands_after_double_dash(self) -> None:
         """After --, arguments starting with - are addresses (and invalid ones)."""
         result = run_cli("ip", "--", "-1.2.3.4")
