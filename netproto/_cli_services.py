@@ -12,6 +12,7 @@ from typing import Any
 
 from netproto._output import CommandError, emit_json, printable
 from netproto.cli import EXIT_OK, EXIT_USAGE, add_command
+from netproto.util import AddressError, split_host_port
 
 _MAX_STDIN = 65527 * 1024  # far more than anyone echoes; bounds memory
 
@@ -68,31 +69,10 @@ def parse_target(text: str, default_port: int) -> tuple[str, int]:
     literal into a host and a port; :class:`CommandError` (status 2) if
     malformed.
     """
-    host, port_text = text, ""
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise CommandError(f"{printable(text)}: missing ']' after an IPv6 address", EXIT_USAGE)
-        host, rest = text[1:end], text[end + 1 :]
-        if rest:
-            if not rest.startswith(":"):
-                raise CommandError(f"{printable(text)}: expected ':PORT' after ']'", EXIT_USAGE)
-            port_text = rest[1:]
-            if not port_text:
-                raise CommandError(f"{printable(text)}: empty port", EXIT_USAGE)
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-        if not port_text:
-            raise CommandError(f"{printable(text)}: empty port", EXIT_USAGE)
-    if not host:
-        raise CommandError(f"{printable(text)}: empty host", EXIT_USAGE)
-    if not port_text:
-        return host, default_port
-    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
-        raise CommandError(
-            f"{printable(text)}: port must be a number from 1 to 65535", EXIT_USAGE
-        )
-    return host, int(port_text)
+    try:
+        return split_host_port(text, default_port)
+    except AddressError as e:
+        raise CommandError(f"{printable(text)}: {e}", EXIT_USAGE) from None
 
 
 def _check_timeout(timeout: float) -> float:

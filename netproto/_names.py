@@ -16,7 +16,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
-from netproto.util import Address, AddressError, canonical, ipv4_mapped, parse_ip
+from netproto.util import (
+    Address,
+    AddressError,
+    canonical,
+    ipv4_mapped,
+    parse_ip,
+    split_host_port,
+)
 
 __all__ = [
     "DEFAULT_DNS_PORT",
@@ -167,37 +174,12 @@ def parse_server(text: str) -> tuple[str, int]:
     """
     if not isinstance(text, str) or not text:
         raise InvalidLookupError("empty server address")
-    port_text: str | None = None
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise InvalidLookupError(f"missing ']' in server address {text!r}")
-        host, rest = text[1:end], text[end + 1 :]
-        if rest:
-            if not rest.startswith(":"):
-                raise InvalidLookupError(f"unexpected text after ']' in {text!r}")
-            port_text = rest[1:]
-        if ":" not in host:
-            raise InvalidLookupError(f"brackets are for IPv6 addresses only: {text!r}")
-    elif text.count(":") == 1:
-        host, port_text = text.split(":")
-    else:
-        host = text
     try:
+        host, port = split_host_port(text, DEFAULT_DNS_PORT)
         address = parse_ip(host)
     except AddressError as e:
         raise InvalidLookupError(f"server {text!r}: {e}") from None
-    port = DEFAULT_DNS_PORT if port_text is None else _port_number(port_text, 1)
     return canonical(address), port
-
-
-def _port_number(text: str, low: int) -> int:
-    if not (text.isascii() and text.isdigit()) or len(text) > 5:
-        raise InvalidLookupError(f"port {text!r} is not a number from {low} to 65535")
-    port = int(text)
-    if not low <= port <= 65535:
-        raise InvalidLookupError(f"port {port} is out of range ({low} to 65535)")
-    return port
 
 
 def format_server(server: tuple[str, int]) -> str:

@@ -33,6 +33,8 @@ __all__ = [
     "ipv4_mapped",
     "network",
     "parse_ip",
+    "parse_port",
+    "split_host_port",
     "unmap",
 ]
 
@@ -98,6 +100,57 @@ def _reason(error: ValueError, text: str, version: int) -> str:
     if message.startswith(f"{text!r} does not appear"):
         message = "malformed"
     return f"not a valid IPv{version} address: {message[:1].lower()}{message[1:]}"
+
+
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """
+    Split the seed's ``HOST:PORT`` form: ``127.0.0.1:13``, ``[::1]:13``,
+    ``localhost`` or ``[::1]`` (then the port is *default_port*), or a bare
+    IPv6 literal ``::1`` (which cannot carry a port).
+
+    The host is returned as written (a name or an address: the caller decides
+    what it accepts); brackets are for IPv6 literals only.
+
+    :raises AddressError: with the reason, for an empty host or port, a
+        missing ``]``, text after ``]``, or a bad port (see :func:`parse_port`).
+    """
+    port_text: str | None = None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise AddressError("missing ']' after an IPv6 address")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise AddressError("expected ':PORT' after ']'")
+            port_text = rest[1:]
+        if host and ":" not in host:
+            raise AddressError("brackets are for IPv6 addresses only")
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host = text
+    if not host:
+        raise AddressError("empty host")
+    if port_text is None:
+        return host, default_port
+    if not port_text:
+        raise AddressError("empty port")
+    return host, parse_port(port_text)
+
+
+def parse_port(text: str) -> int:
+    """
+    A port number from 1 to 65535, written in ASCII decimal digits.
+
+    :raises AddressError: for anything else.
+    """
+    if not (text.isascii() and text.isdigit()) or len(text) > 5:
+        raise AddressError(f"port {text!r} is not a number from 1 to 65535")
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise AddressError(f"port {port} is out of range (1 to 65535)")
+    return port
 
 
 def ipv4_mapped(address: Address) -> IPv4Address | None:

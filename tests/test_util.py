@@ -21,6 +21,7 @@ from netproto.util import (
     ipv4_mapped,
     network,
     parse_ip,
+    split_host_port,
     unmap,
 )
 
@@ -291,3 +292,58 @@ class ChecksumTests(SynchronousTestCase):
         assume(any(data))
         flipped = bytes([data[0] ^ 0x01]) + data[1:]
         self.assertNotEqual(checksum(flipped), checksum(data))
+
+
+class HostPortTests(SynchronousTestCase):
+    """split_host_port: the seed's HOST:PORT form."""
+
+    def test_forms(self) -> None:
+        """Names, IPv4, bracketed IPv6 with and without a port, bare IPv6."""
+        for text, expected in [
+            ("127.0.0.1:13", ("127.0.0.1", 13)),
+            ("localhost", ("localhost", 7)),
+            ("[::1]:1200", ("::1", 1200)),
+            ("[::1]", ("::1", 7)),
+            ("::1", ("::1", 7)),
+            ("fe80::1%lo", ("fe80::1%lo", 7)),
+            ("host:65535", ("host", 65535)),
+        ]:
+            with self.subTest(text=text):
+                self.assertEqual(split_host_port(text, 7), expected)
+
+    def test_errors(self) -> None:
+        """Each malformed form is refused with its reason."""
+        for text, reason in [
+            ("", "empty host"),
+            (":13", "empty host"),
+            ("[]:13", "empty host"),
+            ("host:", "empty port"),
+            ("[::1", "missing ']'"),
+            ("[::1]x", "expected ':PORT'"),
+            ("[127.0.0.1]:13", "brackets are for IPv6"),
+            ("host:0", "out of range (1 to 65535)"),
+            ("host:65536", "out of range"),
+            ("host:+13", "not a number"),
+            ("host:\u0661\u0663", "not a number"),
+            ("host:000013", "not a number"),
+        ]:
+            with self.subTest(text=text):
+                error = self.assertRaises(AddressError, split_host_port, text, 7)
+                self.assertIn(reason, str(error))
+
+    @given(st.text(max_size=30), st.integers(1, 65535))
+    def test_never_crashes(self, text: str, default: int) -> None:
+        """Any text gives a host and a valid port, or AddressError."""
+        try:
+            host, port = split_host_port(text, default)
+        except AddressError:
+            return
+        self.assertTrue(host)
+        self.assertTrue(1 <= port <= 65535)
+
+    @given(st.sampled_from(["localhost", "127.0.0.1", "::1", "2001:db8::7"]),
+           st.integers(1, 65535))
+    def test_round_trip(self, host: str, port: int) -> None:
+        """A host and port written in the HOST:PORT form come back unchanged."""
+        text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.assertEqual(split_host_port(text, 7), (host, port))
