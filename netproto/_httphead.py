@@ -80,16 +80,16 @@ class HeadLimits:
     """1xx interim responses before the final one."""
 
 
-@dataclass(frozen=True)
-class ResponseHead:
-    """One parsed response head: status line and ordered field lines."""
+class HeadFields:
+    """
+    Reading the status line and the fields of a head; shared by
+    :class:`ResponseHead` and :class:`netproto.head.HeadResponse`.
+    """
 
     version: str
-    """``HTTP/1.1`` or ``HTTP/1.0`` (any ``HTTP/1.x`` as received)."""
     status: int
     reason: str
-    headers: tuple[tuple[str, str], ...] = ()
-    """Field lines in the order received, repeated names kept."""
+    headers: tuple[tuple[str, str], ...]
 
     def get_all(self, name: str) -> list[str]:
         """The values of every field called *name* (case-insensitive), in order."""
@@ -105,6 +105,18 @@ class ResponseHead:
     def status_line(self) -> str:
         """The status line as received, without its line end."""
         return f"{self.version} {self.status} {self.reason}".rstrip(" ")
+
+
+@dataclass(frozen=True)
+class ResponseHead(HeadFields):
+    """One parsed response head: status line and ordered field lines."""
+
+    version: str
+    """``HTTP/1.1`` or ``HTTP/1.0`` (any ``HTTP/1.x`` as received)."""
+    status: int
+    reason: str
+    headers: tuple[tuple[str, str], ...] = ()
+    """Field lines in the order received, repeated names kept."""
 
 
 def _show(data: bytes | bytearray, limit: int = 60) -> str:

@@ -60,6 +60,7 @@ from zope.interface import implementer
 from netproto._httpconnect import endpoint_for as _endpoint
 from netproto._httpconnect import host_port
 from netproto._httphead import (
+    HeadFields,
     HeadLimits,
     HeadParseError,
     HeadParser,
@@ -147,7 +148,7 @@ class Timing:
 
 
 @dataclass(frozen=True)
-class HeadResponse:
+class HeadResponse(HeadFields):
     """The answer to one HEAD request (one hop)."""
 
     url: str
@@ -166,21 +167,6 @@ class HeadResponse:
     """For 301, 302, 303, 307, 308 with a ``Location``: the absolute URL it points to."""
     history: tuple[HeadResponse, ...] = ()
     """With ``follow=True``: the redirects that led here, first first."""
-
-    def get_all(self, name: str) -> list[str]:
-        """The values of every field called *name* (case-insensitive), in order."""
-        lowered = name.lower()
-        return [v for n, v in self.headers if n.lower() == lowered]
-
-    def get(self, name: str) -> str | None:
-        """The value of the first field called *name*, or None."""
-        values = self.get_all(name)
-        return values[0] if values else None
-
-    @property
-    def status_line(self) -> str:
-        """``HTTP/1.1 200 OK`` (no trailing space when the reason is empty)."""
-        return f"{self.version} {self.status} {self.reason}".rstrip(" ")
 
 
 def _peer_text(transport: ITransport) -> str:
