@@ -27,12 +27,13 @@ from zope.interface import implementer
 
 from netproto._udp import (
     BindError,
+    BoundService,
     UDPService,
     UDPSpec,
     _split_escaped,
     describe_bind_error,
     has_ipv6,
-    parse_port,
+    parse_server_port,
     parse_udp_spec,
 )
 
@@ -113,7 +114,7 @@ def _check_endpoint(description: str) -> None:
     """Raise ValueError unless *description* is a valid Twisted server endpoint."""
     fields = _split_escaped(description)
     if fields[0] in _PORT_FIRST and len(fields) > 1 and "=" not in fields[1]:
-        parse_port(fields[1])
+        parse_server_port(fields[1])
     try:
         serverFromString(_PARSE_ONLY, description)
     except Exception as exc:
@@ -168,7 +169,7 @@ def parse_service_spec(service: str, spec: str,
     if not spec:
         raise ValueError("empty SPEC")
     if spec.isdigit():
-        port = parse_port(spec)
+        port = parse_server_port(spec)
         if service == "metrics":
             description = f"tcp:{port}:interface=127.0.0.1"
             return [Listener(service, option, "tcp", description=description)]
@@ -224,22 +225,16 @@ class AnyAddressTCPEndpoint:
         return defer.execute(bind)
 
 
-class _StreamService(Service):
+class _StreamService(BoundService):
     """Listen on a stream endpoint in ``privilegedStartService``."""
 
     _port: IListeningPort | None = None
-    skipped = False
 
     def __init__(self, listener: Listener, endpoint: IStreamServerEndpoint,
                  factory: Factory) -> None:
         self.listener = listener
         self.endpoint = endpoint
         self.factory = factory
-
-    @property
-    def port(self) -> IListeningPort | None:
-        """The listening port once bound."""
-        return self._port
 
     def privilegedStartService(self) -> None:
         Service.privilegedStartService(self)
@@ -257,16 +252,6 @@ class _StreamService(Service):
         if isinstance(outcome[0], Failure):
             raise BindError(describe_bind_error(outcome[0].value or Exception()))
         self._port = outcome[0]
-
-    def startService(self) -> None:
-        if self._port is None and not self.skipped:
-            self.privilegedStartService()
-        Service.startService(self)
-
-    def stopService(self) -> Any:
-        Service.stopService(self)
-        port, self._port = self._port, None
-        return port.stopListening() if port is not None else None
 
 
 class _SystemdService(Service):

@@ -23,9 +23,12 @@ from twisted.internet import error, fdesc, udp
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from netproto.util import parse_port
+
 __all__ = [
     "MAX_DATAGRAM",
     "BindError",
+    "BoundService",
     "DestinationCheckingPort",
     "UDPService",
     "UDPSpec",
@@ -107,14 +110,9 @@ def _ip_literal(text: str) -> str:
     raise ValueError(f"interface {text!r} is not an IPv4 or IPv6 address")
 
 
-def parse_port(text: str) -> int:
-    """A port number 0-65535 from decimal *text*, or raise ValueError."""
-    if not text.isdigit() or not text.isascii():
-        raise ValueError(f"port {text!r} is not a number")
-    port = int(text)
-    if port > 65535:
-        raise ValueError(f"port {port} is out of range 0-65535")
-    return port
+def parse_server_port(text: str) -> int:
+    """A port to listen on, 0 (any free port) to 65535; ValueError otherwise."""
+    return parse_port(text, allow_zero=True)
 
 
 def parse_udp_spec(description: str) -> UDPSpec:
@@ -127,7 +125,7 @@ def parse_udp_spec(description: str) -> UDPSpec:
     if head != "udp" or not sep:
         raise ValueError(f"{description!r} is not of the form udp:PORT[:interface=ADDR]")
     port_text, sep, options = rest.partition(":")
-    port = parse_port(port_text)
+    port = parse_server_port(port_text)
     if not sep:
         return UDPSpec(port)
     key, eq, value = options.partition("=")
@@ -294,7 +292,38 @@ def describe_bind_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-class UDPService(Service):
+class BoundService(Service):
+    """
+    A service that binds its socket in ``privilegedStartService`` (so twistd can
+    drop privileges after it) and closes it in ``stopService``. Subclasses set
+    ``_port`` when bound, or ``skipped`` when there is nothing to bind.
+    """
+
+    _port: Any = None
+    #: True when there was nothing to bind (the IPv6 half on a host without IPv6).
+    skipped = False
+
+    @property
+    def port(self) -> Any:
+        """The listening port once bound."""
+        return self._port
+
+    def startService(self) -> None:
+        """Start; bind first if ``privilegedStartService`` was not called (plain apps)."""
+        if self._port is None and not self.skipped:
+            self.privilegedStartService()
+        Service.startService(self)
+
+    def stopService(self) -> Any:
+        """Stop listening; the Deferred fires when the socket is closed."""
+        Service.stopService(self)
+        port, self._port = self._port, None
+        if port is None:
+            return None
+        return port.stopListening()
+
+
+class UDPService(BoundService):
     """Serve *protocol* on a UDP port, bound in ``privilegedStartService``.
 
     ``_log`` records the rare start-up events.
@@ -306,8 +335,6 @@ class UDPService(Service):
 
     _port: udp.Port | None = None
     _log = Logger()
-    #: True when there was nothing to bind (the IPv6 half on a host without IPv6).
-    skipped = False
 
     def __init__(self, reactor: Any, protocol: DatagramProtocol, *,
                  spec: UDPSpec | None = None, fileno: int | None = None,
@@ -320,11 +347,6 @@ class UDPService(Service):
         self.fileno = fileno
         self.served_ports = served_ports if served_ports is not None else set()
         self.listener = listener
-
-    @property
-    def port(self) -> udp.Port | None:
-        """The listening port once bound."""
-        return self._port
 
     def _bind(self) -> udp.Port:
         if self.fileno is not None:
@@ -366,17 +388,3 @@ class UDPService(Service):
         except Exception as exc:
             raise BindError(describe_bind_error(exc)) from exc
         self.served_ports.add(self._port.getHost().port)
-
-    def startService(self) -> None:
-        """Start; bind first if ``privilegedStartService`` was not called (plain apps)."""
-        if self._port is None and not self.skipped:
-            self.privilegedStartService()
-        Service.startService(self)
-
-    def stopService(self) -> Any:
-        """Stop listening; the Deferred fires when the socket is closed."""
-        Service.stopService(self)
-        port, self._port = self._port, None
-        if port is None:
-            return None
-        return port.stopListening()

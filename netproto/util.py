@@ -139,17 +139,19 @@ def split_host_port(text: str, default_port: int) -> tuple[str, int]:
     return host, parse_port(port_text)
 
 
-def parse_port(text: str) -> int:
+def parse_port(text: str, *, allow_zero: bool = False) -> int:
     """
-    A port number from 1 to 65535, written in ASCII decimal digits.
+    A port number from 1 (0 with *allow_zero*: a server's "any free port")
+    to 65535, written in ASCII decimal digits.
 
     :raises AddressError: for anything else.
     """
+    low = 0 if allow_zero else 1
     if not (text.isascii() and text.isdigit()) or len(text) > 5:
-        raise AddressError(f"port {text!r} is not a number from 1 to 65535")
+        raise AddressError(f"port {text!r} is not a number from {low} to 65535")
     port = int(text)
-    if not 1 <= port <= 65535:
-        raise AddressError(f"port {port} is out of range (1 to 65535)")
+    if not low <= port <= 65535:
+        raise AddressError(f"port {port} is out of range ({low} to 65535)")
     return port
 
 
