@@ -209,9 +209,7 @@ async def _run_one(
     reactor: Any, client: Any, host: str, target: str, source: str | None,
     args: argparse.Namespace,
 ) -> int:
-    from twisted.internet.defer import CancelledError, Deferred
-
-    from netproto.ping import ProbeResult, Summary
+    from netproto.ping import ProbeResult
 
     shown = printable(host)
     if not args.json:
@@ -234,13 +232,7 @@ async def _run_one(
     timeout = args.timeout if args.timeout is not None else 10.0
     running = client.ping(target, count=args.count, interval=args.interval, timeout=timeout,
                           deadline=args.deadline, size=args.size, on_result=on_result)
-    waiter: Deferred[Summary] = Deferred()
-    running.done.addBoth(_relay, waiter)
-    try:
-        summary = await waiter
-    except CancelledError:
-        running.stop()
-        summary = running.done.result
+    summary = await finish(running)
     if args.json:
         emit_json(_summary_record(summary))
     else:
@@ -248,6 +240,22 @@ async def _run_one(
         for line in _summary_lines(shown, summary):
             _say(line)
     return EXIT_OK if summary.received else EXIT_FAILED
+
+
+async def finish(running: Any) -> Any:
+    """
+    Wait for a running ping or sweep to end and return its summary; on Ctrl-C
+    (the command's Deferred cancelled) stop it and return the summary so far.
+    """
+    from twisted.internet.defer import CancelledError, Deferred
+
+    waiter: Deferred[Any] = Deferred()
+    running.done.addBoth(_relay, waiter)
+    try:
+        return await waiter
+    except CancelledError:
+        running.stop()
+        return running.done.result
 
 
 def _relay(result: Any, waiter: Any) -> Any:

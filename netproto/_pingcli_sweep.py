@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from netproto._cli_ping import _relay, format_ms
+from netproto._cli_ping import finish, format_ms
 from netproto._output import emit_json
 from netproto.cli import EXIT_FAILED, EXIT_OK
 
@@ -94,8 +94,6 @@ class _Progress:
 
 async def run_sweep(reactor: Any, client: Any, targets: list[str], args: argparse.Namespace) -> int:
     """Sweep *targets* as the command line asks; return the exit status."""
-    from twisted.internet.defer import CancelledError, Deferred
-
     out = sys.stdout
 
     def on_host(result: Any) -> None:
@@ -116,13 +114,8 @@ async def run_sweep(reactor: Any, client: Any, targets: list[str], args: argpars
     deadline = None
     if args.deadline is not None:
         deadline = reactor.callLater(args.deadline, running.stop)
-    waiter: Deferred[Any] = Deferred()
-    running.done.addBoth(_relay, waiter)
     try:
-        summary = await waiter
-    except CancelledError:
-        running.stop()
-        summary = running.done.result
+        summary = await finish(running)
     finally:
         if deadline is not None and deadline.active():
             deadline.cancel()
