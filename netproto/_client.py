@@ -6,6 +6,7 @@ TCP exchange and one UDP exchange, each under a single deadline.
 from __future__ import annotations
 
 import socket
+from collections.abc import Coroutine
 from typing import Any
 
 from twisted.internet import defer
@@ -170,6 +171,16 @@ class _TCPExchange(Protocol):
             self.done.callback(result) if isinstance(result, bytes) else self.done.errback(result)
 
 
+def _within(
+    reactor: Any, exchange: Coroutine[Any, Any, bytes], timeout: float, what: str
+) -> Deferred[bytes]:
+    """Run *exchange*, cancelled with a timeout error after *timeout* seconds (0: never)."""
+    d = Deferred.fromCoroutine(exchange)
+    if timeout:
+        d.addTimeout(timeout, reactor, onTimeoutCancel=_timeout(what, timeout))
+    return d
+
+
 async def tcp_exchange(
     reactor: Any,
     host: str,
@@ -185,12 +196,10 @@ async def tcp_exchange(
     One TCP exchange with (*host*, *port*) under a single *timeout* for
     resolution, connection and transfer; the bytes received.
     """
-    d = Deferred.fromCoroutine(
-        _tcp_exchange(reactor, host, port, payload, expect, limit, timeout, what)
+    return await _within(
+        reactor, _tcp_exchange(reactor, host, port, payload, expect, limit, timeout, what),
+        timeout, what,
     )
-    if timeout:
-        d.addTimeout(timeout, reactor, onTimeoutCancel=_timeout(what, timeout))
-    return await d
 
 
 async def _tcp_exchange(
@@ -279,10 +288,7 @@ async def udp_exchange(
     Send *payload* in one datagram to (*host*, *port*) and return the first
     datagram that comes back from there, under a single *timeout*.
     """
-    d = Deferred.fromCoroutine(_udp_exchange(reactor, host, port, payload, what))
-    if timeout:
-        d.addTimeout(timeout, reactor, onTimeoutCancel=_timeout(what, timeout))
-    return await d
+    return await _within(reactor, _udp_exchange(reactor, host, port, payload, what), timeout, what)
 
 
 async def _udp_exchange(reactor: Any, host: str, port: int, payload: bytes, what: str) -> bytes:
