@@ -1,7 +1,7 @@
 """
 Benchmark netproto.head: the response-head parser, and whole HEAD requests.
 
-Parser: heads per second for :class:`netproto._httphead.HeadParser` (fed in
+Parser: heads per second for :class:`netproto.head.HeadParser` (fed in
 one chunk, and in 1-byte chunks, the worst case of a drip), against the
 standard library's ``http.client.parse_headers`` on the same head, and
 ``h11`` when it is installed (a test-only peer, not a dependency).
@@ -33,7 +33,7 @@ from collections.abc import Callable
 from http.client import parse_headers
 from typing import Any
 
-from netproto._httphead import HeadParser
+from netproto.head import HeadParser
 
 HEAD = (
     b"HTTP/1.1 200 OK\r\n"

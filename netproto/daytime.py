@@ -27,23 +27,24 @@ from email.utils import formatdate
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import connectionDone
-from twisted.internet.tcp import Server
 from twisted.python.failure import Failure
 
-from netproto._client import (
+from netproto._service import (
+    LimitedFactory,
+    PolicedDatagramProtocol,
     ProtocolError,
     RefusedError,
     ServiceError,
     ServiceTimeoutError,
     UnreachableError,
-    endpoint_text,
+    WatchedProtocol,
     tcp_exchange,
     udp_exchange,
 )
-from netproto._serving import LimitedFactory, PolicedDatagramProtocol, WatchedProtocol
+from netproto._twisted import write_and_close
 from netproto.limits import DEFAULT_LIMITS, Limits
+from netproto.util import format_host_port
 
 __all__ = [
     "FORMATS",
@@ -143,25 +144,11 @@ class DaytimeProtocol(WatchedProtocol):
 
     def connectionMade(self) -> None:
         factory = self.factory
-        values = factory.counters._values
+        values = factory.counters.values
         line = factory.line(factory.reactor.seconds())
         values["tcp_connections"] += 1
         values["tcp_bytes_sent"] += len(line)
-        transport: Any = self.transport
-        if type(transport) is Server:
-            # Twisted's own TCP connection, just accepted: its send buffer is
-            # empty, so the line goes out in one send; then close at once
-            # rather than queueing, waiting a reactor turn and closing then.
-            try:
-                sent = transport.socket.send(line)
-            except OSError:
-                sent = 0
-            if sent == len(line):
-                transport.connectionLost(Failure(ConnectionDone()))
-                return
-            line = line[sent:]
-        transport.write(line)
-        transport.loseConnection()
+        write_and_close(self.transport, line)
 
     def dataReceived(self, data: bytes) -> None:
         # Discarded; after loseConnection the transport stops reading anyway.
@@ -245,7 +232,7 @@ def daytime_tcp(
     within *timeout* seconds, 0 for none) or :class:`ProtocolError` (empty, or
     longer than :data:`MAX_LINE`).
     """
-    what = endpoint_text(host, port)
+    what = format_host_port(host, port)
 
     async def run() -> bytes:
         line = await tcp_exchange(
@@ -264,7 +251,7 @@ def daytime_udp(
     fire with the datagram it answers. Fails like :func:`daytime_tcp`
     (:class:`RefusedError` when an ICMP port unreachable comes back).
     """
-    what = f"{endpoint_text(host, port)} (udp)"
+    what = f"{format_host_port(host, port)} (udp)"
 
     async def run() -> bytes:
         line = await udp_exchange(reactor, host, port, b"", timeout=timeout, what=what)

@@ -27,23 +27,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from twisted.internet.abstract import FileDescriptor
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from zope.interface import implementer
 
-from netproto._client import (
+from netproto._service import (
+    LimitedFactory,
     MismatchError,
+    PolicedDatagramProtocol,
     ProtocolError,
     RefusedError,
     ServiceError,
     ServiceTimeoutError,
     UnreachableError,
-    endpoint_text,
+    WatchedProtocol,
     tcp_exchange,
     udp_exchange,
 )
-from netproto._serving import LimitedFactory, PolicedDatagramProtocol, WatchedProtocol
+from netproto._twisted import direct_writer
+from netproto.util import format_host_port
 
 __all__ = [
     "MAX_UDP_IPV4",
@@ -86,9 +88,9 @@ class EchoProtocol(WatchedProtocol):
                 pass
         transport.registerProducer(self, True)
         self._write = transport.write
-        if isinstance(transport, FileDescriptor) and hasattr(transport, "socket"):
-            self._fd = transport
-            self._send = transport.socket.send
+        write_now = direct_writer(transport)
+        if write_now is not None:
+            self._write_now = write_now
             self.dataReceived = self._dataReceivedDirect  # type: ignore[method-assign]
 
     def dataReceived(self, data: bytes) -> None:
@@ -98,22 +100,9 @@ class EchoProtocol(WatchedProtocol):
         self._write(data)
 
     def _dataReceivedDirect(self, data: bytes) -> None:
-        # The same for a socket transport (TCP, UNIX): when nothing is queued,
-        # send at once instead of queueing and waiting for the next reactor
-        # turn, saving two epoll_ctl calls and a loop iteration per read.
-        # Whatever the kernel does not take goes through the transport's
-        # buffer, so order, flow control and error handling stay Twisted's.
+        # The same on a socket transport: sent at once when nothing is queued.
         self._rx += len(data)
-        fd = self._fd
-        if fd.dataBuffer or fd._tempDataLen:
-            self._write(data)
-            return
-        try:
-            sent = self._send(data)
-        except OSError:  # EAGAIN, or an error the transport will report itself
-            sent = 0
-        if sent < len(data):
-            self._write(data[sent:] if sent else data)
+        self._write_now(data)
 
     def readConnectionLost(self) -> None:
         # The client shut its side: send what is owed, then close. The
@@ -176,7 +165,7 @@ def echo_tcp(
     *timeout* seconds, 0 for none) or :class:`MismatchError` (other bytes, or
     the server closed early).
     """
-    what = endpoint_text(host, port)
+    what = format_host_port(host, port)
 
     async def run() -> bytes:
         got = await tcp_exchange(
@@ -204,7 +193,7 @@ def echo_udp(
     :func:`echo_tcp`; a datagram too large to send is an
     :class:`UnreachableError`.
     """
-    what = f"{endpoint_text(host, port)} (udp)"
+    what = f"{format_host_port(host, port)} (udp)"
 
     async def run() -> bytes:
         got = await udp_exchange(reactor, host, port, data, timeout=timeout, what=what)

@@ -15,14 +15,17 @@ from twisted.application.service import IService
 from twisted.python import usage
 from twisted.python.systemd import ListenFDs
 
-from netproto._listeners import (
+from netproto._listen import (
+    SERVICES,
     Listener,
     NetprotoService,
     build_listeners,
+    parse_metrics_spec,
     parse_service_spec,
 )
 from netproto.daytime import FORMATS
 from netproto.limits import Limits
+from netproto.util import AddressError, parse_port
 
 __all__ = ["Options", "makeService"]
 
@@ -77,9 +80,10 @@ def _coerce_limit(option: str, default: Any, value: Any) -> Any:
             item = item.strip()
             if not item:
                 continue
-            if not item.isdigit() or int(item) > 65535:
-                raise usage.UsageError(f"--{option}: {item!r} is not a port number")
-            ports.add(int(item))
+            try:
+                ports.add(parse_port(item, allow_zero=True))
+            except AddressError as e:
+                raise usage.UsageError(f"--{option}: {e}") from None
         return frozenset(ports)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return value
@@ -97,7 +101,7 @@ def _coerce_limit(option: str, default: Any, value: Any) -> Any:
 class Options(usage.Options):
     """The ``twistd netproto`` command line."""
 
-    synopsis = "[--daytime=SPEC]... [--echo=SPEC]... [options]"
+    synopsis = " ".join(f"[--{name}=SPEC]..." for name in SERVICES) + " [options]"
     longdesc = (
         "Serve the classic Internet services (RFC 867 daytime, RFC 862 echo) over TCP "
         "and UDP, IPv4 and IPv6, with abuse protection on by default. "
@@ -123,16 +127,8 @@ class Options(usage.Options):
 
     def __init__(self) -> None:
         super().__init__()
-        self["daytime"] = []
-        self["echo"] = []
-
-    def opt_daytime(self, spec: str) -> None:
-        """Serve daytime (RFC 867) on SPEC; may be repeated."""
-        self["daytime"].append(spec)
-
-    def opt_echo(self, spec: str) -> None:
-        """Serve echo (RFC 862) on SPEC; may be repeated."""
-        self["echo"].append(spec)
+        for name in SERVICES:
+            self[name] = []
 
     def postOptions(self) -> None:
         """Check every option, build ``limits`` and ``listeners``; UsageError names the option."""
@@ -153,7 +149,7 @@ class Options(usage.Options):
                 f"--daytime-format: {self['daytime-format']!r} is not one of "
                 + ", ".join(FORMATS))
         listeners: list[Listener] = []
-        for service in ("daytime", "echo"):
+        for service in SERVICES:
             for spec in self[service]:
                 try:
                     listeners.extend(parse_service_spec(service, spec, self.listen_fds))
@@ -161,11 +157,12 @@ class Options(usage.Options):
                     raise usage.UsageError(f"--{service}={spec}: {exc}") from None
         if self["metrics"] is not None:
             try:
-                listeners.extend(parse_service_spec("metrics", self["metrics"], self.listen_fds))
+                listeners.extend(parse_metrics_spec(self["metrics"], self.listen_fds))
             except ValueError as exc:
                 raise usage.UsageError(f"--metrics={self['metrics']}: {exc}") from None
-        if not self["daytime"] and not self["echo"]:
-            raise usage.UsageError("nothing to serve: give --daytime=SPEC and/or --echo=SPEC")
+        if not any(self[service] for service in SERVICES):
+            choices = " and/or ".join(f"--{service}=SPEC" for service in SERVICES)
+            raise usage.UsageError(f"nothing to serve: give {choices}")
         self["listeners"] = listeners
 
     def parseArgs(self, *extra: str) -> None:
@@ -182,12 +179,21 @@ def makeService(config: Options, reactor: Any = None) -> IService:
     parent = config.parent
     daemon = parent is not None and not parent.get("nodaemon", True)
     service = NetprotoService(daemon=daemon)
-    build_listeners(
-        service,
-        reactor,
-        config["listeners"],
-        limits=config["limits"],
-        daytime_format=config["daytime-format"],
-        utc=bool(config["utc"]),
-    )
+    build_listeners(service, reactor, config["listeners"], limits=config["limits"], options=config)
     return service
+
+
+def _service_option(name: str, help_text: str) -> Any:
+    """The ``opt_NAME`` method of one row of the table: ``--NAME=SPEC``, repeatable."""
+
+    def option(self: Options, spec: str) -> None:
+        self[name].append(spec)
+
+    option.__doc__ = help_text[:1].upper() + help_text[1:] + "."
+    option.__name__ = f"opt_{name}"
+    return option
+
+
+for _row in SERVICES.values():
+    setattr(Options, f"opt_{_row.name}", _service_option(_row.name, _row.help))
+del _row

@@ -14,10 +14,14 @@ expressed on top of the standard library's :mod:`ipaddress`:
   ``(0, 0)``, as in Go).
 - :func:`network` and :func:`host` split an address by a mask.
 - :func:`checksum` is the RFC 1071 Internet checksum.
+- :func:`split_host_port`, :func:`format_host_port`, :func:`parse_port` and
+  :func:`positive_seconds` are the one parser or formatter of each of those
+  that every command and service uses.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
@@ -29,11 +33,13 @@ __all__ = [
     "canonical",
     "checksum",
     "default_mask",
+    "format_host_port",
     "host",
     "ipv4_mapped",
     "network",
     "parse_ip",
     "parse_port",
+    "positive_seconds",
     "split_host_port",
     "unmap",
 ]
@@ -153,6 +159,42 @@ def parse_port(text: str, *, allow_zero: bool = False) -> int:
     if not low <= port <= 65535:
         raise AddressError(f"port {port} is out of range ({low} to 65535)")
     return port
+
+
+def format_host_port(host: str, port: int) -> str:
+    """
+    ``host:port`` as :func:`split_host_port` reads it back: ``127.0.0.1:7``,
+    ``localhost:7``, and an IPv6 literal in brackets, ``[::1]:7``.
+    """
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def positive_seconds(
+    value: float | str, *, allow_zero: bool = False, maximum: float | None = None
+) -> float:
+    """
+    *value* (a number, or its decimal text) as a duration in seconds: finite
+    and more than 0 (0 too with *allow_zero*), at most *maximum* if given.
+
+    :raises ValueError: with a one-line reason.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a number of seconds: {value!r}")
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            raise ValueError(f"not a number of seconds: {value!r}") from None
+    elif isinstance(value, (int, float)):
+        number = float(value)
+    else:
+        raise ValueError(f"not a number of seconds: {value!r}")
+    low = "0 or more" if allow_zero else "more than 0"
+    if not math.isfinite(number) or number < 0 or (number == 0 and not allow_zero):
+        raise ValueError(f"must be {low} seconds, not {value}")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"must be at most {maximum:g} seconds, not {value}")
+    return number
 
 
 def ipv4_mapped(address: Address) -> IPv4Address | None:

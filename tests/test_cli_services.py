@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from netproto._cli_services import parse_target
-from netproto._output import CommandError
+from netproto.cli._services import parse_target
+from netproto.cli import CommandError
 from netproto.daytime import DaytimeDatagramProtocol, DaytimeFactory
 from netproto.echo import EchoDatagramProtocol, EchoFactory
 from tests._helpers import run_cli

@@ -11,7 +11,7 @@ from twisted.internet.ssl import Certificate, PrivateCertificate
 from twisted.trial.unittest import TestCase
 
 from netproto import __version__
-from netproto._httphead import HeadTooLargeError, NotHTTPError
+from netproto.head import HeadTooLargeError, NotHTTPError
 from netproto.head import (
     HeadConnectError,
     HeadError,

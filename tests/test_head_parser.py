@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto._httphead import (
+from netproto.head import (
     HeadLimits,
     HeadParseError,
     HeadParser,
@@ -14,7 +14,7 @@ from netproto._httphead import (
     NotHTTPError,
     ResponseHead,
 )
-from netproto._httptarget import (
+from netproto.head._target import (
     USER_AGENT,
     TargetError,
     build_request,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from OpenSSL import SSL
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.error import ConnectionDone, ConnectionRefusedError, DNSLookupError
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -15,6 +16,7 @@ from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 import netproto.head as head_module
+import netproto.head._client as client_module
 from netproto.head import (
     CLOSE_GRACE,
     HeadClientProtocol,
@@ -27,6 +29,7 @@ from netproto.head import (
     RedirectError,
     head,
 )
+from netproto.lookup import LookupTimeoutError, NameNotFoundError
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\nServer: t\r\n\r\n"
 
@@ -126,10 +129,13 @@ class _FakeEndpoint:
         self.cancelled: list[str] = []
         self.protocols: list[HeadClientProtocol] = []
         self.error: Exception | None = None
+        self.addresses: list[str] = []
 
-    def for_target(self, reactor: Any, target: Any, timeout: float, insecure: bool,
-                   trust: Any) -> _FakeEndpoint:
+
+    def for_target(self, reactor: Any, target: Any, address: str, timeout: float,
+                   insecure: bool, trust: Any) -> _FakeEndpoint:
         self.current = target.url
+        self.addresses.append(address)
         return self
 
     def connect(self, factory: Factory) -> Deferred[Any]:
@@ -153,16 +159,32 @@ class _FakeEndpoint:
         return succeed(proto)
 
 
+class _FakeLookup:
+    """Answers every name with one address, or fails as told."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.error: Exception | None = None
+
+    async def lookup_host(self, host: str) -> list[Any]:
+        self.asked.append(host)
+        if self.error is not None:
+            raise self.error
+        return [ipaddress.ip_address("127.0.0.9")]
+
+
 class DeadlineTests(SynchronousTestCase):
     """head() with a fake endpoint and a Clock: one deadline, redirects."""
 
     def setUp(self) -> None:
         self.clock = Clock()
         self.endpoint = _FakeEndpoint({})
-        self.patch(head_module, "_endpoint", self.endpoint.for_target)
+        self.lookup = _FakeLookup()
+        self.patch(client_module, "_endpoint", self.endpoint.for_target)
 
     def _start(self, target: str, **kwargs: Any) -> list[Any]:
         results: list[Any] = []
+        kwargs.setdefault("lookup", self.lookup)
         head(self.clock, target, **kwargs).addBoth(results.append)
         return results
 
@@ -200,15 +222,31 @@ class DeadlineTests(SynchronousTestCase):
         self.assertEqual(str(results[0].value), "connection to [::1]:8080 refused")
 
     def test_name_not_found(self) -> None:
-        """A name that does not resolve is HeadConnectError naming it."""
-        self.endpoint.error = DNSLookupError("no such name")
+        """A name that does not resolve is HeadConnectError naming it; nothing connects."""
+        self.lookup.error = NameNotFoundError("nowhere.test: no such host")
         results = self._start("http://nowhere.test:8080/")
         self.assertIsInstance(results[0].value, HeadConnectError)
         self.assertEqual(str(results[0].value), "cannot resolve host name 'nowhere.test'")
+        self.assertEqual(self.endpoint.addresses, [])
+        self.lookup.error = LookupTimeoutError("nowhere.test: no answer from 127.0.0.1:53")
+        results = self._start("http://nowhere.test:8080/")
+        self.assertEqual(str(results[0].value), "cannot resolve host name 'nowhere.test': "
+                         "nowhere.test: no answer from 127.0.0.1:53")
+        self.lookup.error = None
         self.endpoint.error = OSError("network is unreachable")
         results = self._start("http://nowhere.test/")
         self.assertEqual(str(results[0].value),
                          "cannot connect to nowhere.test:80: network is unreachable")
+        self.assertEqual(self.endpoint.addresses, ["127.0.0.9"])
+
+    def test_literals_are_not_looked_up(self) -> None:
+        """An address literal connects to itself; only names go to the lookup."""
+        self.endpoint.replies["http://[::1]:8080/"] = OK
+        self.endpoint.replies["http://h/"] = OK
+        self._start("[::1]:8080")
+        self._start("http://h/")
+        self.assertEqual(self.lookup.asked, ["h"])
+        self.assertEqual(self.endpoint.addresses, ["::1", "127.0.0.9"])
 
     def test_response_and_timing(self) -> None:
         """A complete response gives version, status, fields, peer and timings."""

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto._output import printable
+from netproto.cli._output import printable
 
 
 class PrintableTests(SynchronousTestCase):

@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto import _icmpopen
+from netproto.ping import _open as _icmpopen
 from netproto.ping import (
     DGRAM,
     RAW,
@@ -492,9 +492,10 @@ class ConvenienceTests(SynchronousTestCase):
     def test_cancel_stops(self) -> None:
         """Cancelling ping()'s Deferred stops the ping, fires with the summary, closes sockets."""
         from netproto import ping as ping_module
+        from netproto.ping import _client as client_module
 
         h = Harness()
-        self.patch(ping_module, "PingClient", lambda *a, **k: h.client)
+        self.patch(client_module, "PingClient", lambda *a, **k: h.client)
         d: Deferred[Any] = ping_module.ping(h.reactor, US, count=None)
         d.cancel()
         self.assertEqual(self.successResultOf(d).transmitted, 1)

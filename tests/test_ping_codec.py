@@ -377,7 +377,7 @@ class MatchingTests(SynchronousTestCase):
 
     def test_table_full(self) -> None:
         """65,536 waiting probes exhaust the numbers: next_seq refuses."""
-        from netproto._probes import TableFullError
+        from netproto.ping._probes import TableFullError
 
         table = ProbeTable(IDENT)
         table.pending = 65536

@@ -19,22 +19,25 @@ from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
 from netproto import tap
-from netproto._listeners import (
-    AnyAddressTCPEndpoint,
-    Listener,
-    NetprotoService,
-    _StreamService,
-    parse_service_spec,
-)
-from netproto._metrics import MetricsRegistry, render
-from netproto._udp import (
+from netproto._listen import (
     MAX_DATAGRAM,
+    UDP,
+    AnyAddressTCP,
+    AnyAddressTCPEndpoint,
     DestinationCheckingPort,
+    EndpointTCP,
+    Inherited,
+    MetricsRegistry,
+    NetprotoService,
+    StreamService,
     UDPService,
     UDPSpec,
+    build_listeners,
+    parse_service_spec,
     parse_udp_spec,
-    refused_destination,
 )
+from netproto._listen._metrics import render
+from netproto._listen._udp import refused_destination
 from netproto.daytime import FORMATS, DaytimeDatagramProtocol, DaytimeFactory
 from netproto.echo import EchoDatagramProtocol, EchoFactory
 from netproto.limits import COUNTERS, Counters, Limits
@@ -109,16 +112,15 @@ class OptionsTests(SynchronousTestCase):
     def test_repeated_and_bare(self) -> None:
         """A bare port gives TCP and UDP; the options repeat; order is kept."""
         options = parse("--echo=7", "--echo=udp:1207", "--daytime=tcp:13:interface=127.0.0.1")
-        kinds = [(lis.service, lis.kind, lis.port or lis.description or lis.udp)
-                 for lis in options["listeners"]]
-        self.assertEqual(kinds, [
-            ("daytime", "tcp", "tcp:13:interface=127.0.0.1"),
-            ("echo", "tcp-any", 7),
-            ("echo", "tcp-any", 7),
-            ("echo", "udp", UDPSpec(7, "0.0.0.0")),
-            ("echo", "udp", UDPSpec(7, "::", v6only=True)),
-            ("echo", "udp", UDPSpec(1207, "0.0.0.0")),
-            ("echo", "udp", UDPSpec(1207, "::", v6only=True)),
+        option = "--daytime=tcp:13:interface=127.0.0.1"
+        self.assertEqual(options["listeners"], [
+            EndpointTCP("daytime", option, "tcp:13:interface=127.0.0.1"),
+            AnyAddressTCP("echo", "--echo=7", 7, 4),
+            AnyAddressTCP("echo", "--echo=7", 7, 6),
+            UDP("echo", "--echo=7", UDPSpec(7, "0.0.0.0")),
+            UDP("echo", "--echo=7", UDPSpec(7, "::", v6only=True)),
+            UDP("echo", "--echo=udp:1207", UDPSpec(1207, "0.0.0.0")),
+            UDP("echo", "--echo=udp:1207", UDPSpec(1207, "::", v6only=True)),
         ])
         self.assertEqual([lis.describe() for lis in options["listeners"][1:5]], [
             "TCP port 7 (IPv4)", "TCP port 7 (IPv6)", "UDP port 7 (IPv4)", "UDP port 7 (IPv6)"])
@@ -136,8 +138,7 @@ class OptionsTests(SynchronousTestCase):
         """--metrics: a bare port is loopback TCP; udp: is refused."""
         options = parse("--echo=7", "--metrics=9100")
         self.assertEqual(options["listeners"][-1],
-                         Listener("metrics", "--metrics=9100", "tcp",
-                                  description="tcp:9100:interface=127.0.0.1"))
+                         EndpointTCP("metrics", "--metrics=9100", "tcp:9100:interface=127.0.0.1"))
         with self.assertRaises(usage.UsageError) as caught:
             parse("--echo=7", "--metrics=udp:9100")
         self.assertIn("--metrics", str(caught.exception))
@@ -153,7 +154,7 @@ class SystemdSpecTests(SynchronousTestCase):
         by_index = parse_service_spec("echo", "systemd:domain=INET:index=1", self.fds)
         by_name = parse_service_spec("echo", "systemd:domain=INET6:name=echo-tcp", self.fds)
         self.assertEqual([by_index[0].fileno, by_name[0].fileno], [4, 3])
-        self.assertEqual(by_index[0].kind, "systemd")
+        self.assertIsInstance(by_index[0], Inherited)
 
     def test_errors(self) -> None:
         """Missing sockets, both or neither of index/name, bad domains are ValueErrors."""
@@ -395,12 +396,12 @@ class BindFailureTests(TestCase):
         busy.listen(1)
         number = busy.getsockname()[1]
         root = NetprotoService()
-        free = Listener("echo", "--echo=tcp:0", "tcp", description="tcp:0")
-        first = _StreamService(free, AnyAddressTCPEndpoint(reactor, 0), EchoFactory(reactor))
+        free = EndpointTCP("echo", "--echo=tcp:0", "tcp:0")
+        first = StreamService(free, AnyAddressTCPEndpoint(reactor, 0), EchoFactory(reactor))
         first.setServiceParent(root)
-        taken = Listener("echo", f"--echo={number}", "tcp-any", port=number, family=6)
-        _StreamService(taken, AnyAddressTCPEndpoint(reactor, number, 6),
-                       EchoFactory(reactor)).setServiceParent(root)
+        taken = AnyAddressTCP("echo", f"--echo={number}", number, 6)
+        StreamService(taken, AnyAddressTCPEndpoint(reactor, number, 6),
+                      EchoFactory(reactor)).setServiceParent(root)
         logged: list[str] = []
         self.patch(NetprotoService, "_fail", lambda self, message: logged.append(message)
                    or (_ for _ in ()).throw(SystemExit(1)))
@@ -416,16 +417,13 @@ class NoIPv6Tests(TestCase):
 
     def test_ipv6_half_skipped(self) -> None:
         """The IPv6 TCP and UDP listeners are skipped; the IPv4 ones bind and serve."""
-        import netproto._listeners as listeners_module
-        import netproto._udp as udp_module
+        import netproto._listen._stream as stream_module
+        import netproto._listen._udp as udp_module
 
-        self.patch(listeners_module, "has_ipv6", lambda: False)
+        self.patch(stream_module, "has_ipv6", lambda: False)
         self.patch(udp_module, "has_ipv6", lambda: False)
         root = NetprotoService()
-        from netproto._listeners import build_listeners
-
-        build_listeners(root, reactor, parse_service_spec("echo", "0"), limits=Limits(),
-                        daytime_format="ctime", utc=False)
+        build_listeners(root, reactor, parse_service_spec("echo", "0"), limits=Limits())
         root.privilegedStartService()
         root.startService()
         self.addCleanup(root.stopService)

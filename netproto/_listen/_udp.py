@@ -1,9 +1,8 @@
 """
-UDP wiring for the twistd plugin: the ``udp:`` spec, a port that checks each
-datagram's destination, and services that bind (or adopt) UDP sockets in
-``privilegedStartService``.
+UDP sockets for the twistd plugin: what one UDP listener binds
+(:class:`UDPSpec`), a port that checks each datagram's destination, and the
+service that binds (or adopts) it in ``privilegedStartService``.
 
-Twisted has no UDP endpoints, so ``udp:PORT[:interface=ADDR]`` is parsed here.
 :class:`DestinationCheckingPort` reads each datagram with ``recvmsg`` and the
 ``IP_PKTINFO`` / ``IPV6_PKTINFO`` ancillary data, and never hands the protocol a
 datagram that was sent to a broadcast or multicast address (the Fraggle
@@ -19,20 +18,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twisted.application.service import Service
-from twisted.internet import error, fdesc, udp
+from twisted.internet import fdesc, udp
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from netproto.util import parse_port
+from netproto._listen._bound import BindError, BoundService, describe_bind_error, has_ipv6
+from netproto._twisted import adopt_datagram_port
 
 __all__ = [
     "MAX_DATAGRAM",
-    "BindError",
-    "BoundService",
     "DestinationCheckingPort",
     "UDPService",
     "UDPSpec",
-    "parse_udp_spec",
+    "refused_destination",
 ]
 
 #: Receive buffer for one datagram: the largest UDP payload plus headroom
@@ -80,71 +78,6 @@ class UDPSpec:
         if not self.interface:
             return f"udp:{self.port}"
         return "udp:{}:interface={}".format(self.port, self.interface.replace(":", "\\:"))
-
-
-def _split_escaped(text: str) -> list[str]:
-    """Split *text* on colons not escaped with a backslash, unescaping ``\\:`` and ``\\\\``."""
-    parts: list[str] = []
-    current: list[str] = []
-    chars = iter(text)
-    for char in chars:
-        if char == "\\":
-            current.append(next(chars, "\\"))
-        elif char == ":":
-            parts.append("".join(current))
-            current = []
-        else:
-            current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
-def _ip_literal(text: str) -> str:
-    """*text* if it is an IPv4 or IPv6 literal (no scope id), else raise ValueError."""
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, text)
-        except OSError:
-            continue
-        return text
-    raise ValueError(f"interface {text!r} is not an IPv4 or IPv6 address")
-
-
-def parse_server_port(text: str) -> int:
-    """A port to listen on, 0 (any free port) to 65535; ValueError otherwise."""
-    return parse_port(text, allow_zero=True)
-
-
-def parse_udp_spec(description: str) -> UDPSpec:
-    """Parse ``udp:PORT[:interface=ADDR]``; raise ValueError with a readable message.
-
-    The interface may be written with escaped colons like Twisted's endpoints
-    (``interface=\\:\\:1``) or plainly (``interface=::1``): it is the last field.
-    """
-    head, sep, rest = description.partition(":")
-    if head != "udp" or not sep:
-        raise ValueError(f"{description!r} is not of the form udp:PORT[:interface=ADDR]")
-    port_text, sep, options = rest.partition(":")
-    port = parse_server_port(port_text)
-    if not sep:
-        return UDPSpec(port)
-    key, eq, value = options.partition("=")
-    if key != "interface" or not eq:
-        raise ValueError(f"unknown UDP option {options!r} (only interface=ADDR)")
-    fields = _split_escaped(value)
-    address = ":".join(fields)
-    return UDPSpec(port, _ip_literal(address))
-
-
-def has_ipv6() -> bool:
-    """Whether this host can open IPv6 sockets (a kernel without IPv6 cannot)."""
-    if not socket.has_ipv6:
-        return False
-    try:
-        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
-    except OSError:
-        return False
-    return True
 
 
 def _prepare_destination_check(skt: socket.socket) -> bool:
@@ -229,8 +162,10 @@ class DestinationCheckingPort(udp.Port):
     #: On ``::``: IPv6 only instead of dual-stack.
     v6only = False
 
-    def _bindSocket(self) -> None:
-        super()._bindSocket()
+    def startListening(self) -> None:
+        """Bind (or take the adopted socket), set up the destination check, start reading."""
+        super().startListening()
+        # Before the reactor's next turn, so before any datagram is read.
         self._check_destination = _prepare_destination_check(self.socket)
 
     def doRead(self) -> None:
@@ -276,51 +211,7 @@ class DestinationCheckingPort(udp.Port):
                 self._log.failure("datagramReceived raised; datagram dropped")
         return None
 
-    _log = Logger()
-
-
-class BindError(Exception):
-    """A listener could not bind; the message is one readable line."""
-
-
-def describe_bind_error(exc: BaseException) -> str:
-    """A short reason for a failed bind: 'address already in use', 'permission denied'..."""
-    if isinstance(exc, error.CannotListenError):
-        exc = exc.socketError
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return os.strerror(exc.errno).lower()
-    return str(exc) or type(exc).__name__
-
-
-class BoundService(Service):
-    """
-    A service that binds its socket in ``privilegedStartService`` (so twistd can
-    drop privileges after it) and closes it in ``stopService``. Subclasses set
-    ``_port`` when bound, or ``skipped`` when there is nothing to bind.
-    """
-
-    _port: Any = None
-    #: True when there was nothing to bind (the IPv6 half on a host without IPv6).
-    skipped = False
-
-    @property
-    def port(self) -> Any:
-        """The listening port once bound."""
-        return self._port
-
-    def startService(self) -> None:
-        """Start; bind first if ``privilegedStartService`` was not called (plain apps)."""
-        if self._port is None and not self.skipped:
-            self.privilegedStartService()
-        Service.startService(self)
-
-    def stopService(self) -> Any:
-        """Stop listening; the Deferred fires when the socket is closed."""
-        Service.stopService(self)
-        port, self._port = self._port, None
-        if port is None:
-            return None
-        return port.stopListening()
+    _log = Logger(namespace="netproto.tap")
 
 
 class UDPService(BoundService):
@@ -334,7 +225,7 @@ class UDPService(BoundService):
     """
 
     _port: udp.Port | None = None
-    _log = Logger()
+    _log = Logger(namespace="netproto.tap")
 
     def __init__(self, reactor: Any, protocol: DatagramProtocol, *,
                  spec: UDPSpec | None = None, fileno: int | None = None,
@@ -354,8 +245,9 @@ class UDPService(BoundService):
             family = probe.family
             probe.detach()
             fdesc.setNonBlocking(self.fileno)
-            port: udp.Port = DestinationCheckingPort._fromListeningDescriptor(
-                self.reactor, self.fileno, family, self.protocol, MAX_DATAGRAM)
+            port: udp.Port = adopt_datagram_port(
+                DestinationCheckingPort, self.reactor, self.fileno, family, self.protocol,
+                MAX_DATAGRAM)
             port.startListening()
             os.close(self.fileno)
             return port

@@ -24,7 +24,7 @@ from twisted.internet.protocol import DatagramProtocol, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto.util import AddressError, parse_ip
+from netproto.lookup import DEFAULT_TIMEOUT, Lookup, NameLookupError
 
 __all__ = [
     "MismatchError",
@@ -33,6 +33,9 @@ __all__ = [
     "ServiceError",
     "ServiceTimeoutError",
     "UnreachableError",
+    "resolve",
+    "tcp_exchange",
+    "udp_exchange",
 ]
 
 MAX_UDP = 65535
@@ -62,41 +65,18 @@ class MismatchError(ProtocolError):
     """An echo server sent back bytes other than those sent."""
 
 
-def endpoint_text(host: str, port: int) -> str:
-    """``host:port``, with IPv6 literals bracketed: ``[::1]:7``."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-async def resolve(reactor: Any, host: str, port: int) -> tuple[str, int]:
+async def resolve(reactor: Any, host: str, timeout: float) -> tuple[str, int]:
     """
     The address to reach *host* (a literal or a name) at, and its address
-    family. Names are resolved with ``getaddrinfo`` in the reactor's thread
-    pool; the first answer wins.
+    family, through :mod:`netproto.lookup` (the system's resolver, in the
+    reactor's thread pool): the first address, IPv4 before IPv6. Text that
+    looks like an address but is not one is refused, never sent to a resolver.
     """
     try:
-        address = parse_ip(host, allow_scope=True)
-    except AddressError:
-        pass
-    else:
-        return str(address), socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    from twisted.internet.threads import deferToThreadPool
-
-    try:
-        infos = await deferToThreadPool(
-            reactor,
-            reactor.getThreadPool(),
-            socket.getaddrinfo,
-            host,
-            port,
-            0,
-            socket.SOCK_STREAM,
-        )
-    except (OSError, UnicodeError) as e:
-        raise UnreachableError(f"cannot resolve {host}: {_reason(e)}") from None
-    for family, _type, _proto, _name, sockaddr in infos:
-        if family in (socket.AF_INET, socket.AF_INET6):
-            return str(sockaddr[0]), family
-    raise UnreachableError(f"cannot resolve {host}: no IPv4 or IPv6 address")
+        address = await Lookup(reactor, timeout=timeout or DEFAULT_TIMEOUT).resolve_ip(host)
+    except NameLookupError as e:
+        raise UnreachableError(f"cannot resolve {e}") from None
+    return str(address), socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 
 def _reason(error: BaseException) -> str:
@@ -214,7 +194,7 @@ async def _tcp_exchange(
 ) -> bytes:
     from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, connectProtocol
 
-    address, family = await resolve(reactor, host, port)
+    address, family = await resolve(reactor, host, timeout)
     endpoint_type = TCP6ClientEndpoint if family == socket.AF_INET6 else TCP4ClientEndpoint
     endpoint = endpoint_type(reactor, address, port, timeout=int(timeout) + 1 if timeout else 30)
     exchange = _TCPExchange(payload, expect, limit)
@@ -288,11 +268,15 @@ async def udp_exchange(
     Send *payload* in one datagram to (*host*, *port*) and return the first
     datagram that comes back from there, under a single *timeout*.
     """
-    return await _within(reactor, _udp_exchange(reactor, host, port, payload, what), timeout, what)
+    return await _within(
+        reactor, _udp_exchange(reactor, host, port, payload, timeout, what), timeout, what
+    )
 
 
-async def _udp_exchange(reactor: Any, host: str, port: int, payload: bytes, what: str) -> bytes:
-    address, family = await resolve(reactor, host, port)
+async def _udp_exchange(
+    reactor: Any, host: str, port: int, payload: bytes, timeout: float, what: str
+) -> bytes:
+    address, family = await resolve(reactor, host, timeout)
     exchange = _UDPExchange(address, port, payload, what)
     interface = "::" if family == socket.AF_INET6 else ""
     listening = reactor.listenUDP(0, exchange, interface=interface, maxPacketSize=MAX_UDP)

@@ -1,23 +1,20 @@
 """
-The protocol adapters shared by the daytime and echo servers: a TCP factory
-that applies :class:`~netproto.limits.ConnectionLimiter` and
-:class:`~netproto.limits.ConnectionWatch`, a TCP protocol base the watch can
-observe, and a UDP protocol base that applies
-:class:`~netproto.limits.SourcePolicy`.
+The TCP side of every service: a factory that applies
+:class:`~netproto.limits.ConnectionLimiter` and
+:class:`~netproto.limits.ConnectionWatch`, and a protocol base the watch can
+observe and abort.
 """
 
 from __future__ import annotations
 
-from collections.abc import Set
 from typing import Any, ClassVar
 
-from twisted.internet.error import MessageLengthError
 from twisted.internet.interfaces import IAddress, IPushProducer, ITransport
-from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, connectionDone
-from twisted.logger import Logger
+from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from netproto._twisted import queued_bytes
 from netproto.limits import (
     DEFAULT_LIMITS,
     ConnectionLimiter,
@@ -25,10 +22,11 @@ from netproto.limits import (
     Counters,
     Limits,
     RefusalSummary,
-    SourcePolicy,
     peer_key,
     periodic,
 )
+
+__all__ = ["LimitedFactory", "Refused", "WatchedProtocol"]
 
 
 @implementer(IPushProducer)
@@ -83,11 +81,7 @@ class WatchedProtocol(Protocol):
 
     def pending(self) -> int | None:
         """Bytes queued in the transport for the peer, if the transport says."""
-        t: Any = self.transport
-        try:
-            return int(len(t.dataBuffer) - t.offset + t._tempDataLen)
-        except (AttributeError, TypeError):
-            return None
+        return queued_bytes(self.transport)
 
     def write_blocked(self) -> bool:
         """Whether the transport has paused us because its buffer is full."""
@@ -134,7 +128,6 @@ class LimitedFactory(Factory):
 
     protocol_class: ClassVar[type[WatchedProtocol]] = WatchedProtocol
     service: ClassVar[str] = "tcp"
-    log = Logger()
 
     def __init__(self, reactor: Any, limits: Limits = DEFAULT_LIMITS) -> None:
         self.reactor = reactor
@@ -182,81 +175,3 @@ class LimitedFactory(Factory):
         for conn in self.watch.connections():
             conn.flush_counters()  # type: ignore[attr-defined]
         self.watch.sweep(self.reactor.seconds())
-
-
-_SEND_ERRORS = (OSError, MessageLengthError)
-
-
-class PolicedDatagramProtocol(DatagramProtocol):
-    """
-    A UDP protocol that answers each admitted datagram with
-    :meth:`reply` ``(data)`` and drops the others silently, counted.
-
-    Replies go straight to the port's socket when it has one (the address
-    came from ``recvfrom``, so Twisted's per-write address validation is
-    pure overhead); a full send buffer (``EAGAIN``, ``ENOBUFS``) or any other
-    send error is counted as ``udp_send_errors``, never raised.
-    """
-
-    service: ClassVar[str] = "udp"
-    log = Logger()
-
-    def __init__(
-        self,
-        reactor: Any,
-        limits: Limits = DEFAULT_LIMITS,
-        *,
-        served_ports: Set[int] | None = None,
-    ) -> None:
-        self.reactor = reactor
-        self.limits = limits
-        self.counters = Counters()
-        self.policy = SourcePolicy(limits, self.counters, served_ports)
-        self.summary = RefusalSummary(self.service, self.counters)
-        self._socket: Any = None
-        self._loop: Any = None
-
-    @property
-    def served_ports(self) -> Set[int]:
-        """The live set of UDP ports this process serves (source ports refused)."""
-        return self.policy.served_ports
-
-    def startProtocol(self) -> None:
-        sock = getattr(self.transport, "socket", None)
-        self._socket = sock if callable(getattr(sock, "sendto", None)) else None
-        self._loop = periodic(self.reactor, self.limits.summary_interval, self._tick)
-
-    def stopProtocol(self) -> None:
-        self._socket = None
-        if self._loop is not None and self._loop.running:
-            self._loop.stop()
-        self._loop = None
-
-    def _tick(self) -> None:
-        self.policy.prune(self.reactor.seconds())
-        self.summary.tick()
-
-    def reply(self, data: bytes) -> bytes:
-        """The answer to *data*."""
-        raise NotImplementedError
-
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        values = self.counters._values
-        values["udp_datagrams_received"] += 1
-        values["udp_bytes_received"] += len(datagram)
-        refusal = self.policy.check(addr[0], addr[1], self.reactor.seconds())
-        if refusal is not None:
-            values[refusal] += 1
-            return
-        answer = self.reply(datagram)
-        try:
-            sock = self._socket
-            if sock is not None:
-                sock.sendto(answer, addr)
-            else:
-                self.transport.write(answer, addr)  # type: ignore[union-attr]
-        except _SEND_ERRORS:  # EAGAIN, ENOBUFS, ECONNREFUSED, EMSGSIZE, ...
-            values["udp_send_errors"] += 1
-            return
-        values["udp_replies_sent"] += 1
-        values["udp_bytes_sent"] += len(answer)

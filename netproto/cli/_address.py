@@ -9,8 +9,8 @@ import argparse
 import sys
 from typing import Any
 
-from netproto._output import CommandError, emit_json, printable
-from netproto.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_command
+from netproto.cli._command import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_command
+from netproto.cli._output import CommandError, emit_json, printable
 from netproto.util import (
     Address,
     AddressError,

@@ -6,11 +6,10 @@ response head like ``curl -I``.
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
-from netproto._output import CommandError, emit_json, printable
-from netproto.cli import EXIT_OK, add_command
+from netproto.cli._command import EXIT_OK, add_command, seconds
+from netproto.cli._output import CommandError, emit_json, printable
 
 DESCRIPTION = """\
 Send a HEAD request to TARGET and print the status line and the header fields of
@@ -29,16 +28,6 @@ with --fail, 1 when the final status is 400 or more. 1 when the request failed
 2 on usage errors."""
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number of seconds: {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"the timeout must be a positive number, not {text!r}")
-    return value
-
-
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     """Add the ``head`` command."""
     parser = add_command(
@@ -49,7 +38,7 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("target", metavar="URL|HOST:PORT")
     parser.add_argument("-L", "--location", action="store_true",
                         help="follow redirects (at most 5), printing each hop")
-    parser.add_argument("--timeout", type=_seconds, default=10.0, metavar="S",
+    parser.add_argument("--timeout", type=seconds, default=10.0, metavar="S",
                         help="one deadline for the whole request, in seconds (default 10)")
     parser.add_argument("--http1.0", dest="http10", action="store_true",
                         help="send the seed's request exactly: 'HEAD / HTTP/1.0' and no fields")

@@ -6,11 +6,11 @@ the seed's ResolveIP, LookupHost and LookupPort, and Go's LookupCNAME.
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
-from netproto._output import CommandError, emit_json, printable
-from netproto.cli import EXIT_OK, add_command
+from netproto.cli._command import EXIT_OK, add_command
+from netproto.cli._output import emit_json, failed, printable
+from netproto.util import positive_seconds
 
 _SOURCES = (
     "Without --server or --hosts, names are looked up by the system (getaddrinfo: "
@@ -78,12 +78,9 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
 
 def _timeout(text: str) -> float:
     try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not (math.isfinite(value) and 0 < value <= 3600):
-        raise argparse.ArgumentTypeError(f"must be more than 0 and at most 3600 s: {text!r}")
-    return value
+        return positive_seconds(text, maximum=3600)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _server(text: str) -> tuple[str, int]:
@@ -131,11 +128,7 @@ def _lookup(reactor: Any, args: argparse.Namespace) -> Any:
     try:
         return Lookup(reactor, servers=args.server, hosts=args.hosts, timeout=args.timeout)
     except NameLookupError as e:
-        raise _failed(e) from None
-
-
-def _failed(e: Exception) -> CommandError:
-    return CommandError(printable(str(e)))
+        raise failed(e) from None
 
 
 async def _run_resolve(reactor: Any, args: argparse.Namespace) -> int:
@@ -147,7 +140,7 @@ async def _run_resolve(reactor: Any, args: argparse.Namespace) -> int:
         answer = await lookup.lookup(args.host, args.net)
         address = answer.pick(args.net)
     except NameLookupError as e:
-        raise _failed(e) from None
+        raise failed(e) from None
     text = canonical(address)
     if args.json:
         emit_json({
@@ -173,7 +166,7 @@ async def _run_lookup_host(reactor: Any, args: argparse.Namespace) -> int:
         if not answer.addresses:
             raise answer.no_address()
     except NameLookupError as e:
-        raise _failed(e) from None
+        raise failed(e) from None
     addresses = [canonical(a) for a in answer.addresses]
     if args.json:
         emit_json({"host": args.host, "addresses": addresses, "source": answer.source})
@@ -190,7 +183,7 @@ async def _run_lookup_cname(reactor: Any, args: argparse.Namespace) -> int:
     try:
         name = await lookup.lookup_cname(args.host)
     except NameLookupError as e:
-        raise _failed(e) from None
+        raise failed(e) from None
     if args.json:
         if lookup.hosts is not None and args.host in lookup.hosts:
             source = "hosts"
@@ -209,7 +202,7 @@ async def _run_lookup_port(reactor: Any, args: argparse.Namespace) -> int:
         port = await lookup_port(args.network, args.service, reactor=reactor,
                                  timeout=args.timeout)
     except NameLookupError as e:
-        raise _failed(e) from None
+        raise failed(e) from None
     if args.json:
         emit_json({"network": args.network, "service": args.service, "port": port})
     else:

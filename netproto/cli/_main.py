@@ -1,10 +1,10 @@
 """
-The ``netproto`` command: one subcommand per capability.
+The ``netproto`` command line: the parser, the reactor run, the exit status.
 
-Each group of subcommands lives in a small ``netproto._cli_*`` module, found
-by its name, whose ``register(subcommands)`` calls :func:`add_command`; such
-modules import their libraries inside the command, so that starting any
-command stays cheap. A command is an
+Each group of subcommands lives in a small module of this package, listed in
+:data:`COMMAND_GROUPS`, whose ``register(subcommands)`` calls
+:func:`~netproto.cli.add_command`; such modules import their libraries inside
+the command, so that starting any command stays cheap. A command is an
 ``async def run(reactor, args) -> int``; this module parses the arguments,
 runs the reactor until the command returns, and turns every outcome into an
 exit status and at most one line on standard error:
@@ -22,35 +22,21 @@ No traceback is printed unless ``--debug`` is given.
 from __future__ import annotations
 
 import argparse
-import importlib
-import pkgutil
 import signal
 import sys
 import traceback
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
+from types import ModuleType
 from typing import Any, NoReturn
 
-from netproto._output import CommandError, printable
+from netproto.cli import _address, _head, _lookup, _ping, _services
+from netproto.cli._command import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Run
+from netproto.cli._output import CommandError, say_error
 
-__all__ = [
-    "EXIT_FAILED",
-    "EXIT_INTERRUPTED",
-    "EXIT_OK",
-    "EXIT_USAGE",
-    "CommandError",
-    "add_command",
-    "main",
-]
+__all__ = ["COMMAND_GROUPS", "build_parser", "main", "run_command"]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-
-Run = Callable[[Any, argparse.Namespace], Coroutine[Any, Any, int]]
-"""A command: ``async def run(reactor, args) -> int`` (the exit status)."""
-
-
+COMMAND_GROUPS: tuple[ModuleType, ...] = (_address, _lookup, _services, _head, _ping)
+"""The modules whose ``register(subcommands)`` add the commands, in ``--help`` order."""
 
 class _UsageError(Exception):
     """A command line that cannot be parsed; exit status 2."""
@@ -86,48 +72,6 @@ class _Parser(argparse.ArgumentParser):
             self._intermixing = False
 
 
-def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--json",
-        action="store_true",
-        help="print one JSON object per line instead of text",
-    )
-    common.add_argument(
-        "--debug",
-        action="store_true",
-        default=argparse.SUPPRESS,
-        help="print a traceback on unexpected errors",
-    )
-    return common
-
-
-_COMMON = _common_options()
-
-
-def add_command(
-    subcommands: argparse._SubParsersAction[Any],
-    name: str,
-    run: Run,
-    *,
-    help: str,
-    description: str | None = None,
-) -> argparse.ArgumentParser:
-    """
-    Add subcommand *name* running *run*, with the common ``--json`` and
-    ``--debug`` options; return its parser for the command's own arguments.
-    """
-    parser: argparse.ArgumentParser = subcommands.add_parser(
-        name,
-        help=help,
-        description=description or help,
-        parents=[_COMMON],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.set_defaults(run=run, command=name)
-    return parser
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the whole ``netproto`` command line."""
     from netproto import __version__
@@ -145,20 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="print a traceback on unexpected errors",
     )
     subcommands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for module in _command_modules():
-        importlib.import_module(module).register(subcommands)
+    for group in COMMAND_GROUPS:
+        group.register(subcommands)
     return parser
-
-
-def _command_modules() -> list[str]:
-    """The ``netproto._cli_*`` modules, in name order."""
-    import netproto
-
-    return sorted(
-        f"netproto.{info.name}"
-        for info in pkgutil.iter_modules(netproto.__path__)
-        if info.name.startswith("_cli_")
-    )
 
 
 def _drive(run: Run, args: argparse.Namespace) -> int:
@@ -221,12 +154,12 @@ def run_command(argv: list[str]) -> int:
     try:
         args = build_parser().parse_args(argv)
     except _UsageError as e:
-        _say(str(e))
+        say_error(str(e))
         return EXIT_USAGE
     try:
         return _drive(args.run, args)
     except CommandError as e:
-        _say(f"netproto {args.command}: {e}")
+        say_error(f"netproto {args.command}: {e}")
         return e.status
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
@@ -237,13 +170,10 @@ def run_command(argv: list[str]) -> int:
     except Exception as e:
         if args.debug:
             traceback.print_exc()
-        _say(f"netproto: internal error: {type(e).__name__}: {e} (--debug shows the traceback)")
+        say_error(
+            f"netproto: internal error: {type(e).__name__}: {e} (--debug shows the traceback)"
+        )
         return EXIT_FAILED
-
-
-def _say(message: str) -> None:
-    """Write one sanitised line to standard error."""
-    print(printable(message.splitlines()[0] if message else message), file=sys.stderr)
 
 
 def _silence_stdout() -> None:

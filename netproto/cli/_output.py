@@ -6,9 +6,18 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, TextIO
 
-__all__ = ["CommandError", "emit_json", "printable"]
+__all__ = [
+    "CommandError",
+    "emit_json",
+    "failed",
+    "format_ms",
+    "ms",
+    "printable",
+    "say",
+    "say_error",
+]
 
 
 class CommandError(Exception):
@@ -50,3 +59,37 @@ def emit_json(record: dict[str, Any]) -> None:
     """Write *record* as one line of JSON on standard output."""
     sys.stdout.write(json.dumps(record, ensure_ascii=True) + "\n")
     sys.stdout.flush()
+
+
+def say(line: str, stream: TextIO | None = None) -> None:
+    """Write *line* (already made printable) and a newline, flushed: on stdout by default."""
+    out = stream or sys.stdout
+    out.write(line + "\n")
+    out.flush()
+
+
+def say_error(message: str) -> None:
+    """Write the first line of *message*, sanitised, on standard error."""
+    print(printable(message.splitlines()[0] if message else message), file=sys.stderr)
+
+
+def failed(error: Exception, status: int = 1) -> CommandError:
+    """The :class:`CommandError` reporting *error* (a library's one-line exception)."""
+    return CommandError(printable(str(error)), status)
+
+
+def format_ms(seconds: float) -> str:
+    """A time in milliseconds with ping(8)'s precision: 0.045, 1.23, 12.3, 123."""
+    value = seconds * 1000.0
+    if value >= 99.95:
+        return f"{value:.0f}"
+    if value >= 9.995:
+        return f"{value:.1f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3f}"
+
+
+def ms(seconds: float | None) -> float | None:
+    """Seconds as milliseconds rounded to the microsecond, for JSON (``None`` stays)."""
+    return None if seconds is None else round(seconds * 1000.0, 3)

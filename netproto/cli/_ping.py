@@ -8,11 +8,13 @@ from __future__ import annotations
 import argparse
 import os
 import socket
-import sys
 from typing import Any
 
-from netproto._output import CommandError, emit_json, printable
-from netproto.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_command
+from netproto.cli._command import add_command, usage_error
+from netproto.cli._output import CommandError, printable
+from netproto.cli._ping_host import run_one
+from netproto.cli._ping_sweep import run_sweep
+from netproto.util import positive_seconds
 
 _DESCRIPTION = """\
 Send ICMP echo requests (IPv4 and IPv6).
@@ -69,28 +71,29 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
                         help="an address, a host name, or a CIDR range (a sweep)")
 
 
-def _usage(message: str) -> CommandError:
-    return CommandError(message, EXIT_USAGE)
-
-
 def _check(args: argparse.Namespace) -> None:
     """Refuse option values ping(8) would refuse, naming the option."""
     if args.count is not None and args.count < 1:
-        raise _usage(f"-c {args.count}: COUNT must be at least 1")
-    if not args.interval >= 0:
-        raise _usage(f"-i {args.interval}: INTERVAL must be 0 or more seconds")
+        raise usage_error(f"-c {args.count}: COUNT must be at least 1")
+    for flag, name, value, zero in (
+        ("-i", "INTERVAL", args.interval, True),
+        ("-W", "TIMEOUT", args.timeout, False),
+        ("-w", "DEADLINE", args.deadline, False),
+    ):
+        if value is None:
+            continue
+        try:
+            positive_seconds(value, allow_zero=zero)
+        except ValueError as e:
+            raise usage_error(f"{flag} {value}: {name} {e}") from None
     if args.interval < 0.002 and os.geteuid() != 0:
-        raise _usage(f"-i {args.interval}: intervals under 0.002 s need root")
-    if args.timeout is not None and not args.timeout > 0:
-        raise _usage(f"-W {args.timeout}: TIMEOUT must be more than 0 seconds")
-    if args.deadline is not None and not args.deadline > 0:
-        raise _usage(f"-w {args.deadline}: DEADLINE must be more than 0 seconds")
+        raise usage_error(f"-i {args.interval}: intervals under 0.002 s need root")
     if not 0 <= args.size <= 65507:
-        raise _usage(f"-s {args.size}: SIZE must be 0 to 65507")
+        raise usage_error(f"-s {args.size}: SIZE must be 0 to 65507")
     if args.ttl is not None and not 1 <= args.ttl <= 255:
-        raise _usage(f"-t {args.ttl}: TTL must be 1 to 255")
+        raise usage_error(f"-t {args.ttl}: TTL must be 1 to 255")
     if args.rate is not None and not args.rate >= 0:
-        raise _usage(f"--rate {args.rate}: N must be 0 or more")
+        raise usage_error(f"--rate {args.rate}: N must be 0 or more")
 
 
 def _source(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -105,48 +108,33 @@ def _source(args: argparse.Namespace) -> tuple[str | None, str | None]:
         try:
             socket.if_nametoindex(args.source)
         except OSError:
-            raise _usage(
+            raise usage_error(
                 f"-I {printable(args.source)}: neither a local address nor an interface"
             ) from None
         return None, args.source
     if args.version is not None and address.version != args.version:
-        raise _usage(f"-I {args.source}: not an IPv{args.version} address")
+        raise usage_error(f"-I {args.source}: not an IPv{args.version} address")
     return canonical(address), None
 
 
-def _looks_literal(host: str) -> bool:
-    return ":" in host or (bool(host) and all(c.isdigit() or c == "." for c in host))
-
-
 async def _resolve(reactor: Any, host: str, version: int | None) -> str:
-    """An address for HOST: the literal itself, or the first the resolver gives."""
-    from twisted.internet.threads import deferToThreadPool
-
+    """An address for HOST, through :mod:`netproto.lookup`: the literal itself, or the first."""
+    from netproto.lookup import Lookup, NameLookupError
     from netproto.ping import expand_targets
     from netproto.util import AddressError, parse_ip
 
     try:
-        address = parse_ip(host)
-    except AddressError as e:
-        if _looks_literal(host):
-            raise CommandError(f"{printable(host)}: {e}") from None
-    else:
-        if version is not None and address.version != version:
-            raise _usage(f"{host}: not an IPv{version} address")
-        return expand_targets([host])[0]
-    family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(version or 0, socket.AF_UNSPEC)
+        given = parse_ip(host)
+    except AddressError:
+        given = None
+    if given is not None and version is not None and given.version != version:
+        raise usage_error(f"{host}: not an IPv{version} address")
+    network = {4: "ip4", 6: "ip6"}.get(version or 0, "ip")
     try:
-        infos = await deferToThreadPool(
-            reactor, reactor.getThreadPool(), socket.getaddrinfo, host, None, family,
-            socket.SOCK_RAW,
-        )
-    except (socket.gaierror, UnicodeError) as e:
-        reason = e.strerror if isinstance(e, socket.gaierror) else str(e)
-        raise CommandError(f"{printable(host)}: {reason}") from None
-    for info in infos:
-        if info[0] in (socket.AF_INET, socket.AF_INET6):
-            return expand_targets([str(info[4][0]).partition("%")[0]])[0]
-    raise CommandError(f"{printable(host)}: no address")
+        address = await Lookup(reactor).resolve_ip(host, network)
+    except NameLookupError as e:
+        raise CommandError(printable(str(e))) from None
+    return expand_targets([str(address).partition("%")[0]])[0]
 
 
 async def _run(reactor: Any, args: argparse.Namespace) -> int:
@@ -163,7 +151,7 @@ async def _run(reactor: Any, args: argparse.Namespace) -> int:
                 try:
                     targets.extend(expand_targets([host], args.version))
                 except AddressError as e:
-                    raise _usage(f"{printable(host)}: {e}") from None
+                    raise usage_error(f"{printable(host)}: {e}") from None
             else:
                 targets.append(await _resolve(reactor, host, args.version))
         targets = expand_targets(targets)
@@ -177,162 +165,13 @@ async def _run(reactor: Any, args: argparse.Namespace) -> int:
         except PingPermissionError as e:
             raise CommandError(str(e)) from None
         except AddressError as e:
-            raise _usage(f"-I {args.source}: {e}") from None
+            raise usage_error(f"-I {args.source}: {e}") from None
         except OSError as e:
             raise CommandError(f"cannot set up the ICMP socket: {e.strerror or e}") from None
         if sweep:
-            from netproto._pingcli_sweep import run_sweep
-
             return await run_sweep(reactor, client, targets, args)
-        return await _run_one(reactor, client, args.hosts[0], target, source, args)
+        return await run_one(reactor, client, args.hosts[0], target, source, args)
     finally:
         client.close()
 
 
-def format_ms(seconds: float) -> str:
-    """A time in milliseconds with ping(8)'s precision: 0.045, 1.23, 12.3, 123."""
-    ms = seconds * 1000.0
-    if ms >= 99.95:
-        return f"{ms:.0f}"
-    if ms >= 9.995:
-        return f"{ms:.1f}"
-    if ms >= 1:
-        return f"{ms:.2f}"
-    return f"{ms:.3f}"
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000.0, 3)
-
-
-async def _run_one(
-    reactor: Any, client: Any, host: str, target: str, source: str | None,
-    args: argparse.Namespace,
-) -> int:
-    from netproto.ping import ProbeResult
-
-    shown = printable(host)
-    if not args.json:
-        origin = f" from {source} :" if source else ""
-        if ":" in target:
-            header = f"PING {shown}({target}){origin} {args.size} data bytes"
-        else:
-            header = f"PING {shown} ({target}){origin} {args.size}({args.size + 28}) bytes of data."
-        _say(header)
-
-    def on_result(result: ProbeResult) -> None:
-        if args.json:
-            if result.kind != "late":
-                emit_json(_result_record(result))
-        elif not args.quiet:
-            line = _result_line(result)
-            if line is not None:
-                _say(line, sys.stderr if result.kind == "send-error" else sys.stdout)
-
-    timeout = args.timeout if args.timeout is not None else 10.0
-    running = client.ping(target, count=args.count, interval=args.interval, timeout=timeout,
-                          deadline=args.deadline, size=args.size, on_result=on_result)
-    summary = await finish(running)
-    if args.json:
-        emit_json(_summary_record(summary))
-    else:
-        _say("")
-        for line in _summary_lines(shown, summary):
-            _say(line)
-    return EXIT_OK if summary.received else EXIT_FAILED
-
-
-async def finish(running: Any) -> Any:
-    """
-    Wait for a running ping or sweep to end and return its summary; on Ctrl-C
-    (the command's Deferred cancelled) stop it and return the summary so far.
-    """
-    from twisted.internet.defer import CancelledError, Deferred
-
-    waiter: Deferred[Any] = Deferred()
-    running.done.addBoth(_relay, waiter)
-    try:
-        return await waiter
-    except CancelledError:
-        running.stop()
-        return running.done.result
-
-
-def _relay(result: Any, waiter: Any) -> Any:
-    """
-    Pass *result* on to *waiter* (unless it was cancelled): a summary is
-    kept for later reads, a failure (the output went away) is handed over.
-    """
-    from twisted.python.failure import Failure
-
-    if isinstance(result, Failure):
-        if not waiter.called:
-            waiter.errback(result)
-        return None
-    if not waiter.called:
-        waiter.callback(result)
-    return result
-
-
-def _say(line: str, stream: Any = None) -> None:
-    stream = stream or sys.stdout
-    stream.write(line + "\n")
-    stream.flush()
-
-
-def _result_line(result: Any) -> str | None:
-    kind = result.kind
-    if kind in ("reply", "duplicate", "damaged"):
-        ttl = f" ttl={result.ttl}" if result.ttl is not None else ""
-        line = (f"{result.bytes} bytes from {result.source}: icmp_seq={result.seq}{ttl} "
-                f"time={format_ms(result.rtt)} ms")
-        if kind == "duplicate":
-            line += " (DUP!)"
-        elif kind == "damaged":
-            line += " (BAD CHECKSUM!)"
-        return line
-    if kind == "error":
-        return f"From {result.source} icmp_seq={result.seq} {result.error}"
-    if kind == "send-error":
-        return f"netproto ping: icmp_seq={result.seq}: {result.error}"
-    return None
-
-
-def _result_record(result: Any) -> dict[str, Any]:
-    return {
-        "host": result.host, "kind": result.kind, "from": result.source, "seq": result.seq,
-        "ttl": result.ttl, "bytes": result.bytes, "time_ms": _ms(result.rtt),
-        "dup": result.kind == "duplicate", "damaged": result.kind == "damaged",
-        "error": result.error,
-    }
-
-
-def _summary_record(summary: Any) -> dict[str, Any]:
-    return {
-        "host": summary.host, "transmitted": summary.transmitted,
-        "received": summary.received, "duplicates": summary.duplicates,
-        "damaged": summary.damaged, "errors": summary.errors,
-        "loss": round(summary.loss, 3), "min_ms": _ms(summary.min),
-        "avg_ms": _ms(summary.avg), "max_ms": _ms(summary.max), "mdev_ms": _ms(summary.mdev),
-        "time_ms": round(summary.elapsed * 1000.0), "summary": True,
-    }
-
-
-def _summary_lines(shown: str, summary: Any) -> list[str]:
-    counts = f"{summary.transmitted} packets transmitted, {summary.received} received"
-    if summary.duplicates:
-        counts += f", +{summary.duplicates} duplicates"
-    if summary.damaged:
-        counts += f", +{summary.damaged} corrupted"
-    if summary.errors:
-        counts += f", +{summary.errors} errors"
-    counts += f", {summary.loss:g}% packet loss, time {summary.elapsed * 1000.0:.0f}ms"
-    lines = [f"--- {shown} ping statistics ---", counts]
-    if summary.received:
-        lines.append(
-            f"rtt min/avg/max/mdev = {summary.min * 1000:.3f}/{summary.avg * 1000:.3f}/"
-            f"{summary.max * 1000:.3f}/{summary.mdev * 1000:.3f} ms"
-        )
-    else:
-        lines.append("")  # iputils ends the block with an empty line then
-    return lines

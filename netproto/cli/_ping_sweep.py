@@ -9,9 +9,8 @@ import argparse
 import sys
 from typing import Any
 
-from netproto._cli_ping import finish, format_ms
-from netproto._output import emit_json
-from netproto.cli import EXIT_FAILED, EXIT_OK
+from netproto.cli._command import EXIT_FAILED, EXIT_OK, finish
+from netproto.cli._output import emit_json, format_ms, ms
 
 __all__ = ["run_sweep"]
 
@@ -24,7 +23,7 @@ def _host_record(result: Any) -> dict[str, Any]:
     rtt = result.rtt
     return {
         "host": result.host, "alive": result.alive,
-        "rtt_ms": None if rtt is None else round(rtt * 1000.0, 3),
+        "rtt_ms": ms(rtt),
         "transmitted": result.transmitted, "received": result.received,
         "duplicates": result.duplicates, "error": result.error,
     }

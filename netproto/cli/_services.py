@@ -10,8 +10,8 @@ import os
 import sys
 from typing import Any
 
-from netproto._output import CommandError, emit_json, printable
-from netproto.cli import EXIT_OK, EXIT_USAGE, add_command
+from netproto.cli._command import EXIT_OK, EXIT_USAGE, add_command, seconds
+from netproto.cli._output import CommandError, emit_json, failed, printable
 from netproto.util import AddressError, split_host_port
 
 _MAX_STDIN = 65527 * 1024  # far more than anyone echoes; bounds memory
@@ -56,7 +56,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--udp", action="store_true", help="use UDP instead of TCP")
     parser.add_argument(
         "--timeout",
-        type=float,
+        type=seconds,
         default=5.0,
         metavar="SECONDS",
         help="give up after SECONDS in all (default 5)",
@@ -73,12 +73,6 @@ def parse_target(text: str, default_port: int) -> tuple[str, int]:
         return split_host_port(text, default_port)
     except AddressError as e:
         raise CommandError(f"{printable(text)}: {e}", EXIT_USAGE) from None
-
-
-def _check_timeout(timeout: float) -> float:
-    if not timeout > 0 or timeout != timeout or timeout == float("inf"):
-        raise CommandError("--timeout must be a positive number of seconds", EXIT_USAGE)
-    return timeout
 
 
 async def _read_stdin(reactor: Any) -> bytes:
@@ -117,15 +111,11 @@ async def _read_stdin(reactor: Any) -> bytes:
     return await done
 
 
-def _failed(error: Exception) -> CommandError:
-    return CommandError(printable(str(error)))
-
-
 async def _run_daytime(reactor: Any, args: argparse.Namespace) -> int:
     from netproto.daytime import ServiceError, daytime_tcp, daytime_udp
 
     host, port = parse_target(args.target, 13)
-    timeout = _check_timeout(args.timeout)
+    timeout = args.timeout
     started = reactor.seconds()
     try:
         if args.udp:
@@ -133,7 +123,7 @@ async def _run_daytime(reactor: Any, args: argparse.Namespace) -> int:
         else:
             line = await daytime_tcp(reactor, host, port, timeout=timeout)
     except ServiceError as e:
-        raise _failed(e) from None
+        raise failed(e) from None
     elapsed = reactor.seconds() - started
     text = line.decode("ascii", "backslashreplace").rstrip("\r\n")
     if args.json:
@@ -153,7 +143,7 @@ async def _run_echo(reactor: Any, args: argparse.Namespace) -> int:
     from netproto.echo import MAX_UDP_IPV6, ServiceError, echo_tcp, echo_udp
 
     host, port = parse_target(args.target, 7)
-    timeout = _check_timeout(args.timeout)
+    timeout = args.timeout
     if args.message is not None:
         data = args.message.encode("utf-8", "surrogateescape")
     else:
@@ -172,7 +162,7 @@ async def _run_echo(reactor: Any, args: argparse.Namespace) -> int:
         else:
             got = await echo_tcp(reactor, host, port, data, timeout=timeout)
     except ServiceError as e:
-        raise _failed(e) from None
+        raise failed(e) from None
     elapsed = reactor.seconds() - started
     if args.json:
         emit_json({

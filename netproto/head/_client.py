@@ -1,180 +1,53 @@
 """
-An HTTP HEAD client that cannot hang: the seed's ``GetHeadInfo`` and
-``IPGetHeadInfo``, done right.
-
-:func:`head` sends ``HEAD <path> HTTP/1.1`` with exactly one ``Host``
-(IPv6 literals bracketed, default ports omitted), ``User-Agent:
-netproto/<version>`` and ``Connection: close``; it parses the response head
-as it arrives (:mod:`netproto._httphead`), completes at the empty line that
-ends it, whatever ``Content-Length`` says, and closes the connection. One
-deadline covers name resolution, connect, TLS and the whole response (and,
-with ``follow=True``, every hop), so a peer that drips one byte every 250 ms
-cannot keep it waiting. Caps bound the head (:class:`HeadLimits`). Peers that do
-not speak HTTP fail at their first byte.
-
-Targets are ``http://`` and ``https://`` URLs (TLS with certificate
-verification through :func:`twisted.internet.ssl.optionsForClientTLS`) or
-the seed's ``host:port`` form (``[::1]:8080``). Host names are resolved by
-:class:`~twisted.internet.endpoints.HostnameEndpoint`, never blocking the
-reactor.
-
-.. code-block:: python
-
-    from twisted.internet import task
-    from twisted.internet.defer import Deferred
-    from netproto.head import head
-
-    async def main(reactor):
-        response = await head(reactor, "http://127.0.0.1:8080/", timeout=5)
-        print(response.status_line, response.get("Server"))
-
-    task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
-
-The parsing rules (RFC 9112 choices) are listed in the guide, *HTTP HEAD*.
+The HEAD client: :class:`HeadClientProtocol` sends one request and parses
+the head of the response; :func:`head` connects (resolving names through
+:mod:`netproto.lookup`), enforces the one deadline and follows redirects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, cast
 from urllib.parse import urljoin
 
 from OpenSSL import SSL
 from service_identity import VerificationError
-from twisted.internet._sslverify import IOpenSSLTrustRoot
-from twisted.internet.address import IPv6Address
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.error import ConnectionRefusedError, DNSLookupError
-from twisted.internet.interfaces import (
-    IHandshakeListener,
-    IReactorTime,
-    ITransport,
-)
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.interfaces import IHandshakeListener, IReactorTime, ITransport
 from twisted.internet.protocol import Factory, Protocol, connectionDone
-from twisted.internet.ssl import Certificate
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto._httpconnect import endpoint_for as _endpoint
-from netproto._httpconnect import host_port
-from netproto._httphead import (
-    HeadFields,
-    HeadLimits,
-    HeadParseError,
-    HeadParser,
-    HeadTooLargeError,
-    NotHTTPError,
-    ResponseHead,
+from netproto.head._connect import endpoint_for as _endpoint
+from netproto.head._connect import host_port
+from netproto.head._parser import HeadLimits, HeadParseError, HeadParser, ResponseHead
+from netproto.head._response import (
+    REDIRECT_STATUSES,
+    HeadConnectError,
+    HeadError,
+    HeadProtocolError,
+    HeadResponse,
+    HeadTimeoutError,
+    HeadTLSError,
+    RedirectError,
+    Timing,
 )
-from netproto._httptarget import Target, TargetError, build_request, parse_target, redirect_target
+from netproto.head._target import Target, TargetError, build_request, parse_target, redirect_target
+from netproto.lookup import Lookup, NameLookupError, NameNotFoundError
+from netproto.util import format_host_port, positive_seconds
 
-__all__ = [
-    "REDIRECT_STATUSES",
-    "HeadClientProtocol",
-    "HeadConnectError",
-    "HeadError",
-    "HeadLimits",
-    "HeadParseError",
-    "HeadProtocolError",
-    "HeadResponse",
-    "HeadTLSError",
-    "HeadTimeoutError",
-    "HeadTooLargeError",
-    "NotHTTPError",
-    "RedirectError",
-    "ResponseHead",
-    "Target",
-    "TargetError",
-    "Timing",
-    "build_request",
-    "head",
-    "parse_target",
-]
-
-REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-"""Status codes whose ``Location`` is a redirect to report (or follow)."""
+__all__ = ["CLOSE_GRACE", "HeadClientProtocol", "head"]
 
 CLOSE_GRACE = 1.0
 """Seconds a finished connection may take to close cleanly before it is aborted."""
 
 
-class HeadError(Exception):
-    """The HEAD request failed; the message says why, in one line."""
-
-
-class HeadTimeoutError(HeadError):
-    """The deadline passed before the response head was complete."""
-
-
-class HeadConnectError(HeadError):
-    """No connection: the name did not resolve, or the peer refused."""
-
-
-class HeadTLSError(HeadError):
-    """The TLS handshake failed (certificate not trusted, wrong name, not TLS)."""
-
-
-class HeadProtocolError(HeadError):
-    """The peer's response is not a valid HTTP/1.x head (or it is too large)."""
-
-    def __init__(self, message: str, cause: HeadParseError | None = None) -> None:
-        super().__init__(message)
-        self.cause = cause
-
-
-class RedirectError(HeadError):
-    """A redirect could not be followed: loop, too many, or not http(s)."""
-
-    def __init__(self, message: str, response: HeadResponse) -> None:
-        super().__init__(message)
-        self.response = response
-        """The redirect response that could not be followed (its ``history`` holds the rest)."""
-
-
-@dataclass(frozen=True)
-class Timing:
-    """Seconds since the request started (name resolution included)."""
-
-    connect: float
-    """TCP connection established."""
-    tls: float | None
-    """TLS handshake complete (None for ``http://``)."""
-    first_byte: float
-    """First byte of the response."""
-    total: float
-    """End of the response head."""
-
-
-@dataclass(frozen=True)
-class HeadResponse(HeadFields):
-    """The answer to one HEAD request (one hop)."""
-
-    url: str
-    """The normalised URL asked."""
-    peer: str
-    """The address connected to: ``127.0.0.1:8080`` or ``[::1]:8080``."""
-    version: str
-    status: int
-    reason: str
-    headers: tuple[tuple[str, str], ...]
-    """Field lines in order, repeated names kept, values ISO-8859-1 decoded."""
-    interim: tuple[ResponseHead, ...]
-    """1xx responses received before this one."""
-    timing: Timing
-    redirect: str | None
-    """For 301, 302, 303, 307, 308 with a ``Location``: the absolute URL it points to."""
-    history: tuple[HeadResponse, ...] = ()
-    """With ``follow=True``: the redirects that led here, first first."""
-
-
 def _peer_text(transport: ITransport) -> str:
     address: Any = transport.getPeer()
-    host, port = getattr(address, "host", "?"), getattr(address, "port", 0)
-    if isinstance(address, IPv6Address):
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"
+    return format_host_port(str(getattr(address, "host", "?")), getattr(address, "port", 0))
 
 
 def _tls_reason(value: BaseException) -> str:
@@ -199,7 +72,7 @@ class HeadClientProtocol(Protocol):
     was complete, or with a :class:`HeadError`. Time comes from *clock*.
     """
 
-    log = Logger()
+    log = Logger(namespace="netproto.head")
     transport: ITransport
 
     def __init__(
@@ -304,8 +177,6 @@ def _connect_error(target: Target, error: BaseException) -> HeadConnectError:
     where = host_port(target)
     if isinstance(error, ConnectionRefusedError):
         return HeadConnectError(f"connection to {where} refused")
-    if isinstance(error, DNSLookupError):
-        return HeadConnectError(f"cannot resolve host name {target.host!r}")
     detail = str(error).strip() or type(error).__name__
     return HeadConnectError(f"cannot connect to {where}: {detail}")
 
@@ -314,50 +185,114 @@ def _seconds(value: float) -> str:
     return f"{value:g}"
 
 
+class _Deadline:
+    """
+    The deadline of one exchange: when it passes, what is pending (the name
+    lookup, a connect) is cancelled, or the connected protocol aborted.
+    """
+
+    def __init__(self, reactor: Any, remaining: float, timeout: float) -> None:
+        self.timeout = timeout
+        self.expired = False
+        self.pending: Deferred[Any] | None = None
+        self.protocol: Callable[[], HeadClientProtocol | None] = lambda: None
+        self.stage: Callable[[HeadClientProtocol], str] = lambda proto: ""
+        self._timer = reactor.callLater(remaining, self._expire)
+
+    def _expire(self) -> None:
+        self.expired = True
+        proto = self.protocol()
+        if proto is not None and proto.connected_at is not None:
+            proto.abort(self.error(self.stage(proto)))
+        elif self.pending is not None:
+            self.pending.cancel()
+
+    def error(self, stage: str) -> HeadTimeoutError:
+        """The timeout error, *stage* saying what was being waited for."""
+        return HeadTimeoutError(f"timed out after {_seconds(self.timeout)} s {stage}")
+
+    async def wait(self, pending: Deferred[Any], stage: str) -> Any:
+        """The result of *pending*, or the timeout error naming *stage* if it expired first."""
+        self.pending = pending
+        try:
+            return await pending
+        except CancelledError:
+            if self.expired:
+                raise self.error(stage) from None
+            raise
+        finally:
+            self.pending = None
+
+    def cancel(self) -> None:
+        """The exchange ended: the deadline no longer matters."""
+        if self._timer.active():
+            self._timer.cancel()
+
+
+async def _addresses(
+    reactor: Any, target: Target, lookup: Lookup | None, deadline: _Deadline
+) -> list[str]:
+    """The addresses to try for *target*: the literal itself, or what *lookup* finds."""
+    if target.is_ipv4 or target.is_ipv6:
+        return [target.host]
+    finder = lookup if lookup is not None else Lookup(reactor, timeout=deadline.timeout)
+    pending = Deferred.fromCoroutine(finder.lookup_host(target.host))
+    try:
+        found = await deadline.wait(pending, f"resolving host name {target.host!r}")
+    except NameNotFoundError:
+        raise HeadConnectError(f"cannot resolve host name {target.host!r}") from None
+    except NameLookupError as e:
+        raise HeadConnectError(f"cannot resolve host name {target.host!r}: {e}") from None
+    return [str(address) for address in found]
+
+
 async def _exchange(
     reactor: Any, target: Target, *, deadline: float, timeout: float, http10: bool,
-    limits: HeadLimits, insecure: bool, trust_root: IOpenSSLTrustRoot | Certificate | None,
+    limits: HeadLimits, insecure: bool, trust_root: Any, lookup: Lookup | None,
 ) -> HeadResponse:
-    """One request on one connection, bounded by *deadline* (reactor seconds)."""
+    """
+    One request on one connection, bounded by *deadline* (reactor seconds):
+    the name looked up, then its addresses tried in order until one connects.
+    """
     started = reactor.seconds()
     remaining = deadline - started
     if remaining <= 0:
         raise HeadTimeoutError(f"timed out after {_seconds(timeout)} s")
     factory = _HeadFactory(build_request(target, http10=http10), reactor, limits, started)
-    connecting = _endpoint(reactor, target, remaining, insecure, trust_root).connect(factory)
-    expired = []
+    timer = _Deadline(reactor, remaining, timeout)
+    timer.protocol = lambda: factory.protocol_instance
 
-    def expire() -> None:
-        expired.append(True)
-        proto = factory.protocol_instance
-        if proto is not None and proto.connected_at is not None:
-            if target.scheme == "https" and proto.tls_at is None:
-                stage = f"in the TLS handshake with {host_port(target)}"
-            else:
-                stage = (f"waiting for the response head from {host_port(target)} "
-                         f"({proto.received} bytes of head received)")
-            proto.abort(HeadTimeoutError(f"timed out after {_seconds(timeout)} s {stage}"))
-        else:
-            connecting.cancel()
+    def stage(proto: HeadClientProtocol) -> str:
+        if target.scheme == "https" and proto.tls_at is None:
+            return f"in the TLS handshake with {host_port(target)}"
+        return (f"waiting for the response head from {host_port(target)} "
+                f"({proto.received} bytes of head received)")
 
-    timer = reactor.callLater(remaining, expire)
+    timer.stage = stage
     try:
-        try:
-            proto = cast(HeadClientProtocol, await connecting)
-        except CancelledError:
-            if expired:
-                raise HeadTimeoutError(
-                    f"timed out after {_seconds(timeout)} s connecting to {host_port(target)}"
-                ) from None
-            raise
-        except HeadError:
-            raise
-        except Exception as e:
-            raise _connect_error(target, e) from None
+        addresses = await _addresses(reactor, target, lookup, timer)
+        failure: BaseException | None = None
+        for address in addresses:
+            left = deadline - reactor.seconds()
+            connecting = _endpoint(reactor, target, address, left, insecure, trust_root)
+            try:
+                proto = cast(
+                    HeadClientProtocol,
+                    await timer.wait(
+                        connecting.connect(factory), f"connecting to {host_port(target)}"
+                    ),
+                )
+            except HeadError:
+                raise
+            except Exception as e:
+                failure = e  # this address failed: try the next one
+                continue
+            break
+        else:
+            raise _connect_error(target, failure or Exception("no address"))
         await proto.finished
     finally:
-        if timer.active():
-            timer.cancel()
+        timer.cancel()
     assert proto.head is not None and proto.connected_at is not None
     assert proto.first_byte_at is not None and proto.done_at is not None
     final = proto.head
@@ -388,8 +323,8 @@ async def _exchange(
 
 async def _head(
     reactor: Any, target: str | Target, *, timeout: float, follow: bool, max_redirects: int,
-    http10: bool, insecure: bool, trust_root: IOpenSSLTrustRoot | Certificate | None,
-    limits: HeadLimits, on_response: Callable[[HeadResponse], object] | None,
+    http10: bool, insecure: bool, trust_root: Any, limits: HeadLimits,
+    on_response: Callable[[HeadResponse], object] | None, lookup: Lookup | None,
 ) -> HeadResponse:
     current = parse_target(target) if isinstance(target, str) else target
     deadline = reactor.seconds() + timeout
@@ -398,7 +333,7 @@ async def _head(
     while True:
         response = await _exchange(
             reactor, current, deadline=deadline, timeout=timeout, http10=http10,
-            limits=limits, insecure=insecure, trust_root=trust_root,
+            limits=limits, insecure=insecure, trust_root=trust_root, lookup=lookup,
         )
         response = replace(response, history=tuple(hops))
         HeadClientProtocol.log.debug(
@@ -432,9 +367,10 @@ def head(
     max_redirects: int = 5,
     http10: bool = False,
     insecure: bool = False,
-    trust_root: IOpenSSLTrustRoot | Certificate | None = None,
+    trust_root: Any = None,
     limits: HeadLimits | None = None,
     on_response: Callable[[HeadResponse], object] | None = None,
+    lookup: Lookup | None = None,
 ) -> Deferred[HeadResponse]:
     """
     Send a HEAD request to *target* and return a Deferred (awaitable) firing
@@ -448,8 +384,12 @@ def head(
     default a redirect is returned (see :attr:`HeadResponse.redirect`).
     *http10*: send the seed's request exactly, ``HEAD / HTTP/1.0`` and an
     empty line. *insecure*: do not verify the TLS certificate.
-    *trust_root*: the certificate authority to trust instead of the
-    platform's. *on_response*: called with each hop as it completes.
+    *trust_root*: the certificate authorities to trust instead of the
+    platform's (what :func:`twisted.internet.ssl.trustRootFromCertificates`
+    returns). *on_response*: called with each hop as it completes.
+    *lookup*: the :class:`~netproto.lookup.Lookup` that resolves host names
+    (by default the system's, within the deadline); its addresses are tried
+    in order.
 
     Errors: :class:`TargetError` (bad target, raised at once),
     :class:`HeadTimeoutError`, :class:`HeadConnectError`, :class:`HeadTLSError`,
@@ -457,12 +397,11 @@ def head(
     :class:`HeadError` with a one-line message. HTTP error statuses (4xx,
     5xx) are responses, not errors.
     """
-    if not timeout > 0:
-        raise ValueError("timeout must be positive")
+    timeout = positive_seconds(timeout)
     if isinstance(target, str):
         target = parse_target(target)
     return Deferred.fromCoroutine(_head(
         reactor, target, timeout=timeout, follow=follow, max_redirects=max_redirects,
         http10=http10, insecure=insecure, trust_root=trust_root, limits=limits or HeadLimits(),
-        on_response=on_response,
+        on_response=on_response, lookup=lookup,
     ))

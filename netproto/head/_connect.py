@@ -1,7 +1,7 @@
 """
-How a HEAD request connects: the endpoint for a target (no resolver for
-address literals, :class:`~twisted.internet.endpoints.HostnameEndpoint` for
-names) and its TLS wrapping, verified or not.
+How a HEAD request connects: the endpoint for one address of a target (names
+are resolved before, through :mod:`netproto.lookup`) and its TLS wrapping,
+verified or not.
 """
 
 from __future__ import annotations
@@ -9,18 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from OpenSSL import SSL
-from twisted.internet._sslverify import IOpenSSLTrustRoot
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    wrapClientTLS,
-)
+from twisted.internet.endpoints import TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS
 from twisted.internet.interfaces import IOpenSSLClientConnectionCreator, IStreamClientEndpoint
-from twisted.internet.ssl import Certificate, optionsForClientTLS
+from twisted.internet.ssl import optionsForClientTLS
 from zope.interface import implementer
 
-from netproto._httptarget import Target
+from netproto.head._target import Target
+from netproto.util import format_host_port
 
 __all__ = ["endpoint_for", "host_port"]
 
@@ -45,19 +40,20 @@ class _InsecureTLS:
 
 
 def endpoint_for(
-    reactor: Any, target: Target, timeout: float, insecure: bool,
-    trust_root: IOpenSSLTrustRoot | Certificate | None,
+    reactor: Any, target: Target, address: str, timeout: float, insecure: bool, trust_root: Any
 ) -> IStreamClientEndpoint:
-    """The endpoint that connects to *target* (TLS-wrapped for ``https``)."""
+    """
+    The endpoint that connects to *target* at *address* (one of its
+    addresses, as text), TLS-wrapped for ``https``: verified against
+    *trust_root* (what :func:`twisted.internet.ssl.trustRootFromCertificates`
+    returns; ``None``: the platform's) unless *insecure*.
+    """
     endpoint: IStreamClientEndpoint
     seconds = max(timeout, 0.001)
-    if target.is_ipv4:
-        # An address needs no resolution: skip HostnameEndpoint's resolver thread.
-        endpoint = TCP4ClientEndpoint(reactor, target.host, target.port, timeout=seconds)
-    elif target.is_ipv6 and "%" not in target.host:
-        endpoint = TCP6ClientEndpoint(reactor, target.host, target.port, timeout=seconds)
+    if ":" in address:
+        endpoint = TCP6ClientEndpoint(reactor, address, target.port, timeout=seconds)
     else:
-        endpoint = HostnameEndpoint(reactor, target.connect_host, target.port, timeout=seconds)
+        endpoint = TCP4ClientEndpoint(reactor, address, target.port, timeout=seconds)
     if target.scheme == "https":
         is_ip = target.is_ipv6 or target.is_ipv4
         creator: IOpenSSLClientConnectionCreator
@@ -65,7 +61,8 @@ def endpoint_for(
             creator = _InsecureTLS(target.host, is_ip)
         else:
             creator = optionsForClientTLS(
-                target.host.partition("%")[0], trustRoot=trust_root,
+                target.host.partition("%")[0],
+                trustRoot=trust_root,
                 acceptableProtocols=[b"http/1.1"],
             )
         endpoint = wrapClientTLS(creator, endpoint)
@@ -74,5 +71,4 @@ def endpoint_for(
 
 def host_port(target: Target) -> str:
     """``host:port`` for messages, IPv6 bracketed, the port always shown."""
-    host = f"[{target.host}]" if target.is_ipv6 else target.host
-    return f"{host}:{target.port}"
+    return format_host_port(target.host, target.port)

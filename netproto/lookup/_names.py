@@ -1,11 +1,10 @@
 """
-The transport-free half of :mod:`netproto.lookup`: its errors, and the
-parsers and policies it applies before and after any query (host names,
-``ADDR[:PORT]`` server specifications, hosts files, ``resolv.conf``, service
-names and ports, and the choice of one address for a network).
+The rules :mod:`netproto.lookup` applies before and after any query: what is
+an address literal and what is a host name, ``ADDR[:PORT]`` server
+specifications, service names and ports, the order of answers and the choice
+of one address for a network.
 
-Nothing here touches the network or a reactor; :mod:`netproto.lookup`
-re-exports the public names.
+Nothing here touches the network, a file or a reactor.
 """
 
 from __future__ import annotations
@@ -13,15 +12,17 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv6Address
 
+from netproto.lookup._errors import InvalidLookupError, NameNotFoundError, ServiceNotFoundError
 from netproto.util import (
     Address,
     AddressError,
     canonical,
+    format_host_port,
     ipv4_mapped,
     parse_ip,
+    parse_port,
     split_host_port,
 )
 
@@ -31,18 +32,13 @@ __all__ = [
     "IP_NETWORKS",
     "MAX_CNAME_HOPS",
     "PORT_NETWORKS",
-    "CNAMELoopError",
-    "HostsFile",
-    "InvalidLookupError",
-    "LookupRefusedError",
-    "LookupTimeoutError",
-    "NameLookupError",
-    "NameNotFoundError",
-    "ServerFailureError",
-    "ServiceNotFoundError",
+    "absolute",
     "check_host_name",
+    "check_network",
     "format_server",
-    "parse_resolv_conf",
+    "literal",
+    "name_key",
+    "order_addresses",
     "parse_server",
     "pick_address",
     "service_port",
@@ -57,50 +53,6 @@ IP_NETWORKS = ("ip", "ip4", "ip6")
 
 PORT_NETWORKS = ("tcp", "tcp4", "tcp6", "udp", "udp4", "udp6")
 """The networks of :func:`service_port` (Go's ``LookupPort``)."""
-
-
-class NameLookupError(Exception):
-    """
-    A lookup did not produce an answer. The message is one line that names
-    what was looked up and why it failed; subclasses say which kind of failure.
-    """
-
-
-class InvalidLookupError(NameLookupError, ValueError):
-    """
-    The input cannot be looked up at all: not a host name, a malformed server
-    specification, an unknown network, a port out of range. No query was sent.
-    """
-
-
-class NameNotFoundError(NameLookupError):
-    """
-    The name does not exist (NXDOMAIN, not in the hosts file), or it exists but
-    has no address of the family asked for.
-    """
-
-
-class ServiceNotFoundError(NameNotFoundError):
-    """The services database has no such service for that protocol."""
-
-
-class LookupTimeoutError(NameLookupError):
-    """No answer came within the time allowed."""
-
-
-class LookupRefusedError(NameLookupError):
-    """The DNS server refused the query (RCODE 5), or refused the connection."""
-
-
-class ServerFailureError(NameLookupError):
-    """
-    The DNS server answered with an error other than "no such name"
-    (SERVFAIL, FORMERR, NOTIMP, ...), or the system resolver failed.
-    """
-
-
-class CNAMELoopError(NameLookupError):
-    """A CNAME chain loops, or is longer than the bound (:data:`MAX_CNAME_HOPS`)."""
 
 
 MAX_CNAME_HOPS = 10
@@ -150,7 +102,7 @@ def check_host_name(name: str) -> str:
     return name
 
 
-def _key(name: str) -> str:
+def name_key(name: str) -> str:
     """The form under which names are compared: lower case, no trailing dot."""
     return name.lower().rstrip(".")
 
@@ -184,94 +136,24 @@ def parse_server(text: str) -> tuple[str, int]:
 
 def format_server(server: tuple[str, int]) -> str:
     """The ``ADDR:PORT`` text of a server, IPv6 bracketed: ``[::1]:5353``."""
-    host, port = server
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return format_host_port(*server)
 
 
-def parse_resolv_conf(text: str) -> list[tuple[str, int]]:
+def literal(text: str) -> Address | None:
     """
-    The name servers of a ``resolv.conf(5)`` text, in order, as
-    ``(address, 53)``; lines that are not a valid ``nameserver ADDR`` are
-    skipped. With none, the C library's default: ``127.0.0.1``.
+    The address *text* writes, or ``None`` if it is meant as a name. Text that
+    looks like an address (only digits and dots, or any ``:`` or ``%``) but is
+    not a valid one raises :class:`InvalidLookupError`: it is never sent to a
+    resolver as if it were a name.
     """
-    servers: list[tuple[str, int]] = []
-    for line in text.split("\n"):
-        fields = line.split("#", 1)[0].split(";", 1)[0].split()
-        if len(fields) >= 2 and fields[0] == "nameserver":
-            try:
-                servers.append((canonical(parse_ip(fields[1])), DEFAULT_DNS_PORT))
-            except AddressError:
-                continue
-    return servers or [("127.0.0.1", DEFAULT_DNS_PORT)]
-
-
-@dataclass
-class HostsFile:
-    """
-    A parsed ``hosts(5)`` file: for each name, its addresses in file order and
-    its canonical name.
-
-    Each line is an address followed by names; ``#`` starts a comment. Lines
-    whose address does not parse are skipped (as the C library does); an IPv6
-    address may carry a zone (``fe80::1%lo``), which is kept. Names compare
-    without regard to case or a trailing dot. A name listed on several lines
-    has the addresses of all of them, duplicates dropped. Its canonical name
-    is the first name of the first line that lists it (``hosts(5)`` calls it
-    the canonical host name; the C library and Go agree).
-    """
-
-    path: str | None = None
-    """Where the file was read from, if from a file."""
-
-    _addresses: dict[str, list[Address]] = field(default_factory=dict, init=False, repr=False)
-    _canonical: dict[str, str] = field(default_factory=dict, init=False, repr=False)
-
-    @classmethod
-    def parse(cls, text: str, path: str | None = None) -> HostsFile:
-        """Parse the text of a hosts file."""
-        hosts = cls(path)
-        for line in text.split("\n"):
-            fields = line.split("#", 1)[0].split()
-            if len(fields) < 2:
-                continue
-            try:
-                address = parse_ip(fields[0], allow_scope=True)
-            except AddressError:
-                continue
-            for name in fields[1:]:
-                key = _key(name)
-                if not key:
-                    continue
-                known = hosts._addresses.setdefault(key, [])
-                if address not in known:
-                    known.append(address)
-                hosts._canonical.setdefault(key, fields[1])
-        return hosts
-
-    @classmethod
-    def read(cls, path: str) -> HostsFile:
-        """
-        Read and parse the hosts file at *path* (a local file read).
-
-        :raises InvalidLookupError: the file cannot be read.
-        """
-        try:
-            with open(path, encoding="utf-8", errors="replace") as f:
-                return cls.parse(f.read(), path)
-        except OSError as e:
-            raise InvalidLookupError(f"cannot read hosts file {path}: {e.strerror or e}") from None
-
-    def addresses(self, name: str) -> tuple[Address, ...]:
-        """The addresses of *name*, in file order (empty if not listed)."""
-        return tuple(self._addresses.get(_key(name), ()))
-
-    def canonical_name(self, name: str) -> str | None:
-        """The canonical name of *name*, fully qualified, or ``None`` if not listed."""
-        found = self._canonical.get(_key(name))
-        return absolute(found) if found is not None else None
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and _key(name) in self._addresses
+    if not isinstance(text, str):
+        raise InvalidLookupError(f"expected a host name as text, got {type(text).__name__}")
+    try:
+        return parse_ip(text, allow_scope=True)
+    except AddressError as e:
+        if ":" in text or "%" in text or (text and all(c.isdigit() or c == "." for c in text)):
+            raise InvalidLookupError(f"{text}: {e}") from None
+        return None
 
 
 def order_addresses(addresses: Iterable[Address]) -> list[Address]:
@@ -356,10 +238,10 @@ def service_port(
     if not isinstance(service, str) or not service:
         raise InvalidLookupError("empty service name")
     if service.isascii() and service.isdigit():
-        port = int(service)
-        if port > 65535:
-            raise InvalidLookupError(f"port {service} is out of range (0 to 65535)")
-        return port
+        try:
+            return parse_port(service, allow_zero=True)
+        except AddressError as e:
+            raise InvalidLookupError(str(e)) from None
     if not _SERVICE.match(service):
         raise InvalidLookupError(f"{service!r} is not a service name or a port number")
     protocol = network[:3]

@@ -1,105 +1,49 @@
 """
-Name and service lookups, asynchronous, never blocking the reactor: the
-seed's ResolveIP, LookupHost and LookupPort, and Go's LookupCNAME.
-
-A :class:`Lookup` answers from one of two sources, chosen when it is made:
-
-- **the system** (no ``servers``, no ``hosts``): addresses come from the
-  reactor's :class:`~twisted.internet.interfaces.IHostnameResolver`
-  (``reactor.nameResolver``, which calls ``getaddrinfo`` in a thread), so
-  ``nsswitch.conf``, the system hosts file, ``resolv.conf`` and its search
-  list all apply; canonical names come from ``getaddrinfo`` with
-  ``AI_CANONNAME``, also in the reactor's thread pool.
-- **a hosts file and DNS servers** (``servers``, ``hosts`` or
-  ``resolv_conf`` given): a name listed in the hosts file is answered from the
-  file alone; any other name is asked of the DNS servers through
-  :mod:`twisted.names.client` (the given ``servers``, or else the
-  ``nameserver`` lines of ``resolv_conf``, by default ``/etc/resolv.conf``),
-  as an absolute name (no search list). ``A`` and ``AAAA`` are asked in
-  parallel; CNAME chains are followed, within an answer and by asking again
-  for the chain's last name, for at most :data:`MAX_CNAME_HOPS` records, and
-  loops are detected.
-
-In both, an IP address literal is answered without any query, and an IPv6
-zone (``fe80::1%lo``) is kept, as Go's ``IPAddr`` keeps it. Every answer lists
-IPv4 addresses first, then IPv6, each family in the order its source gave,
-without duplicates (:func:`order_addresses`); :meth:`Lookup.resolve_ip` picks
-one address from that list as Go's ``ResolveIPAddr`` does
-(:func:`pick_address`).
-
-Failures raise a subclass of :class:`NameLookupError` with a one-line message:
-:class:`InvalidLookupError` (bad input; nothing was sent), :class:`NameNotFoundError`,
-:class:`ServiceNotFoundError`, :class:`LookupTimeoutError`, :class:`LookupRefusedError`,
-:class:`ServerFailureError`, :class:`CNAMELoopError`.
+:class:`Lookup` and the one-call lookups: where a name is looked up (the
+system, or a hosts file and DNS servers) and how an answer is picked.
 """
 
 from __future__ import annotations
 
-import math
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet import defer
 from twisted.internet.interfaces import IHostnameResolver
 from twisted.internet.threads import deferToThreadPool
 
-from netproto._names import (
-    DEFAULT_DNS_PORT,
-    DEFAULT_TIMEOUT,
-    IP_NETWORKS,
-    MAX_CNAME_HOPS,
-    PORT_NETWORKS,
-    CNAMELoopError,
-    HostsFile,
+from netproto.lookup._errors import (
     InvalidLookupError,
-    LookupRefusedError,
     LookupTimeoutError,
-    NameLookupError,
     NameNotFoundError,
-    ServerFailureError,
-    ServiceNotFoundError,
-    _key,
+)
+from netproto.lookup._files import HostsFile, parse_resolv_conf, read_text
+from netproto.lookup._names import (
+    DEFAULT_TIMEOUT,
+    PORT_NETWORKS,
     check_host_name,
     check_network,
-    format_server,
+    literal,
+    name_key,
     order_addresses,
-    parse_resolv_conf,
-    parse_server,
     pick_address,
     service_port,
 )
-from netproto._resolvers import DNSAsker, SystemAsker
-from netproto.util import Address, AddressError, parse_ip
+from netproto.lookup._system import SystemAsker
+from netproto.util import Address, positive_seconds
+
+if TYPE_CHECKING:
+    from netproto.lookup._dns import DNSAsker
 
 __all__ = [
-    "DEFAULT_DNS_PORT",
-    "DEFAULT_TIMEOUT",
-    "IP_NETWORKS",
-    "MAX_CNAME_HOPS",
-    "PORT_NETWORKS",
+    "SYSTEM_RESOLV_CONF",
     "Answer",
-    "CNAMELoopError",
-    "HostsFile",
-    "InvalidLookupError",
     "Lookup",
-    "LookupRefusedError",
-    "LookupTimeoutError",
-    "NameLookupError",
-    "NameNotFoundError",
-    "ServerFailureError",
-    "ServiceNotFoundError",
-    "check_host_name",
-    "format_server",
     "lookup_cname",
     "lookup_host",
     "lookup_port",
-    "order_addresses",
-    "parse_resolv_conf",
-    "parse_server",
-    "pick_address",
     "resolve_ip",
-    "service_port",
 ]
 
 SYSTEM_RESOLV_CONF = "/etc/resolv.conf"
@@ -151,27 +95,11 @@ class Answer:
     def no_address(self) -> NameNotFoundError:
         """The error for an answer without addresses, saying where a CNAME chain ended."""
         end = self.canonical_name
-        if end is not None and _key(end) != _key(self.name):
+        if end is not None and name_key(end) != name_key(self.name):
             return NameNotFoundError(
                 f"{self.name}: no address (its CNAME chain ends at {end}, which has none)"
             )
         return NameNotFoundError(f"{self.name}: no address")
-
-
-def _literal(text: str) -> Address | None:
-    """
-    The address *text* writes, or ``None`` if it is meant as a name. Text
-    that looks like an address (only digits and dots, or any ``:`` or ``%``)
-    but is not a valid one raises :class:`InvalidLookupError`.
-    """
-    if not isinstance(text, str):
-        raise InvalidLookupError(f"expected a host name as text, got {type(text).__name__}")
-    try:
-        return parse_ip(text, allow_scope=True)
-    except AddressError as e:
-        if ":" in text or "%" in text or (text and all(c.isdigit() or c == "." for c in text)):
-            raise InvalidLookupError(f"{text}: {e}") from None
-        return None
 
 
 def _check_name(host: str) -> None:
@@ -183,9 +111,10 @@ def _check_name(host: str) -> None:
 
 
 def _check_timeout(timeout: float) -> float:
-    if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
-        raise InvalidLookupError(f"timeout must be a positive number of seconds, not {timeout!r}")
-    return float(timeout)
+    try:
+        return positive_seconds(timeout)
+    except ValueError as e:
+        raise InvalidLookupError(f"timeout {e}") from None
 
 
 class Lookup:
@@ -232,7 +161,7 @@ class Lookup:
         self.hosts = HostsFile.read(hosts) if isinstance(hosts, str) else hosts
         self.servers: list[tuple[str, int]] = [(h, p) for h, p in servers]
         if not self.servers and (self.hosts is not None or resolv_conf is not None):
-            self.servers = parse_resolv_conf(_read_text(resolv_conf or SYSTEM_RESOLV_CONF))
+            self.servers = parse_resolv_conf(read_text(resolv_conf or SYSTEM_RESOLV_CONF))
         self._system = SystemAsker(reactor, self.timeout, name_resolver, getaddrinfo)
         self._dns: DNSAsker | None = None
 
@@ -249,9 +178,9 @@ class Lookup:
         the other methods turn that into :class:`NameNotFoundError`.
         """
         check_network(network)
-        literal = _literal(host)
-        if literal is not None:
-            return Answer(host, (literal,), None, "literal")
+        address = literal(host)
+        if address is not None:
+            return Answer(host, (address,), None, "literal")
         _check_name(host)
         if self.hosts is not None and host in self.hosts:
             listed = tuple(order_addresses(self.hosts.addresses(host)))
@@ -291,7 +220,7 @@ class Lookup:
         :raises NameNotFoundError: the name does not exist or has no address
             records and no CNAME.
         """
-        if _literal(host) is not None:
+        if literal(host) is not None:
             raise InvalidLookupError(f"{host} is an IP address, not a host name")
         _check_name(host)
         if self.hosts is not None and host in self.hosts:
@@ -307,17 +236,11 @@ class Lookup:
     def _dns_asker(self) -> DNSAsker:
         """The asker of :attr:`servers` (made again if they were changed)."""
         if self._dns is None or self._dns.servers != self.servers:
+            # Imported here: a lookup through the system never loads twisted.names.
+            from netproto.lookup._dns import DNSAsker
+
             self._dns = DNSAsker(list(self.servers), self._reactor, self.timeout)
         return self._dns
-
-def _read_text(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read()
-    except FileNotFoundError:
-        return ""
-    except OSError as e:
-        raise InvalidLookupError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 async def resolve_ip(

@@ -1,94 +1,107 @@
 """
-ICMP echo (ping) for IPv4 and IPv6, on Twisted.
-
-Three layers:
-
-- the codec (:func:`echo_request`, :func:`parse_ipv4`, :func:`parse_icmpv4`,
-  :func:`parse_icmpv6`, :class:`Packet`) builds requests and parses anything
-  an ICMP socket delivers, never raising;
-- :class:`ProbeTable` decides what a packet is to us: our reply, a
-  duplicate, a late reply, an ICMP error about one of our probes, damaged,
-  malformed, or not ours, matching identifier, sequence number, source
-  address and a per-probe random cookie;
-- :class:`PingClient` owns one ICMP socket per address family (raw, or a
-  Linux unprivileged ping socket, chosen automatically) and runs
-  :class:`Ping` (one host) and :class:`Sweep` (many hosts and CIDR ranges
-  at a bounded rate) over it.
-
-:func:`ping` and :func:`sweep` are the one-call forms.
+:class:`PingClient`, which owns the ICMP sockets of a program and runs pings
+and sweeps over them, and the one-call forms :func:`ping` and :func:`sweep`.
 """
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 
-from netproto._icmp import (
-    ECHO_REPLY,
-    ECHO_REQUEST,
-    ERROR,
-    MALFORMED,
-    OTHER,
-    Packet,
-    describe_error,
-    echo_request,
-    icmpv6_checksum,
-    parse_icmpv4,
-    parse_icmpv6,
-    parse_ipv4,
-)
-from netproto._pinger import Ping, PingClient, ProbeResult, Statistics, Summary
-from netproto._pingsocket import AUTO, DGRAM, RAW, IcmpSocket, PingPermissionError
-from netproto._probes import (
-    DAMAGED,
-    DUPLICATE,
-    LATE,
-    NOT_OURS,
-    REPLY,
-    Probe,
-    ProbeTable,
-)
-from netproto._sweep import HostResult, Sweep, SweepSummary, expand_targets
+from netproto.ping._host import Ping, ProbeResult, Summary
+from netproto.ping._open import AUTO
+from netproto.ping._socket import IcmpSocket
+from netproto.ping._sweep import HostResult, Sweep, SweepSummary
+from netproto.ping._targets import address_text, expand_targets
+from netproto.util import AddressError, parse_ip
 
-__all__ = [
-    "AUTO",
-    "DAMAGED",
-    "DGRAM",
-    "DUPLICATE",
-    "ECHO_REPLY",
-    "ECHO_REQUEST",
-    "ERROR",
-    "LATE",
-    "MALFORMED",
-    "NOT_OURS",
-    "OTHER",
-    "RAW",
-    "REPLY",
-    "HostResult",
-    "IcmpSocket",
-    "Packet",
-    "Ping",
-    "PingClient",
-    "PingPermissionError",
-    "Probe",
-    "ProbeResult",
-    "ProbeTable",
-    "Statistics",
-    "Summary",
-    "Sweep",
-    "SweepSummary",
-    "describe_error",
-    "echo_request",
-    "expand_targets",
-    "icmpv6_checksum",
-    "parse_icmpv4",
-    "parse_icmpv6",
-    "parse_ipv4",
-    "ping",
-    "sweep",
-]
+__all__ = ["PingClient", "ping", "sweep"]
+
+
+class PingClient:
+    """
+    The ICMP sockets of one program: one per address family, opened on first
+    use in *mode* (``auto``, ``raw`` or ``dgram``), shared by every
+    :meth:`ping` and :meth:`sweep` made through this client.
+
+    *ttl*, *source* (a local address) and *interface* (a device name) apply
+    to every probe; *clock* (monotonic seconds) times the round trips.
+    """
+
+    log = Logger(namespace="netproto.ping")
+
+    def __init__(
+        self,
+        reactor: Any,
+        mode: str = AUTO,
+        *,
+        ttl: int | None = None,
+        source: str | None = None,
+        interface: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.reactor = reactor
+        self.mode = mode
+        self.ttl = ttl
+        self.source = source
+        self.interface = interface
+        self.clock = clock
+        self._sockets: dict[int, IcmpSocket] = {}
+
+    def socket_for(self, version: int) -> IcmpSocket:
+        """The socket for IPv*version*, opened and reading.
+
+        :raises netproto.ping.PingPermissionError: no ICMP socket may be opened.
+        """
+        sock = self._sockets.get(version)
+        if sock is None:
+            family = socket.AF_INET6 if version == 6 else socket.AF_INET
+            source = self.source
+            if source is not None and parse_ip(source).version != version:
+                raise AddressError(f"source {source} is not an IPv{version} address")
+            sock = IcmpSocket(self.reactor, family, self.mode, ttl=self.ttl, source=source,
+                              interface=self.interface, clock=self.clock)
+            sock.start()
+            self._sockets[version] = sock
+        return sock
+
+    def ping(
+        self,
+        host: str,
+        *,
+        count: int | None = 4,
+        interval: float = 1.0,
+        timeout: float = 10.0,
+        deadline: float | None = None,
+        size: int = 56,
+        on_result: Callable[[ProbeResult], object] | None = None,
+    ) -> Ping:
+        """
+        Start pinging *host* (an address literal): *count* probes (None: until
+        :meth:`Ping.stop` or *deadline*), one every *interval* seconds, each
+        waiting up to *timeout* seconds, *size* payload bytes. With a
+        *deadline* (seconds), stop then at the latest; with a count too,
+        stop as soon as *count* replies came back (ping(8)'s ``-c -w``).
+        """
+        target = address_text(host)
+        sock = self.socket_for(parse_ip(target).version)
+        return Ping(sock, target, count=count, interval=interval, timeout=timeout,
+                    deadline=deadline, size=size, on_result=on_result)
+
+    def sweep(self, targets: Iterable[str], **options: Any) -> Sweep:
+        """Ping many targets at a bounded rate: see :class:`netproto.ping.Sweep`."""
+        return Sweep(self, targets, **options)
+
+    def close(self) -> None:
+        """Close every socket; probes still waiting are abandoned."""
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
 
 
 def ping(

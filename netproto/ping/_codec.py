@@ -8,7 +8,7 @@ arrive without an IP header, the source address and TTL coming from the
 socket. Every parser returns a :class:`Packet` and never raises, whatever the
 input: what cannot be understood is a :data:`MALFORMED` packet with a reason.
 Deciding whether a packet answers one of *our* probes is the job of
-:class:`netproto._probes.ProbeTable`.
+:class:`~netproto.ping.ProbeTable`.
 """
 
 from __future__ import annotations

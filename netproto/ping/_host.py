@@ -1,17 +1,13 @@
 """
-Pinging one host: the client that owns the sockets, per-probe results,
-statistics, and :class:`Ping`, which sends probes at an interval and
-reports each outcome and a final summary.
+Pinging one host: per-probe results, statistics, and :class:`Ping`, which
+sends probes at an interval and reports each outcome and a final summary.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import socket
-import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -19,18 +15,11 @@ from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from netproto._icmp import COOKIE_SIZE, Packet, describe_error
-from netproto._pingsocket import AUTO, IcmpSocket
-from netproto._probes import DAMAGED, DUPLICATE, ERROR, LATE, PENDING, REPLY, Probe
-from netproto.util import AddressError, parse_ip
+from netproto.ping._codec import Packet, describe_error
+from netproto.ping._probes import DAMAGED, DUPLICATE, ERROR, LATE, PENDING, REPLY, Payloads, Probe
+from netproto.ping._socket import IcmpSocket
 
-__all__ = [
-    "Ping",
-    "PingClient",
-    "ProbeResult",
-    "Statistics",
-    "Summary",
-]
+__all__ = ["Ping", "ProbeResult", "Statistics", "Summary"]
 
 _BURST = 256
 _QUEUED = 10_000
@@ -116,122 +105,6 @@ class Summary:
         return 100.0 * (self.transmitted - self.received) / self.transmitted
 
 
-class _Payloads:
-    """Payloads of a fixed size, each starting with a fresh random cookie."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._cookie = min(size, COOKIE_SIZE)
-        self._tail = bytes(i & 0xFF for i in range(self._cookie, size))
-        self._pool = b""
-        self._at = 0
-
-    def next(self) -> bytes:
-        n = self._cookie
-        if self._at + n > len(self._pool):
-            self._pool = os.urandom(max(n, 1) * 4096)
-            self._at = 0
-        at = self._at
-        self._at = at + n
-        return self._pool[at : at + n] + self._tail
-
-
-def address_text(text: str) -> str:
-    """
-    An address literal in the form sockets report sources in, or
-    :class:`~netproto.util.AddressError` (zones such as ``%eth0`` included:
-    link-local targets are not supported).
-    """
-    from netproto._sweep import expand_targets
-
-    if "/" in text:
-        raise AddressError(f"{text}: one address, not a range")
-    return expand_targets([text])[0]
-
-
-class PingClient:
-    """
-    The ICMP sockets of one program: one per address family, opened on first
-    use in *mode* (``auto``, ``raw`` or ``dgram``), shared by every
-    :meth:`ping` and :meth:`sweep` made through this client.
-
-    *ttl*, *source* (a local address) and *interface* (a device name) apply
-    to every probe; *clock* (monotonic seconds) times the round trips.
-    """
-
-    log = Logger()
-
-    def __init__(
-        self,
-        reactor: Any,
-        mode: str = AUTO,
-        *,
-        ttl: int | None = None,
-        source: str | None = None,
-        interface: str | None = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.reactor = reactor
-        self.mode = mode
-        self.ttl = ttl
-        self.source = source
-        self.interface = interface
-        self.clock = clock
-        self._sockets: dict[int, IcmpSocket] = {}
-
-    def socket_for(self, version: int) -> IcmpSocket:
-        """The socket for IPv*version*, opened and reading.
-
-        :raises netproto.ping.PingPermissionError: no ICMP socket may be opened.
-        """
-        sock = self._sockets.get(version)
-        if sock is None:
-            family = socket.AF_INET6 if version == 6 else socket.AF_INET
-            source = self.source
-            if source is not None and parse_ip(source).version != version:
-                raise AddressError(f"source {source} is not an IPv{version} address")
-            sock = IcmpSocket(self.reactor, family, self.mode, ttl=self.ttl, source=source,
-                              interface=self.interface, clock=self.clock)
-            sock.start()
-            self._sockets[version] = sock
-        return sock
-
-    def ping(
-        self,
-        host: str,
-        *,
-        count: int | None = 4,
-        interval: float = 1.0,
-        timeout: float = 10.0,
-        deadline: float | None = None,
-        size: int = 56,
-        on_result: Callable[[ProbeResult], object] | None = None,
-    ) -> Ping:
-        """
-        Start pinging *host* (an address literal): *count* probes (None: until
-        :meth:`Ping.stop` or *deadline*), one every *interval* seconds, each
-        waiting up to *timeout* seconds, *size* payload bytes. With a
-        *deadline* (seconds), stop then at the latest; with a count too,
-        stop as soon as *count* replies came back (ping(8)'s ``-c -w``).
-        """
-        target = address_text(host)
-        sock = self.socket_for(parse_ip(target).version)
-        return Ping(sock, target, count=count, interval=interval, timeout=timeout,
-                    deadline=deadline, size=size, on_result=on_result)
-
-    def sweep(self, targets: Iterable[str], **options: Any) -> Any:
-        """Ping many targets at a bounded rate: see :class:`netproto.ping.Sweep`."""
-        from netproto._sweep import Sweep
-
-        return Sweep(self, targets, **options)
-
-    def close(self) -> None:
-        """Close every socket; probes still waiting are abandoned."""
-        for sock in self._sockets.values():
-            sock.close()
-        self._sockets.clear()
-
-
 class Ping:
     """
     A running ping of one host. Results arrive through *on_result*, through
@@ -241,7 +114,7 @@ class Ping:
     fails with that exception, the ping stopped).
     """
 
-    log = Logger()
+    log = Logger(namespace="netproto.ping")
 
     def __init__(
         self,
@@ -266,7 +139,7 @@ class Ping:
         self.on_result = on_result
         self.statistics = Statistics(target)
         self.done: Deferred[Summary] = Deferred()
-        self._payloads = _Payloads(size)
+        self._payloads = Payloads(size)
         self._started = sock.clock()
         self._waiting = 0
         self._next_call: Any = None

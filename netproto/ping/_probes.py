@@ -12,11 +12,12 @@ after the probe's timeout are late, and neither counts as received.
 
 from __future__ import annotations
 
+import os
 import struct
 from collections import deque
 from typing import Any
 
-from netproto._icmp import ECHO_REPLY, ERROR, MALFORMED, Packet
+from netproto.ping._codec import COOKIE_SIZE, ECHO_REPLY, ERROR, MALFORMED, Packet
 from netproto.util import checksum
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "NOT_OURS",
     "PENDING",
     "REPLY",
+    "Payloads",
     "Probe",
     "ProbeTable",
     "TableFullError",
@@ -291,3 +293,24 @@ class ProbeTable:
                         _trim(probe)
                     expired.append(probe)
         return expired
+
+
+class Payloads:
+    """Payloads of a fixed size, each starting with a fresh random cookie."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._cookie = min(size, COOKIE_SIZE)
+        self._tail = bytes(i & 0xFF for i in range(self._cookie, size))
+        self._pool = b""
+        self._at = 0
+
+    def next(self) -> bytes:
+        """The next payload: a fresh cookie, then the fixed tail."""
+        n = self._cookie
+        if self._at + n > len(self._pool):
+            self._pool = os.urandom(max(n, 1) * 4096)
+            self._at = 0
+        at = self._at
+        self._at = at + n
+        return self._pool[at : at + n] + self._tail

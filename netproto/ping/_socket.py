@@ -2,7 +2,7 @@
 ICMP sockets for Twisted: a raw socket (root or CAP_NET_RAW) or a Linux
 unprivileged ping socket (``SOCK_DGRAM``, ``IPPROTO_ICMP``, when
 ``net.ipv4.ping_group_range`` admits the caller's group), read by the reactor
-in batches and matched through a :class:`~netproto._probes.ProbeTable`.
+in batches and matched through a :class:`~netproto.ping.ProbeTable`.
 
 One :class:`IcmpSocket` per address family serves any number of probes to
 any number of targets. What it reads goes, classified, to the owner of the
@@ -29,8 +29,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto._icmp import ERROR, Packet, parse_icmpv4, parse_icmpv6, parse_ipv4
-from netproto._icmpopen import (
+from netproto.ping._codec import ERROR, Packet, parse_icmpv4, parse_icmpv6, parse_ipv4
+from netproto.ping._open import (
     AUTO,
     DGRAM,
     EXTENDED_ERR,
@@ -50,7 +50,7 @@ from netproto._icmpopen import (
     open_icmp_socket,
     reply_filter,
 )
-from netproto._probes import NOT_OURS, REPLY, Probe, ProbeTable, TableFullError
+from netproto.ping._probes import NOT_OURS, REPLY, Probe, ProbeTable, TableFullError
 from netproto.util import checksum
 
 __all__ = [
@@ -85,7 +85,7 @@ class IcmpSocket:
     :func:`time.monotonic`. The reactor schedules probe timeouts.
     """
 
-    log = Logger()
+    log = Logger(namespace="netproto.ping")
 
     def __init__(
         self,

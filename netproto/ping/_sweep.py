@@ -9,100 +9,32 @@ the sweep runs.
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from netproto._icmp import Packet, describe_error
-from netproto._pingsocket import IcmpSocket
-from netproto._probes import DAMAGED, DUPLICATE, ERROR, LATE, Probe
-from netproto.util import AddressError, canonical, parse_ip
+from netproto.ping._codec import Packet, describe_error
+from netproto.ping._probes import DAMAGED, DUPLICATE, ERROR, LATE, Payloads, Probe
+from netproto.ping._socket import IcmpSocket
+from netproto.ping._targets import TargetList, expand_targets
 
-if TYPE_CHECKING:
-    from netproto._pinger import PingClient
-
-__all__ = ["HostResult", "Sweep", "SweepSummary", "TargetList", "expand_targets"]
+__all__ = ["HostResult", "SocketSource", "Sweep", "SweepSummary"]
 
 _SLICE = 0.005
 """At full speed, how long one turn of the reactor may spend sending."""
 
-MAX_TARGETS = 1 << 20
-"""The largest sweep :func:`expand_targets` builds (a /12 of IPv4)."""
+class SocketSource(Protocol):
+    """What a sweep needs of its client (a :class:`~netproto.ping.PingClient`)."""
 
+    reactor: Any
+    clock: Callable[[], float]
 
-class TargetList(list[str]):
-    """
-    Addresses as :func:`expand_targets` returns them: checked, each once, in
-    the form sockets report sources in. :class:`Sweep` takes them as they are.
-    """
-
-
-def expand_targets(
-    texts: Iterable[str], version: int | None = None, limit: int = MAX_TARGETS
-) -> TargetList:
-    """
-    The addresses named by *texts*: address literals and CIDR ranges
-    (``127.0.0.0/24``: its hosts, without the network and broadcast
-    addresses of IPv4 ranges larger than /31), in order, each once. With
-    *version*, every target must be of that IP version.
-
-    :raises AddressError: a text is neither, is of the wrong version, or
-        the total passes *limit* addresses.
-    """
-    everything: list[str] = []
-    for text in texts:
-        text_version, addresses = _expand(text, limit)
-        if version is not None and text_version != version:
-            raise AddressError(f"{text} is not an IPv{version} target")
-        everything.extend(addresses)
-        if len(everything) > limit:
-            everything = list(dict.fromkeys(everything))
-            if len(everything) > limit:
-                raise AddressError(f"more than {limit} targets")
-    return TargetList(dict.fromkeys(everything))
-
-
-_OCTETS = [str(i) for i in range(256)]
-
-
-def _expand(text: str, limit: int) -> tuple[int, Iterable[str]]:
-    if "/" not in text:
-        address = parse_ip(text)
-        return address.version, [_socket_form(canonical(address))]
-    try:
-        net = ipaddress.ip_network(text, strict=False)
-    except ValueError as e:
-        raise AddressError(f"{text}: not a valid CIDR range ({e})") from None
-    if net.num_addresses > limit + 2:
-        raise AddressError(f"{text} has {net.num_addresses} addresses, more than {limit}")
-    if net.version == 6:
-        return 6, [_socket_form(str(a)) for a in net.hosts()]
-    first = int(net.network_address)
-    last = int(net.broadcast_address)
-    if net.prefixlen < 31:
-        first, last = first + 1, last - 1
-    # Whole runs of the last octet at a time: a /20 in a fraction of a millisecond.
-    out: list[str] = []
-    for high in range(first >> 8, (last >> 8) + 1):
-        prefix = f"{high >> 16}.{high >> 8 & 255}.{high & 255}."
-        low, up = max(first, high << 8) & 255, min(last, high << 8 | 255) & 255
-        out += [prefix + octet for octet in _OCTETS[low : up + 1]]
-    return 4, out
-
-
-def _socket_form(text: str) -> str:
-    """An address literal as :func:`socket.inet_ntop` writes it (sockets report sources so)."""
-    family = socket.AF_INET6 if ":" in text else socket.AF_INET
-    try:
-        return socket.inet_ntop(family, socket.inet_pton(family, text))
-    except (OSError, ValueError):
-        return canonical(parse_ip(text))
+    def socket_for(self, version: int) -> IcmpSocket:
+        """The socket for IPv*version*, opened and reading."""
 
 
 class HostResult(NamedTuple):
@@ -156,11 +88,11 @@ class Sweep:
     *on_host* raised, fails with that exception, the sweep stopped).
     """
 
-    log = Logger()
+    log = Logger(namespace="netproto.ping")
 
     def __init__(
         self,
-        client: PingClient,
+        client: SocketSource,
         targets: Iterable[str],
         *,
         count: int = 1,
@@ -171,8 +103,6 @@ class Sweep:
         batch: int = 128,
         on_host: Callable[[HostResult], object] | None = None,
     ) -> None:
-        from netproto._pinger import _Payloads
-
         if isinstance(targets, TargetList):
             self.targets: list[str] = targets
         else:
@@ -197,7 +127,7 @@ class Sweep:
             socks.append(sock)
         self._socks = socks
         self._unique_socks = list(by_version.values())
-        self._payloads = _Payloads(size)
+        self._payloads = Payloads(size)
         self._sent = [0] * n
         self._received = [0] * n
         self._resolved = [0] * n

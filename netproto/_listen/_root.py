@@ -1,0 +1,153 @@
+"""
+The plugin's root service, and the wiring of listeners to services: one TCP
+factory per service from the table of services (:data:`SERVICES`), a datagram
+protocol per UDP socket, one set of served UDP ports, one metrics registry.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.protocol import DatagramProtocol, Factory
+from twisted.logger import Logger
+
+from netproto._listen._bound import BindError, BoundService
+from netproto._listen._listeners import Listener
+from netproto._listen._metrics import MetricsRegistry, metrics_site
+from netproto._listen._table import SERVICES
+from netproto.limits import Limits
+
+__all__ = ["NetprotoService", "build_listeners"]
+
+
+class NetprotoService(MultiService):
+    """The plugin's root service: binds every listener first, fails as one clean line.
+
+    If any listener cannot bind, the ones already bound are closed, one
+    critical event names the option and the reason, and the process exits 1:
+    in the foreground with that one line on stderr and no traceback; as a
+    daemon (*daemon* true) through twistd's start-up status report. Still
+    running as root on a port below 1024 after twistd's privilege drop logs a
+    warning.
+    """
+
+    log = Logger(namespace="netproto.tap")
+
+    def __init__(self, *, daemon: bool = False) -> None:
+        super().__init__()
+        self.daemon = daemon
+
+    def privilegedStartService(self) -> None:
+        Service.privilegedStartService(self)
+        started: list[IService] = []
+        for child in self:
+            try:
+                child.privilegedStartService()
+            except BindError as exc:
+                for done in started:
+                    done.stopService()
+                listener = getattr(child, "listener")  # noqa: B009 (a BoundService)
+                self._fail(
+                    f"{listener.option}: cannot listen on {listener.describe()}: {exc}"
+                )
+            started.append(child)
+
+    def _fail(self, message: str) -> None:
+        self.log.critical("netproto: {message}", message=message)
+        if self.daemon:
+            # twistd's daemon parent waits on a status pipe that only an
+            # Exception (not SystemExit) reports, with the pid file removed.
+            raise BindError(message)
+        stderr = sys.__stderr__
+        if stderr is not None and not stderr.closed:
+            try:
+                stderr.write(f"netproto: {message}\n")
+                stderr.flush()
+            except OSError:
+                pass
+        raise SystemExit(1)
+
+    def startService(self) -> None:
+        MultiService.startService(self)
+        for child in self:
+            if isinstance(child, BoundService) and not child.skipped:
+                self.log.info(
+                    "netproto: {service} on {where}",
+                    service=child.listener.service,
+                    where=child.served(),
+                )
+        if os.geteuid() == 0:
+            low = sorted(
+                {
+                    number
+                    for child in self
+                    if isinstance(child, BoundService)
+                    and (number := child.listening_port()) is not None
+                    and 0 < number < 1024
+                }
+            )
+            if low:
+                self.log.warn(
+                    "netproto: running as root on privileged port(s) {ports}; "
+                    "pass --uid and --gid to twistd to drop privileges after binding",
+                    ports=", ".join(map(str, low)),
+                )
+
+
+class _Wiring:
+    """What the listeners of one root service are served with (see ``Wiring``)."""
+
+    def __init__(self, reactor: Any, limits: Limits, options: Mapping[str, Any]) -> None:
+        self.reactor = reactor
+        self.limits = limits
+        self.options = options
+        self.served_ports: set[int] = set()
+        self.registry = MetricsRegistry()
+        self._factories: dict[str, Factory] = {}
+
+    def tcp_factory(self, service: str) -> Factory:
+        made = self._factories.get(service)
+        if made is None:
+            if service == "metrics":
+                made = metrics_site(self.registry)
+            else:
+                made = SERVICES[service].tcp(self.reactor, self.limits, self.options)
+                self.registry.register(service, "tcp", made)
+            self._factories[service] = made
+        return made
+
+    def udp_protocol(self, service: str) -> DatagramProtocol | None:
+        if service == "metrics":
+            return None
+        made = SERVICES[service].udp(self.reactor, self.limits, self.options, self.served_ports)
+        self.registry.register(service, "udp", made)
+        return made
+
+
+def build_listeners(
+    root: MultiService,
+    reactor: Any,
+    listeners: list[Listener],
+    *,
+    limits: Limits,
+    options: Mapping[str, Any] | None = None,
+) -> MetricsRegistry:
+    """
+    Add a service to *root* for each listener; return the metrics registry.
+
+    One TCP factory per service is shared by its TCP listeners (so the
+    connection caps count over all of them); each UDP listener gets its own
+    datagram protocol. Every UDP port bound is added to one shared set of
+    served ports, the loop guard of every datagram protocol. *options* are
+    the plugin's options the services read (``daytime-format``, ``utc``).
+    """
+    wiring = _Wiring(reactor, limits, options or {})
+    for listener in listeners:
+        listener.make_service(wiring).setServiceParent(root)
+    root.registry = wiring.registry  # type: ignore[attr-defined]
+    root.served_ports = wiring.served_ports  # type: ignore[attr-defined]
+    return wiring.registry

@@ -1,0 +1,99 @@
+"""
+TCP sockets for the twistd plugin: every address of one family on a port
+(:class:`AnyAddressTCPEndpoint`), and the service that listens on any stream
+endpoint in ``privilegedStartService``.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.application.service import Service
+from twisted.internet import defer, tcp
+from twisted.internet.interfaces import IListeningPort, IStreamServerEndpoint
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
+
+from netproto._listen._bound import BindError, BoundService, describe_bind_error, has_ipv6
+
+__all__ = ["AnyAddressTCPEndpoint", "StreamService"]
+
+
+class _V6OnlyPort(tcp.Port):
+    """A TCP port on ``::`` for IPv6 only, whatever ``net.ipv6.bindv6only`` says."""
+
+    def createInternetSocket(self) -> socket.socket:
+        skt: socket.socket = super().createInternetSocket()
+        skt.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        return skt
+
+
+@implementer(IStreamServerEndpoint)
+class AnyAddressTCPEndpoint:
+    """TCP on every address of one family: ``0.0.0.0``, or ``::`` with IPv6 only."""
+
+    def __init__(self, reactor: Any, port: int, family: int = 4, backlog: int = 50) -> None:
+        self.reactor = reactor
+        self.port = port
+        self.family = family
+        self.backlog = backlog
+
+    def listen(self, protocolFactory: Any) -> defer.Deferred[IListeningPort]:
+        """Bind and listen now; the Deferred has already fired."""
+
+        def bind() -> IListeningPort:
+            port: tcp.Port
+            if self.family == 6:
+                port = _V6OnlyPort(self.port, protocolFactory, self.backlog, "::", self.reactor)
+            else:
+                port = tcp.Port(self.port, protocolFactory, self.backlog, "0.0.0.0", self.reactor)
+            port.startListening()
+            return port
+
+        return defer.execute(bind)
+
+
+class StreamService(BoundService):
+    """
+    Listen on a stream *endpoint* with *factory* in ``privilegedStartService``.
+    With *needs_ipv6*, a host without IPv6 skips it (logged once) instead of
+    failing: the IPv6 half of a bare port.
+    """
+
+    _port: IListeningPort | None = None
+    log = Logger(namespace="netproto.tap")
+
+    def __init__(
+        self,
+        listener: Any,
+        endpoint: IStreamServerEndpoint,
+        factory: Factory,
+        *,
+        needs_ipv6: bool = False,
+    ) -> None:
+        self.listener = listener
+        self.endpoint = endpoint
+        self.factory = factory
+        self.needs_ipv6 = needs_ipv6
+
+    def privilegedStartService(self) -> None:
+        Service.privilegedStartService(self)
+        if self._port is not None:
+            return
+        if self.needs_ipv6 and not has_ipv6():
+            self.skipped = True
+            self.log.info(
+                "no IPv6 on this host: {option} serves TCP over IPv4 only",
+                option=self.listener.option,
+            )
+            return
+        outcome: list[Any] = []
+        self.endpoint.listen(self.factory).addBoth(outcome.append)
+        if not outcome:
+            raise BindError("the endpoint did not listen at once")
+        if isinstance(outcome[0], Failure):
+            raise BindError(describe_bind_error(outcome[0].value or Exception()))
+        self._port = outcome[0]

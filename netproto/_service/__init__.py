@@ -1,0 +1,35 @@
+"""
+The machinery every inetd-style service shares: the TCP factory and protocol
+base that apply the connection caps and deadlines, the UDP protocol base that
+applies the source rules and reply budgets, and the clients' single-deadline
+TCP and UDP exchanges with their errors. Private: :mod:`netproto.daytime` and
+:mod:`netproto.echo` re-export what users need.
+"""
+
+from netproto._service._client import (
+    MismatchError,
+    ProtocolError,
+    RefusedError,
+    ServiceError,
+    ServiceTimeoutError,
+    UnreachableError,
+    tcp_exchange,
+    udp_exchange,
+)
+from netproto._service._tcp import LimitedFactory, Refused, WatchedProtocol
+from netproto._service._udp import PolicedDatagramProtocol
+
+__all__ = [
+    "LimitedFactory",
+    "MismatchError",
+    "PolicedDatagramProtocol",
+    "ProtocolError",
+    "Refused",
+    "RefusedError",
+    "ServiceError",
+    "ServiceTimeoutError",
+    "UnreachableError",
+    "WatchedProtocol",
+    "tcp_exchange",
+    "udp_exchange",
+]

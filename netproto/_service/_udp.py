@@ -1,0 +1,100 @@
+"""
+The UDP side of every service: a datagram protocol base that applies
+:class:`~netproto.limits.SourcePolicy` to each datagram and answers the
+admitted ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Set
+from typing import Any, ClassVar
+
+from twisted.internet.error import MessageLengthError
+from twisted.internet.protocol import DatagramProtocol
+
+from netproto.limits import (
+    DEFAULT_LIMITS,
+    Counters,
+    Limits,
+    RefusalSummary,
+    SourcePolicy,
+    periodic,
+)
+
+__all__ = ["PolicedDatagramProtocol"]
+
+_SEND_ERRORS = (OSError, MessageLengthError)
+
+
+class PolicedDatagramProtocol(DatagramProtocol):
+    """
+    A UDP protocol that answers each admitted datagram with
+    :meth:`reply` ``(data)`` and drops the others silently, counted.
+
+    Replies go straight to the port's socket when it has one (the address
+    came from ``recvfrom``, so Twisted's per-write address validation is
+    pure overhead); a full send buffer (``EAGAIN``, ``ENOBUFS``) or any other
+    send error is counted as ``udp_send_errors``, never raised.
+    """
+
+    service: ClassVar[str] = "udp"
+
+    def __init__(
+        self,
+        reactor: Any,
+        limits: Limits = DEFAULT_LIMITS,
+        *,
+        served_ports: Set[int] | None = None,
+    ) -> None:
+        self.reactor = reactor
+        self.limits = limits
+        self.counters = Counters()
+        self.policy = SourcePolicy(limits, self.counters, served_ports)
+        self.summary = RefusalSummary(self.service, self.counters)
+        self._socket: Any = None
+        self._loop: Any = None
+
+    @property
+    def served_ports(self) -> Set[int]:
+        """The live set of UDP ports this process serves (source ports refused)."""
+        return self.policy.served_ports
+
+    def startProtocol(self) -> None:
+        sock = getattr(self.transport, "socket", None)
+        self._socket = sock if callable(getattr(sock, "sendto", None)) else None
+        self._loop = periodic(self.reactor, self.limits.summary_interval, self._tick)
+
+    def stopProtocol(self) -> None:
+        self._socket = None
+        if self._loop is not None and self._loop.running:
+            self._loop.stop()
+        self._loop = None
+
+    def _tick(self) -> None:
+        self.policy.prune(self.reactor.seconds())
+        self.summary.tick()
+
+    def reply(self, data: bytes) -> bytes:
+        """The answer to *data*."""
+        raise NotImplementedError
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        values = self.counters.values
+        values["udp_datagrams_received"] += 1
+        values["udp_bytes_received"] += len(datagram)
+        refusal = self.policy.check(addr[0], addr[1], self.reactor.seconds())
+        if refusal is not None:
+            values[refusal] += 1
+            return
+        answer = self.reply(datagram)
+        try:
+            sock = self._socket
+            if sock is not None:
+                sock.sendto(answer, addr)
+            else:
+                self.transport.write(answer, addr)  # type: ignore[union-attr]
+        except _SEND_ERRORS:  # EAGAIN, ENOBUFS, ECONNREFUSED, EMSGSIZE, ...
+            values["udp_send_errors"] += 1
+            return
+        values["udp_replies_sent"] += 1
+        values["udp_bytes_sent"] += len(answer)

@@ -1,0 +1,168 @@
+"""
+The one module that touches Twisted's private names.
+
+netproto's fast paths and its socket adoption need a few things Twisted has
+no public API for. They all live here, each behind a function that checks the
+name is still there and falls back to public API (slower or plainer, never
+broken) when a Twisted release removes it. :data:`PRIVATE_NAMES` lists every
+one; ``tests/test_twisted_seam.py`` is the canary that fails loudly when a
+Twisted release changes any of them. Nothing else in netproto may use a
+private name of Twisted's.
+
+Tested with Twisted :data:`TESTED` (oldest and newest release CI runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import tcp, udp
+from twisted.internet.abstract import FileDescriptor
+from twisted.internet.error import ConnectionDone
+from twisted.internet.protocol import DatagramProtocol
+from twisted.python.failure import Failure
+from twisted.python.systemd import ListenFDs
+
+import twisted
+
+__all__ = [
+    "PRIVATE_NAMES",
+    "TESTED",
+    "adopt_datagram_port",
+    "direct_writer",
+    "inherited_sockets",
+    "queued_bytes",
+    "write_and_close",
+]
+
+TESTED = ((23, 10), (26, 10))
+"""The oldest and newest Twisted (major, minor) netproto's CI runs against."""
+
+PRIVATE_NAMES: dict[str, str] = {
+    "twisted.internet.abstract.FileDescriptor._tempDataLen": (
+        "bytes written but not yet joined into dataBuffer: counted in queued_bytes and "
+        "checked by direct_writer"
+    ),
+    "twisted.internet.udp.Port._fromListeningDescriptor": (
+        "adopt an inherited datagram socket into our own udp.Port subclass"
+    ),
+    "twisted.internet.endpoints._SystemdParser._sddaemon": (
+        "the LISTEN_FDS Twisted read (and removed from the environment) at import"
+    ),
+}
+"""Every private name of Twisted's used here, with what it is used for."""
+
+VERSION = tuple(int(part) for part in twisted.__version__.split(".")[:2])
+"""The running Twisted's (major, minor)."""
+
+
+def queued_bytes(transport: object) -> int | None:
+    """
+    Bytes queued in *transport* for the peer and not yet sent, or ``None`` for
+    a transport that does not say (TLS, or a Twisted without the counter).
+    """
+    t: Any = transport
+    try:
+        return int(len(t.dataBuffer) - t.offset + t._tempDataLen)
+    except (AttributeError, TypeError):
+        return None
+
+
+def direct_writer(transport: object) -> Callable[[bytes], None] | None:
+    """
+    For Twisted's own socket transports (TCP, UNIX): a ``write`` that sends at
+    once when nothing is queued, instead of queueing and waiting for the next
+    reactor turn (two ``epoll_ctl`` calls and a loop iteration saved per
+    write). What the kernel does not take goes through ``transport.write``,
+    so order, flow control and error handling stay Twisted's. ``None`` for any
+    other transport: use ``transport.write``.
+    """
+    if not (
+        isinstance(transport, FileDescriptor)
+        and hasattr(transport, "socket")
+        and hasattr(transport, "_tempDataLen")
+    ):
+        return None
+    fd: Any = transport
+    send = fd.socket.send
+    write = fd.write
+
+    def write_now(data: bytes) -> None:
+        if fd.dataBuffer or fd._tempDataLen:
+            write(data)
+            return
+        try:
+            sent = send(data)
+        except OSError:  # EAGAIN, or an error the transport will report itself
+            sent = 0
+        if sent < len(data):
+            write(data[sent:] if sent else data)
+
+    return write_now
+
+
+def write_and_close(transport: object, data: bytes) -> None:
+    """
+    Write *data* and close the connection. On Twisted's own TCP server
+    transport, just accepted with nothing queued, the bytes go out in one
+    ``send`` and the connection closes in the same reactor turn (no write
+    registration, no extra turn); elsewhere, ``write`` then ``loseConnection``.
+    """
+    t: Any = transport
+    if type(t) is tcp.Server and not t.dataBuffer and not getattr(t, "_tempDataLen", 1):
+        try:
+            sent = t.socket.send(data)
+        except OSError:
+            sent = 0
+        if sent == len(data):
+            # Nothing is queued and nothing will be: closing now is what
+            # loseConnection would do one turn later.
+            t.connectionLost(Failure(ConnectionDone()))
+            return
+        data = data[sent:]
+    t.write(data)
+    t.loseConnection()
+
+
+def inherited_sockets() -> ListenFDs:
+    """
+    The sockets systemd passed to this process (``LISTEN_FDS``).
+
+    Importing :mod:`twisted.internet.endpoints` reads ``LISTEN_FDS`` and
+    removes it from the environment; its parser keeps what it read, so take
+    it from there, or from the environment where it never did.
+    """
+    from twisted.internet import endpoints
+
+    parser = getattr(endpoints, "_SystemdParser", None)
+    fds = getattr(parser, "_sddaemon", None)
+    if isinstance(fds, ListenFDs):
+        return fds
+    return ListenFDs.fromEnvironment()
+
+
+def adopt_datagram_port(
+    port_class: type[udp.Port],
+    reactor: Any,
+    fileno: int,
+    family: int,
+    protocol: DatagramProtocol,
+    max_packet_size: int,
+) -> udp.Port:
+    """
+    A *port_class* (a :class:`twisted.internet.udp.Port` subclass) around
+    the inherited datagram socket *fileno*, not yet listening: call
+    ``startListening``. (``reactor.adoptDatagramPort`` does the same with a
+    plain ``udp.Port``, which would lose the subclass's checks.)
+
+    :raises NotImplementedError: this Twisted cannot adopt into a subclass.
+    """
+    adopt = getattr(port_class, "_fromListeningDescriptor", None)
+    if adopt is None:
+        raise NotImplementedError(
+            f"Twisted {twisted.__version__} cannot adopt a datagram socket into {port_class}"
+        )
+    port: udp.Port = adopt(reactor, fileno, family, protocol, max_packet_size)
+    return port
+

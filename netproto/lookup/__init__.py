@@ -1,0 +1,97 @@
+"""
+Name and service lookups, asynchronous, never blocking the reactor: the
+seed's ResolveIP, LookupHost and LookupPort, and Go's LookupCNAME.
+
+A :class:`Lookup` answers from one of two sources, chosen when it is made:
+
+- **the system** (no ``servers``, no ``hosts``): addresses come from the
+  reactor's :class:`~twisted.internet.interfaces.IHostnameResolver`
+  (``reactor.nameResolver``, which calls ``getaddrinfo`` in a thread), so
+  ``nsswitch.conf``, the system hosts file, ``resolv.conf`` and its search
+  list all apply; canonical names come from ``getaddrinfo`` with
+  ``AI_CANONNAME``, also in the reactor's thread pool.
+- **a hosts file and DNS servers** (``servers``, ``hosts`` or
+  ``resolv_conf`` given): a name listed in the hosts file is answered from the
+  file alone; any other name is asked of the DNS servers through
+  :mod:`twisted.names.client` (the given ``servers``, or else the
+  ``nameserver`` lines of ``resolv_conf``, by default ``/etc/resolv.conf``),
+  as an absolute name (no search list). ``A`` and ``AAAA`` are asked in
+  parallel; CNAME chains are followed, within an answer and by asking again
+  for the chain's last name, for at most :data:`MAX_CNAME_HOPS` records, and
+  loops are detected.
+
+In both, an IP address literal is answered without any query, and an IPv6
+zone (``fe80::1%lo``) is kept, as Go's ``IPAddr`` keeps it. Every answer lists
+IPv4 addresses first, then IPv6, each family in the order its source gave,
+without duplicates (:func:`order_addresses`); :meth:`Lookup.resolve_ip` picks
+one address from that list as Go's ``ResolveIPAddr`` does
+(:func:`pick_address`).
+
+Failures raise a subclass of :class:`NameLookupError` with a one-line message:
+:class:`InvalidLookupError` (bad input; nothing was sent), :class:`NameNotFoundError`,
+:class:`ServiceNotFoundError`, :class:`LookupTimeoutError`, :class:`LookupRefusedError`,
+:class:`ServerFailureError`, :class:`CNAMELoopError`.
+"""
+
+from netproto.lookup._errors import (
+    CNAMELoopError,
+    InvalidLookupError,
+    LookupRefusedError,
+    LookupTimeoutError,
+    NameLookupError,
+    NameNotFoundError,
+    ServerFailureError,
+    ServiceNotFoundError,
+)
+from netproto.lookup._files import HostsFile, parse_resolv_conf
+from netproto.lookup._names import (
+    DEFAULT_DNS_PORT,
+    DEFAULT_TIMEOUT,
+    IP_NETWORKS,
+    MAX_CNAME_HOPS,
+    PORT_NETWORKS,
+    check_host_name,
+    format_server,
+    order_addresses,
+    parse_server,
+    pick_address,
+    service_port,
+)
+from netproto.lookup._resolver import (
+    Answer,
+    Lookup,
+    lookup_cname,
+    lookup_host,
+    lookup_port,
+    resolve_ip,
+)
+
+__all__ = [
+    "DEFAULT_DNS_PORT",
+    "DEFAULT_TIMEOUT",
+    "IP_NETWORKS",
+    "MAX_CNAME_HOPS",
+    "PORT_NETWORKS",
+    "Answer",
+    "CNAMELoopError",
+    "HostsFile",
+    "InvalidLookupError",
+    "Lookup",
+    "LookupRefusedError",
+    "LookupTimeoutError",
+    "NameLookupError",
+    "NameNotFoundError",
+    "ServerFailureError",
+    "ServiceNotFoundError",
+    "check_host_name",
+    "format_server",
+    "lookup_cname",
+    "lookup_host",
+    "lookup_port",
+    "order_addresses",
+    "parse_resolv_conf",
+    "parse_server",
+    "pick_address",
+    "resolve_ip",
+    "service_port",
+]
