@@ -1,0 +1,170 @@
+"""
+The canary of netproto/_twisted.py: every private name of Twisted's that
+netproto uses still exists and still behaves as the seam assumes. When a
+Twisted release changes one, these tests fail and name it.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from twisted.internet import endpoints, tcp, udp
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.python.failure import Failure
+from twisted.python.systemd import ListenFDs
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from netproto import _twisted
+from tests._servers import reactor, sleep, wait_until
+
+
+class _Recorder(Protocol):
+    """Keeps what it is told, for the server side of a real connection."""
+
+    def __init__(self) -> None:
+        self.lost: list[Failure] = []
+
+    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
+        self.lost.append(reason)
+
+
+class NamesTests(SynchronousTestCase):
+    """Each entry of PRIVATE_NAMES exists in the installed Twisted."""
+
+    def test_listed(self) -> None:
+        """PRIVATE_NAMES lists exactly the names this test checks, each with its use."""
+        self.assertEqual(
+            set(_twisted.PRIVATE_NAMES),
+            {
+                "twisted.internet.abstract.FileDescriptor._tempDataLen",
+                "twisted.internet.udp.Port._fromListeningDescriptor",
+                "twisted.internet.endpoints._SystemdParser._sddaemon",
+            },
+        )
+        for use in _twisted.PRIVATE_NAMES.values():
+            self.assertTrue(use)
+
+    def test_udp_adoption(self) -> None:
+        """udp.Port._fromListeningDescriptor is a classmethod taking the arguments we pass."""
+        adopt = getattr(udp.Port, "_fromListeningDescriptor", None)
+        self.assertIsNotNone(adopt, "Twisted removed udp.Port._fromListeningDescriptor")
+
+    def test_systemd_parser(self) -> None:
+        """endpoints._SystemdParser._sddaemon holds the ListenFDs Twisted read at import."""
+        parser = getattr(endpoints, "_SystemdParser", None)
+        self.assertIsNotNone(parser, "Twisted removed endpoints._SystemdParser")
+        self.assertIsInstance(getattr(parser, "_sddaemon", None), ListenFDs)
+        self.assertIsInstance(_twisted.inherited_sockets(), ListenFDs)
+
+    def test_version_known(self) -> None:
+        """The running Twisted is one the seam was written against (or newer: then the
+        other tests of this file are what says whether the names still hold)."""
+        self.assertGreaterEqual(_twisted.VERSION, _twisted.TESTED[0])
+
+
+class TransportTests(TestCase):
+    """The seam's functions on a real TCP connection over loopback."""
+
+    async def connected(self) -> tuple[tcp.Server, _Recorder, socket.socket]:
+        """A server transport (its protocol a _Recorder) and the client's socket."""
+        protocols: list[_Recorder] = []
+
+        def build() -> _Recorder:
+            protocols.append(_Recorder())
+            return protocols[-1]
+
+        factory = Factory.forProtocol(build)  # type: ignore[arg-type]
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        client = socket.create_connection(("127.0.0.1", port.getHost().port))
+        self.addCleanup(client.close)
+        await wait_until(lambda: bool(protocols) and protocols[0].transport is not None)
+        transport: Any = protocols[0].transport
+        self.assertIsInstance(transport, tcp.Server)
+        return transport, protocols[0], client
+
+    async def test_queued_bytes(self) -> None:
+        """_tempDataLen counts written bytes: queued_bytes sees a non-reader's backlog."""
+        transport, recorder, client = await self.connected()
+        self.assertTrue(hasattr(transport, "_tempDataLen"), "FileDescriptor._tempDataLen is gone")
+        self.assertEqual(_twisted.queued_bytes(transport), 0)
+        transport.write(b"x" * (8 << 20))  # more than any socket buffer takes
+        self.assertEqual(_twisted.queued_bytes(transport), 8 << 20)
+        await sleep(0.05)
+        queued = _twisted.queued_bytes(transport)
+        assert queued is not None
+        self.assertGreater(queued, 0)
+        self.assertLess(queued, 8 << 20)
+        self.assertIsNone(_twisted.queued_bytes(object()))
+        transport.abortConnection()
+        await wait_until(lambda: bool(recorder.lost))
+
+    async def test_direct_writer(self) -> None:
+        """direct_writer sends at once when nothing is queued, in order behind a backlog."""
+        transport, recorder, client = await self.connected()
+        write_now = _twisted.direct_writer(transport)
+        assert write_now is not None
+        write_now(b"first ")
+        self.assertEqual(_twisted.queued_bytes(transport), 0)  # went straight to the kernel
+        transport.write(b"second ")
+        write_now(b"third")  # queued behind "second ", not ahead of it
+        self.assertEqual(_twisted.queued_bytes(transport), len(b"second third"))
+        received: list[bytes] = []
+
+        def read() -> bool:
+            try:
+                received.append(client.recv(100, socket.MSG_DONTWAIT))
+            except BlockingIOError:
+                pass
+            return len(b"".join(received)) >= len(b"first second third")
+
+        await wait_until(read)
+        self.assertEqual(b"".join(received), b"first second third")
+        self.assertIsNone(_twisted.direct_writer(object()))
+        transport.loseConnection()
+        await wait_until(lambda: bool(recorder.lost))
+
+    async def test_write_and_close(self) -> None:
+        """write_and_close: the bytes, then EOF, and the protocol's connectionLost once, now."""
+        transport, recorder, client = await self.connected()
+        _twisted.write_and_close(transport, b"the line\r\n")
+        self.assertEqual(len(recorder.lost), 1)  # in the same turn, not the next
+        client.settimeout(5)
+        self.assertEqual(client.recv(100), b"the line\r\n")
+        self.assertEqual(client.recv(100), b"")
+        await sleep(0.01)
+        self.assertEqual(len(recorder.lost), 1)
+
+
+class AdoptTests(TestCase):
+    """adopt_datagram_port wraps an inherited datagram socket in a udp.Port subclass."""
+
+    async def test_adopt(self) -> None:
+        """The adopted port is of the subclass asked for, and delivers datagrams."""
+
+        class Port(udp.Port):
+            pass
+
+        class Keep(DatagramProtocol):
+            def __init__(self) -> None:
+                self.got: list[bytes] = []
+
+            def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+                self.got.append(datagram)
+
+        inherited = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        inherited.bind(("127.0.0.1", 0))
+        inherited.setblocking(False)
+        number = inherited.getsockname()[1]
+        keep = Keep()
+        port = _twisted.adopt_datagram_port(
+            Port, reactor, inherited.fileno(), socket.AF_INET, keep, 65535
+        )
+        port.startListening()
+        inherited.close()
+        self.addCleanup(port.stopListening)
+        self.assertIsInstance(port, Port)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            sender.sendto(b"hello", ("127.0.0.1", number))
+        await wait_until(lambda: keep.got == [b"hello"])
