@@ -61,7 +61,7 @@ def ours_drip() -> object:
     parser = HeadParser()
     result = None
     for i in range(len(HEAD)):
-        result = parser.feed(HEAD[i:i + 1])
+        result = parser.feed(HEAD[i : i + 1])
     return result
 
 
@@ -176,8 +176,9 @@ def bench_requests(rounds: int, requests: int) -> None:
         from twisted.web.server import Site
         from twisted.web.static import Data
 
-        listening = reactor.listenTCP(0, Site(Data(b"hello\n", "text/plain")),
-                                      interface="127.0.0.1")
+        listening = reactor.listenTCP(
+            0, Site(Data(b"hello\n", "text/plain")), interface="127.0.0.1"
+        )
         port, peer = listening.getHost().port, "Twisted web (same process)"
         stop: Callable[[], object] = listening.stopListening
     else:
@@ -199,6 +200,7 @@ def bench_requests(rounds: int, requests: int) -> None:
         def loop() -> None:
             for _ in range(requests):
                 seed_style(port)
+
         await threads.deferToThread(loop)
 
     contenders: list[tuple[str, Callable[[], Any]]] = [
@@ -215,8 +217,10 @@ def bench_requests(rounds: int, requests: int) -> None:
                 await run()
                 best[name] = max(best[name], requests / (time.perf_counter() - start))
         base = best[contenders[0][0]]
-        print(f"Sequential HEAD requests to {peer} on loopback "
-              f"({requests} a round, best of {rounds} rounds):")
+        print(
+            f"Sequential HEAD requests to {peer} on loopback "
+            f"({requests} a round, best of {rounds} rounds):"
+        )
         for name, _ in contenders:
             print(f"  {name:36} {best[name]:>8,.0f} requests/s  x{best[name] / base:.2f}")
 

@@ -61,6 +61,7 @@ def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
 
 # -- per-probe overhead ------------------------------------------------------
 
+
 async def ours_probe(reactor: Any, client: Any, count: int) -> tuple[float, int]:
     started = time.perf_counter()
     summary = await client.ping("127.0.0.1", count=count, interval=0.0, timeout=1.0).done
@@ -85,6 +86,7 @@ def icmplib_probe(icmplib: Any, count: int) -> tuple[float, int]:
 
 
 # -- sweeps ------------------------------------------------------------------
+
 
 async def ours_sweep(client: Any) -> tuple[float, int]:
     from netproto.ping import expand_targets
@@ -148,10 +150,13 @@ def icmplib_sweep(icmplib: Any) -> tuple[float, int]:
 
 # -- the run -----------------------------------------------------------------
 
+
 def _table(title: str, rows: list[Series], reference: Series, better_low: bool) -> None:
     print(f"\n{title}")
-    print(f"| {'contender':<26} | {'median':>12} | {'best':>12} | {'lost':>5} | "
-          f"{'netproto vs it':>15} |")
+    print(
+        f"| {'contender':<26} | {'median':>12} | {'best':>12} | {'lost':>5} | "
+        f"{'netproto vs it':>15} |"
+    )
     print(f"|{'-' * 28}|{'-' * 14}|{'-' * 14}|{'-' * 7}|{'-' * 17}|")
     for series in rows:
         best = min(series.values) if better_low else max(series.values)
@@ -161,8 +166,10 @@ def _table(title: str, rows: list[Series], reference: Series, better_low: bool) 
             ratio = f"{reference.median / series.median:.2f}x the time"
         else:
             ratio = f"{reference.median / series.median:.2f}x the rate"
-        print(f"| {series.name:<26} | {series.median:>9,.1f} {series.unit:<2} | "
-              f"{best:>9,.1f} {series.unit:<2} | {sum(series.lost):>5} | {ratio:>15} |")
+        print(
+            f"| {series.name:<26} | {series.median:>9,.1f} {series.unit:<2} | "
+            f"{best:>9,.1f} {series.unit:<2} | {sum(series.lost):>5} | {ratio:>15} |"
+        )
 
 
 async def main(reactor: Any, rounds: int, probes: int) -> int:
@@ -213,50 +220,71 @@ async def main(reactor: Any, rounds: int, probes: int) -> int:
             series.add(*outcome)
     client.close()
 
-    print(f"\n{rounds} interleaved rounds, {probes} probes per per-probe run, "
-          f"{len(TARGETS)} hosts per sweep, {os.cpu_count()} CPUs, Python "
-          f"{sys.version.split()[0]}")
-    _table("Per-probe wall time (lower is better)",
-           [s for s in (probe_ours, probe_iputils, probe_icmplib) if s.values],
-           probe_ours, better_low=True)
-    _table(f"Sweep of {SWEEP} (higher is better)",
-           [s for s in (sweep_ours, sweep_fping, sweep_icmplib, sweep_floor) if s.values],
-           sweep_ours, better_low=False)
+    print(
+        f"\n{rounds} interleaved rounds, {probes} probes per per-probe run, "
+        f"{len(TARGETS)} hosts per sweep, {os.cpu_count()} CPUs, Python "
+        f"{sys.version.split()[0]}"
+    )
+    _table(
+        "Per-probe wall time (lower is better)",
+        [s for s in (probe_ours, probe_iputils, probe_icmplib) if s.values],
+        probe_ours,
+        better_low=True,
+    )
+    _table(
+        f"Sweep of {SWEEP} (higher is better)",
+        [s for s in (sweep_ours, sweep_fping, sweep_icmplib, sweep_floor) if s.values],
+        sweep_ours,
+        better_low=False,
+    )
     print("\nTargets:")
     if probe_iputils.values:
         ratio = probe_ours.median / probe_iputils.median
-        print(f"  per-probe overhead {ratio:.2f}x iputils (target <= 3x): "
-              f"{'met' if ratio <= 3 else 'NOT met'}")
+        print(
+            f"  per-probe overhead {ratio:.2f}x iputils (target <= 3x): "
+            f"{'met' if ratio <= 3 else 'NOT met'}"
+        )
     lost = sum(sweep_ours.lost)
-    print(f"  sweep {sweep_ours.median:,.0f} hosts/s median, {max(sweep_ours.values):,.0f} best, "
-          f"{lost} lost (target >= 100,000 with 0 lost): "
-          f"{'met' if sweep_ours.median >= 100_000 and not lost else 'NOT met'}")
-    print(f"  (the bare sendto/recv loop, the ceiling for Python here and now: "
-          f"{sweep_floor.median:,.0f} hosts/s; netproto reaches "
-          f"{sweep_ours.median / sweep_floor.median:.0%} of it)")
+    print(
+        f"  sweep {sweep_ours.median:,.0f} hosts/s median, {max(sweep_ours.values):,.0f} best, "
+        f"{lost} lost (target >= 100,000 with 0 lost): "
+        f"{'met' if sweep_ours.median >= 100_000 and not lost else 'NOT met'}"
+    )
+    print(
+        f"  (the bare sendto/recv loop, the ceiling for Python here and now: "
+        f"{sweep_floor.median:,.0f} hosts/s; netproto reaches "
+        f"{sweep_ours.median / sweep_floor.median:.0%} of it)"
+    )
     if sweep_icmplib.values:
         ratio = sweep_ours.median / sweep_icmplib.median
-        print(f"  {ratio:.1f}x icmplib.multiping (target >= 6x): "
-              f"{'met' if ratio >= 6 else 'NOT met'}")
+        print(
+            f"  {ratio:.1f}x icmplib.multiping (target >= 6x): {'met' if ratio >= 6 else 'NOT met'}"
+        )
     if sweep_fping.values:
         ratio = sweep_fping.median / sweep_ours.median
-        print(f"  fping is {ratio:.2f}x faster (target <= 2.5x): "
-              f"{'met' if ratio <= 2.5 else 'NOT met'}")
+        print(
+            f"  fping is {ratio:.2f}x faster (target <= 2.5x): "
+            f"{'met' if ratio <= 2.5 else 'NOT met'}"
+        )
     return 0
 
 
 def run() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (default 7)")
-    parser.add_argument("--probes", type=int, default=5000,
-                        help="probes per per-probe run (default 5000)")
+    parser.add_argument(
+        "--probes", type=int, default=5000, help="probes per per-probe run (default 5000)"
+    )
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_ping.py needs root: raw ICMP sockets and ping -i 0")
     from twisted.internet import task
 
-    task.react(lambda reactor: __import__("twisted.internet.defer", fromlist=["x"])
-               .ensureDeferred(main(reactor, args.rounds, args.probes)))
+    task.react(
+        lambda reactor: __import__("twisted.internet.defer", fromlist=["x"]).ensureDeferred(
+            main(reactor, args.rounds, args.probes)
+        )
+    )
 
 
 if __name__ == "__main__":

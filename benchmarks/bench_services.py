@@ -63,10 +63,12 @@ def serve_twisted(tcp_echo: int, daytime: int, udp_echo: int) -> None:
         def datagramReceived(self, data: bytes, addr: object) -> None:
             self.transport.write(data, addr)
 
-    reactor.listenTCP(tcp_echo, protocol.Factory.forProtocol(wire.Echo), backlog=1024,
-                      interface="127.0.0.1")
-    reactor.listenTCP(daytime, protocol.Factory.forProtocol(Daytime), backlog=1024,
-                      interface="127.0.0.1")
+    reactor.listenTCP(
+        tcp_echo, protocol.Factory.forProtocol(wire.Echo), backlog=1024, interface="127.0.0.1"
+    )
+    reactor.listenTCP(
+        daytime, protocol.Factory.forProtocol(Daytime), backlog=1024, interface="127.0.0.1"
+    )
     reactor.listenUDP(udp_echo, UDPEcho(), interface="127.0.0.1", maxPacketSize=65535)
     reactor.run()
 
@@ -158,10 +160,19 @@ def start_server(name: str) -> Server:
     udp = echo
     if name == "netproto":
         big = "1000000000"
-        argv = [str(BIN / "twistd"), "-n", "--pidfile=", "--logfile=/dev/null", "netproto",
-                f"--echo={echo}", f"--daytime={daytime}",
-                f"--udp-rate={big}", f"--udp-burst={big}", f"--udp-global-rate={big}",
-                f"--udp-global-burst={big}"]
+        argv = [
+            str(BIN / "twistd"),
+            "-n",
+            "--pidfile=",
+            "--logfile=/dev/null",
+            "netproto",
+            f"--echo={echo}",
+            f"--daytime={daytime}",
+            f"--udp-rate={big}",
+            f"--udp-burst={big}",
+            f"--udp-global-rate={big}",
+            f"--udp-global-burst={big}",
+        ]
     else:
         argv = [sys.executable, __file__, "--serve", name, str(echo), str(daytime), str(udp)]
     process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd="/tmp")
@@ -294,8 +305,9 @@ def load_daytime(port: int, duration: float, parallel: int = 16) -> tuple[int, i
     return done, total
 
 
-def load_udp(port: int, duration: float, size: int, sockets: int = 16,
-             window: int = 8) -> tuple[int, int]:
+def load_udp(
+    port: int, duration: float, size: int, sockets: int = 16, window: int = 8
+) -> tuple[int, int]:
     """*sockets* UDP sockets, *window* datagrams in flight each, each answer sending the next.
 
     Datagrams lost (a full buffer somewhere) are replaced after 50 ms of silence.
@@ -343,8 +355,9 @@ def load_udp(port: int, duration: float, size: int, sockets: int = 16,
     return done, done * size
 
 
-def _load_child(conn: multiprocessing.connection.Connection, job: Callable[[], tuple[int, int]]
-                ) -> None:
+def _load_child(
+    conn: multiprocessing.connection.Connection, job: Callable[[], tuple[int, int]]
+) -> None:
     _pin(0, LOAD_CPU)
     before = os.times()
     result = job()
@@ -361,8 +374,9 @@ class Measure:
     load_cpu: float
 
 
-def measure(server: Server, job: Callable[[], tuple[int, int]], duration: float,
-            by_bytes: bool) -> Measure:
+def measure(
+    server: Server, job: Callable[[], tuple[int, int]], duration: float, by_bytes: bool
+) -> Measure:
     """Run *job* in a pinned child process against *server*; return rates and CPU use."""
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe()
@@ -379,20 +393,28 @@ def measure(server: Server, job: Callable[[], tuple[int, int]], duration: float,
 
 
 ROWS: list[tuple[str, str, Callable[[Server, float], Callable[[], tuple[int, int]]], bool]] = [
-    ("TCP echo 1 KiB ping-pong, 1 conn", "req/s",
-     lambda s, d: lambda: load_tcp_pingpong(s.tcp_echo, d, 1, 1024), False),
-    ("TCP echo 1 KiB ping-pong, 10 conns", "req/s",
-     lambda s, d: lambda: load_tcp_pingpong(s.tcp_echo, d, 10, 1024), False),
-    ("TCP echo 1 KiB ping-pong, 100 conns", "req/s",
-     lambda s, d: lambda: load_tcp_pingpong(s.tcp_echo, d, 100, 1024), False),
-    ("TCP echo streaming", "MB/s",
-     lambda s, d: lambda: load_tcp_stream(s.tcp_echo, d), True),
-    ("TCP daytime", "conn/s",
-     lambda s, d: lambda: load_daytime(s.daytime, d), False),
-    ("UDP echo 64 B", "req/s",
-     lambda s, d: lambda: load_udp(s.udp_echo, d, 64), False),
-    ("UDP echo 1 KiB", "req/s",
-     lambda s, d: lambda: load_udp(s.udp_echo, d, 1024), False),
+    (
+        "TCP echo 1 KiB ping-pong, 1 conn",
+        "req/s",
+        lambda s, d: lambda: load_tcp_pingpong(s.tcp_echo, d, 1, 1024),
+        False,
+    ),
+    (
+        "TCP echo 1 KiB ping-pong, 10 conns",
+        "req/s",
+        lambda s, d: lambda: load_tcp_pingpong(s.tcp_echo, d, 10, 1024),
+        False,
+    ),
+    (
+        "TCP echo 1 KiB ping-pong, 100 conns",
+        "req/s",
+        lambda s, d: lambda: load_tcp_pingpong(s.tcp_echo, d, 100, 1024),
+        False,
+    ),
+    ("TCP echo streaming", "MB/s", lambda s, d: lambda: load_tcp_stream(s.tcp_echo, d), True),
+    ("TCP daytime", "conn/s", lambda s, d: lambda: load_daytime(s.daytime, d), False),
+    ("UDP echo 64 B", "req/s", lambda s, d: lambda: load_udp(s.udp_echo, d, 64), False),
+    ("UDP echo 1 KiB", "req/s", lambda s, d: lambda: load_udp(s.udp_echo, d, 1024), False),
 ]
 
 
@@ -402,8 +424,9 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per row")
     parser.add_argument("--only", default="", help="run rows whose name contains this")
-    parser.add_argument("--serve", nargs=4, metavar=("KIND", "ECHO", "DAYTIME", "UDP"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve", nargs=4, metavar=("KIND", "ECHO", "DAYTIME", "UDP"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     if args.serve:
         kind, echo, daytime, udp = args.serve
@@ -422,14 +445,19 @@ def main() -> int:
         print("uvloop is not installed: skipped (pip install uvloop)", file=sys.stderr)
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     pinned = SERVER_CPU in cpus and LOAD_CPU in cpus
-    print(f"# servers pinned to CPU {SERVER_CPU}, load generator to CPU {LOAD_CPU}"
-          if pinned else "# fewer than 2 CPUs: not pinned")
+    print(
+        f"# servers pinned to CPU {SERVER_CPU}, load generator to CPU {LOAD_CPU}"
+        if pinned
+        else "# fewer than 2 CPUs: not pinned"
+    )
     servers = {name: start_server(name) for name in names}
     try:
-        header = (f"{'benchmark':36} {'unit':>6} "
-                  + " ".join(f"{n:>9}" for n in names)
-                  + f" {'np/tw':>6} {'np/uv':>6} {'np/tw/cpu':>9}  server CPU% "
-                  + "/".join(names))
+        header = (
+            f"{'benchmark':36} {'unit':>6} "
+            + " ".join(f"{n:>9}" for n in names)
+            + f" {'np/tw':>6} {'np/uv':>6} {'np/tw/cpu':>9}  server CPU% "
+            + "/".join(names)
+        )
         print(header)
         print("-" * len(header))
         for title, unit, make_job, by_bytes in ROWS:
@@ -439,29 +467,41 @@ def main() -> int:
             for _round in range(args.rounds):
                 for name in names:
                     server = servers[name]
-                    runs[name].append(measure(server, make_job(server, args.duration),
-                                              args.duration, by_bytes))
+                    runs[name].append(
+                        measure(server, make_job(server, args.duration), args.duration, by_bytes)
+                    )
                     time.sleep(0.2)
             rate = {name: median([m.rate for m in results]) for name, results in runs.items()}
             # Ratios of runs next to each other in time, then their median: the
             # other load on a shared machine changes between rounds, not within one.
             rounds = range(args.rounds)
             np_tw = median([runs["netproto"][i].rate / runs["twisted"][i].rate for i in rounds])
-            np_uv = (median([runs["netproto"][i].rate / runs["uvloop"][i].rate for i in rounds])
-                     if "uvloop" in runs else None)
-            per_cpu = median([(runs["netproto"][i].rate / runs["netproto"][i].server_cpu)
-                              / (runs["twisted"][i].rate / runs["twisted"][i].server_cpu)
-                              for i in rounds])
-            cpu = {name: median([m.server_cpu for m in results])
-                   for name, results in runs.items()}
+            np_uv = (
+                median([runs["netproto"][i].rate / runs["uvloop"][i].rate for i in rounds])
+                if "uvloop" in runs
+                else None
+            )
+            per_cpu = median(
+                [
+                    (runs["netproto"][i].rate / runs["netproto"][i].server_cpu)
+                    / (runs["twisted"][i].rate / runs["twisted"][i].server_cpu)
+                    for i in rounds
+                ]
+            )
+            cpu = {name: median([m.server_cpu for m in results]) for name, results in runs.items()}
             load = max(median([m.load_cpu for m in results]) for results in runs.values())
-            cells = " ".join(f"{rate[n]:9.1f}" if unit == "MB/s" else f"{rate[n]:9.0f}"
-                             for n in names)
-            print(f"{title:36} {unit:>6} {cells} {np_tw:6.2f}"
-                  + (f" {np_uv:6.2f}" if np_uv is not None else f" {'-':>6}")
-                  + f" {per_cpu:9.2f}"
-                  + "  " + "/".join(f"{cpu[n] * 100:.0f}" for n in names)
-                  + f" (load gen {load * 100:.0f}%)", flush=True)
+            cells = " ".join(
+                f"{rate[n]:9.1f}" if unit == "MB/s" else f"{rate[n]:9.0f}" for n in names
+            )
+            print(
+                f"{title:36} {unit:>6} {cells} {np_tw:6.2f}"
+                + (f" {np_uv:6.2f}" if np_uv is not None else f" {'-':>6}")
+                + f" {per_cpu:9.2f}"
+                + "  "
+                + "/".join(f"{cpu[n] * 100:.0f}" for n in names)
+                + f" (load gen {load * 100:.0f}%)",
+                flush=True,
+            )
     finally:
         for server in servers.values():
             server.stop()

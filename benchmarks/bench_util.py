@@ -128,15 +128,22 @@ def bench_checksum(size: int, rounds: int) -> None:
     print(f"checksum of {size:,} random bytes (best of {rounds} interleaved rounds)")
     print(f"  {'contender':28} {'time':>10} {'MB/s':>10} {'x seed':>9}")
     for name, seconds in times.items():
-        print(f"  {name:28} {seconds * 1e3:8.3f}ms {size / seconds / 1e6:10.1f} "
-              f"{base / seconds:9.1f}")
+        print(
+            f"  {name:28} {seconds * 1e3:8.3f}ms {size / seconds / 1e6:10.1f} {base / seconds:9.1f}"
+        )
     if compiled is None:
         print("  (gcc not found: the C loop was not measured)")
 
 
 def bench_parse(rounds: int) -> None:
-    samples = ["192.168.1.3", "127.0.0.1", "::1", "fda3:97c:1eb:fff0:5444:903a:33f0:3a6b",
-               "::ffff:127.1.2.3", "2001:db8::8a2e:370:7334"]
+    samples = [
+        "192.168.1.3",
+        "127.0.0.1",
+        "::1",
+        "fda3:97c:1eb:fff0:5444:903a:33f0:3a6b",
+        "::ffff:127.1.2.3",
+        "2001:db8::8a2e:370:7334",
+    ]
 
     def run_parse() -> None:
         for text in samples:

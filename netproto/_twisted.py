@@ -165,4 +165,3 @@ def adopt_datagram_port(
         )
     port: udp.Port = adopt(reactor, fileno, family, protocol, max_packet_size)
     return port
-

@@ -34,18 +34,17 @@ _LIMIT_HELP: dict[str, str] = {
     "max_connections_per_peer": "TCP connections per service from one address (0: unlimited)",
     "idle_timeout": "seconds without traffic before a TCP connection is aborted (0: never)",
     "write_stall_timeout": "seconds a TCP connection's output may stay stuck before it is "
-                           "aborted (0: never)",
+    "aborted (0: never)",
     "udp_rate": "UDP replies per second to one source address (0: unlimited)",
     "udp_burst": "UDP replies one source address may get in a burst",
-    "udp_global_rate": "UDP replies per second over all sources, per UDP listener "
-                       "(0: unlimited)",
+    "udp_global_rate": "UDP replies per second over all sources, per UDP listener (0: unlimited)",
     "udp_global_burst": "UDP replies in a burst over all sources, per UDP listener",
     "udp_allowed_ports": "comma-separated source ports below 1024 (or 2049) to answer anyway "
-                         "(default: none)",
+    "(default: none)",
     "udp_max_sources": "source addresses the UDP rate limiter remembers (0: unlimited)",
     "summary_interval": "seconds between refusal summaries in the log (0: no summaries)",
     "sweep_interval": "seconds between idle/stall sweeps (0: a tenth of the shortest timeout, "
-                      "1-30 s)",
+    "1-30 s)",
 }
 
 
@@ -116,9 +115,13 @@ class Options(usage.Options):
     ]
     optParameters = [
         ["daytime-format", None, "ctime", "daytime line format: " + ", ".join(FORMATS)],
-        ["metrics", None, None,
-         "serve counters in the Prometheus text format on this TCP endpoint "
-         "(a bare port means tcp:PORT:interface=127.0.0.1)"],
+        [
+            "metrics",
+            None,
+            None,
+            "serve counters in the Prometheus text format on this TCP endpoint "
+            "(a bare port means tcp:PORT:interface=127.0.0.1)",
+        ],
         *_limit_parameters(),
     ]
 
@@ -146,8 +149,8 @@ class Options(usage.Options):
             raise usage.UsageError(str(exc)) from None
         if self["daytime-format"] not in FORMATS:
             raise usage.UsageError(
-                f"--daytime-format: {self['daytime-format']!r} is not one of "
-                + ", ".join(FORMATS))
+                f"--daytime-format: {self['daytime-format']!r} is not one of " + ", ".join(FORMATS)
+            )
         listeners: list[Listener] = []
         for service in SERVICES:
             for spec in self[service]:

@@ -23,8 +23,12 @@ from twisted.internet.task import deferLater
 from twisted.names import dns, server
 from twisted.names.error import DomainError
 
-_TYPES = {"A": (dns.A, dns.Record_A), "AAAA": (dns.AAAA, dns.Record_AAAA),
-          "CNAME": (dns.CNAME, dns.Record_CNAME), "MX": (dns.MX, dns.Record_MX)}
+_TYPES = {
+    "A": (dns.A, dns.Record_A),
+    "AAAA": (dns.AAAA, dns.Record_AAAA),
+    "CNAME": (dns.CNAME, dns.Record_CNAME),
+    "MX": (dns.MX, dns.Record_MX),
+}
 
 
 def _key(name: str | bytes) -> str:
@@ -188,9 +192,22 @@ async def start_twistd_dns(test: Any, twistd: str, zone_file: str, probe: str) -
     port = free_port()
     process = _Ended()
     transport = reactor.spawnProcess(
-        process, twistd,
-        [twistd, "-n", "--pidfile=", "-l", os.devnull, "dns", "--interface", "127.0.0.1",
-         "--port", str(port), "--bindzone", zone_file],
+        process,
+        twistd,
+        [
+            twistd,
+            "-n",
+            "--pidfile=",
+            "-l",
+            os.devnull,
+            "dns",
+            "--interface",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--bindzone",
+            zone_file,
+        ],
         env=dict(os.environ),
     )
 

@@ -52,13 +52,15 @@ class UDPMemoryReactor(MemoryReactorClock):
         self.udpPorts: dict[int, FakeUDPPort] = {}
 
     def listenUDP(
-        self, port: int, protocol: DatagramProtocol, interface: str = "",
+        self,
+        port: int,
+        protocol: DatagramProtocol,
+        interface: str = "",
         maxPacketSize: int = 8192,
     ) -> FakeUDPPort:
         fake = FakeUDPPort(protocol, port)
         self.udpPorts[port] = fake
         return fake
-
 
 
 def assert_refused(case: Any, factory: Any, peer: Any) -> None:

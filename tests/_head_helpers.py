@@ -44,8 +44,9 @@ class Probe(Resource):
             request.setHeader(b"x-host-count", str(len(hosts)).encode())
             request.setHeader(b"x-seen-host", b",".join(hosts))
             request.setHeader(b"x-seen-ua", b",".join(headers.getRawHeaders(b"user-agent") or []))
-            request.setHeader(b"x-seen-connection",
-                              b",".join(headers.getRawHeaders(b"connection") or []))
+            request.setHeader(
+                b"x-seen-connection", b",".join(headers.getRawHeaders(b"connection") or [])
+            )
             request.responseHeaders.addRawHeader(b"set-cookie", b"a=1")
             request.responseHeaders.addRawHeader(b"set-cookie", b"b=2")
             return b"hello"
@@ -131,9 +132,16 @@ class Scripted(Protocol):
 class ScriptedFactory(Factory):
     """Builds :class:`Scripted` peers; remembers them so tests can wait for their close."""
 
-    def __init__(self, *, greeting: bytes = b"", reply: bytes = b"", drip: bytes = b"",
-                 interval: float = 0.25, endless: bool = False,
-                 close_after_reply: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        greeting: bytes = b"",
+        reply: bytes = b"",
+        drip: bytes = b"",
+        interval: float = 0.25,
+        endless: bool = False,
+        close_after_reply: bool = False,
+    ) -> None:
         self.greeting, self.reply, self.drip = greeting, reply, drip
         self.interval, self.endless, self.close_after_reply = interval, endless, close_after_reply
         self.connections: list[Scripted] = []
@@ -143,7 +151,8 @@ class ScriptedFactory(Factory):
 
 
 def make_certificates(
-    ip_sans: tuple[str, ...] = ("127.0.0.1", "::1"), dns_sans: tuple[str, ...] = (),
+    ip_sans: tuple[str, ...] = ("127.0.0.1", "::1"),
+    dns_sans: tuple[str, ...] = (),
 ) -> tuple[bytes, bytes]:
     """A throwaway CA and a server certificate it signs: (CA cert PEM, server key+cert PEM)."""
     from cryptography import x509
@@ -155,15 +164,28 @@ def make_certificates(
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netproto test CA")])
     ca = (
-        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                     content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(ca_key, hashes.SHA256())
     )
     key = ec.generate_private_key(ec.SECP256R1())
@@ -172,7 +194,8 @@ def make_certificates(
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "netproto test")]))
-        .issuer_name(ca_name).public_key(key.public_key())
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(hours=1))
         .not_valid_after(now + datetime.timedelta(days=1))
@@ -180,11 +203,15 @@ def make_certificates(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    key_pem = key.private_bytes(serialization.Encoding.PEM,
-                                serialization.PrivateFormat.TraditionalOpenSSL,
-                                serialization.NoEncryption())
-    return (ca.public_bytes(serialization.Encoding.PEM),
-            key_pem + cert.public_bytes(serialization.Encoding.PEM))
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    return (
+        ca.public_bytes(serialization.Encoding.PEM),
+        key_pem + cert.public_bytes(serialization.Encoding.PEM),
+    )
 
 
 def free_port() -> int:
@@ -241,7 +268,8 @@ def start_nginx(test: Any) -> int:
         f.write(NGINX_CONF.format(prefix=prefix, port=port))
     process = subprocess.Popen(
         [shutil.which("nginx") or "nginx", "-p", prefix, "-c", conf],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
     def stop() -> None:
@@ -266,14 +294,20 @@ def start_nginx(test: Any) -> int:
 def run_netproto(*args: str) -> Deferred[tuple[bytes, bytes, int]]:
     """Run ``python -m netproto ARGS`` without blocking the reactor (servers keep serving)."""
     return getProcessOutputAndValue(
-        sys.executable, ["-m", "netproto", *args], env=dict(os.environ), reactor=reactor,
+        sys.executable,
+        ["-m", "netproto", *args],
+        env=dict(os.environ),
+        reactor=reactor,
     )
 
 
 def run_tool(tool: str, *args: str) -> Deferred[tuple[bytes, bytes, int]]:
     """Run system tool *tool* (curl) without blocking the reactor."""
     return getProcessOutputAndValue(
-        shutil.which(tool) or tool, list(args), env=dict(os.environ), reactor=reactor,
+        shutil.which(tool) or tool,
+        list(args),
+        env=dict(os.environ),
+        reactor=reactor,
     )
 
 

@@ -72,8 +72,9 @@ class Forger:
         """Put a forged IPv4 packet on the loopback wire, addressed to its destination."""
         self.injector.sendto(data, (socket.inet_ntoa(data[16:20]), 0))
 
-    def reply(self, request: Packet, *, source: str | None = None, good: bool = True,
-              ihl: int = 5) -> bytes:
+    def reply(
+        self, request: Packet, *, source: str | None = None, good: bool = True, ihl: int = 5
+    ) -> bytes:
         """An echo reply to *request* (from its target unless *source* says otherwise)."""
         assert request.source is not None
         message = icmp(0, 0, request.ident, request.seq, request.payload, good=good)
@@ -82,8 +83,11 @@ class Forger:
     def unreachable(self, request: Packet, code: int = 1, router: str = "127.0.0.9") -> bytes:
         """A Destination Unreachable from *router* quoting *request*."""
         assert request.source is not None
-        quoted = ipv4(request.source, self.target_of(request),
-                      icmp(8, 0, request.ident, request.seq, request.payload))
+        quoted = ipv4(
+            request.source,
+            self.target_of(request),
+            icmp(8, 0, request.ident, request.seq, request.payload),
+        )
         return ipv4(router, request.source, icmp_error(3, code, quoted))
 
     @staticmethod
@@ -93,9 +97,12 @@ class Forger:
 
 def _record(summary: Any, results: list[ProbeResult]) -> dict[str, Any]:
     return {
-        "transmitted": summary.transmitted, "received": summary.received,
-        "duplicates": summary.duplicates, "damaged": summary.damaged,
-        "errors": summary.errors, "late": summary.late,
+        "transmitted": summary.transmitted,
+        "received": summary.received,
+        "duplicates": summary.duplicates,
+        "damaged": summary.damaged,
+        "errors": summary.errors,
+        "late": summary.late,
         "results": [[r.kind, r.seq, r.source, r.error, r.ttl] for r in results],
     }
 
@@ -143,7 +150,8 @@ async def _same_identifier(reactor: Any, forger: Forger) -> dict[str, Any]:
     second.close()
     return {
         "same_wire_fields": [request1.ident, request1.seq] == [request2.ident, request2.seq],
-        "first": _record(summary1, results1), "second": _record(summary2, results2),
+        "first": _record(summary1, results1),
+        "second": _record(summary2, results2),
     }
 
 
@@ -203,8 +211,9 @@ class Forger6:
         self.injector.sendto(packet, ("::1", 0))
 
     def reply(self, request: Packet, source: str = "::1") -> None:
-        self.inject(source, struct.pack("!BBHHH", 129, 0, 0, request.ident, request.seq)
-                    + request.payload)
+        self.inject(
+            source, struct.pack("!BBHHH", 129, 0, 0, request.ident, request.seq) + request.payload
+        )
 
     def unreachable(self, request: Packet, router: str = "2001:db8::9") -> None:
         quoted_icmp = struct.pack("!BBHHH", 128, 0, 0, request.ident, request.seq)

@@ -18,13 +18,17 @@ class IpCommandTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 1)
         self.assertEqual(
             result.stdout.splitlines(),
-            ["0:0:0:0:0:0:0:1 -> ::1 (IPv6)",
-             "::ffff:7f01:0203 -> ::ffff:127.1.2.3 (IPv6, IPv4-mapped 127.1.2.3)"],
+            [
+                "0:0:0:0:0:0:0:1 -> ::1 (IPv6)",
+                "::ffff:7f01:0203 -> ::ffff:127.1.2.3 (IPv6, IPv4-mapped 127.1.2.3)",
+            ],
         )
         self.assertEqual(
             result.stderr.splitlines(),
-            ["netproto ip: 127.001.2.3: not a valid IPv4 address: "
-             "leading zeros are not permitted in '001'"],
+            [
+                "netproto ip: 127.001.2.3: not a valid IPv4 address: "
+                "leading zeros are not permitted in '001'"
+            ],
         )
 
     def test_all_valid(self) -> None:
@@ -49,8 +53,9 @@ class IpCommandTests(SynchronousTestCase):
         """Options may follow or sit between operands, as with GNU tools."""
         result = run_cli("ip", "1.2.3.4", "--json", "::1")
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertEqual([json.loads(line)["address"] for line in result.stdout.splitlines()],
-                         ["1.2.3.4", "::1"])
+        self.assertEqual(
+            [json.loads(line)["address"] for line in result.stdout.splitlines()], ["1.2.3.4", "::1"]
+        )
         mask = run_cli("mask", "10.1.2.3", "--json", "8", "32")
         self.assertEqual(json.loads(mask.stdout)["network"], "10.0.0.0")
 
@@ -90,8 +95,14 @@ class MaskCommandTests(SynchronousTestCase):
         record = self.mask_json("mask", "103.232.159.187", "24", "32")
         self.assertEqual(
             {k: record[k] for k in ("address", "ones", "bits", "mask", "network", "host")},
-            {"address": "103.232.159.187", "ones": 24, "bits": 32, "mask": "ffffff00",
-             "network": "103.232.159.0", "host": "0.0.0.187"},
+            {
+                "address": "103.232.159.187",
+                "ones": 24,
+                "bits": 32,
+                "mask": "ffffff00",
+                "network": "103.232.159.0",
+                "host": "0.0.0.187",
+            },
         )
 
     def test_ipv6_example(self) -> None:
@@ -99,8 +110,7 @@ class MaskCommandTests(SynchronousTestCase):
         record = self.mask_json("mask", "fda3:97c:1eb:fff0:5444:903a:33f0:3a6b", "52", "128")
         self.assertEqual(record["mask"], "fffffffffffff0000000000000000000")
         self.assertEqual(record["network"], "fda3:97c:1eb:f000::")
-        self.assertEqual(self.mask_json("mask", "fda3:97c:1eb:fff0:5444:903a:33f0:3a6b/52"),
-                         record)
+        self.assertEqual(self.mask_json("mask", "fda3:97c:1eb:fff0:5444:903a:33f0:3a6b/52"), record)
 
     def test_human(self) -> None:
         """The human form shows every field on its own line."""
@@ -114,8 +124,7 @@ class MaskCommandTests(SynchronousTestCase):
         """ADDR/MASK takes a dotted mask; a non-canonical one has size (0, 0)."""
         self.assertEqual(self.mask_json("mask", "10.1.2.3/255.255.254.0")["ones"], 23)
         record = self.mask_json("mask", "192.168.1.3/255.0.255.0")
-        self.assertEqual((record["ones"], record["bits"], record["network"]),
-                         (0, 0, "192.0.1.0"))
+        self.assertEqual((record["ones"], record["bits"], record["network"]), (0, 0, "192.0.1.0"))
 
     def test_invalid(self) -> None:
         """Invalid masks and addresses exit 1 with one line; malformed numbers exit 2."""
@@ -144,5 +153,7 @@ class MaskCommandTests(SynchronousTestCase):
     def test_defaultmask(self) -> None:
         """192.168.1.3: 24 ones, ffffff00, network 192.168.1.0."""
         record = self.mask_json("defaultmask", "192.168.1.3")
-        self.assertEqual((record["ones"], record["bits"], record["mask"], record["network"]),
-                         (24, 32, "ffffff00", "192.168.1.0"))
+        self.assertEqual(
+            (record["ones"], record["bits"], record["mask"], record["network"]),
+            (24, 32, "ffffff00", "192.168.1.0"),
+        )

@@ -29,8 +29,7 @@ def normalise(text: str) -> list[str]:
 
 
 def iputils(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["ping", *args], capture_output=True, text=True, timeout=30,
-                          check=False)
+    return subprocess.run(["ping", *args], capture_output=True, text=True, timeout=30, check=False)
 
 
 class SingleHostTests(SynchronousTestCase):
@@ -53,8 +52,7 @@ class SingleHostTests(SynchronousTestCase):
 
     def test_options_like_iputils(self) -> None:
         """-s 100 -t 5 -I 127.0.0.1 and -q print what iputils prints."""
-        self.assert_like_iputils("-c", "1", "-s", "100", "-t", "5", "-I", "127.0.0.1",
-                                 "127.0.0.1")
+        self.assert_like_iputils("-c", "1", "-s", "100", "-t", "5", "-I", "127.0.0.1", "127.0.0.1")
         self.assert_like_iputils("-q", "-c", "2", "-i", "0.05", "127.0.0.1")
 
     def test_time_precision(self) -> None:
@@ -70,15 +68,33 @@ class SingleHostTests(SynchronousTestCase):
         records = [json.loads(line) for line in result.stdout.splitlines()]
         self.assertEqual(len(records), 3)
         for seq, record in enumerate(records[:2], 1):
-            self.assertLessEqual({"host", "from", "seq", "ttl", "bytes", "time_ms", "dup",
-                                  "error"}, set(record))
-            self.assertEqual((record["host"], record["from"], record["seq"], record["ttl"],
-                              record["bytes"], record["dup"], record["error"]),
-                             ("127.0.0.1", "127.0.0.1", seq, 64, 64, False, None))
+            self.assertLessEqual(
+                {"host", "from", "seq", "ttl", "bytes", "time_ms", "dup", "error"}, set(record)
+            )
+            self.assertEqual(
+                (
+                    record["host"],
+                    record["from"],
+                    record["seq"],
+                    record["ttl"],
+                    record["bytes"],
+                    record["dup"],
+                    record["error"],
+                ),
+                ("127.0.0.1", "127.0.0.1", seq, 64, 64, False, None),
+            )
             self.assertGreater(record["time_ms"], 0)
         summary = records[2]
-        self.assertEqual((summary["summary"], summary["host"], summary["transmitted"],
-                          summary["received"], summary["loss"]), (True, "127.0.0.1", 2, 2, 0))
+        self.assertEqual(
+            (
+                summary["summary"],
+                summary["host"],
+                summary["transmitted"],
+                summary["received"],
+                summary["loss"],
+            ),
+            (True, "127.0.0.1", 2, 2, 0),
+        )
         for key in ("min_ms", "avg_ms", "max_ms", "mdev_ms"):
             self.assertIsInstance(summary[key], float)
 
@@ -86,7 +102,9 @@ class SingleHostTests(SynchronousTestCase):
         """Ctrl-C (SIGINT) during an endless ping: the statistics block, exit 0."""
         process = subprocess.Popen(
             [sys.executable, "-m", "netproto", "ping", "-i", "0.05", "127.0.0.1"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert process.stdout is not None
         lines = [process.stdout.readline() for _ in range(3)]
@@ -103,12 +121,12 @@ class SingleHostTests(SynchronousTestCase):
 
     def test_reader_goes_away(self) -> None:
         """``netproto ping ... | head -2``: a prompt, quiet exit when the pipe closes."""
-        for args in (["-c", "20", "-i", "0.05", "127.0.0.1"],
-                     ["--rate", "50", "127.0.0.0/28"]):
+        for args in (["-c", "20", "-i", "0.05", "127.0.0.1"], ["--rate", "50", "127.0.0.0/28"]):
             with self.subTest(args=args):
                 process = subprocess.Popen(
                     [sys.executable, "-m", "netproto", "ping", *args],
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
                 )
                 assert process.stdout is not None and process.stderr is not None
                 process.stdout.readline()
@@ -129,14 +147,25 @@ class SingleHostTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 0)
         self.assertRegex(result.stdout, r"[34] packets transmitted, [34] received")
 
+
 class UsageTests(SynchronousTestCase):
     """Mistakes on the command line: no privilege needed, nothing is sent."""
 
     def test_usage_errors(self) -> None:
         """Bad option values: exit 2, one line naming the option, no traceback."""
-        for args in (["-c", "0"], ["-s", "70000"], ["-t", "0"], ["-W", "0"], ["-w", "-1"],
-                     ["--rate", "-1"], ["-i", "-1"], ["-6"], ["-I", "nosuchif0"],
-                     ["-c", "x"], ["-4", "-6"]):
+        for args in (
+            ["-c", "0"],
+            ["-s", "70000"],
+            ["-t", "0"],
+            ["-W", "0"],
+            ["-w", "-1"],
+            ["--rate", "-1"],
+            ["-i", "-1"],
+            ["-6"],
+            ["-I", "nosuchif0"],
+            ["-c", "x"],
+            ["-4", "-6"],
+        ):
             with self.subTest(args=args):
                 target = "::1" if args == ["-4", "-6"] else "127.0.0.1"
                 result = run_cli("ping", *args, target)
@@ -149,8 +178,11 @@ class UsageTests(SynchronousTestCase):
         """An invalid address literal: exit 1, one line saying why."""
         result = run_cli("ping", "-c", "1", "127.001.0.1")
         self.assertEqual(result.returncode, 1)
-        self.assertEqual(result.stderr.strip(), "netproto ping: 127.001.0.1: not a valid IPv4 "
-                         "address: leading zeros are not permitted in '001'")
+        self.assertEqual(
+            result.stderr.strip(),
+            "netproto ping: 127.001.0.1: not a valid IPv4 "
+            "address: leading zeros are not permitted in '001'",
+        )
 
 
 class NoReplyTests(SynchronousTestCase):
@@ -180,14 +212,20 @@ class SweepCommandTests(SynchronousTestCase):
         if reason:
             raise self.skipTest(reason)
         ours = run_cli("ping", "--rate", "0", "127.0.0.0/28")
-        theirs = subprocess.run(["fping", "-a", "-g", "127.0.0.0/28"], capture_output=True,
-                                text=True, timeout=30, check=False)
+        theirs = subprocess.run(
+            ["fping", "-a", "-g", "127.0.0.0/28"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         self.assertEqual(ours.returncode, 0, ours.stderr)
         alive = sorted(line.split()[0] for line in ours.stdout.splitlines() if "is alive" in line)
         self.assertEqual(alive, sorted(theirs.stdout.split()))
         self.assertEqual(len(alive), 14)
-        self.assertIn("14 targets: 14 alive, 0 unreachable; 14 probes sent, 14 replies",
-                      ours.stdout)
+        self.assertIn(
+            "14 targets: 14 alive, 0 unreachable; 14 probes sent, 14 replies", ours.stdout
+        )
 
     def test_json(self) -> None:
         """--json sweep: one object per target (host, alive, rtt_ms), then the summary."""
@@ -199,9 +237,10 @@ class SweepCommandTests(SynchronousTestCase):
         for record in hosts:
             self.assertEqual(record["alive"], True)
             self.assertGreater(record["rtt_ms"], 0)
-        self.assertEqual({k: records[-1][k] for k in ("summary", "targets", "alive",
-                                                      "unreachable")},
-                         {"summary": True, "targets": 3, "alive": 3, "unreachable": 0})
+        self.assertEqual(
+            {k: records[-1][k] for k in ("summary", "targets", "alive", "unreachable")},
+            {"summary": True, "targets": 3, "alive": 3, "unreachable": 0},
+        )
 
     def test_rounds(self) -> None:
         """-c 3 -i 0.05 per target: three replies each."""
@@ -214,8 +253,10 @@ class SweepCommandTests(SynchronousTestCase):
         reason = netns_skip_reason()
         if reason:
             raise self.skipTest(reason)
-        result = in_netns("echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all && "
-                          + netproto("ping", "-W", "0.2", "127.0.0.1", "127.0.0.2"))
+        result = in_netns(
+            "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all && "
+            + netproto("ping", "-W", "0.2", "127.0.0.1", "127.0.0.2")
+        )
         self.assertEqual(result.returncode, 1, result.stderr)
         self.assertIn("127.0.0.1 is unreachable\n", result.stdout)
         self.assertIn("2 targets: 0 alive, 2 unreachable", result.stdout)
@@ -224,7 +265,9 @@ class SweepCommandTests(SynchronousTestCase):
         """Ctrl-C during a slow sweep: targets so far, a summary marked interrupted, exit 0."""
         process = subprocess.Popen(
             [sys.executable, "-m", "netproto", "ping", "--rate", "20", "127.0.0.0/24"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         time.sleep(1.0)
         process.send_signal(signal.SIGINT)
@@ -238,9 +281,10 @@ class SweepCommandTests(SynchronousTestCase):
         leader, follower = pty.openpty()
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "netproto", "ping", "-q", "--rate", "2000",
-                 "127.0.0.0/22"],
-                stdout=subprocess.PIPE, stderr=follower, text=True,
+                [sys.executable, "-m", "netproto", "ping", "-q", "--rate", "2000", "127.0.0.0/22"],
+                stdout=subprocess.PIPE,
+                stderr=follower,
+                text=True,
             )
             out, _ = process.communicate(timeout=60)
             os.close(follower)

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from netproto.cli._services import parse_target
 from netproto.cli import CommandError
+from netproto.cli._services import parse_target
 from netproto.daytime import DaytimeDatagramProtocol, DaytimeFactory
 from netproto.echo import EchoDatagramProtocol, EchoFactory
 from tests._helpers import run_cli
@@ -56,10 +56,16 @@ class ParseTargetTests(SynchronousTestCase):
 
     def test_errors(self) -> None:
         """Malformed targets are usage errors (status 2) saying what is wrong."""
-        for text, reason in (("[::1", "missing ']'"), ("[::1]x", "expected ':PORT'"),
-                             ("host:", "empty port"), (":13", "empty host"),
-                             ("host:0", "1 to 65535"), ("host:65536", "1 to 65535"),
-                             ("host:1e3", "1 to 65535"), ("[]:7", "empty host")):
+        for text, reason in (
+            ("[::1", "missing ']'"),
+            ("[::1]x", "expected ':PORT'"),
+            ("host:", "empty port"),
+            (":13", "empty host"),
+            ("host:0", "1 to 65535"),
+            ("host:65536", "1 to 65535"),
+            ("host:1e3", "1 to 65535"),
+            ("[]:7", "empty host"),
+        ):
             with self.assertRaises(CommandError) as caught:
                 parse_target(text, 7)
             self.assertEqual(caught.exception.status, 2, text)
@@ -73,14 +79,18 @@ class ServicesCommandTests(TestCase):
 
     def serve(self, interface: str = "127.0.0.1") -> dict[str, int]:
         ports: dict[str, int] = {}
-        for name, factory in (("daytime", DaytimeFactory(reactor, utc=True)),
-                              ("echo", EchoFactory(reactor))):
+        for name, factory in (
+            ("daytime", DaytimeFactory(reactor, utc=True)),
+            ("echo", EchoFactory(reactor)),
+        ):
             listening = reactor.listenTCP(0, factory, interface=interface)
             self.addCleanup(listening.stopListening)
             self.addCleanup(wait_until, lambda f=factory: f.limiter.total == 0)
             ports[name] = listening.getHost().port
-        for name, protocol in (("udp-daytime", DaytimeDatagramProtocol(reactor, utc=True)),
-                               ("udp-echo", EchoDatagramProtocol(reactor))):
+        for name, protocol in (
+            ("udp-daytime", DaytimeDatagramProtocol(reactor, utc=True)),
+            ("udp-echo", EchoDatagramProtocol(reactor)),
+        ):
             udp = reactor.listenUDP(0, protocol, interface=interface, maxPacketSize=65535)
             self.addCleanup(udp.stopListening)
             ports[name] = udp.getHost().port
@@ -104,9 +114,7 @@ class ServicesCommandTests(TestCase):
         self.assert_now(result.stdout.rstrip("\n"))
         result = await self.cli("daytime", f"127.0.0.1:{ports['udp-daytime']}", "--udp", "--json")
         record: dict[str, Any] = json.loads(result.stdout)
-        self.assertEqual(
-            sorted(record), ["host", "line", "port", "time_ms", "transport"]
-        )
+        self.assertEqual(sorted(record), ["host", "line", "port", "time_ms", "transport"])
         self.assertEqual((record["transport"], record["port"]), ("udp", ports["udp-daytime"]))
         self.assert_now(record["line"])
 
@@ -129,8 +137,9 @@ class ServicesCommandTests(TestCase):
             (result.returncode, result.stdout, result.stderr), (0, "hello, echo\n", "")
         )
         payload = b"from stdin \x1b[31m\n"
-        result = await self.cli("echo", f"127.0.0.1:{ports['udp-echo']}", "--udp", "--json",
-                                stdin=payload)
+        result = await self.cli(
+            "echo", f"127.0.0.1:{ports['udp-echo']}", "--udp", "--json", stdin=payload
+        )
         record = json.loads(result.stdout)
         self.assertEqual(
             (record["bytes"], record["match"], record["echo"], record["transport"]),
@@ -163,9 +172,12 @@ class ServicesCommandTests(TestCase):
 
     async def test_usage_errors(self) -> None:
         """Bad targets and timeouts exit 2 with one line; oversized UDP input exits 1."""
-        for args in (("echo", "127.0.0.1:0", "x"), ("daytime", "[::1"),
-                     ("daytime", "127.0.0.1:13", "--timeout", "-1"),
-                     ("daytime", "127.0.0.1:13", "--timeout", "soon")):
+        for args in (
+            ("echo", "127.0.0.1:0", "x"),
+            ("daytime", "[::1"),
+            ("daytime", "127.0.0.1:13", "--timeout", "-1"),
+            ("daytime", "127.0.0.1:13", "--timeout", "soon"),
+        ):
             result = await self.cli(*args)
             self.assertEqual(result.returncode, 2, args)
             self.assertEqual(len(result.stderr.splitlines()), 1, args)
@@ -187,7 +199,9 @@ class InterruptTests(SynchronousTestCase):
         self.addCleanup(os.close, write_end)
         process = subprocess.Popen(
             [sys.executable, "-m", "netproto", "echo", "127.0.0.1:7"],
-            stdin=read_end, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=read_end,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         os.close(read_end)
         self.addCleanup(process.kill)

@@ -161,8 +161,10 @@ class DaytimeUDPTests(SynchronousTestCase):
         protocol.datagramReceived(os.urandom(1000), ("::1", 40001))
         self.assertEqual(
             port.fake.sent,
-            [(b"Thu, 26 Nov 2026 23:48:51 GMT\r\n", ("127.0.0.1", 40000)),
-             (b"Thu, 26 Nov 2026 23:48:51 GMT\r\n", ("::1", 40001))],
+            [
+                (b"Thu, 26 Nov 2026 23:48:51 GMT\r\n", ("127.0.0.1", 40000)),
+                (b"Thu, 26 Nov 2026 23:48:51 GMT\r\n", ("::1", 40001)),
+            ],
         )
 
     def test_refusals(self) -> None:
@@ -175,8 +177,10 @@ class DaytimeUDPTests(SynchronousTestCase):
         protocol.datagramReceived(b"", ("0.0.0.0", 40000))
         self.assertEqual(port.fake.sent, [])
         self.assertEqual(
-            [protocol.counters.get(n) for n in
-             ("udp_refused_port", "udp_refused_served", "udp_refused_source")],
+            [
+                protocol.counters.get(n)
+                for n in ("udp_refused_port", "udp_refused_served", "udp_refused_source")
+            ],
             [1, 1, 1],
         )
 
@@ -300,8 +304,9 @@ class DaytimeLoopbackTests(TestCase):
         def replies() -> int:
             return a.counters.get("udp_replies_sent") + b.counters.get("udp_replies_sent")
 
-        await wait_until(lambda: a.counters.get("udp_rate_limited")
-                         + b.counters.get("udp_rate_limited") == 1, 3)
+        await wait_until(
+            lambda: a.counters.get("udp_rate_limited") + b.counters.get("udp_rate_limited") == 1, 3
+        )
         settled = replies()
         await sleep(0.3)
         self.assertEqual(replies(), settled)

@@ -214,9 +214,7 @@ class DirectSendTests(SynchronousTestCase):
         protocol.dataReceived(b"abcdef")
         protocol.dataReceived(b"ghi")
         self.assertEqual(sock.sent, b"abcd")
-        self.assertEqual(
-            transport.dataBuffer + b"".join(transport._tempDataBuffer), b"efghi"
-        )
+        self.assertEqual(transport.dataBuffer + b"".join(transport._tempDataBuffer), b"efghi")
         self.assertEqual(protocol.pending(), 5)
         self.assertEqual(protocol.activity(), 9)
 
@@ -261,8 +259,12 @@ class EchoDatagramTests(SynchronousTestCase):
         self.assertEqual(port.fake.sent, [])
         snap = protocol.counters.snapshot()
         self.assertEqual(
-            (snap["udp_refused_port"], snap["udp_refused_served"], snap["udp_refused_source"],
-             snap["udp_datagrams_received"]),
+            (
+                snap["udp_refused_port"],
+                snap["udp_refused_served"],
+                snap["udp_refused_source"],
+                snap["udp_datagrams_received"],
+            ),
             (3, 1, 2, 6),
         )
 
@@ -463,7 +465,9 @@ class EchoUDPLoopbackTests(TestCase):
     timeout = 30
 
     def listen(
-        self, limits: Limits = DEFAULT_LIMITS, interface: str = "127.0.0.1",
+        self,
+        limits: Limits = DEFAULT_LIMITS,
+        interface: str = "127.0.0.1",
         served: set[int] | None = None,
     ) -> tuple[EchoDatagramProtocol, int]:
         protocol = EchoDatagramProtocol(reactor, limits, served_ports=served)
@@ -555,7 +559,8 @@ class EchoUDPLoopbackTests(TestCase):
         """The system's socat, as a UDP client, gets its datagram back."""
         _, port = self.listen()
         out, _, code = await getProcessOutputAndValue(
-            "/bin/sh", ["-c", f"printf 'socat says hi' | socat -t 2 - UDP:127.0.0.1:{port}"],
+            "/bin/sh",
+            ["-c", f"printf 'socat says hi' | socat -t 2 - UDP:127.0.0.1:{port}"],
             env=os.environ,
         )
         self.assertEqual((code, out), (0, b"socat says hi"))

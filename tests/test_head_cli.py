@@ -27,8 +27,9 @@ class HeadCommandTests(LiveTestCase):
         self.assertEqual(lines[0], "HTTP/1.1 200 OK")
         self.assertIn(f"X-Seen-Host: 127.0.0.1:{port}", lines)
         self.assertIn(f"X-Seen-Ua: netproto/{__version__}", lines)
-        self.assertEqual([x for x in lines if x.startswith("Set-Cookie")],
-                         ["Set-Cookie: a=1", "Set-Cookie: b=2"])
+        self.assertEqual(
+            [x for x in lines if x.startswith("Set-Cookie")], ["Set-Cookie: a=1", "Set-Cookie: b=2"]
+        )
         self.assertEqual(lines[-2:], ["", ""])
 
     async def test_json(self) -> None:
@@ -39,11 +40,21 @@ class HeadCommandTests(LiveTestCase):
         record = json.loads(out)
         self.assertEqual(
             sorted(record),
-            ["headers", "http_version", "interim", "peer", "reason", "redirect", "status",
-             "timing", "url"],
+            [
+                "headers",
+                "http_version",
+                "interim",
+                "peer",
+                "reason",
+                "redirect",
+                "status",
+                "timing",
+                "url",
+            ],
         )
-        self.assertEqual((record["status"], record["redirect"]),
-                         (302, f"http://127.0.0.1:{port}/r/0"))
+        self.assertEqual(
+            (record["status"], record["redirect"]), (302, f"http://127.0.0.1:{port}/r/0")
+        )
         self.assertIn(["Location", "/r/0"], record["headers"])
         self.assertEqual(sorted(record["timing"]), ["connect", "first_byte", "tls", "total"])
 
@@ -54,12 +65,15 @@ class HeadCommandTests(LiveTestCase):
         self.assertEqual(status, 0)
         starts = [x for x in out.decode().split("\n") if x.startswith("HTTP/")]
         self.assertEqual(starts, ["HTTP/1.1 302 Found", "HTTP/1.1 302 Found", "HTTP/1.1 200 OK"])
-        out, err, status = await run_netproto("head", "-L", "--json",
-                                              f"http://127.0.0.1:{port}/loop/a")
+        out, err, status = await run_netproto(
+            "head", "-L", "--json", f"http://127.0.0.1:{port}/loop/a"
+        )
         self.assertEqual(status, 1)
         self.assertEqual([json.loads(x)["status"] for x in out.splitlines()], [301, 308])
-        self.assertEqual(err.decode(), f"netproto head: redirect loop: "
-                         f"http://127.0.0.1:{port}/loop/a was already visited\n")
+        self.assertEqual(
+            err.decode(),
+            f"netproto head: redirect loop: http://127.0.0.1:{port}/loop/a was already visited\n",
+        )
 
     async def test_fail(self) -> None:
         """A 404 is exit 0 (as curl); with --fail it is exit 1 with one line, head still shown."""
@@ -78,21 +92,27 @@ class HeadCommandTests(LiveTestCase):
         self.assertEqual((status, err), (0, b""))
         self.assertNotIn(b"\x1b", out)
         self.assertNotIn(b"\x07", out)
-        self.assertEqual(out.decode().split("\n")[:2],
-                         ["HTTP/1.1 200 \\x1b]0;pwned\\x07", "X-Evil: \\x1b[31mred\\x9b"])
+        self.assertEqual(
+            out.decode().split("\n")[:2],
+            ["HTTP/1.1 200 \\x1b]0;pwned\\x07", "X-Evil: \\x1b[31mred\\x9b"],
+        )
 
     async def test_errors_are_one_line(self) -> None:
         """Not HTTP, timeout and refused: exit 1 and one line on stderr."""
         port = self.listen(ScriptedFactory(greeting=b"SSH-2.0-OpenSSH_9.6\r\n\x1b[2J"))
         out, err, status = await run_netproto("head", f"127.0.0.1:{port}")
         self.assertEqual((status, out), (1, b""))
-        self.assertEqual(err, b"netproto head: not an HTTP server: it sent "
-                         b"'SSH-2.0-OpenSSH_9.6\\r\\n\\x1b[2J'\n")
+        self.assertEqual(
+            err, b"netproto head: not an HTTP server: it sent 'SSH-2.0-OpenSSH_9.6\\r\\n\\x1b[2J'\n"
+        )
         silent = self.listen(ScriptedFactory())
         out, err, status = await run_netproto("head", "--timeout", "0.5", f"127.0.0.1:{silent}")
         self.assertEqual(status, 1)
-        self.assertEqual(err, b"netproto head: timed out after 0.5 s waiting for the response "
-                         b"head from 127.0.0.1:%d (0 bytes of head received)\n" % silent)
+        self.assertEqual(
+            err,
+            b"netproto head: timed out after 0.5 s waiting for the response "
+            b"head from 127.0.0.1:%d (0 bytes of head received)\n" % silent,
+        )
 
     async def test_http10(self) -> None:
         """--http1.0 sends the seed's request: the server sees no Host."""
@@ -113,8 +133,9 @@ class HeadCommandTests(LiveTestCase):
         out, err, status = await run_netproto("head", "--cacert", path, url)
         self.assertEqual((status, out.split(b"\n")[0]), (0, b"HTTP/1.1 200 OK"))
         out, err, status = await run_netproto("head", url)
-        self.assertEqual((status, err),
-                         (1, b"netproto head: TLS handshake failed: certificate verify failed\n"))
+        self.assertEqual(
+            (status, err), (1, b"netproto head: TLS handshake failed: certificate verify failed\n")
+        )
         out, err, status = await run_netproto("head", "-k", url)
         self.assertEqual(status, 0)
 
@@ -126,14 +147,19 @@ class HeadUsageTests(SynchronousTestCase):
         """A target that is not http(s) or host:port is exit 1 with one line."""
         result = run_cli("head", "ftp://127.0.0.1/")
         self.assertEqual(result.returncode, 1)
-        self.assertEqual(result.stderr,
-                         "netproto head: ftp://127.0.0.1/: unsupported scheme 'ftp' "
-                         "(http and https only)\n")
+        self.assertEqual(
+            result.stderr,
+            "netproto head: ftp://127.0.0.1/: unsupported scheme 'ftp' (http and https only)\n",
+        )
 
     def test_bad_options(self) -> None:
         """A bad --timeout or a missing target is a usage error, exit 2."""
-        for args in (["--timeout", "0", "h"], ["--timeout", "nan", "h"], ["--timeout", "x", "h"],
-                     []):
+        for args in (
+            ["--timeout", "0", "h"],
+            ["--timeout", "nan", "h"],
+            ["--timeout", "x", "h"],
+            [],
+        ):
             result = run_cli("head", *args)
             self.assertEqual(result.returncode, 2, args)
             self.assertEqual(len(result.stderr.splitlines()), 1)
@@ -142,5 +168,6 @@ class HeadUsageTests(SynchronousTestCase):
         """An unreadable or non-PEM --cacert is exit 1 with one line."""
         result = run_cli("head", "--cacert", "/nonexistent.pem", "https://127.0.0.1:9/")
         self.assertEqual(result.returncode, 1)
-        self.assertEqual(result.stderr,
-                         "netproto head: --cacert /nonexistent.pem: No such file or directory\n")
+        self.assertEqual(
+            result.stderr, "netproto head: --cacert /nonexistent.pem: No such file or directory\n"
+        )

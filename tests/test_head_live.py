@@ -11,7 +11,6 @@ from twisted.internet.ssl import Certificate, PrivateCertificate
 from twisted.trial.unittest import TestCase
 
 from netproto import __version__
-from netproto.head import HeadTooLargeError, NotHTTPError
 from netproto.head import (
     HeadConnectError,
     HeadError,
@@ -20,6 +19,8 @@ from netproto.head import (
     HeadResponse,
     HeadTimeoutError,
     HeadTLSError,
+    HeadTooLargeError,
+    NotHTTPError,
     RedirectError,
     head,
 )
@@ -75,8 +76,10 @@ class TwistedWebTests(LiveTestCase):
         """One Host, our User-Agent and Connection: close go out; the head comes back in order."""
         port = self.web()
         r = await head(reactor, f"127.0.0.1:{port}")
-        self.assertEqual((r.status_line, r.url, r.peer),
-                         ("HTTP/1.1 200 OK", f"http://127.0.0.1:{port}/", f"127.0.0.1:{port}"))
+        self.assertEqual(
+            (r.status_line, r.url, r.peer),
+            ("HTTP/1.1 200 OK", f"http://127.0.0.1:{port}/", f"127.0.0.1:{port}"),
+        )
         self.assertEqual(r.get("X-Host-Count"), "1")
         self.assertEqual(r.get("X-Seen-Host"), f"127.0.0.1:{port}")
         self.assertEqual(r.get("X-Seen-UA"), f"netproto/{__version__}")
@@ -110,8 +113,9 @@ class TwistedWebTests(LiveTestCase):
             self.assertEqual((r.get("X-Seen-Host"), r.peer), (f"[::1]:{port}", f"[::1]:{port}"))
         port4 = self.web()
         r = await head(reactor, f"http://localhost:{port4}/")
-        self.assertEqual((r.get("X-Seen-Host"), r.peer),
-                         (f"localhost:{port4}", f"127.0.0.1:{port4}"))
+        self.assertEqual(
+            (r.get("X-Seen-Host"), r.peer), (f"localhost:{port4}", f"127.0.0.1:{port4}")
+        )
 
     async def test_redirects(self) -> None:
         """Redirects are reported by default, followed with follow=True, across hosts too."""
@@ -127,8 +131,9 @@ class TwistedWebTests(LiveTestCase):
         self.assertEqual(str(e), "stopped after 5 redirects")
         e = await self.failure(head(reactor, f"{base}/loop/a", follow=True), RedirectError)
         self.assertEqual(str(e), f"redirect loop: {base}/loop/a was already visited")
-        e = await self.failure(head(reactor, f"{base}/to?ftp://127.0.0.1/", follow=True),
-                               RedirectError)
+        e = await self.failure(
+            head(reactor, f"{base}/to?ftp://127.0.0.1/", follow=True), RedirectError
+        )
         self.assertIn("redirect to a ftp URL", str(e))
         r = await head(reactor, f"{base}/to?http://[::1]:{port6}/", follow=True)
         self.assertEqual((r.peer, r.get("X-Seen-Host")), (f"[::1]:{port6}", f"[::1]:{port6}"))
@@ -139,8 +144,10 @@ class HostilePeerTests(LiveTestCase):
 
     async def test_keepalive_stray_body(self) -> None:
         """A server that ignores Connection: close and sends a body anyway: done at the head."""
-        reply = (b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\nConnection: keep-alive\r\n"
-                 b"\r\nthis body should never have been sent")
+        reply = (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\nConnection: keep-alive\r\n"
+            b"\r\nthis body should never have been sent"
+        )
         factory = ScriptedFactory(reply=reply)
         port = self.listen(factory)
         r = await head(reactor, f"127.0.0.1:{port}", timeout=10)
@@ -188,20 +195,25 @@ class HostilePeerTests(LiveTestCase):
         port = self.listen(ScriptedFactory(reply=b"HTTP/1.1 2xx OK\r\n\r\n"))
         e = await self.failure(head(reactor, f"127.0.0.1:{port}"), HeadProtocolError)
         self.assertEqual(str(e), "malformed status line 'HTTP/1.1 2xx OK'")
-        port = self.listen(ScriptedFactory(reply=b"HTTP/1.1 200 OK\r\nA: b\r\n",
-                                           close_after_reply=True))
+        port = self.listen(
+            ScriptedFactory(reply=b"HTTP/1.1 200 OK\r\nA: b\r\n", close_after_reply=True)
+        )
         e = await self.failure(head(reactor, f"127.0.0.1:{port}"), HeadProtocolError)
         self.assertIn("before the end of the response head (23 bytes received)", str(e))
 
     async def test_interim(self) -> None:
         """1xx interim heads are reported before the final one."""
-        reply = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
-                 b"Link: </a.css>; rel=preload\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+        reply = (
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
+            b"Link: </a.css>; rel=preload\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"
+        )
         port = self.listen(ScriptedFactory(reply=reply))
         r = await head(reactor, f"127.0.0.1:{port}")
         self.assertEqual(r.status, 204)
-        self.assertEqual([(i.status, i.headers) for i in r.interim],
-                         [(100, ()), (103, (("Link", "</a.css>; rel=preload"),))])
+        self.assertEqual(
+            [(i.status, i.headers) for i in r.interim],
+            [(100, ()), (103, (("Link", "</a.css>; rel=preload"),))],
+        )
 
     async def test_refused(self) -> None:
         """A closed port is HeadConnectError naming it."""
@@ -242,15 +254,16 @@ class TLSTests(LiveTestCase):
         """A trusted certificate for another name is refused."""
         port = self.web(tls=self.options)
         e = await self.failure(
-            head(reactor, f"https://localhost:{port}/", trust_root=self.ca), HeadTLSError)
+            head(reactor, f"https://localhost:{port}/", trust_root=self.ca), HeadTLSError
+        )
         self.assertEqual(
-            str(e), "TLS handshake failed: the certificate does not match the host name")
+            str(e), "TLS handshake failed: the certificate does not match the host name"
+        )
 
     async def test_plain_server(self) -> None:
         """https:// to a plain HTTP server is a TLS error, not a hang."""
         port = self.listen(ScriptedFactory(greeting=b"HTTP/1.1 400 Bad Request\r\n\r\n"))
-        e = await self.failure(head(reactor, f"https://127.0.0.1:{port}/", timeout=5),
-                               HeadTLSError)
+        e = await self.failure(head(reactor, f"https://127.0.0.1:{port}/", timeout=5), HeadTLSError)
         self.assertTrue(str(e).startswith("TLS handshake failed: "), str(e))
 
 
@@ -283,15 +296,20 @@ class NginxTests(LiveTestCase):
             self.skipTest(skip)
         from tests._head_helpers import run_netproto
 
-        for url in (f"http://127.0.0.1:{start_nginx(self)}/index.html",
-                    f"http://127.0.0.1:{self.web()}/missing"):
+        for url in (
+            f"http://127.0.0.1:{start_nginx(self)}/index.html",
+            f"http://127.0.0.1:{self.web()}/missing",
+        ):
             ours, _, status = await run_netproto("head", url)
             self.assertEqual(status, 0)
             theirs, _, curl_status = await run_tool("curl", "-sI", "--max-time", "10", url)
             self.assertEqual(curl_status, 0)
 
             def lines(output: bytes) -> list[str]:
-                return [line for line in output.decode().replace("\r\n", "\n").split("\n")
-                        if not line.startswith(("Date:", "Connection:"))]
+                return [
+                    line
+                    for line in output.decode().replace("\r\n", "\n").split("\n")
+                    if not line.startswith(("Date:", "Connection:"))
+                ]
 
             self.assertEqual(lines(ours), lines(theirs))

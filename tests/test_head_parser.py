@@ -46,8 +46,12 @@ class StatusLineTests(SynchronousTestCase):
         self.assertEqual((head.version, head.status, head.reason), ("HTTP/1.1", 200, "OK"))
         self.assertEqual(
             head.headers,
-            (("Server", "test"), ("Set-Cookie", "a=1"), ("Content-Length", "123456789"),
-             ("Set-Cookie", "b=2")),
+            (
+                ("Server", "test"),
+                ("Set-Cookie", "a=1"),
+                ("Content-Length", "123456789"),
+                ("Set-Cookie", "b=2"),
+            ),
         )
         self.assertEqual(head.get_all("set-cookie"), ["a=1", "b=2"])
         self.assertEqual(head.get("SERVER"), "test")
@@ -62,13 +66,21 @@ class StatusLineTests(SynchronousTestCase):
         for line in (b"HTTP/1.1 204\r\n\r\n", b"HTTP/1.1 204 \r\n\r\n"):
             head = parse(line)
             assert head is not None
-            self.assertEqual((head.status, head.reason, head.status_line),
-                             (204, "", "HTTP/1.1 204"))
+            self.assertEqual(
+                (head.status, head.reason, head.status_line), (204, "", "HTTP/1.1 204")
+            )
 
     def test_malformed_status_lines(self) -> None:
         """Malformed status lines are HeadParseError with the line quoted."""
-        for line in (b"HTTP/1.1 abc OK", b"HTTP/1.1  200 OK", b"HTTP/11 200 OK", b"HTTP/1.1 20 OK",
-                     b"HTTP/1.1 2000 OK", b"HTTP/1.1\t200 OK", b"HTTP/1.1"):
+        for line in (
+            b"HTTP/1.1 abc OK",
+            b"HTTP/1.1  200 OK",
+            b"HTTP/11 200 OK",
+            b"HTTP/1.1 20 OK",
+            b"HTTP/1.1 2000 OK",
+            b"HTTP/1.1\t200 OK",
+            b"HTTP/1.1",
+        ):
             with self.assertRaises(HeadParseError) as caught:
                 parse(line + b"\r\n\r\n")
             self.assertNotIsInstance(caught.exception, NotHTTPError)
@@ -107,13 +119,15 @@ class StatusLineTests(SynchronousTestCase):
         parser = HeadParser()
         with self.assertRaises(HeadParseError) as caught:
             parser.eof()
-        self.assertEqual(str(caught.exception),
-                         "the server closed the connection without a response")
+        self.assertEqual(
+            str(caught.exception), "the server closed the connection without a response"
+        )
         parser.feed(b"HTTP/1.1 200 OK\r\nServer: x")
         with self.assertRaises(HeadParseError) as caught:
             parser.eof()
-        self.assertIn("before the end of the response head (26 bytes received)",
-                      str(caught.exception))
+        self.assertIn(
+            "before the end of the response head (26 bytes received)", str(caught.exception)
+        )
         parser = HeadParser()
         parser.feed(SIMPLE)
         parser.eof()  # complete: no error
@@ -258,8 +272,9 @@ class LimitTests(SynchronousTestCase):
 
 _TOKEN_CHARS = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _names = st.text(_TOKEN_CHARS, min_size=1, max_size=20)
-_values = st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFF, exclude_characters="\x7f"),
-                  max_size=40)
+_values = st.text(
+    st.characters(min_codepoint=0x21, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=40
+)
 
 
 def _chunks(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -283,14 +298,18 @@ class PropertyTests(SynchronousTestCase):
         lf_only=st.booleans(),
     )
     def test_model(
-        self, status: int, reason: str, fields: list[tuple[str, str]], cuts: list[int],
+        self,
+        status: int,
+        reason: str,
+        fields: list[tuple[str, str]],
+        cuts: list[int],
         lf_only: bool,
     ) -> None:
         """A generated valid head parses to what was generated, however it is split."""
         eol = "\n" if lf_only else "\r\n"
-        text = f"HTTP/1.1 {status} {reason}{eol}" + "".join(
-            f"{n}: {v}{eol}" for n, v in fields
-        ) + eol
+        text = (
+            f"HTTP/1.1 {status} {reason}{eol}" + "".join(f"{n}: {v}{eol}" for n, v in fields) + eol
+        )
         parser = HeadParser()
         result = None
         for chunk in _chunks(text.encode("latin-1"), cuts):
@@ -300,8 +319,11 @@ class PropertyTests(SynchronousTestCase):
         self.assertEqual(list(result.headers), fields)
 
     @settings(max_examples=500, deadline=None)
-    @given(data=st.binary(max_size=400), cuts=st.lists(st.integers(0, 1000), max_size=10),
-           prefix=st.sampled_from([b"", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.0 100 x\r\n\r\n"]))
+    @given(
+        data=st.binary(max_size=400),
+        cuts=st.lists(st.integers(0, 1000), max_size=10),
+        prefix=st.sampled_from([b"", b"HTTP/1.1 200 OK\r\n", b"HTTP/1.0 100 x\r\n\r\n"]),
+    )
     def test_fuzz(self, data: bytes, cuts: list[int], prefix: bytes) -> None:
         """Arbitrary bytes in arbitrary chunks: a head, None, or HeadParseError, nothing else."""
         parser = HeadParser(HeadLimits(max_head=300, max_line=120, max_fields=8, max_interim=2))
@@ -321,20 +343,24 @@ class TargetTests(SynchronousTestCase):
     def test_urls(self) -> None:
         """URLs keep scheme, host, port and path; default ports are left out of the authority."""
         t = parse_target("http://127.0.0.1:8080/a/b?c=d#frag")
-        self.assertEqual((t.scheme, t.host, t.port, t.path),
-                         ("http", "127.0.0.1", 8080, "/a/b?c=d"))
+        self.assertEqual(
+            (t.scheme, t.host, t.port, t.path), ("http", "127.0.0.1", 8080, "/a/b?c=d")
+        )
         self.assertEqual(t.authority, "127.0.0.1:8080")
         t = parse_target("HTTPS://LocalHost")
-        self.assertEqual((t.scheme, t.host, t.port, t.path, t.url),
-                         ("https", "localhost", 443, "/", "https://localhost/"))
+        self.assertEqual(
+            (t.scheme, t.host, t.port, t.path, t.url),
+            ("https", "localhost", 443, "/", "https://localhost/"),
+        )
         self.assertEqual(parse_target("http://h:80/").authority, "h")
         self.assertEqual(parse_target("https://h:80/").authority, "h:80")
 
     def test_seed_form(self) -> None:
         """host:port, [v6]:port, a bare host (port 80) and a bare IPv6 literal."""
         t = parse_target("[::1]:8080")
-        self.assertEqual((t.host, t.port, t.is_ipv6, t.authority),
-                         ("::1", 8080, True, "[::1]:8080"))
+        self.assertEqual(
+            (t.host, t.port, t.is_ipv6, t.authority), ("::1", 8080, True, "[::1]:8080")
+        )
         t = parse_target("127.0.0.1:8080")
         self.assertEqual((t.scheme, t.host, t.port, t.path), ("http", "127.0.0.1", 8080, "/"))
         self.assertEqual(parse_target("localhost").port, 80)
@@ -344,12 +370,16 @@ class TargetTests(SynchronousTestCase):
     def test_zone(self) -> None:
         """An IPv6 zone is kept for connecting and in the URL, never sent in Host."""
         t = parse_target("http://[fe80::1%25lo]:8080/x")
-        self.assertEqual((t.connect_host, t.authority, t.url),
-                         ("fe80::1%lo", "[fe80::1]:8080", "http://[fe80::1%25lo]:8080/x"))
+        self.assertEqual(
+            (t.connect_host, t.authority, t.url),
+            ("fe80::1%lo", "[fe80::1]:8080", "http://[fe80::1%25lo]:8080/x"),
+        )
         self.assertEqual(redirect_target(t, "/y").connect_host, "fe80::1%lo")
         self.assertIn(b"\r\nHost: [fe80::1]:8080\r\n", build_request(t))
-        self.assertEqual(parse_target("[fe80::1%lo]:8080"), t.__class__(
-            "http", "fe80::1%lo", 8080, "/", is_ipv6=True))
+        self.assertEqual(
+            parse_target("[fe80::1%lo]:8080"),
+            t.__class__("http", "fe80::1%lo", 8080, "/", is_ipv6=True),
+        )
 
     def test_idn(self) -> None:
         """Non-ASCII host names are IDNA-encoded for DNS and Host."""
@@ -387,7 +417,8 @@ class TargetTests(SynchronousTestCase):
         t = parse_target("[::1]:8080")
         self.assertEqual(
             build_request(t),
-            b"HEAD / HTTP/1.1\r\nHost: [::1]:8080\r\nUser-Agent: " + USER_AGENT.encode()
+            b"HEAD / HTTP/1.1\r\nHost: [::1]:8080\r\nUser-Agent: "
+            + USER_AGENT.encode()
             + b"\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         )
         self.assertEqual(build_request(t, http10=True), b"HEAD / HTTP/1.0\r\n\r\n")
@@ -400,8 +431,11 @@ class TargetTests(SynchronousTestCase):
         self.assertEqual(redirect_target(here, "/x?y").url, "http://127.0.0.1:8080/x?y")
         self.assertEqual(redirect_target(here, "//[::1]:81/").url, "http://[::1]:81/")
         self.assertEqual(redirect_target(here, "https://h/").url, "https://h/")
-        for bad, message in (("ftp://h/", "redirect to a ftp URL"), ("", "empty Location"),
-                             ("/x\x1b", "control")):
+        for bad, message in (
+            ("ftp://h/", "redirect to a ftp URL"),
+            ("", "empty Location"),
+            ("/x\x1b", "control"),
+        ):
             with self.assertRaises(TargetError) as caught:
                 redirect_target(here, bad)
             self.assertIn(message, str(caught.exception))

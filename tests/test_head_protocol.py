@@ -99,8 +99,9 @@ class ProtocolTests(SynchronousTestCase):
         self.proto.makeConnection(self.transport)
         self.proto.dataReceived(b"HTTP/1.1 200 OK\r\n")
         self.proto.connectionLost(Failure(ConnectionDone()))
-        self.assertIn("before the end of the response head (17 bytes received)",
-                      str(self.results[0].value))
+        self.assertIn(
+            "before the end of the response head (17 bytes received)", str(self.results[0].value)
+        )
 
     def test_tls_failure(self) -> None:
         """A connection lost to an OpenSSL error is a HeadTLSError naming OpenSSL's reason."""
@@ -108,8 +109,9 @@ class ProtocolTests(SynchronousTestCase):
         error = SSL.Error([("SSL routines", "", "certificate verify failed")])
         self.proto.connectionLost(Failure(error))
         self.assertIsInstance(self.results[0].value, HeadTLSError)
-        self.assertEqual(str(self.results[0].value),
-                         "TLS handshake failed: certificate verify failed")
+        self.assertEqual(
+            str(self.results[0].value), "TLS handshake failed: certificate verify failed"
+        )
 
     def test_cancel(self) -> None:
         """Cancelling finished aborts the connection; a later connectionLost is harmless."""
@@ -131,9 +133,9 @@ class _FakeEndpoint:
         self.error: Exception | None = None
         self.addresses: list[str] = []
 
-
-    def for_target(self, reactor: Any, target: Any, address: str, timeout: float,
-                   insecure: bool, trust: Any) -> _FakeEndpoint:
+    def for_target(
+        self, reactor: Any, target: Any, address: str, timeout: float, insecure: bool, trust: Any
+    ) -> _FakeEndpoint:
         self.current = target.url
         self.addresses.append(address)
         return self
@@ -196,8 +198,7 @@ class DeadlineTests(SynchronousTestCase):
         self.clock.advance(0.1)
         self.assertEqual(self.endpoint.cancelled, ["http://127.0.0.1:8080/"])
         self.assertIsInstance(results[0].value, HeadTimeoutError)
-        self.assertEqual(str(results[0].value),
-                         "timed out after 2 s connecting to 127.0.0.1:8080")
+        self.assertEqual(str(results[0].value), "timed out after 2 s connecting to 127.0.0.1:8080")
 
     def test_response_deadline(self) -> None:
         """A peer that drips bytes is aborted at the deadline, whatever it keeps sending."""
@@ -230,13 +231,16 @@ class DeadlineTests(SynchronousTestCase):
         self.assertEqual(self.endpoint.addresses, [])
         self.lookup.error = LookupTimeoutError("nowhere.test: no answer from 127.0.0.1:53")
         results = self._start("http://nowhere.test:8080/")
-        self.assertEqual(str(results[0].value), "cannot resolve host name 'nowhere.test': "
-                         "nowhere.test: no answer from 127.0.0.1:53")
+        self.assertEqual(
+            str(results[0].value),
+            "cannot resolve host name 'nowhere.test': nowhere.test: no answer from 127.0.0.1:53",
+        )
         self.lookup.error = None
         self.endpoint.error = OSError("network is unreachable")
         results = self._start("http://nowhere.test/")
-        self.assertEqual(str(results[0].value),
-                         "cannot connect to nowhere.test:80: network is unreachable")
+        self.assertEqual(
+            str(results[0].value), "cannot connect to nowhere.test:80: network is unreachable"
+        )
         self.assertEqual(self.endpoint.addresses, ["127.0.0.9"])
 
     def test_literals_are_not_looked_up(self) -> None:
@@ -254,8 +258,10 @@ class DeadlineTests(SynchronousTestCase):
         results = self._start("127.0.0.1:8080")
         response = results[0]
         self.assertIsInstance(response, HeadResponse)
-        self.assertEqual((response.status_line, response.peer, response.redirect),
-                         ("HTTP/1.1 200 OK", "127.0.0.1:8080", None))
+        self.assertEqual(
+            (response.status_line, response.peer, response.redirect),
+            ("HTTP/1.1 200 OK", "127.0.0.1:8080", None),
+        )
         self.assertEqual(response.timing.total, 0)
         self.assertIsNone(response.timing.tls)
 
@@ -267,27 +273,32 @@ class DeadlineTests(SynchronousTestCase):
 
     def test_redirects_followed(self) -> None:
         """follow=True follows redirects and keeps the hops in history."""
-        self.endpoint.replies.update({
-            "http://h/a": b"HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\n",
-            "http://h/b": b"HTTP/1.1 307 Temporary\r\nLocation: http://h:81/c\r\n\r\n",
-            "http://h:81/c": OK,
-        })
+        self.endpoint.replies.update(
+            {
+                "http://h/a": b"HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\n",
+                "http://h/b": b"HTTP/1.1 307 Temporary\r\nLocation: http://h:81/c\r\n\r\n",
+                "http://h:81/c": OK,
+            }
+        )
         results = self._start("http://h/a", follow=True)
         self.assertEqual([r.url for r in results[0].history], ["http://h/a", "http://h/b"])
         self.assertEqual((results[0].url, results[0].status), ("http://h:81/c", 200))
 
     def test_loop_and_limit(self) -> None:
         """A loop, one redirect too many and a non-HTTP Location are RedirectError."""
-        self.endpoint.replies.update({
-            "http://h/a": b"HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\n",
-            "http://h/b": b"HTTP/1.1 302 Found\r\nLocation: /a\r\n\r\n",
-        })
+        self.endpoint.replies.update(
+            {
+                "http://h/a": b"HTTP/1.1 302 Found\r\nLocation: /b\r\n\r\n",
+                "http://h/b": b"HTTP/1.1 302 Found\r\nLocation: /a\r\n\r\n",
+            }
+        )
         results = self._start("http://h/a", follow=True)
         self.assertIsInstance(results[0].value, RedirectError)
         self.assertEqual(str(results[0].value), "redirect loop: http://h/a was already visited")
         for n in range(8):
             self.endpoint.replies[f"http://c/{n}"] = (
-                f"HTTP/1.1 301 Moved\r\nLocation: /{n + 1}\r\n\r\n".encode())
+                f"HTTP/1.1 301 Moved\r\nLocation: /{n + 1}\r\n\r\n".encode()
+            )
         results = self._start("http://c/0", follow=True)
         self.assertEqual(str(results[0].value), "stopped after 5 redirects")
         self.assertEqual(len(results[0].value.response.history), 5)
@@ -328,5 +339,7 @@ class PublicSurfaceTests(SynchronousTestCase):
             value = getattr(head_module, name)
             if callable(value):
                 self.assertTrue(value.__doc__, name)
-        self.assertTrue({"head", "HeadResponse", "HeadError", "HeadLimits", "parse_target"}
-                        <= set(head_module.__all__))
+        self.assertTrue(
+            {"head", "HeadResponse", "HeadError", "HeadLimits", "parse_target"}
+            <= set(head_module.__all__)
+        )

@@ -174,9 +174,7 @@ class LayoutTests(SynchronousTestCase):
                     used = node.id
                 elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     used = node.name
-                elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(
-                    "twisted"
-                ):
+                elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("twisted"):
                     private = [a.name for a in node.names if a.name.startswith("_")]
                     self.assertFalse(private, f"{name}:{node.lineno} imports {private}")
                     self.assertNotIn("._", node.module or "", f"{name}:{node.lineno}")

@@ -32,10 +32,19 @@ class LimitsTests(SynchronousTestCase):
         """The defaults are the documented ones: generous to clients, bounded for abusers."""
         limits = Limits()
         self.assertEqual(
-            (limits.max_connections, limits.max_connections_per_peer, limits.idle_timeout,
-             limits.write_stall_timeout, limits.udp_rate, limits.udp_burst,
-             limits.udp_global_rate, limits.udp_global_burst, limits.udp_allowed_ports,
-             limits.udp_max_sources, limits.summary_interval),
+            (
+                limits.max_connections,
+                limits.max_connections_per_peer,
+                limits.idle_timeout,
+                limits.write_stall_timeout,
+                limits.udp_rate,
+                limits.udp_burst,
+                limits.udp_global_rate,
+                limits.udp_global_burst,
+                limits.udp_allowed_ports,
+                limits.udp_max_sources,
+                limits.summary_interval,
+            ),
             (4096, 256, 300.0, 60.0, 20.0, 40, 5000.0, 10000, frozenset(), 16384, 60.0),
         )
 
@@ -97,15 +106,17 @@ class PeerKeyTests(SynchronousTestCase):
         self.assertEqual(peer_key(IPv6Address("TCP", "0::1", 1)), "::1")
         self.assertIsNone(peer_key(UNIXAddress(b"/tmp/x")))
 
-
     @given(st.ip_addresses())
     def test_matches_oracle(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
         """The key is the stdlib's text of the address, IPv4-mapped ones unwrapped, whatever
         form (mapped, expanded) the address arrives in."""
         unwrapped = getattr(address, "ipv4_mapped", None) or address
-        self.assertEqual(peer_key(IPv6Address("TCP", address.exploded, 1))
-                         if address.version == 6 else peer_key(IPv4Address("TCP", str(address), 1)),
-                         str(unwrapped))
+        self.assertEqual(
+            peer_key(IPv6Address("TCP", address.exploded, 1))
+            if address.version == 6
+            else peer_key(IPv4Address("TCP", str(address), 1)),
+            str(unwrapped),
+        )
         if address.version == 4:
             self.assertEqual(peer_key(IPv6Address("TCP", f"::ffff:{address}", 1)), str(address))
 
@@ -267,12 +278,30 @@ class BadSourceTests(SynchronousTestCase):
 
     def test_cases(self) -> None:
         """Multicast, broadcast, 0/8, 255/8 (also IPv4-mapped), :: and junk are bad."""
-        for host in ("224.0.0.1", "239.255.255.250", "255.255.255.255", "0.0.0.0", "0.1.2.3",
-                     "255.1.2.3", "::ffff:224.0.0.1", "::ffff:0.0.0.0", "ff02::1", "::",
-                     "not an address", ""):
+        for host in (
+            "224.0.0.1",
+            "239.255.255.250",
+            "255.255.255.255",
+            "0.0.0.0",
+            "0.1.2.3",
+            "255.1.2.3",
+            "::ffff:224.0.0.1",
+            "::ffff:0.0.0.0",
+            "ff02::1",
+            "::",
+            "not an address",
+            "",
+        ):
             self.assertTrue(bad_source(host), host)
-        for host in ("127.0.0.1", "192.0.2.1", "::1", "::ffff:127.0.0.1", "fe80::1%lo",
-                     "223.255.255.255", "240.0.0.1"):
+        for host in (
+            "127.0.0.1",
+            "192.0.2.1",
+            "::1",
+            "::ffff:127.0.0.1",
+            "fe80::1%lo",
+            "223.255.255.255",
+            "240.0.0.1",
+        ):
             self.assertFalse(bad_source(host), host)
 
     @given(st.ip_addresses())

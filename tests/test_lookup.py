@@ -37,8 +37,12 @@ from tests._dns_server import DNSServer, SilentServer, Zone, system_files_skip_r
 
 RECORDS: dict[str, list[tuple[str, str]]] = {
     "www.example.test": [("CNAME", "web.example.test")],
-    "web.example.test": [("A", "127.0.0.10"), ("AAAA", "fd00::10"), ("A", "127.0.0.11"),
-                         ("AAAA", "fd00::11")],
+    "web.example.test": [
+        ("A", "127.0.0.10"),
+        ("AAAA", "fd00::10"),
+        ("A", "127.0.0.11"),
+        ("AAAA", "fd00::11"),
+    ],
     "v4only.test": [("A", "127.0.0.20")],
     "v6only.test": [("AAAA", "fd00::20")],
     "dup.test": [("A", "127.0.0.30"), ("A", "127.0.0.30")],
@@ -63,8 +67,12 @@ class _Live(TestCase):
     """Starts the loopback DNS server; each test gets a :class:`Lookup` on it."""
 
     def setUp(self) -> None:
-        self.zone = Zone(RECORDS, no_follow=["split.test", "dangling.test"],
-                         refused=["refused.test"], servfail=["fail.test"])
+        self.zone = Zone(
+            RECORDS,
+            no_follow=["split.test", "dangling.test"],
+            refused=["refused.test"],
+            servfail=["fail.test"],
+        )
         self.server = DNSServer(self.zone)
         self.address = self.server.start(reactor)
         self.addCleanup(lambda: defer.Deferred.fromCoroutine(self.server.stop()))
@@ -87,8 +95,9 @@ class DNSTests(_Live):
     async def test_addresses_and_order(self) -> None:
         """A CNAME is followed; IPv4 first then IPv6, each in answer order."""
         answer = await self.lookup().lookup("www.example.test")
-        self.assertEqual([str(a) for a in answer.addresses],
-                         ["127.0.0.10", "127.0.0.11", "fd00::10", "fd00::11"])
+        self.assertEqual(
+            [str(a) for a in answer.addresses], ["127.0.0.10", "127.0.0.11", "fd00::10", "fd00::11"]
+        )
         self.assertEqual((answer.canonical_name, answer.source), ("web.example.test.", "dns"))
 
     async def test_resolve_networks(self) -> None:
@@ -109,8 +118,9 @@ class DNSTests(_Live):
 
     async def test_duplicates_dropped(self) -> None:
         """The same address twice in an answer is listed once."""
-        self.assertEqual([str(a) for a in await self.lookup().lookup_host("dup.test")],
-                         ["127.0.0.30"])
+        self.assertEqual(
+            [str(a) for a in await self.lookup().lookup_host("dup.test")], ["127.0.0.30"]
+        )
 
     async def test_cname(self) -> None:
         """The canonical name is the chain's end, or the name itself, fully qualified."""
@@ -128,9 +138,7 @@ class DNSTests(_Live):
     async def test_long_chains(self) -> None:
         """MAX_CNAME_HOPS records are followed; one more is an error."""
         lookup = self.lookup()
-        self.assertEqual(
-            await lookup.lookup_cname("hop2.test"), f"hop{MAX_CNAME_HOPS + 2}.test."
-        )
+        self.assertEqual(await lookup.lookup_cname("hop2.test"), f"hop{MAX_CNAME_HOPS + 2}.test.")
         with self.assertRaises(CNAMELoopError) as caught:
             await lookup.lookup_host("hop1.test")
         self.assertIn(f"more than {MAX_CNAME_HOPS} CNAME records", str(caught.exception))
@@ -186,9 +194,15 @@ class DNSTests(_Live):
         self.assertEqual(str(await lookup.resolve_ip("127.0.0.1")), "127.0.0.1")
         self.assertEqual(str(await lookup.resolve_ip("::ffff:127.0.0.1", "ip4")), "127.0.0.1")
         self.assertEqual([str(a) for a in await lookup.lookup_host("::1")], ["::1"])
-        for name, network in [("127.0.0.1", "ip6"), ("::1", "ip4"), ("127.0.0.1%lo", "ip"),
-                              ("127.001.0.1", "ip"), ("a..b", "ip"), ("x.test", "tcp"),
-                              ("::ffff:127.0.0.1", "ip6")]:
+        for name, network in [
+            ("127.0.0.1", "ip6"),
+            ("::1", "ip4"),
+            ("127.0.0.1%lo", "ip"),
+            ("127.001.0.1", "ip"),
+            ("a..b", "ip"),
+            ("x.test", "tcp"),
+            ("::ffff:127.0.0.1", "ip6"),
+        ]:
             with self.subTest(name=name):
                 with self.assertRaises(InvalidLookupError):
                     await lookup.resolve_ip(name, network)
@@ -196,8 +210,10 @@ class DNSTests(_Live):
             await lookup.lookup_cname("127.0.0.1")
         with self.assertRaises(InvalidLookupError) as caught:
             await lookup.resolve_ip("::ffff:127.0.0.1", "ip6")
-        self.assertEqual(str(caught.exception),
-                         "::ffff:127.0.0.1 is an IPv4-mapped address (IPv4, as in Go), not ip6")
+        self.assertEqual(
+            str(caught.exception),
+            "::ffff:127.0.0.1 is an IPv4-mapped address (IPv4, as in Go), not ip6",
+        )
         self.assertEqual(self.zone.queries, [])
 
     async def test_ipv6_server(self) -> None:
@@ -217,8 +233,9 @@ class DNSTests(_Live):
         """resolve_ip, lookup_host and lookup_cname take the Lookup's options."""
         options: dict[str, Any] = {"reactor": reactor, "servers": [self.address], "timeout": 2}
         self.assertEqual(str(await resolve_ip("v4only.test", **options)), "127.0.0.20")
-        self.assertEqual([str(a) for a in await lookup_host("v6only.test", **options)],
-                         ["fd00::20"])
+        self.assertEqual(
+            [str(a) for a in await lookup_host("v6only.test", **options)], ["fd00::20"]
+        )
         self.assertEqual(await lookup_cname("www.example.test", **options), "web.example.test.")
 
 
@@ -257,16 +274,19 @@ class HalfAnsweredTests(TestCase):
     """A server that answers A queries but drops AAAA ones."""
 
     def setUp(self) -> None:
-        zone = Zone({"half.test": [("A", "127.0.0.60")]},
-                    drop=[("half.test", dns.AAAA), ("gone.test", dns.AAAA)])
+        zone = Zone(
+            {"half.test": [("A", "127.0.0.60")]},
+            drop=[("half.test", dns.AAAA), ("gone.test", dns.AAAA)],
+        )
         self.server = DNSServer(zone)
         self.lookup = Lookup(reactor, servers=[self.server.start(reactor)], timeout=0.3)
         self.addCleanup(lambda: defer.Deferred.fromCoroutine(self.server.stop()))
 
     async def test_partial_answer(self) -> None:
         """The addresses of the lane that answered are the answer."""
-        self.assertEqual([str(a) for a in await self.lookup.lookup_host("half.test")],
-                         ["127.0.0.60"])
+        self.assertEqual(
+            [str(a) for a in await self.lookup.lookup_host("half.test")], ["127.0.0.60"]
+        )
 
     async def test_nxdomain_wins(self) -> None:
         """NXDOMAIN on A is the answer even though the AAAA query timed out."""
@@ -283,8 +303,10 @@ class HalfAnsweredTests(TestCase):
 class HostsFileLookupTests(_Live):
     """A hosts file in front of the DNS server."""
 
-    TEXT = ("127.0.0.5 box.example.test box\n::1 box\nfe80::5%lo linklocal\n"
-            "127.0.0.6 www.example.test\n")
+    TEXT = (
+        "127.0.0.5 box.example.test box\n::1 box\nfe80::5%lo linklocal\n"
+        "127.0.0.6 www.example.test\n"
+    )
 
     async def test_hosts_first(self) -> None:
         """A name in the file is answered from the file alone, never asked of DNS."""
@@ -366,25 +388,31 @@ class SystemTests(TestCase):
     async def test_order_zone_and_families(self) -> None:
         """System answers: IPv4 first, duplicates dropped, zones kept, families asked."""
         lo = socket.if_nametoindex("lo")
-        fake = _FakeResolver([
-            taddress.IPv6Address("TCP", "fe80::1", 0, 0, lo),
-            taddress.IPv4Address("TCP", "127.0.0.2", 0),
-            taddress.IPv6Address("TCP", "::1", 0),
-            taddress.IPv4Address("TCP", "127.0.0.2", 0),
-        ])
+        fake = _FakeResolver(
+            [
+                taddress.IPv6Address("TCP", "fe80::1", 0, 0, lo),
+                taddress.IPv4Address("TCP", "127.0.0.2", 0),
+                taddress.IPv6Address("TCP", "::1", 0),
+                taddress.IPv4Address("TCP", "127.0.0.2", 0),
+            ]
+        )
         lookup = Lookup(reactor, name_resolver=fake)
-        self.assertEqual([str(a) for a in await lookup.lookup_host("some.name")],
-                         ["127.0.0.2", "fe80::1%lo", "::1"])
+        self.assertEqual(
+            [str(a) for a in await lookup.lookup_host("some.name")],
+            ["127.0.0.2", "fe80::1%lo", "::1"],
+        )
         self.assertEqual(str(await lookup.resolve_ip("some.name", "ip6")), "fe80::1%lo")
         await lookup.lookup("some.name", "ip4")
-        self.assertEqual([t for _, t in fake.asked],
-                         [None, [taddress.IPv6Address], [taddress.IPv4Address]])
+        self.assertEqual(
+            [t for _, t in fake.asked], [None, [taddress.IPv6Address], [taddress.IPv4Address]]
+        )
         with self.assertRaises(NameNotFoundError) as caught:
             await Lookup(reactor, name_resolver=_FakeResolver([])).lookup_host("x.test")
         self.assertEqual(str(caught.exception), "x.test: no address (system resolver)")
 
     async def test_timeouts(self) -> None:
         """A system resolver that does not finish in time: LookupTimeoutError, both paths."""
+
         @implementer(IHostnameResolver)
         class Stuck:
             def resolveHostName(self, receiver: Any, name: str, *args: Any) -> Any:
@@ -392,8 +420,9 @@ class SystemTests(TestCase):
 
         with self.assertRaises(LookupTimeoutError) as caught:
             await Lookup(reactor, name_resolver=Stuck(), timeout=0.1).lookup_host("x.test")
-        self.assertEqual(str(caught.exception),
-                         "x.test: the system resolver did not answer within 0.1 s")
+        self.assertEqual(
+            str(caught.exception), "x.test: the system resolver did not answer within 0.1 s"
+        )
 
         release = threading.Event()
         self.addCleanup(release.set)
@@ -407,8 +436,11 @@ class SystemTests(TestCase):
 
     async def test_cname_errors(self) -> None:
         """getaddrinfo's errors: EAI_NONAME is not found, EAI_AGAIN a failure."""
-        for code, error in [(socket.EAI_NONAME, NameNotFoundError),
-                            (socket.EAI_AGAIN, ServerFailureError)]:
+        for code, error in [
+            (socket.EAI_NONAME, NameNotFoundError),
+            (socket.EAI_AGAIN, ServerFailureError),
+        ]:
+
             def failing(*args: Any, code: int = code) -> Any:
                 raise socket.gaierror(code, "test")
 
@@ -417,12 +449,14 @@ class SystemTests(TestCase):
 
     async def test_cname_canonical(self) -> None:
         """The canonical name getaddrinfo reports comes back fully qualified."""
+
         def answer(*args: Any) -> Any:
             self.assertEqual(args[-1], socket.AI_CANONNAME)
             return [(socket.AF_INET, socket.SOCK_STREAM, 6, "real.example.test", ("127.0.0.1", 0))]
 
-        self.assertEqual(await Lookup(reactor, getaddrinfo=answer).lookup_cname("x.test"),
-                         "real.example.test.")
+        self.assertEqual(
+            await Lookup(reactor, getaddrinfo=answer).lookup_cname("x.test"), "real.example.test."
+        )
 
 
 class PortTests(TestCase):
@@ -437,4 +471,3 @@ class PortTests(TestCase):
             await lookup_port("tcp", "99999")
         with self.assertRaises(NameNotFoundError):
             await lookup_port("udp", "no-such-service")
-

@@ -47,14 +47,18 @@ class NameCommandTests(TestCase):
 
     async def test_text_output(self) -> None:
         """Each command prints its answer alone: one address, all addresses, one name."""
-        self.assertEqual(await netproto("resolve", "--server", self.spec, "www.example.test"),
-                         (0, "127.0.0.10\n", ""))
+        self.assertEqual(
+            await netproto("resolve", "--server", self.spec, "www.example.test"),
+            (0, "127.0.0.10\n", ""),
+        )
         self.assertEqual(
             await netproto("resolve", "--net", "ip6", "--server", self.spec, "www.example.test"),
             (0, "fd00::10\n", ""),
         )
-        self.assertEqual(await netproto("lookup-host", "--server", self.spec, "www.example.test"),
-                         (0, "127.0.0.10\nfd00::10\n", ""))
+        self.assertEqual(
+            await netproto("lookup-host", "--server", self.spec, "www.example.test"),
+            (0, "127.0.0.10\nfd00::10\n", ""),
+        )
         self.assertEqual(
             await netproto("lookup-cname", "--server", self.spec, "www.example.test"),
             (0, "web.example.test.\n", ""),
@@ -63,32 +67,56 @@ class NameCommandTests(TestCase):
     async def test_json(self) -> None:
         """--json: one object with stable keys."""
         status, out, _ = await netproto("resolve", "--json", "--server", self.spec, "v6only.test")
-        self.assertEqual((status, json.loads(out)), (0, {
-            "host": "v6only.test", "network": "ip", "address": "fd00::20", "version": 6,
-            "zone": None, "source": "dns"}))
-        status, out, _ = await netproto("lookup-host", "--json", "--server", self.spec,
-                                        "web.example.test")
-        self.assertEqual(json.loads(out), {"host": "web.example.test",
-                                           "addresses": ["127.0.0.10", "fd00::10"],
-                                           "source": "dns"})
-        status, out, _ = await netproto("lookup-cname", "--json", "--server", self.spec,
-                                        "www.example.test")
-        self.assertEqual(json.loads(out), {"host": "www.example.test",
-                                           "cname": "web.example.test.", "source": "dns"})
+        self.assertEqual(
+            (status, json.loads(out)),
+            (
+                0,
+                {
+                    "host": "v6only.test",
+                    "network": "ip",
+                    "address": "fd00::20",
+                    "version": 6,
+                    "zone": None,
+                    "source": "dns",
+                },
+            ),
+        )
+        status, out, _ = await netproto(
+            "lookup-host", "--json", "--server", self.spec, "web.example.test"
+        )
+        self.assertEqual(
+            json.loads(out),
+            {"host": "web.example.test", "addresses": ["127.0.0.10", "fd00::10"], "source": "dns"},
+        )
+        status, out, _ = await netproto(
+            "lookup-cname", "--json", "--server", self.spec, "www.example.test"
+        )
+        self.assertEqual(
+            json.loads(out),
+            {"host": "www.example.test", "cname": "web.example.test.", "source": "dns"},
+        )
 
     async def test_failures(self) -> None:
         """Not found, loops and family mismatches: exit 1, one line on stderr, no stdout."""
         for args, message in [
             (("lookup-host", "nosuch.test"), "netproto lookup-host: nosuch.test: no such host"),
-            (("resolve", "--net", "ip4", "v6only.test"),
-             "netproto resolve: v6only.test: no IPv4 address"),
-            (("lookup-cname", "loop1.test"),
-             "netproto lookup-cname: loop1.test: CNAME loop at loop1.test"),
-            (("resolve", "--net", "ip6", "127.0.0.1"),
-             "netproto resolve: 127.0.0.1 is an IPv4 address, not ip6"),
-            (("resolve", "bad\x1b[31mname"),
-             "netproto resolve: bad\\x1b[31mname: character '\\x1b' is not allowed in a "
-             "host name"),
+            (
+                ("resolve", "--net", "ip4", "v6only.test"),
+                "netproto resolve: v6only.test: no IPv4 address",
+            ),
+            (
+                ("lookup-cname", "loop1.test"),
+                "netproto lookup-cname: loop1.test: CNAME loop at loop1.test",
+            ),
+            (
+                ("resolve", "--net", "ip6", "127.0.0.1"),
+                "netproto resolve: 127.0.0.1 is an IPv4 address, not ip6",
+            ),
+            (
+                ("resolve", "bad\x1b[31mname"),
+                "netproto resolve: bad\\x1b[31mname: character '\\x1b' is not allowed in a "
+                "host name",
+            ),
             (("lookup-cname", ""), "netproto lookup-cname: empty host name"),
         ]:
             with self.subTest(args=args):
@@ -101,22 +129,28 @@ class NameCommandTests(TestCase):
         with open(path, "w") as f:
             f.write("127.0.0.7 box.example.test box\nfe80::7%lo box\n")
         hosts = ("--hosts", path, "--server", self.spec)
-        self.assertEqual(await netproto("lookup-host", *hosts, "box"),
-                         (0, "127.0.0.7\nfe80::7%lo\n", ""))
-        self.assertEqual(await netproto("lookup-cname", *hosts, "box"),
-                         (0, "box.example.test.\n", ""))
+        self.assertEqual(
+            await netproto("lookup-host", *hosts, "box"), (0, "127.0.0.7\nfe80::7%lo\n", "")
+        )
+        self.assertEqual(
+            await netproto("lookup-cname", *hosts, "box"), (0, "box.example.test.\n", "")
+        )
         status, out, _ = await netproto("lookup-cname", "--json", *hosts, "BOX")
-        self.assertEqual(json.loads(out), {"host": "BOX", "cname": "box.example.test.",
-                                           "source": "hosts"})
+        self.assertEqual(
+            json.loads(out), {"host": "BOX", "cname": "box.example.test.", "source": "hosts"}
+        )
         status, out, _ = await netproto("resolve", "--json", "--net", "ip6", *hosts, "box")
         record = json.loads(out)
-        self.assertEqual((record["address"], record["zone"], record["source"]),
-                         ("fe80::7%lo", "lo", "hosts"))
-        self.assertEqual(await netproto("resolve", *hosts, "www.example.test"),
-                         (0, "127.0.0.10\n", ""))
+        self.assertEqual(
+            (record["address"], record["zone"], record["source"]), ("fe80::7%lo", "lo", "hosts")
+        )
+        self.assertEqual(
+            await netproto("resolve", *hosts, "www.example.test"), (0, "127.0.0.10\n", "")
+        )
         self.assertEqual({name for name, _ in self.zone.queries}, {"www.example.test"})
-        status, out, err = await netproto("lookup-host", "--hosts", "/nonexistent/hosts",
-                                          "--server", self.spec, "box")
+        status, out, err = await netproto(
+            "lookup-host", "--hosts", "/nonexistent/hosts", "--server", self.spec, "box"
+        )
         self.assertEqual(status, 1)
         self.assertIn("cannot read hosts file /nonexistent/hosts", err)
 
@@ -126,11 +160,13 @@ class NameCommandTests(TestCase):
         port = reactor.listenUDP(0, silent, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
         spec = f"127.0.0.1:{port.getHost().port}"
-        status, out, err = await netproto("lookup-host", "--timeout", "0.5", "--server", spec,
-                                          "www.example.test")
+        status, out, err = await netproto(
+            "lookup-host", "--timeout", "0.5", "--server", spec, "www.example.test"
+        )
         self.assertEqual((status, out), (1, ""))
-        self.assertEqual(err, f"netproto lookup-host: www.example.test: no answer from {spec} "
-                              "within 0.5 s\n")
+        self.assertEqual(
+            err, f"netproto lookup-host: www.example.test: no answer from {spec} within 0.5 s\n"
+        )
         self.assertGreater(silent.received, 0)
 
 
@@ -168,8 +204,13 @@ class SystemCommandTests(TestCase):
         reason = tool_skip_reason("getent")
         if reason:
             raise self.skipTest(reason)
-        lines = subprocess.run(["getent", "ahosts", "localhost"], capture_output=True,
-                               text=True, timeout=10, check=False).stdout.splitlines()
+        lines = subprocess.run(
+            ["getent", "ahosts", "localhost"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.splitlines()
         system = {line.split()[0] for line in lines}
         ours = set(record["addresses"])
         # getent asks with AI_ADDRCONFIG, which may hide ::1 where no IPv6 is configured.
@@ -189,15 +230,22 @@ class PortCommandTests(TestCase):
         self.assertEqual(status, 0)
         self.assertEqual(json.loads(out), {"network": "udp", "service": "domain", "port": 53})
         self.assertEqual(await netproto("lookup-port", "tcp6", "8080"), (0, "8080\n", ""))
-        self.assertEqual(await netproto("lookup-port", "tcp", "no-such-service"),
-                         (1, "", "netproto lookup-port: no-such-service/tcp: unknown service\n"))
+        self.assertEqual(
+            await netproto("lookup-port", "tcp", "no-such-service"),
+            (1, "", "netproto lookup-port: no-such-service/tcp: unknown service\n"),
+        )
         self.assertEqual(
             await netproto("lookup-port", "udp", "65536"),
             (1, "", "netproto lookup-port: port 65536 is out of range (0 to 65535)\n"),
         )
         if tool_skip_reason("getent") is None:
-            line = subprocess.run(["getent", "services", "telnet/tcp"], capture_output=True,
-                                  text=True, timeout=10, check=False).stdout
+            line = subprocess.run(
+                ["getent", "services", "telnet/tcp"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            ).stdout
             self.assertEqual(line.split()[1], "23/tcp")
 
 
@@ -206,16 +254,17 @@ class UsageTests(TestCase):
 
     async def test_usage(self) -> None:
         """Bad --server, --timeout, --net, network, or a missing operand: exit 2."""
-        for args in [("resolve", "--server", "localhost", "x.test"),
-                     ("resolve", "--server", "[::1]:0", "x.test"),
-                     ("lookup-host", "--timeout", "0", "x.test"),
-                     ("lookup-host", "--timeout", "soon", "x.test"),
-                     ("resolve", "--net", "ip5", "x.test"),
-                     ("lookup-port", "sctp", "80"),
-                     ("lookup-cname",)]:
+        for args in [
+            ("resolve", "--server", "localhost", "x.test"),
+            ("resolve", "--server", "[::1]:0", "x.test"),
+            ("lookup-host", "--timeout", "0", "x.test"),
+            ("lookup-host", "--timeout", "soon", "x.test"),
+            ("resolve", "--net", "ip5", "x.test"),
+            ("lookup-port", "sctp", "80"),
+            ("lookup-cname",),
+        ]:
             with self.subTest(args=args):
                 status, out, err = await netproto(*args)
                 self.assertEqual((status, out), (2, ""))
                 self.assertEqual(len(err.splitlines()), 1, err)
                 self.assertNotIn("Traceback", err)
-

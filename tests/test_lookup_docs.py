@@ -36,7 +36,7 @@ def _file_shown(blocks: list[list[str]], name: str) -> str:
         for i, line in enumerate(lines):
             if line == f"$ cat {name}":
                 body = []
-                for rest in lines[i + 1:]:
+                for rest in lines[i + 1 :]:
                     if rest.startswith("$ "):
                         break
                     body.append(rest)
@@ -51,7 +51,7 @@ def _examples(blocks: list[list[str]]) -> list[tuple[str, list[str]]]:
         for i, line in enumerate(lines):
             if line.startswith("$ netproto "):
                 shown = []
-                for rest in lines[i + 1:]:
+                for rest in lines[i + 1 :]:
                     if rest.startswith("$ "):
                         break
                     shown.append(rest)
@@ -72,19 +72,26 @@ class GuideTests(TestCase):
         work.mkdir()
         (work / "example.test.zone").write_text(_file_shown(blocks, "example.test.zone"))
         (work / "hosts").write_text(_file_shown(blocks, "hosts"))
-        port = await start_twistd_dns(self, twistd, str(work / "example.test.zone"),
-                                      "web.example.test")
+        port = await start_twistd_dns(
+            self, twistd, str(work / "example.test.zone"), "web.example.test"
+        )
         closed = free_port()
-        examples = [(c, s) for c, s in _examples(blocks)
-                    if "--server" in c or "--hosts" in c or " lookup-port " in c]
+        examples = [
+            (c, s)
+            for c, s in _examples(blocks)
+            if "--server" in c or "--hosts" in c or " lookup-port " in c
+        ]
         self.assertGreater(len(examples), 20)
         for command, shown in examples:
             with self.subTest(command=command):
                 run = command.replace(":5353", f":{port}").replace(":5354", f":{closed}")
                 args = shlex.split(run)[1:]
                 out, err, _status = await getProcessOutputAndValue(
-                    sys.executable, ["-m", "netproto", *args], env=dict(os.environ),
-                    path=str(work), reactor=reactor,
+                    sys.executable,
+                    ["-m", "netproto", *args],
+                    env=dict(os.environ),
+                    path=str(work),
+                    reactor=reactor,
                 )
                 text = (out + err).decode().replace(f":{port}", ":5353")
                 text = text.replace(f":{closed}", ":5354")

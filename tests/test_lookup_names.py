@@ -54,8 +54,17 @@ class HostNameTests(SynchronousTestCase):
 
     def test_valid(self) -> None:
         """Ordinary, underscore, single-label, absolute and 63-character-label names pass."""
-        for name in ["localhost", "www.example.test", "_dmarc.example.test", "a", "x1.y-2.z",
-                     "example.test.", "a" * 63 + ".test", "xn--bcher-kva.test", "1.2.3.x"]:
+        for name in [
+            "localhost",
+            "www.example.test",
+            "_dmarc.example.test",
+            "a",
+            "x1.y-2.z",
+            "example.test.",
+            "a" * 63 + ".test",
+            "xn--bcher-kva.test",
+            "1.2.3.x",
+        ]:
             with self.subTest(name=name):
                 self.assertEqual(check_host_name(name), name)
 
@@ -97,8 +106,10 @@ class HostNameTests(SynchronousTestCase):
             self.assertNotIn("\n", str(e))
         else:
             self.assertTrue(text.isascii() and 0 < len(text.rstrip(".")) <= 253)
-            self.assertTrue(set(text) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                             "0123456789-_."))
+            self.assertTrue(
+                set(text)
+                <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+            )
 
 
 class ServerSpecTests(SynchronousTestCase):
@@ -170,21 +181,34 @@ class ResolvConfTests(SynchronousTestCase):
 
     def test_nameservers(self) -> None:
         """nameserver lines in order; other lines, comments and bad addresses skipped."""
-        text = ("# comment\nsearch example.test\nnameserver 127.0.0.53\n"
-                "nameserver ::1 # trailing\nnameserver bogus\noptions ndots:2\n"
-                ";nameserver 1.1.1.1\nnameserver\n")
+        text = (
+            "# comment\nsearch example.test\nnameserver 127.0.0.53\n"
+            "nameserver ::1 # trailing\nnameserver bogus\noptions ndots:2\n"
+            ";nameserver 1.1.1.1\nnameserver\n"
+        )
         self.assertEqual(parse_resolv_conf(text), [("127.0.0.53", 53), ("::1", 53)])
 
     def test_default(self) -> None:
         """No name server: the C library's default, 127.0.0.1."""
         self.assertEqual(parse_resolv_conf(""), [("127.0.0.1", 53)])
 
-    @given(st.lists(st.one_of(addresses.map(lambda a: ("server", a)),
-                              st.text(max_size=40).map(lambda t: ("junk", t))), max_size=10))
+    @given(
+        st.lists(
+            st.one_of(
+                addresses.map(lambda a: ("server", a)),
+                st.text(max_size=40).map(lambda t: ("junk", t)),
+            ),
+            max_size=10,
+        )
+    )
     def test_generated(self, lines: list[tuple[str, Any]]) -> None:
         """The nameserver lines written come back in order, whatever junk surrounds them."""
-        text = "\n".join(f"nameserver {v}" if kind == "server" else
-                         "# " + v.replace("\n", " ").replace("\r", " ") for kind, v in lines)
+        text = "\n".join(
+            f"nameserver {v}"
+            if kind == "server"
+            else "# " + v.replace("\n", " ").replace("\r", " ")
+            for kind, v in lines
+        )
         expected = [(canonical(parse_ip(str(v))), 53) for kind, v in lines if kind == "server"]
         self.assertEqual(parse_resolv_conf(text), expected or [("127.0.0.1", 53)])
 
@@ -208,8 +232,9 @@ not-an-address broken.test
         """Addresses of all lines, file order, no duplicates; case and dot ignored."""
         hosts = HostsFile.parse(self.TEXT)
         self.assertEqual([str(a) for a in hosts.addresses("localhost")], ["127.0.0.1", "::1"])
-        self.assertEqual([str(a) for a in hosts.addresses("BOX.example.test.")],
-                         ["127.0.1.1", "127.0.0.2"])
+        self.assertEqual(
+            [str(a) for a in hosts.addresses("BOX.example.test.")], ["127.0.1.1", "127.0.0.2"]
+        )
         self.assertEqual([str(a) for a in hosts.addresses("linklocal")], ["fe80::1%lo"])
         self.assertEqual(hosts.addresses("broken.test"), ())
         self.assertNotIn("broken.test", hosts)
@@ -225,8 +250,9 @@ not-an-address broken.test
 
     def test_lines_end_at_newline_only(self) -> None:
         """Only \\n ends a line, as in the C library: \\x1c or \\u2028 do not end a comment."""
-        hosts = HostsFile.parse("# c\x1c127.0.0.9 sneaky\n# c\u2028127.0.0.9 sly\r\n"
-                                "127.0.0.1 fine\r\n")
+        hosts = HostsFile.parse(
+            "# c\x1c127.0.0.9 sneaky\n# c\u2028127.0.0.9 sly\r\n127.0.0.1 fine\r\n"
+        )
         self.assertNotIn("sneaky", hosts)
         self.assertNotIn("sly", hosts)
         self.assertEqual([str(a) for a in hosts.addresses("fine")], ["127.0.0.1"])
@@ -238,9 +264,10 @@ not-an-address broken.test
             HostsFile.read("/nonexistent/hosts")
         self.assertIn("/nonexistent/hosts", str(caught.exception))
 
-    @given(st.lists(st.tuples(addresses, st.lists(names, min_size=1, max_size=3)),
-                    max_size=12),
-           st.sampled_from([" ", "\t", "  \t "]))
+    @given(
+        st.lists(st.tuples(addresses, st.lists(names, min_size=1, max_size=3)), max_size=12),
+        st.sampled_from([" ", "\t", "  \t "]),
+    )
     def test_generated(
         self, lines: list[tuple[ipaddress._BaseAddress, list[str]]], space: str
     ) -> None:
@@ -268,8 +295,15 @@ not-an-address broken.test
         hosts = HostsFile.read("/etc/hosts")
         with open("/etc/hosts") as f:
             listed = [line.split("#")[0].split() for line in f]
-        names = sorted({n for fields in listed if len(fields) > 1 for n in fields[1:]
-                        if ":" not in fields[0] and not n.endswith(".")})[:20]
+        names = sorted(
+            {
+                n
+                for fields in listed
+                if len(fields) > 1
+                for n in fields[1:]
+                if ":" not in fields[0] and not n.endswith(".")
+            }
+        )[:20]
         if not names:
             raise self.skipTest("/etc/hosts lists no IPv4 name")
         reason = system_files_skip_reason(*names)
@@ -282,8 +316,11 @@ not-an-address broken.test
             ours = {canonical(a) for a in hosts.addresses(name)}
             if system:
                 checked += 1
-                self.assertEqual({a for a in system if "." in a and ":" not in a},
-                                 {a for a in ours if ":" not in a}, name)
+                self.assertEqual(
+                    {a for a in system if "." in a and ":" not in a},
+                    {a for a in ours if ":" not in a},
+                    name,
+                )
         self.assertGreater(checked, 0)
 
 
@@ -300,6 +337,7 @@ class ServicePortTests(SynchronousTestCase):
 
     def test_numeric(self) -> None:
         """Numbers pass through after a range check, without the database."""
+
         def never(name: str, proto: str) -> int:
             raise AssertionError("the database was read")
 
@@ -314,9 +352,16 @@ class ServicePortTests(SynchronousTestCase):
             service_port("tcp", "no-such-service")
         self.assertEqual(str(caught.exception), "no-such-service/tcp: unknown service")
         self.assertIsInstance(caught.exception, NameNotFoundError)
-        for network, service in [("sctp", "http"), ("ip", "http"), ("tcp", ""),
-                                 ("tcp", "-23"), ("tcp", "+23"), ("tcp", "a b"),
-                                 ("tcp", "a\x00b"), ("tcp", "x" * 100)]:
+        for network, service in [
+            ("sctp", "http"),
+            ("ip", "http"),
+            ("tcp", ""),
+            ("tcp", "-23"),
+            ("tcp", "+23"),
+            ("tcp", "a b"),
+            ("tcp", "a\x00b"),
+            ("tcp", "x" * 100),
+        ]:
             with self.subTest(network=network, service=service):
                 with self.assertRaises(InvalidLookupError):
                     service_port(network, service)

@@ -19,8 +19,9 @@ class PackagingTests(SynchronousTestCase):
         twistd = installed_script("twistd")
         if twistd is None:
             self.skipTest("twistd is not installed")
-        result = subprocess.run([twistd, "--help"], capture_output=True, text=True, timeout=60,
-                                check=False)
+        result = subprocess.run(
+            [twistd, "--help"], capture_output=True, text=True, timeout=60, check=False
+        )
         self.assertEqual(result.returncode, 0, result.stderr)
         self.assertRegex(result.stdout, r"\n\s+netproto\s+\S")
 
@@ -29,10 +30,12 @@ class PackagingTests(SynchronousTestCase):
         script = installed_script("netproto")
         if script is None:
             self.skipTest("the netproto console script is not installed")
-        result = subprocess.run([script, "--version"], capture_output=True, text=True,
-                                timeout=60, check=False)
-        self.assertEqual((result.returncode, result.stdout.strip()),
-                         (0, f"netproto {netproto.__version__}"))
+        result = subprocess.run(
+            [script, "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
+        self.assertEqual(
+            (result.returncode, result.stdout.strip()), (0, f"netproto {netproto.__version__}")
+        )
 
     def test_no_twisted_init(self) -> None:
         """The checkout ships no twisted/__init__.py that would shadow Twisted's own."""

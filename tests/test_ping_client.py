@@ -17,7 +17,6 @@ from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.testing import MemoryReactorClock
 from twisted.trial.unittest import SynchronousTestCase
 
-from netproto.ping import _open as _icmpopen
 from netproto.ping import (
     DGRAM,
     RAW,
@@ -27,6 +26,7 @@ from netproto.ping import (
     ProbeResult,
     Statistics,
 )
+from netproto.ping import _open as _icmpopen
 from netproto.util import checksum
 from tests._icmp_packets import icmp, icmp_error, ipv4
 
@@ -100,8 +100,9 @@ class Harness:
         self.reactor = MemoryReactorClock()
         self.fake = FakeSocket()
         self.client = PingClient(self.reactor, RAW, clock=self.reactor.seconds)
-        sock = IcmpSocket(self.reactor, socket.AF_INET, RAW, clock=self.reactor.seconds,
-                          sock=self.fake)  # type: ignore[arg-type]
+        sock = IcmpSocket(
+            self.reactor, socket.AF_INET, RAW, clock=self.reactor.seconds, sock=self.fake
+        )  # type: ignore[arg-type]
         sock.start()
         self.client._sockets[4] = sock
         self.socket = sock
@@ -209,8 +210,10 @@ class PingTests(SynchronousTestCase):
     def test_send_errors(self) -> None:
         """EAGAIN retries shortly; a hard error (no route) is a send-error result."""
         h = self.h
-        h.fake.failures = [BlockingIOError(errno.EAGAIN, "full"),
-                           OSError(errno.EHOSTUNREACH, "No route to host")]
+        h.fake.failures = [
+            BlockingIOError(errno.EAGAIN, "full"),
+            OSError(errno.EHOSTUNREACH, "No route to host"),
+        ]
         ping = h.client.ping(US, count=2, interval=1.0, on_result=h.results.append)
         self.assertEqual(h.fake.sent, [])
         h.reactor.advance(0.001)
@@ -335,8 +338,9 @@ class SweepTests(SynchronousTestCase):
 
         h.fake.answer = answer
         hosts: list[Any] = []
-        sweep = h.client.sweep(["127.0.0.2", "127.0.0.3", "127.0.0.4"], timeout=1.0,
-                               on_host=hosts.append)
+        sweep = h.client.sweep(
+            ["127.0.0.2", "127.0.0.3", "127.0.0.4"], timeout=1.0, on_host=hosts.append
+        )
         self.assertEqual([r.host for r in hosts], ["127.0.0.2"])
         h.reactor.advance(1.0)
         summary = self.successResultOf(sweep.done)
@@ -346,8 +350,7 @@ class SweepTests(SynchronousTestCase):
         self.assertIsNotNone(by_host["127.0.0.2"].rtt)
         self.assertFalse(by_host["127.0.0.3"].alive)
         self.assertIsNone(by_host["127.0.0.3"].rtt)
-        self.assertEqual(by_host["127.0.0.4"].error,
-                         "Destination Host Unreachable from 127.0.0.9")
+        self.assertEqual(by_host["127.0.0.4"].error, "Destination Host Unreachable from 127.0.0.9")
 
     def test_rate_limit(self) -> None:
         """--rate 10: one probe every 0.1 s, not a burst."""
@@ -390,8 +393,9 @@ class SweepTests(SynchronousTestCase):
         """-c 3 -i 1: three rounds a second apart; every reply counted per host."""
         h = self.h
         hosts: list[Any] = []
-        sweep = h.client.sweep(["127.0.0.2", "127.0.0.3"], count=3, interval=1.0,
-                               on_host=hosts.append)
+        sweep = h.client.sweep(
+            ["127.0.0.2", "127.0.0.3"], count=3, interval=1.0, on_host=hosts.append
+        )
         self.assertEqual(len(h.fake.sent), 2)
         h.reactor.advance(1.0)
         self.assertEqual(len(h.fake.sent), 4)
@@ -410,9 +414,7 @@ class SweepTests(SynchronousTestCase):
         summary = self.successResultOf(sweep.done)
         self.assertFalse(summary.complete)
         self.assertEqual([(r.host, r.alive) for r in hosts], [("127.0.0.2", False)])
-        self.assertEqual(
-            [c for c in h.reactor.getDelayedCalls() if c.func.__name__ == "_step"], []
-        )
+        self.assertEqual([c for c in h.reactor.getDelayedCalls() if c.func.__name__ == "_step"], [])
 
     def test_failing_consumer(self) -> None:
         """An on_host that raises stops the sweep; done fails with its exception."""

@@ -44,20 +44,29 @@ IDENT = 0x4242
 PAYLOAD = b"COOKIE01" + bytes(range(48))
 
 
-def reply_packet(seq: int, *, source: str = HOST, payload: bytes = PAYLOAD, ident: int = IDENT,
-                 ihl: int = 5, good: bool = True) -> bytes:
+def reply_packet(
+    seq: int,
+    *,
+    source: str = HOST,
+    payload: bytes = PAYLOAD,
+    ident: int = IDENT,
+    ihl: int = 5,
+    good: bool = True,
+) -> bytes:
     """A raw-socket IPv4 echo reply to one of our probes."""
     return ipv4(source, US, icmp(0, 0, ident, seq, payload, good=good), ihl=ihl)
 
 
-def request_quote(seq: int, *, destination: str = HOST, ident: int = IDENT,
-                  payload: bytes = PAYLOAD, ihl: int = 5) -> bytes:
+def request_quote(
+    seq: int, *, destination: str = HOST, ident: int = IDENT, payload: bytes = PAYLOAD, ihl: int = 5
+) -> bytes:
     """Our echo request as an ICMP error quotes it: its IP header and what follows."""
     return ipv4(US, destination, icmp(8, 0, ident, seq, payload), ihl=ihl)
 
 
-def table_with_probe(seq: int = 7, target: str = HOST, payload: bytes = PAYLOAD,
-                     timeout: float = 1.0) -> tuple[ProbeTable, Probe]:
+def table_with_probe(
+    seq: int = 7, target: str = HOST, payload: bytes = PAYLOAD, timeout: float = 1.0
+) -> tuple[ProbeTable, Probe]:
     """A table whose next probe, to *target*, gets sequence number *seq*, sent at time 0."""
     table = ProbeTable(IDENT, first_seq=seq)
     probe = Probe(target, payload, number=1)
@@ -94,10 +103,14 @@ class EchoRequestTests(SynchronousTestCase):
         """The RFC 4443 checksum, written into the message, makes the pseudo-header sum zero."""
         message = bytearray(echo_request(6, 0x1234, 1, b"hello"))
         struct.pack_into("!H", message, 2, icmpv6_checksum("::1", "fe80::1", bytes(message)))
-        self.assertEqual(icmpv6_checksum("::1", "fe80::1", bytes(message)),
-                         struct.unpack("!H", message[2:4])[0])
-        pseudo = (ipaddress.IPv6Address("::1").packed + ipaddress.IPv6Address("fe80::1").packed
-                  + struct.pack("!I3xB", len(message), 58))
+        self.assertEqual(
+            icmpv6_checksum("::1", "fe80::1", bytes(message)), struct.unpack("!H", message[2:4])[0]
+        )
+        pseudo = (
+            ipaddress.IPv6Address("::1").packed
+            + ipaddress.IPv6Address("fe80::1").packed
+            + struct.pack("!I3xB", len(message), 58)
+        )
         self.assertEqual(checksum(pseudo + bytes(message)), 0)
 
 
@@ -109,8 +122,16 @@ class ParseIPv4Tests(SynchronousTestCase):
         for ihl in range(5, 16):
             packet = parse_ipv4(reply_packet(0x1234, ihl=ihl))
             self.assertEqual(
-                (packet.kind, packet.ident, packet.seq, packet.payload, packet.source,
-                 packet.ttl, packet.size, packet.checksum_ok),
+                (
+                    packet.kind,
+                    packet.ident,
+                    packet.seq,
+                    packet.payload,
+                    packet.source,
+                    packet.ttl,
+                    packet.size,
+                    packet.checksum_ok,
+                ),
                 (ECHO_REPLY, IDENT, 0x1234, PAYLOAD, HOST, 64, 8 + len(PAYLOAD), True),
                 ihl,
             )
@@ -177,8 +198,9 @@ class ParseIPv4Tests(SynchronousTestCase):
     def test_dgram_delivery(self) -> None:
         """Ping sockets deliver ICMP without the IP header: parse_icmpv4 takes source and TTL."""
         packet = parse_icmpv4(icmp(0, 0, IDENT, 9, PAYLOAD), HOST, 63)
-        self.assertEqual((packet.kind, packet.source, packet.ttl, packet.seq),
-                         (ECHO_REPLY, HOST, 63, 9))
+        self.assertEqual(
+            (packet.kind, packet.source, packet.ttl, packet.seq), (ECHO_REPLY, HOST, 63, 9)
+        )
 
 
 class QuotedErrorTests(SynchronousTestCase):
@@ -190,8 +212,16 @@ class QuotedErrorTests(SynchronousTestCase):
             quoted = request_quote(77, ihl=ihl)
             packet = parse_ipv4(ipv4("127.0.0.9", US, icmp_error(3, 1, quoted), ihl=6))
             self.assertEqual(
-                (packet.kind, packet.type, packet.code, packet.ident, packet.seq,
-                 packet.target, packet.source, packet.payload),
+                (
+                    packet.kind,
+                    packet.type,
+                    packet.code,
+                    packet.ident,
+                    packet.seq,
+                    packet.target,
+                    packet.source,
+                    packet.payload,
+                ),
                 (ERROR, 3, 1, IDENT, 77, HOST, "127.0.0.9", PAYLOAD),
                 ihl,
             )
@@ -240,20 +270,28 @@ class QuotedErrorTests(SynchronousTestCase):
         for kind in (1, 2, 3, 4):
             packet = parse_icmpv6(struct.pack("!BBHI", kind, 3, 0, 0) + quoted, "2001:db8::9")
             self.assertEqual(
-                (packet.kind, packet.type, packet.ident, packet.seq, packet.target,
-                 packet.source, packet.payload),
+                (
+                    packet.kind,
+                    packet.type,
+                    packet.ident,
+                    packet.seq,
+                    packet.target,
+                    packet.source,
+                    packet.payload,
+                ),
                 (ERROR, kind, IDENT, 300, "2001:db8::2", "2001:db8::9", PAYLOAD),
             )
         other = ipv6_header("::1", "2001:db8::2", 8, next_header=17) + b"\0" * 8
         self.assertEqual(parse_icmpv6(b"\x01\x03\0\0\0\0\0\0" + other, "::1").kind, OTHER)
-        self.assertEqual(parse_icmpv6(b"\x01\x03\0\0\0\0\0\0" + quoted[:47], "::1").kind,
-                         MALFORMED)
+        self.assertEqual(parse_icmpv6(b"\x01\x03\0\0\0\0\0\0" + quoted[:47], "::1").kind, MALFORMED)
 
     def test_ipv6_echo(self) -> None:
         """ICMPv6 replies and requests, with the hop limit from the socket."""
         packet = parse_icmpv6(b"\x81\x00\x12\x34" + struct.pack("!HH", 1, 2) + b"p", "::1", 61)
-        self.assertEqual((packet.kind, packet.ident, packet.seq, packet.ttl, packet.payload),
-                         (ECHO_REPLY, 1, 2, 61, b"p"))
+        self.assertEqual(
+            (packet.kind, packet.ident, packet.seq, packet.ttl, packet.payload),
+            (ECHO_REPLY, 1, 2, 61, b"p"),
+        )
         self.assertEqual(parse_icmpv6(b"\x80\0\0\0\0\1\0\2", "::1").kind, ECHO_REQUEST)
         self.assertEqual(parse_icmpv6(b"\x81\0\0\0\0\1\0", "::1").kind, MALFORMED)
 
@@ -280,26 +318,30 @@ class MatchingTests(SynchronousTestCase):
     def test_wrong_identifier_or_sequence(self) -> None:
         """Another identifier, or a sequence number we did not send, is not ours."""
         table, _ = table_with_probe(7)
-        self.assertEqual(table.classify(parse_ipv4(reply_packet(7, ident=IDENT + 1)), 0.1)[0],
-                         NOT_OURS)
+        self.assertEqual(
+            table.classify(parse_ipv4(reply_packet(7, ident=IDENT + 1)), 0.1)[0], NOT_OURS
+        )
         self.assertEqual(table.classify(parse_ipv4(reply_packet(8)), 0.1)[0], NOT_OURS)
 
     def test_colliding_identifier_other_cookie(self) -> None:
         """Another pinger with our identifier and sequence (another cookie) is not ours."""
         table, probe = table_with_probe(7)
         theirs = b"OTHERPNG" + PAYLOAD[8:]
-        self.assertEqual(table.classify(parse_ipv4(reply_packet(7, payload=theirs)), 0.1),
-                         (NOT_OURS, None))
+        self.assertEqual(
+            table.classify(parse_ipv4(reply_packet(7, payload=theirs)), 0.1), (NOT_OURS, None)
+        )
         self.assertEqual(table.classify(parse_ipv4(reply_packet(7)), 0.2), (REPLY, probe))
 
     def test_damaged(self) -> None:
         """A bad checksum, or an altered payload after the cookie, is damaged and not credited."""
         table, probe = table_with_probe(7)
-        self.assertEqual(table.classify(parse_ipv4(reply_packet(7, good=False)), 0.1),
-                         (DAMAGED, probe))
+        self.assertEqual(
+            table.classify(parse_ipv4(reply_packet(7, good=False)), 0.1), (DAMAGED, probe)
+        )
         altered = PAYLOAD[:20] + b"X" + PAYLOAD[21:]
-        self.assertEqual(table.classify(parse_ipv4(reply_packet(7, payload=altered)), 0.1),
-                         (DAMAGED, probe))
+        self.assertEqual(
+            table.classify(parse_ipv4(reply_packet(7, payload=altered)), 0.1), (DAMAGED, probe)
+        )
         self.assertEqual(probe.state, "pending")
 
     def test_requests_are_not_replies(self) -> None:
@@ -348,11 +390,13 @@ class MatchingTests(SynchronousTestCase):
         table, probe = table_with_probe(7)
         error = parse_ipv4(ipv4("127.0.0.9", US, icmp_error(3, 1, request_quote(7))))
         self.assertEqual(table.classify(error, 0.1), (ERROR, probe))
-        elsewhere = parse_ipv4(ipv4("127.0.0.9", US, icmp_error(
-            3, 1, request_quote(7, destination="127.0.0.5"))))
+        elsewhere = parse_ipv4(
+            ipv4("127.0.0.9", US, icmp_error(3, 1, request_quote(7, destination="127.0.0.5")))
+        )
         self.assertEqual(table.classify(elsewhere, 0.1), (NOT_OURS, None))
-        wrong_cookie = parse_ipv4(ipv4("127.0.0.9", US, icmp_error(
-            3, 1, request_quote(7, payload=b"OTHERPNG"))))
+        wrong_cookie = parse_ipv4(
+            ipv4("127.0.0.9", US, icmp_error(3, 1, request_quote(7, payload=b"OTHERPNG")))
+        )
         self.assertEqual(table.classify(wrong_cookie, 0.1), (NOT_OURS, None))
         # The probe may still be answered within its timeout.
         self.assertEqual(table.classify(parse_ipv4(reply_packet(7)), 0.2), (REPLY, probe))
@@ -362,15 +406,18 @@ class MatchingTests(SynchronousTestCase):
         """Answered or expired probes keep only their cookie; duplicates and late still match."""
         big = b"BIGCOOKI" + bytes(range(256)) * 40
         table, probe = table_with_probe(7, payload=big)
-        self.assertEqual(table.classify(parse_ipv4(reply_packet(7, payload=big)), 0.1),
-                         (REPLY, probe))
+        self.assertEqual(
+            table.classify(parse_ipv4(reply_packet(7, payload=big)), 0.1), (REPLY, probe)
+        )
         self.assertEqual(probe.payload, b"BIGCOOKI")
-        self.assertEqual(table.classify(parse_ipv4(reply_packet(7, payload=big)), 0.2),
-                         (DUPLICATE, probe))
+        self.assertEqual(
+            table.classify(parse_ipv4(reply_packet(7, payload=big)), 0.2), (DUPLICATE, probe)
+        )
         table2, late = table_with_probe(9, payload=big)
         self.assertEqual(table2.expire(2.0), [late])
-        self.assertEqual(table2.classify(parse_ipv4(reply_packet(9, payload=big)), 2.5),
-                         (LATE, late))
+        self.assertEqual(
+            table2.classify(parse_ipv4(reply_packet(9, payload=big)), 2.5), (LATE, late)
+        )
         table3, fast = table_with_probe(11, payload=big)
         self.assertIs(table3.fast_reply(reply_packet(11, payload=big), 0.1), fast)
         self.assertEqual(fast.payload, b"BIGCOOKI")
@@ -399,7 +446,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
         if choice < 0.6 and out:
             out[rng.randrange(len(out))] = rng.randrange(256)
         elif choice < 0.8:
-            del out[rng.randrange(len(out) + 1):]
+            del out[rng.randrange(len(out) + 1) :]
         else:
             out += bytes(rng.randrange(256) for _ in range(rng.randint(1, 20)))
     return bytes(out)
@@ -411,8 +458,12 @@ class FuzzTests(SynchronousTestCase):
     def test_seeded_fuzz(self) -> None:
         """20,000 seeded corruptions of replies, errors and requests: no exception escapes."""
         rng = random.Random(4)
-        seeds = [reply_packet(7), reply_packet(7, ihl=9), request_quote(7),
-                 ipv4("127.0.0.9", US, icmp_error(3, 1, request_quote(7, ihl=7)))]
+        seeds = [
+            reply_packet(7),
+            reply_packet(7, ihl=9),
+            request_quote(7),
+            ipv4("127.0.0.9", US, icmp_error(3, 1, request_quote(7, ihl=7))),
+        ]
         table, _ = table_with_probe(7)
         for i in range(20000):
             data = mutate(seeds[i % len(seeds)], rng)
@@ -446,8 +497,10 @@ class FuzzTests(SynchronousTestCase):
             self.assertEqual(found.rtt, 0.5)
             packet = parse_ipv4(candidate)
             # What the socket then reports: TTL at byte 8, ICMP size after 20 bytes.
-            self.assertEqual((candidate[8], len(candidate) - 20, found.target),
-                             (packet.ttl, packet.size, packet.source))
+            self.assertEqual(
+                (candidate[8], len(candidate) - 20, found.target),
+                (packet.ttl, packet.size, packet.source),
+            )
 
     def test_fast_path_takes_plain_replies(self) -> None:
         """The fast path does take a plain good reply (so the property above is not vacuous)."""
@@ -468,13 +521,25 @@ class TargetTests(SynchronousTestCase):
 
     def test_mixed_and_deduplicated(self) -> None:
         """Literals and ranges mix; each address once, first position kept."""
-        self.assertEqual(expand_targets(["127.0.0.2", "127.0.0.0/30", "::1", "0::1"]),
-                         ["127.0.0.2", "127.0.0.1", "::1"])
+        self.assertEqual(
+            expand_targets(["127.0.0.2", "127.0.0.0/30", "::1", "0::1"]),
+            ["127.0.0.2", "127.0.0.1", "::1"],
+        )
 
     def test_refusals(self) -> None:
         """Bad text, a version mismatch, or too many addresses raise AddressError."""
-        for texts, version in ((["127.1"], None), (["::1"], 4), (["10.0.0.0/33"], None),
-                               (["::/64"], None), (["127.0.0.0/8"], None)):
+        for texts, version in (
+            (["127.1"], None),
+            (["::1"], 4),
+            (["10.0.0.0/33"], None),
+            (["::/64"], None),
+            (["127.0.0.0/8"], None),
+        ):
             with self.subTest(texts=texts):
-                self.assertRaises(AddressError, expand_targets, texts, version,
-                                  1 << 20 if texts != ["127.0.0.0/8"] else 1000)
+                self.assertRaises(
+                    AddressError,
+                    expand_targets,
+                    texts,
+                    version,
+                    1 << 20 if texts != ["127.0.0.0/8"] else 1000,
+                )

@@ -45,7 +45,11 @@ def in_netns(script: str, timeout: float = 30) -> subprocess.CompletedProcess[st
     shell = shutil.which("sh") or "/bin/sh"
     return subprocess.run(
         ["unshare", "-n", shell, "-c", f"ip link set lo up && {script}"],
-        capture_output=True, text=True, timeout=timeout, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=ROOT,
     )
 
 
@@ -59,7 +63,11 @@ def forged_outcome() -> dict[str, Any]:
     """Run the forged-reply scenarios once, in their own namespace."""
     result = subprocess.run(
         ["unshare", "-n", sys.executable, str(ROOT / "tests" / "_ping_netns.py")],
-        capture_output=True, text=True, timeout=60, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=ROOT,
     )
     if result.returncode != 0:
         raise AssertionError(f"scenario program failed: {result.stderr[-2000:]}")
@@ -115,8 +123,9 @@ class ForgedReplyTests(SynchronousTestCase):
         """A Destination Host Unreachable quoting our request is reported as an error."""
         outcome = forged_outcome()["unreachable"]
         self.assertEqual((outcome["received"], outcome["errors"]), (0, 1))
-        self.assertEqual(outcome["results"][0][:4],
-                         ["error", 1, "127.0.0.9", "Destination Host Unreachable"])
+        self.assertEqual(
+            outcome["results"][0][:4], ["error", 1, "127.0.0.9", "Destination Host Unreachable"]
+        )
 
     def test_same_identifier(self) -> None:
         """Two pingers with the same identifier and sequence: only the answered one is credited."""
@@ -141,8 +150,9 @@ class ForgedReplyTests(SynchronousTestCase):
         self.assertEqual(outcome["ipv6_wrong-source"]["not_ours"], 1)
         unreachable = outcome["ipv6_unreachable"]
         self.assertEqual((unreachable["received"], unreachable["errors"]), (0, 1))
-        self.assertEqual(unreachable["results"][0][:4],
-                         ["error", 1, "2001:db8::9", "Address unreachable"])
+        self.assertEqual(
+            unreachable["results"][0][:4], ["error", 1, "2001:db8::9", "Address unreachable"]
+        )
 
     def test_dgram_reply_and_error_queue(self) -> None:
         """On a ping socket: replies credited once; errors read from the error queue."""
@@ -150,8 +160,9 @@ class ForgedReplyTests(SynchronousTestCase):
         self.assertEqual(good["received"], 1)
         error = forged_outcome()["dgram_unreachable"]
         self.assertEqual(error["errors"], 1)
-        self.assertEqual(error["results"][0][:4],
-                         ["error", 1, "127.0.0.9", "Destination Host Unreachable"])
+        self.assertEqual(
+            error["results"][0][:4], ["error", 1, "127.0.0.9", "Destination Host Unreachable"]
+        )
 
 
 class UnprivilegedTests(SynchronousTestCase):
@@ -178,9 +189,10 @@ class UnprivilegedTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 0, result.stderr)
         records = [json.loads(line) for line in result.stdout.splitlines()]
         replies = [r for r in records if not r.get("summary")]
-        self.assertEqual([(r["from"], r["seq"], r["ttl"]) for r in replies],
-                         [("127.0.0.1", 1, 64), ("127.0.0.1", 2, 64),
-                          ("::1", 1, 64), ("::1", 2, 64)])
+        self.assertEqual(
+            [(r["from"], r["seq"], r["ttl"]) for r in replies],
+            [("127.0.0.1", 1, 64), ("127.0.0.1", 2, 64), ("::1", 1, 64), ("::1", 2, 64)],
+        )
         self.assertEqual([r["received"] for r in records if r.get("summary")], [2, 2])
 
     def test_sweep_unprivileged(self) -> None:

@@ -68,26 +68,50 @@ class OptionsTests(SynchronousTestCase):
 
     def test_limits_from_options(self) -> None:
         """Every limit option reaches the Limits given to the services."""
-        options = parse("--echo=7", "--max-connections=10", "--max-connections-per-peer=2",
-                        "--idle-timeout=1.5", "--write-stall-timeout=0", "--udp-rate=3",
-                        "--udp-burst=4", "--udp-global-rate=50", "--udp-global-burst=60",
-                        "--udp-allowed-ports=53, 123", "--udp-max-sources=9",
-                        "--summary-interval=0", "--sweep-interval=2")
-        self.assertEqual(options["limits"], Limits(
-            max_connections=10, max_connections_per_peer=2, idle_timeout=1.5,
-            write_stall_timeout=0.0, udp_rate=3.0, udp_burst=4, udp_global_rate=50.0,
-            udp_global_burst=60, udp_allowed_ports=frozenset({53, 123}), udp_max_sources=9,
-            summary_interval=0.0, sweep_interval=2.0))
+        options = parse(
+            "--echo=7",
+            "--max-connections=10",
+            "--max-connections-per-peer=2",
+            "--idle-timeout=1.5",
+            "--write-stall-timeout=0",
+            "--udp-rate=3",
+            "--udp-burst=4",
+            "--udp-global-rate=50",
+            "--udp-global-burst=60",
+            "--udp-allowed-ports=53, 123",
+            "--udp-max-sources=9",
+            "--summary-interval=0",
+            "--sweep-interval=2",
+        )
+        self.assertEqual(
+            options["limits"],
+            Limits(
+                max_connections=10,
+                max_connections_per_peer=2,
+                idle_timeout=1.5,
+                write_stall_timeout=0.0,
+                udp_rate=3.0,
+                udp_burst=4,
+                udp_global_rate=50.0,
+                udp_global_burst=60,
+                udp_allowed_ports=frozenset({53, 123}),
+                udp_max_sources=9,
+                summary_interval=0.0,
+                sweep_interval=2.0,
+            ),
+        )
 
     def test_bad_limits_name_the_option(self) -> None:
         """A negative, non-numeric or fractional count is a UsageError naming its option."""
-        cases = [("--max-connections=-1", "--max-connections"),
-                 ("--idle-timeout=soon", "--idle-timeout"),
-                 ("--udp-burst=1.5", "--udp-burst"),
-                 ("--udp-rate=nan", "--udp-rate"),
-                 ("--udp-allowed-ports=53,x", "--udp-allowed-ports"),
-                 ("--udp-allowed-ports=70000", "--udp-allowed-ports"),
-                 ("--daytime-format=julian", "--daytime-format")]
+        cases = [
+            ("--max-connections=-1", "--max-connections"),
+            ("--idle-timeout=soon", "--idle-timeout"),
+            ("--udp-burst=1.5", "--udp-burst"),
+            ("--udp-rate=nan", "--udp-rate"),
+            ("--udp-allowed-ports=53,x", "--udp-allowed-ports"),
+            ("--udp-allowed-ports=70000", "--udp-allowed-ports"),
+            ("--daytime-format=julian", "--daytime-format"),
+        ]
         for arg, name in cases:
             with self.assertRaises(usage.UsageError) as caught:
                 parse("--echo=7", arg)
@@ -113,23 +137,37 @@ class OptionsTests(SynchronousTestCase):
         """A bare port gives TCP and UDP; the options repeat; order is kept."""
         options = parse("--echo=7", "--echo=udp:1207", "--daytime=tcp:13:interface=127.0.0.1")
         option = "--daytime=tcp:13:interface=127.0.0.1"
-        self.assertEqual(options["listeners"], [
-            EndpointTCP("daytime", option, "tcp:13:interface=127.0.0.1"),
-            AnyAddressTCP("echo", "--echo=7", 7, 4),
-            AnyAddressTCP("echo", "--echo=7", 7, 6),
-            UDP("echo", "--echo=7", UDPSpec(7, "0.0.0.0")),
-            UDP("echo", "--echo=7", UDPSpec(7, "::", v6only=True)),
-            UDP("echo", "--echo=udp:1207", UDPSpec(1207, "0.0.0.0")),
-            UDP("echo", "--echo=udp:1207", UDPSpec(1207, "::", v6only=True)),
-        ])
-        self.assertEqual([lis.describe() for lis in options["listeners"][1:5]], [
-            "TCP port 7 (IPv4)", "TCP port 7 (IPv6)", "UDP port 7 (IPv4)", "UDP port 7 (IPv6)"])
+        self.assertEqual(
+            options["listeners"],
+            [
+                EndpointTCP("daytime", option, "tcp:13:interface=127.0.0.1"),
+                AnyAddressTCP("echo", "--echo=7", 7, 4),
+                AnyAddressTCP("echo", "--echo=7", 7, 6),
+                UDP("echo", "--echo=7", UDPSpec(7, "0.0.0.0")),
+                UDP("echo", "--echo=7", UDPSpec(7, "::", v6only=True)),
+                UDP("echo", "--echo=udp:1207", UDPSpec(1207, "0.0.0.0")),
+                UDP("echo", "--echo=udp:1207", UDPSpec(1207, "::", v6only=True)),
+            ],
+        )
+        self.assertEqual(
+            [lis.describe() for lis in options["listeners"][1:5]],
+            ["TCP port 7 (IPv4)", "TCP port 7 (IPv6)", "UDP port 7 (IPv4)", "UDP port 7 (IPv6)"],
+        )
 
     def test_bad_specs_name_the_option(self) -> None:
         """A bad SPEC is a UsageError quoting the option and SPEC."""
-        for spec in ("70000", "tcp:70000", "nope:1", "tcp:abc", "udp:x", "udp:7:iface=a",
-                     "udp:7:interface=example.com", "ssl:443:privateKey=/nonexistent.pem",
-                     "systemd:domain=INET:index=0", ""):
+        for spec in (
+            "70000",
+            "tcp:70000",
+            "nope:1",
+            "tcp:abc",
+            "udp:x",
+            "udp:7:iface=a",
+            "udp:7:interface=example.com",
+            "ssl:443:privateKey=/nonexistent.pem",
+            "systemd:domain=INET:index=0",
+            "",
+        ):
             with self.assertRaises(usage.UsageError) as caught:
                 parse(f"--echo={spec}")
             self.assertIn(f"--echo={spec}", str(caught.exception))
@@ -137,8 +175,10 @@ class OptionsTests(SynchronousTestCase):
     def test_metrics_spec(self) -> None:
         """--metrics: a bare port is loopback TCP; udp: is refused."""
         options = parse("--echo=7", "--metrics=9100")
-        self.assertEqual(options["listeners"][-1],
-                         EndpointTCP("metrics", "--metrics=9100", "tcp:9100:interface=127.0.0.1"))
+        self.assertEqual(
+            options["listeners"][-1],
+            EndpointTCP("metrics", "--metrics=9100", "tcp:9100:interface=127.0.0.1"),
+        )
         with self.assertRaises(usage.UsageError) as caught:
             parse("--echo=7", "--metrics=udp:9100")
         self.assertIn("--metrics", str(caught.exception))
@@ -158,9 +198,15 @@ class SystemdSpecTests(SynchronousTestCase):
 
     def test_errors(self) -> None:
         """Missing sockets, both or neither of index/name, bad domains are ValueErrors."""
-        for spec in ("systemd:domain=INET:index=2", "systemd:name=nope",
-                     "systemd:domain=INET", "systemd:index=0:name=echo-tcp",
-                     "systemd:domain=IPX:index=0", "systemd:index=x", "systemd:port=3"):
+        for spec in (
+            "systemd:domain=INET:index=2",
+            "systemd:name=nope",
+            "systemd:domain=INET",
+            "systemd:index=0:name=echo-tcp",
+            "systemd:domain=IPX:index=0",
+            "systemd:index=x",
+            "systemd:port=3",
+        ):
             self.assertRaises(ValueError, parse_service_spec, "echo", spec, self.fds)
 
 
@@ -197,8 +243,16 @@ class UDPSpecTests(SynchronousTestCase):
         self.assertEqual(parse_udp_spec("udp:7"), UDPSpec(7))
         self.assertEqual(parse_udp_spec("udp:13:interface=\\:\\:1"), UDPSpec(13, "::1"))
         self.assertEqual(parse_udp_spec("udp:13:interface=127.0.0.1"), UDPSpec(13, "127.0.0.1"))
-        for bad in ("udp", "udp:", "tcp:7", "udp:65536", "udp:-1", "udp:7:interface=",
-                    "udp:7:interface=fe80::1%eth0", "udp:٣"):
+        for bad in (
+            "udp",
+            "udp:",
+            "tcp:7",
+            "udp:65536",
+            "udp:-1",
+            "udp:7:interface=",
+            "udp:7:interface=fe80::1%eth0",
+            "udp:٣",
+        ):
             self.assertRaises(ValueError, parse_udp_spec, bad)
 
 
@@ -208,8 +262,11 @@ def _pktinfo4(spec_dst: str, addr: str) -> tuple[int, int, bytes]:
 
 
 def _pktinfo6(addr: str) -> tuple[int, int, bytes]:
-    return (socket.IPPROTO_IPV6, socket.IPV6_PKTINFO,
-            socket.inet_pton(socket.AF_INET6, addr) + struct.pack("=i", 1))
+    return (
+        socket.IPPROTO_IPV6,
+        socket.IPV6_PKTINFO,
+        socket.inet_pton(socket.AF_INET6, addr) + struct.pack("=i", 1),
+    )
 
 
 class DestinationRuleTests(SynchronousTestCase):
@@ -219,8 +276,11 @@ class DestinationRuleTests(SynchronousTestCase):
         """A datagram to one of our unicast addresses (v4, v6, mapped) is answered."""
         self.assertFalse(refused_destination([_pktinfo4("127.0.0.2", "127.0.0.2")]))
         self.assertFalse(refused_destination([_pktinfo6("::1")]))
-        self.assertFalse(refused_destination([_pktinfo6("::ffff:127.0.0.1"),
-                                              _pktinfo4("127.0.0.1", "127.0.0.1")]))
+        self.assertFalse(
+            refused_destination(
+                [_pktinfo6("::ffff:127.0.0.1"), _pktinfo4("127.0.0.1", "127.0.0.1")]
+            )
+        )
         self.assertFalse(refused_destination([]))
 
     def test_queued_before_pktinfo(self) -> None:
@@ -235,8 +295,11 @@ class DestinationRuleTests(SynchronousTestCase):
         self.assertTrue(refused_destination([_pktinfo4("10.0.0.1", "10.0.0.255")]))
         self.assertTrue(refused_destination([_pktinfo4("10.0.0.1", "224.0.0.1")]))
         self.assertTrue(refused_destination([_pktinfo6("ff02::1")]))
-        self.assertTrue(refused_destination([_pktinfo6("::ffff:10.0.0.255"),
-                                             _pktinfo4("10.0.0.1", "10.0.0.255")]))
+        self.assertTrue(
+            refused_destination(
+                [_pktinfo6("::ffff:10.0.0.255"), _pktinfo4("10.0.0.1", "10.0.0.255")]
+            )
+        )
 
 
 class _Recorder(DatagramProtocol):
@@ -290,8 +353,11 @@ class DestinationCheckingPortTests(TestCase):
     @defer.inlineCallbacks
     def test_largest_datagrams(self) -> Any:
         """65,507 bytes over IPv4 and 65,527 over IPv6 arrive whole; 0 bytes arrive too."""
-        for interface, target, size in (("127.0.0.1", "127.0.0.1", 65507),
-                                        ("::1", "::1", 65527), ("::", "127.0.0.1", 0)):
+        for interface, target, size in (
+            ("127.0.0.1", "127.0.0.1", 65507),
+            ("::1", "::1", 65527),
+            ("::", "127.0.0.1", 0),
+        ):
             protocol, port = self.listen(interface)
             family = socket.AF_INET6 if ":" in target else socket.AF_INET
             sender = socket.socket(family, socket.SOCK_DGRAM)
@@ -314,8 +380,10 @@ class DestinationCheckingPortTests(TestCase):
         port6.startListening()
         self.addCleanup(port6.stopListening)
         self.assertFalse(port6._check_destination)
-        for host, family, recorder in (("127.0.0.1", socket.AF_INET, four),
-                                       ("::1", socket.AF_INET6, six)):
+        for host, family, recorder in (
+            ("127.0.0.1", socket.AF_INET, four),
+            ("::1", socket.AF_INET6, six),
+        ):
             sender = socket.socket(family, socket.SOCK_DGRAM)
             self.addCleanup(sender.close)
             sender.sendto(b"hi", (host, number))
@@ -339,22 +407,30 @@ class MakeServiceTests(SynchronousTestCase):
 
     def test_constructs_without_binding(self) -> None:
         """Every listener is a child service; no socket is bound before privilegedStartService."""
-        service, clock = self.make("--daytime=13", "--echo=7", "--echo=unix:/tmp/x.sock",
-                                   "--metrics=9100")
+        service, clock = self.make(
+            "--daytime=13", "--echo=7", "--echo=unix:/tmp/x.sock", "--metrics=9100"
+        )
         children = list(service)  # type: ignore[call-overload]
         self.assertEqual(len(children), 10)
         self.assertEqual((clock.tcpServers, clock.unixServers), ([], []))
         udp = [c for c in children if isinstance(c, UDPService)]
         self.assertEqual([u.port for u in udp], [None] * 4)
-        self.assertEqual([type(u.protocol) for u in udp],
-                         [DaytimeDatagramProtocol] * 2 + [EchoDatagramProtocol] * 2)
+        self.assertEqual(
+            [type(u.protocol) for u in udp],
+            [DaytimeDatagramProtocol] * 2 + [EchoDatagramProtocol] * 2,
+        )
         self.assertIsNot(udp[0].protocol, udp[1].protocol)
 
     def test_factories_get_options(self) -> None:
         """Limits, format and UTC reach the factories; one TCP factory per service is shared."""
-        service, _clock = self.make("--daytime=tcp:13", "--daytime=tcp6:13",
-                                    "--daytime-format=iso", "--utc", "--max-connections=5",
-                                    "--echo=udp:7")
+        service, _clock = self.make(
+            "--daytime=tcp:13",
+            "--daytime=tcp6:13",
+            "--daytime-format=iso",
+            "--utc",
+            "--max-connections=5",
+            "--echo=udp:7",
+        )
         children = list(service)  # type: ignore[call-overload]
         first, second, echo, _echo6 = children
         self.assertIsInstance(first.factory, DaytimeFactory)
@@ -375,8 +451,10 @@ class MakeServiceTests(SynchronousTestCase):
         """Under twistd without -n the service reports bind failures as a daemon would."""
         from twisted.scripts.twistd import ServerOptions
 
-        for argv, daemon in ((["netproto", "--echo=7"], True),
-                             (["-n", "netproto", "--echo=7"], False)):
+        for argv, daemon in (
+            (["netproto", "--echo=7"], True),
+            (["-n", "netproto", "--echo=7"], False),
+        ):
             config = ServerOptions()
             config.parseOptions(argv)
             built = tap.makeService(config.subOptions, MemoryReactorClock())
@@ -400,15 +478,21 @@ class BindFailureTests(TestCase):
         first = StreamService(free, AnyAddressTCPEndpoint(reactor, 0), EchoFactory(reactor))
         first.setServiceParent(root)
         taken = AnyAddressTCP("echo", f"--echo={number}", number, 6)
-        StreamService(taken, AnyAddressTCPEndpoint(reactor, number, 6),
-                      EchoFactory(reactor)).setServiceParent(root)
+        StreamService(
+            taken, AnyAddressTCPEndpoint(reactor, number, 6), EchoFactory(reactor)
+        ).setServiceParent(root)
         logged: list[str] = []
-        self.patch(NetprotoService, "_fail", lambda self, message: logged.append(message)
-                   or (_ for _ in ()).throw(SystemExit(1)))
+        self.patch(
+            NetprotoService,
+            "_fail",
+            lambda self, message: logged.append(message) or (_ for _ in ()).throw(SystemExit(1)),
+        )
         with self.assertRaises(SystemExit):
             root.privilegedStartService()
-        self.assertEqual(logged, [f"--echo={number}: cannot listen on TCP port {number} "
-                                  "(IPv6): address already in use"])
+        self.assertEqual(
+            logged,
+            [f"--echo={number}: cannot listen on TCP port {number} (IPv6): address already in use"],
+        )
         self.assertIsNone(first.port)
 
 
@@ -428,8 +512,9 @@ class NoIPv6Tests(TestCase):
         root.startService()
         self.addCleanup(root.stopService)
         children = list(root)
-        self.assertEqual([getattr(c, "skipped", False) for c in children],
-                         [False, True, False, True])
+        self.assertEqual(
+            [getattr(c, "skipped", False) for c in children], [False, True, False, True]
+        )
         self.assertEqual([c.port is None for c in children], [False, True, False, True])
         self.assertEqual(children[0].port.getHost().host, "0.0.0.0")
 
@@ -443,14 +528,20 @@ class MetricsTests(SynchronousTestCase):
         one.add("udp_replies_sent", 2)
         two.add("udp_replies_sent", 3)
         tcp.add("tcp_connections")
-        text = render([("echo", "udp", one.snapshot()), ("echo", "udp", two.snapshot()),
-                       ("daytime", "tcp", tcp.snapshot())])
+        text = render(
+            [
+                ("echo", "udp", one.snapshot()),
+                ("echo", "udp", two.snapshot()),
+                ("daytime", "tcp", tcp.snapshot()),
+            ]
+        )
         lines = text.splitlines()
         self.assertIn('netproto_udp_replies_sent_total{service="echo"} 5', lines)
         self.assertIn('netproto_tcp_connections_total{service="daytime"} 1', lines)
         self.assertIn("# TYPE netproto_udp_replies_sent_total counter", lines)
-        self.assertIn("# HELP netproto_udp_replies_sent_total " + COUNTERS["udp_replies_sent"],
-                      lines)
+        self.assertIn(
+            "# HELP netproto_udp_replies_sent_total " + COUNTERS["udp_replies_sent"], lines
+        )
         self.assertNotIn('netproto_tcp_connections_total{service="echo"} 0', lines)
         self.assertTrue(text.endswith("\n"))
         for line in lines:

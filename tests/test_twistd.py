@@ -50,17 +50,28 @@ def free_port() -> int:
 class Twistd:
     """One ``twistd -n --pidfile= netproto ARGS`` process with its log in a file."""
 
-    def __init__(self, *args: str, listeners: int, prefix: tuple[str, ...] = (),
-                 twistd_args: tuple[str, ...] = ("-n", "--pidfile="),
-                 env: dict[str, str] | None = None, pass_fds: tuple[int, ...] = ()) -> None:
+    def __init__(
+        self,
+        *args: str,
+        listeners: int,
+        prefix: tuple[str, ...] = (),
+        twistd_args: tuple[str, ...] = ("-n", "--pidfile="),
+        env: dict[str, str] | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> None:
         assert TWISTD is not None
         self.dir = tempfile.mkdtemp(prefix="netproto-twistd-")
         self.log = Path(self.dir) / "twistd.log"
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
                 [*prefix, TWISTD, *twistd_args, "netproto", *args],
-                stdout=out, stderr=subprocess.STDOUT, cwd=self.dir, env=env,
-                stdin=subprocess.DEVNULL, pass_fds=pass_fds)
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                pass_fds=pass_fds,
+            )
         self.wait_for(lambda text: text.count(" starting on ") >= listeners, "listening")
 
     def text(self) -> str:
@@ -72,8 +83,9 @@ class Twistd:
         deadline = time.monotonic() + timeout
         while not ready(self.text()):
             if self.process.poll() is not None:
-                raise AssertionError(f"twistd exited ({self.process.returncode}) before "
-                                     f"{what}:\n{self.text()}")
+                raise AssertionError(
+                    f"twistd exited ({self.process.returncode}) before {what}:\n{self.text()}"
+                )
             if time.monotonic() > deadline:
                 raise AssertionError(f"twistd not {what} after {timeout}s:\n{self.text()}")
             time.sleep(0.05)
@@ -130,7 +142,7 @@ def tcp_exchange(host: str, port: int, data: bytes, timeout: float = 10) -> byte
             readable, writable, _ = select.select([conn], [conn] if view else [], [], 1)
             if writable:
                 try:
-                    view = view[conn.send(view[:65536]):]
+                    view = view[conn.send(view[:65536]) :]
                 except OSError:  # the server closed first (daytime)
                     view = view[:0]
             if readable:
@@ -175,9 +187,14 @@ class ServingTests(SynchronousTestCase):
             # One server for the whole class (trial has no setUpClass); stopped at exit.
             cls = ServingTests
             cls.daytime, cls.echo, cls.metrics_port = free_port(), free_port(), free_port()
-            cls.server = Twistd(f"--daytime={cls.daytime}", f"--echo={cls.echo}",
-                                f"--metrics={cls.metrics_port}", "--udp-rate=1000",
-                                "--udp-burst=1000", listeners=9)
+            cls.server = Twistd(
+                f"--daytime={cls.daytime}",
+                f"--echo={cls.echo}",
+                f"--metrics={cls.metrics_port}",
+                "--udp-rate=1000",
+                "--udp-burst=1000",
+                listeners=9,
+            )
             atexit.register(cls.server.stop)
 
     def test_daytime_tcp(self) -> None:
@@ -208,16 +225,30 @@ class ServingTests(SynchronousTestCase):
             reason = tool_skip_reason(tool)
             if reason:
                 self.skipTest(reason)
-        nc = subprocess.run(["nc", "-N", "127.0.0.1", str(self.echo)], input=b"hello nc\n",
-                            capture_output=True, timeout=10, check=False)
+        nc = subprocess.run(
+            ["nc", "-N", "127.0.0.1", str(self.echo)],
+            input=b"hello nc\n",
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
         self.assertEqual(nc.stdout, b"hello nc\n")
         for address in (f"TCP6:[::1]:{self.daytime}", f"UDP4:127.0.0.1:{self.daytime}"):
-            result = subprocess.run(["socat", "-t2", "-", address], input=b"x",
-                                    capture_output=True, timeout=10, check=False)
+            result = subprocess.run(
+                ["socat", "-t2", "-", address],
+                input=b"x",
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
             self.assertRegex(result.stdout, CTIME, address)
-        result = subprocess.run(["socat", "-t2", "-", f"UDP6:[::1]:{self.echo}"],
-                                input=b"socat udp", capture_output=True, timeout=10,
-                                check=False)
+        result = subprocess.run(
+            ["socat", "-t2", "-", f"UDP6:[::1]:{self.echo}"],
+            input=b"socat udp",
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
         self.assertEqual(result.stdout, b"socat udp")
 
     def test_non_reading_client(self) -> None:
@@ -278,16 +309,25 @@ def self_signed(directory: str) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     key_path, cert_path = os.path.join(directory, "key.pem"), os.path.join(directory, "cert.pem")
     with open(key_path, "wb") as out:
-        out.write(key.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
+        out.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
     with open(cert_path, "wb") as out:
         out.write(cert.public_bytes(serialization.Encoding.PEM))
     return key_path, cert_path
@@ -310,14 +350,19 @@ class EndpointTests(SynchronousTestCase):
         key, cert = self_signed(work)
         port = free_port()
         echo_sock, daytime_sock = os.path.join(work, "echo.sock"), os.path.join(work, "day.sock")
-        server = Twistd(f"--echo=ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
-                        f"--echo=unix:{echo_sock}", f"--daytime=unix:{daytime_sock}",
-                        listeners=3)
+        server = Twistd(
+            f"--echo=ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+            f"--echo=unix:{echo_sock}",
+            f"--daytime=unix:{daytime_sock}",
+            listeners=3,
+        )
         self.addCleanup(server.stop)
         context = ssl.create_default_context(cafile=cert)
         context.check_hostname = False
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
-                context.wrap_socket(raw) as tls:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
             tls.sendall(b"over TLS")
             received = b""
             while len(received) < 8:
@@ -339,8 +384,19 @@ def forge_udp(source_port: int, dest_port: int, payload: bytes) -> None:
     """Send one UDP datagram from 127.0.0.1:*source_port* to 127.0.0.1:*dest_port* (raw)."""
     udp_header = struct.pack("!HHHH", source_port, dest_port, 8 + len(payload), 0)
     loopback = socket.inet_aton("127.0.0.1")
-    ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + 8 + len(payload), 0, 0, 64,
-                            socket.IPPROTO_UDP, 0, loopback, loopback)
+    ip_header = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + 8 + len(payload),
+        0,
+        0,
+        64,
+        socket.IPPROTO_UDP,
+        0,
+        loopback,
+        loopback,
+    )
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:
         raw.sendto(ip_header + udp_header + payload, ("127.0.0.1", 0))
 
@@ -358,13 +414,21 @@ class LoopTests(SynchronousTestCase):
         ports = [free_port() for _ in range(5)]
         one = Twistd(f"--echo=udp:{ports[0]}", f"--metrics={ports[1]}", listeners=3)
         self.addCleanup(one.stop)
-        two = Twistd(f"--echo=udp:{ports[2]}", f"--daytime=udp:{ports[3]}",
-                     f"--metrics={ports[4]}", listeners=5)
+        two = Twistd(
+            f"--echo=udp:{ports[2]}",
+            f"--daytime=udp:{ports[3]}",
+            f"--metrics={ports[4]}",
+            listeners=5,
+        )
         self.addCleanup(two.stop)
         forge_udp(ports[2], ports[0], b"bounce")
         forge_udp(ports[3], ports[0], b"bounce")
-        keys = ("udp_replies_sent{echo}", "udp_replies_sent{daytime}",
-                "udp_rate_limited{echo}", "udp_rate_limited{daytime}")
+        keys = (
+            "udp_replies_sent{echo}",
+            "udp_replies_sent{daytime}",
+            "udp_rate_limited{echo}",
+            "udp_rate_limited{daytime}",
+        )
         previous: list[int] = []
         deadline = time.monotonic() + 10
         while True:
@@ -393,19 +457,31 @@ class FailureTests(SynchronousTestCase):
         if reason:
             self.skipTest(reason)
 
-    def run_twistd(self, *args: str, twistd_args: tuple[str, ...] = ("-n", "--pidfile="),
-                   cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run_twistd(
+        self,
+        *args: str,
+        twistd_args: tuple[str, ...] = ("-n", "--pidfile="),
+        cwd: str | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run twistd to completion."""
         assert TWISTD is not None
-        return subprocess.run([TWISTD, *twistd_args, "netproto", *args], capture_output=True,
-                              text=True, timeout=30, check=False, cwd=cwd or tempfile.gettempdir(),
-                              stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [TWISTD, *twistd_args, "netproto", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            cwd=cwd or tempfile.gettempdir(),
+            stdin=subprocess.DEVNULL,
+        )
 
     def test_bad_option(self) -> None:
         """A bad SPEC or limit: exit 1, the last line names the option and the reason."""
-        for arg, reason in (("--echo=70000", "port 70000 is out of range"),
-                            ("--daytime=udp:13:interface=nowhere", "not an IPv4 or IPv6"),
-                            ("--udp-rate=-3", "--udp-rate: must be >= 0")):
+        for arg, reason in (
+            ("--echo=70000", "port 70000 is out of range"),
+            ("--daytime=udp:13:interface=nowhere", "not an IPv4 or IPv6"),
+            ("--udp-rate=-3", "--udp-rate: must be >= 0"),
+        ):
             result = self.run_twistd(arg)
             self.assertEqual(result.returncode, 1, result)
             last = result.stdout.strip().splitlines()[-1]
@@ -421,29 +497,51 @@ class FailureTests(SynchronousTestCase):
         busy.listen(1)
         number = busy.getsockname()[1]
         free = free_port()
-        result = self.run_twistd(f"--daytime={free}",
-                                 f"--echo=tcp:{number}:interface=127.0.0.1")
+        result = self.run_twistd(f"--daytime={free}", f"--echo=tcp:{number}:interface=127.0.0.1")
         self.assertEqual(result.returncode, 1, result)
-        self.assertEqual(result.stderr.splitlines(), [
-            f"netproto: --echo=tcp:{number}:interface=127.0.0.1: cannot listen on "
-            f"tcp:{number}:interface=127.0.0.1: address already in use"])
+        self.assertEqual(
+            result.stderr.splitlines(),
+            [
+                f"netproto: --echo=tcp:{number}:interface=127.0.0.1: cannot listen on "
+                f"tcp:{number}:interface=127.0.0.1: address already in use"
+            ],
+        )
         self.assertNotIn("Traceback", result.stdout)
 
     def test_permission_denied(self) -> None:
         """Port 7 as an unprivileged user (in a namespace): exit 1, one line on stderr."""
-        reason = (root_skip_reason() or tool_skip_reason("unshare")
-                  or tool_skip_reason("setpriv"))
+        reason = root_skip_reason() or tool_skip_reason("unshare") or tool_skip_reason("setpriv")
         if reason:
             self.skipTest(reason)
         assert TWISTD is not None
         result = subprocess.run(
-            ["unshare", "-n", "setpriv", "--reuid", "65534", "--regid", "65534",
-             "--clear-groups", TWISTD, "-n", "--pidfile=", "netproto", "--echo=7"],
-            capture_output=True, text=True, timeout=30, check=False, cwd="/",
-            stdin=subprocess.DEVNULL)
+            [
+                "unshare",
+                "-n",
+                "setpriv",
+                "--reuid",
+                "65534",
+                "--regid",
+                "65534",
+                "--clear-groups",
+                TWISTD,
+                "-n",
+                "--pidfile=",
+                "netproto",
+                "--echo=7",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            cwd="/",
+            stdin=subprocess.DEVNULL,
+        )
         self.assertEqual(result.returncode, 1, result)
-        self.assertEqual(result.stderr.splitlines(), [
-            "netproto: --echo=7: cannot listen on TCP port 7 (IPv4): permission denied"])
+        self.assertEqual(
+            result.stderr.splitlines(),
+            ["netproto: --echo=7: cannot listen on TCP port 7 (IPv4): permission denied"],
+        )
 
     def test_port_in_use_daemon(self) -> None:
         """As a daemon: exit 1, the reason in twistd's start-up report, the pid file removed."""
@@ -454,12 +552,15 @@ class FailureTests(SynchronousTestCase):
         work = tempfile.mkdtemp(prefix="netproto-daemon-")
         self.addCleanup(shutil.rmtree, work, True)
         pidfile = os.path.join(work, "twistd.pid")
-        result = self.run_twistd(f"--echo=udp:{number}:interface=127.0.0.1",
-                                 twistd_args=(f"--pidfile={pidfile}",
-                                              f"--logfile={work}/twistd.log"), cwd=work)
+        result = self.run_twistd(
+            f"--echo=udp:{number}:interface=127.0.0.1",
+            twistd_args=(f"--pidfile={pidfile}", f"--logfile={work}/twistd.log"),
+            cwd=work,
+        )
         self.assertEqual(result.returncode, 1, result)
-        self.assertIn(f"--echo=udp:{number}:interface=127.0.0.1: cannot listen on UDP port",
-                      result.stderr)
+        self.assertIn(
+            f"--echo=udp:{number}:interface=127.0.0.1: cannot listen on UDP port", result.stderr
+        )
         self.assertFalse(os.path.exists(pidfile))
 
 
@@ -510,17 +611,23 @@ class PrivilegeTests(SynchronousTestCase):
         assert TWISTD is not None
         work = tempfile.mkdtemp(prefix="netproto-netns-")
         self.addCleanup(shutil.rmtree, work, True)
-        result = subprocess.run(["unshare", "-n", sys.executable, "-c", _NETNS_SCRIPT, TWISTD,
-                                 *twistd_args], capture_output=True, text=True, timeout=60,
-                                cwd=work, check=False)
+        result = subprocess.run(
+            ["unshare", "-n", sys.executable, "-c", _NETNS_SCRIPT, TWISTD, *twistd_args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=work,
+            check=False,
+        )
         self.assertEqual(result.returncode, 0, result.stderr + result.stdout)
         loaded: dict[str, Any] = json.loads(result.stdout)
         return loaded
 
     def test_drop_to_nobody(self) -> None:
         """--uid nobody: bound as root, then serving daytime and echo as uid 65534."""
-        nobody = subprocess.run(["id", "-u", "nobody"], capture_output=True, text=True,
-                                check=False).stdout.strip()
+        nobody = subprocess.run(
+            ["id", "-u", "nobody"], capture_output=True, text=True, check=False
+        ).stdout.strip()
         seen = self.in_namespace("--uid", "nobody", "--gid", "nogroup")
         self.assertRegex(seen["daytime_tcp"].encode(), CTIME)
         self.assertEqual((seen["echo_tcp"], seen["echo_udp"]), ("seven", "udp seven"))
@@ -591,14 +698,25 @@ class MulticastTests(SynchronousTestCase):
         assert TWISTD is not None
         work = tempfile.mkdtemp(prefix="netproto-mcast-")
         self.addCleanup(shutil.rmtree, work, True)
-        result = subprocess.run(["unshare", "-n", sys.executable, "-c", _MULTICAST_SCRIPT,
-                                 TWISTD], capture_output=True, text=True, timeout=60, cwd=work,
-                                check=False)
+        result = subprocess.run(
+            ["unshare", "-n", sys.executable, "-c", _MULTICAST_SCRIPT, TWISTD],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=work,
+            check=False,
+        )
         self.assertEqual(result.returncode, 0, result.stderr + result.stdout)
-        self.assertEqual(json.loads(result.stdout), {
-            "multicast 1207": None, "unicast 1207": "unicast",
-            "multicast 1208": None, "unicast 1208": "unicast",
-            "control": "control"})
+        self.assertEqual(
+            json.loads(result.stdout),
+            {
+                "multicast 1207": None,
+                "unicast 1207": "unicast",
+                "multicast 1208": None,
+                "unicast 1208": "unicast",
+                "control": "control",
+            },
+        )
 
 
 _LAUNCHER = r"""
@@ -642,11 +760,13 @@ class SystemdTests(SynchronousTestCase):
         self.addCleanup(early.close)
         early.settimeout(10)
         early.sendto(b"the activating datagram", ("127.0.0.1", port))
-        server = Twistd("--echo=systemd:domain=INET:index=0",
-                        "--echo=systemd:domain=INET6:name=echo-udp", listeners=2,
-                        prefix=(sys.executable, "-c", _LAUNCHER, str(tcp.fileno()),
-                                str(udp.fileno()), "--"),
-                        pass_fds=(tcp.fileno(), udp.fileno()))
+        server = Twistd(
+            "--echo=systemd:domain=INET:index=0",
+            "--echo=systemd:domain=INET6:name=echo-udp",
+            listeners=2,
+            prefix=(sys.executable, "-c", _LAUNCHER, str(tcp.fileno()), str(udp.fileno()), "--"),
+            pass_fds=(tcp.fileno(), udp.fileno()),
+        )
         self.addCleanup(server.stop)
         self.assertEqual(early.recvfrom(100)[0], b"the activating datagram")
         self.assertEqual(tcp_exchange("127.0.0.1", port, b"adopted"), b"adopted")

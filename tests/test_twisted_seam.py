@@ -10,7 +10,7 @@ import socket
 from typing import Any
 
 from twisted.internet import endpoints, tcp, udp
-from twisted.internet.protocol import DatagramProtocol, Factory, Protocol
+from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -25,7 +25,7 @@ class _Recorder(Protocol):
     def __init__(self) -> None:
         self.lost: list[Failure] = []
 
-    def connectionLost(self, reason: Failure = Failure(Exception())) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self.lost.append(reason)
 
 
@@ -86,7 +86,7 @@ class TransportTests(TestCase):
 
     async def test_queued_bytes(self) -> None:
         """_tempDataLen counts written bytes: queued_bytes sees a non-reader's backlog."""
-        transport, recorder, client = await self.connected()
+        transport, recorder, _client = await self.connected()
         self.assertTrue(hasattr(transport, "_tempDataLen"), "FileDescriptor._tempDataLen is gone")
         self.assertEqual(_twisted.queued_bytes(transport), 0)
         transport.write(b"x" * (8 << 20))  # more than any socket buffer takes

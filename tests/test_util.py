@@ -123,9 +123,7 @@ class ParseTests(SynchronousTestCase):
         else:
             self.assertEqual(canonical(parsed), f"::ffff:{address.ipv4_mapped}")
         self.assertEqual(parse_ip(canonical(parsed)), address)
-        self.assertEqual(
-            socket.inet_pton(socket.AF_INET6, canonical(parsed)), address.packed
-        )
+        self.assertEqual(socket.inet_pton(socket.AF_INET6, canonical(parsed)), address.packed)
 
     @given(st.text(alphabet="0123456789abcdefABCDEF.:/% x", max_size=45))
     @example("1.2.3.04")
@@ -207,9 +205,11 @@ class MaskTests(SynchronousTestCase):
             "::ffff:10.0.0.0",
         )
 
-    @given(st.sampled_from([32, 128]).flatmap(
-        lambda bits: st.tuples(st.integers(0, bits), st.just(bits), st.integers(0, 2**bits - 1))
-    ))
+    @given(
+        st.sampled_from([32, 128]).flatmap(
+            lambda bits: st.tuples(st.integers(0, bits), st.just(bits), st.integers(0, 2**bits - 1))
+        )
+    )
     def test_cidr_against_stdlib(self, case: tuple[int, int, int]) -> None:
         """CIDR masks, networks and hosts agree with ipaddress, and split addresses exactly."""
         ones, bits, value = case
@@ -226,9 +226,11 @@ class MaskTests(SynchronousTestCase):
         self.assertEqual(int(net) | int(part), int(address))
         self.assertEqual(int(net) & int(part), 0)
 
-    @given(st.sampled_from([32, 128]).flatmap(
-        lambda bits: st.tuples(st.integers(0, 2**bits - 1), st.just(bits))
-    ))
+    @given(
+        st.sampled_from([32, 128]).flatmap(
+            lambda bits: st.tuples(st.integers(0, 2**bits - 1), st.just(bits))
+        )
+    )
     def test_size_of_any_mask(self, case: tuple[int, int]) -> None:
         """size() is (ones, bits) exactly for a run of ones then zeros, else (0, 0)."""
         value, bits = case
@@ -341,8 +343,7 @@ class HostPortTests(SynchronousTestCase):
         self.assertTrue(host)
         self.assertTrue(1 <= port <= 65535)
 
-    @given(st.sampled_from(["localhost", "127.0.0.1", "::1", "2001:db8::7"]),
-           st.integers(1, 65535))
+    @given(st.sampled_from(["localhost", "127.0.0.1", "::1", "2001:db8::7"]), st.integers(1, 65535))
     def test_round_trip(self, host: str, port: int) -> None:
         """A host and port written in the HOST:PORT form come back unchanged."""
         text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

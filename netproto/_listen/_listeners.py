@@ -131,7 +131,10 @@ class UDP(Listener):
         if protocol is None:
             raise ValueError(f"{self.service} is served over TCP only")
         return UDPService(
-            wiring.reactor, protocol, spec=self.spec, served_ports=wiring.served_ports,
+            wiring.reactor,
+            protocol,
+            spec=self.spec,
+            served_ports=wiring.served_ports,
             listener=self,
         )
 
@@ -184,8 +187,11 @@ class _InheritedService(BoundService):
             if protocol is None:
                 raise BindError("a datagram socket cannot serve this (TCP only)")
             inner = UDPService(
-                wiring.reactor, protocol, fileno=listener.fileno,
-                served_ports=wiring.served_ports, listener=listener,
+                wiring.reactor,
+                protocol,
+                fileno=listener.fileno,
+                served_ports=wiring.served_ports,
+                listener=listener,
             )
         elif kind == socket.SOCK_STREAM:
             endpoint = AdoptedStreamServerEndpoint(wiring.reactor, listener.fileno, family)

@@ -44,8 +44,9 @@ GAUGES: dict[str, str] = {
 """The gauges: values that go up and down, read from the services at each scrape."""
 
 
-def render(sources: Iterable[tuple[str, str, dict[str, int]]],
-           gauges: Iterable[tuple[str, str, int]] = ()) -> str:
+def render(
+    sources: Iterable[tuple[str, str, dict[str, int]]], gauges: Iterable[tuple[str, str, int]] = ()
+) -> str:
     """The exposition text for (service, transport, counter snapshot) triples.
 
     Snapshots of one service and transport are summed; each counter becomes

@@ -51,9 +51,7 @@ class NetprotoService(MultiService):
                 for done in started:
                     done.stopService()
                 listener = getattr(child, "listener")  # noqa: B009 (a BoundService)
-                self._fail(
-                    f"{listener.option}: cannot listen on {listener.describe()}: {exc}"
-                )
+                self._fail(f"{listener.option}: cannot listen on {listener.describe()}: {exc}")
             started.append(child)
 
     def _fail(self, message: str) -> None:

@@ -100,8 +100,9 @@ def _systemd_fileno(description: str, fds: ListenFDs) -> int:
             raise ValueError(f"index {args['index']!r} is not a number")
         index = int(args["index"])
         if index >= len(descriptors):
-            raise ValueError(f"no inherited socket at index {index} "
-                             f"(LISTEN_FDS passed {len(descriptors)})")
+            raise ValueError(
+                f"no inherited socket at index {index} (LISTEN_FDS passed {len(descriptors)})"
+            )
         return descriptors[index]
     named = fds.inheritedNamedDescriptors()
     if args["name"] not in named:

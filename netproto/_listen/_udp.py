@@ -50,9 +50,20 @@ _SOL_IPV6 = socket.IPPROTO_IPV6
 # a dual-stack socket gets both for an IPv4 datagram.
 _ANCILLARY_SPACE = socket.CMSG_SPACE(12) + socket.CMSG_SPACE(20)
 
-_READ_IGNORE = frozenset({errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ECONNREFUSED,
-                          errno.EMSGSIZE, errno.ENOBUFS, errno.ENOMEM, errno.EHOSTUNREACH,
-                          errno.ENETUNREACH, errno.ECONNRESET})
+_READ_IGNORE = frozenset(
+    {
+        errno.EAGAIN,
+        errno.EWOULDBLOCK,
+        errno.EINTR,
+        errno.ECONNREFUSED,
+        errno.EMSGSIZE,
+        errno.ENOBUFS,
+        errno.ENOMEM,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ECONNRESET,
+    }
+)
 
 
 class _Counting(Protocol):
@@ -193,11 +204,11 @@ class DestinationCheckingPort(udp.Port):
                 # (20 bytes): addr, ifindex. See refused_destination().
                 info = ancillary[0][2]
                 if len(info) == 12:
-                    refused = info[8] >= 224 or (info[4:8] != info[8:12]
-                                                 and info[4:8] != _UNKNOWN)
+                    refused = info[8] >= 224 or (info[4:8] != info[8:12] and info[4:8] != _UNKNOWN)
                 else:
-                    refused = info[0] == 0xFF or (len(ancillary) > 1
-                                                  and refused_destination(ancillary))
+                    refused = info[0] == 0xFF or (
+                        len(ancillary) > 1 and refused_destination(ancillary)
+                    )
                 if refused:
                     counters: _Counting | None = getattr(protocol, "counters", None)
                     if counters is not None:
@@ -227,9 +238,16 @@ class UDPService(BoundService):
     _port: udp.Port | None = None
     _log = Logger(namespace="netproto.tap")
 
-    def __init__(self, reactor: Any, protocol: DatagramProtocol, *,
-                 spec: UDPSpec | None = None, fileno: int | None = None,
-                 served_ports: set[int] | None = None, listener: Any = None) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        protocol: DatagramProtocol,
+        *,
+        spec: UDPSpec | None = None,
+        fileno: int | None = None,
+        served_ports: set[int] | None = None,
+        listener: Any = None,
+    ) -> None:
         if (spec is None) == (fileno is None):
             raise ValueError("give exactly one of spec or fileno")
         self.reactor = reactor
@@ -246,8 +264,13 @@ class UDPService(BoundService):
             probe.detach()
             fdesc.setNonBlocking(self.fileno)
             port: udp.Port = adopt_datagram_port(
-                DestinationCheckingPort, self.reactor, self.fileno, family, self.protocol,
-                MAX_DATAGRAM)
+                DestinationCheckingPort,
+                self.reactor,
+                self.fileno,
+                family,
+                self.protocol,
+                MAX_DATAGRAM,
+            )
             port.startListening()
             os.close(self.fileno)
             return port
@@ -255,8 +278,9 @@ class UDPService(BoundService):
         interface = self.spec.interface
         if not interface:
             interface = "::" if has_ipv6() else "0.0.0.0"
-        port = DestinationCheckingPort(self.spec.port, self.protocol, interface,
-                                       MAX_DATAGRAM, self.reactor)
+        port = DestinationCheckingPort(
+            self.spec.port, self.protocol, interface, MAX_DATAGRAM, self.reactor
+        )
         port.v6only = self.spec.v6only
         port.startListening()
         return port
@@ -272,8 +296,9 @@ class UDPService(BoundService):
             return
         if self.spec is not None and self.spec.v6only and not has_ipv6():
             self.skipped = True
-            self._log.info("no IPv6 on this host: UDP port {port} served over IPv4 only",
-                           port=self.spec.port)
+            self._log.info(
+                "no IPv6 on this host: UDP port {port} served over IPv4 only", port=self.spec.port
+            )
             return
         try:
             self._port = self._bind()

@@ -141,9 +141,9 @@ class _TCPExchange(Protocol):
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         if not self.size and self.expect != 0 and not reason.check(ConnectionDone):
-            self._finish(Failure(ProtocolError(
-                f"{self.what}: connection lost before any answer ({reason.getErrorMessage()})"
-            )))
+            why = reason.getErrorMessage()
+            lost = ProtocolError(f"{self.what}: connection lost before any answer ({why})")
+            self._finish(Failure(lost))
         self._finish(b"".join(self.chunks))
 
     def _finish(self, result: bytes | Failure) -> None:
@@ -177,8 +177,10 @@ async def tcp_exchange(
     resolution, connection and transfer; the bytes received.
     """
     return await _within(
-        reactor, _tcp_exchange(reactor, host, port, payload, expect, limit, timeout, what),
-        timeout, what,
+        reactor,
+        _tcp_exchange(reactor, host, port, payload, expect, limit, timeout, what),
+        timeout,
+        what,
     )
 
 
@@ -231,9 +233,11 @@ class _UDPExchange(DatagramProtocol):
             self.transport.connect(self.host, self.port)
             self.transport.write(self.payload)  # type: ignore[call-arg]
         except MessageLengthError:
-            self._fail(UnreachableError(
-                f"{self.what}: a {len(self.payload)}-byte datagram is too large to send"
-            ))
+            self._fail(
+                UnreachableError(
+                    f"{self.what}: a {len(self.payload)}-byte datagram is too large to send"
+                )
+            )
         except (OSError, InvalidAddressError) as e:
             self._fail(UnreachableError(f"{self.what}: cannot send: {_reason(e)}"))
 

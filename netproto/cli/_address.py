@@ -66,12 +66,23 @@ def _address_record(text: str) -> dict[str, Any]:
     try:
         address = parse_ip(text)
     except AddressError as e:
-        return {"input": text, "valid": False, "address": None, "version": None,
-                "ipv4_mapped": None, "error": str(e)}
+        return {
+            "input": text,
+            "valid": False,
+            "address": None,
+            "version": None,
+            "ipv4_mapped": None,
+            "error": str(e),
+        }
     mapped = ipv4_mapped(address)
-    return {"input": text, "valid": True, "address": canonical(address),
-            "version": address.version, "ipv4_mapped": str(mapped) if mapped else None,
-            "error": None}
+    return {
+        "input": text,
+        "valid": True,
+        "address": canonical(address),
+        "version": address.version,
+        "ipv4_mapped": str(mapped) if mapped else None,
+        "error": None,
+    }
 
 
 async def _run_ip(reactor: object, args: argparse.Namespace) -> int:
@@ -148,9 +159,7 @@ async def _run_mask(reactor: object, args: argparse.Namespace) -> int:
     text: str = args.address
     if "/" in text:
         if args.ones is not None:
-            raise CommandError(
-                "give ADDR/ONES or ADDR ONES BITS, not both", EXIT_USAGE
-            )
+            raise CommandError("give ADDR/ONES or ADDR ONES BITS, not both", EXIT_USAGE)
         address_text, _, mask_text = text.partition("/")
         address = _parse(address_text)
         mask = _mask_of(address, mask_text)

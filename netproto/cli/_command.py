@@ -35,7 +35,6 @@ Run = Callable[[Any, argparse.Namespace], Coroutine[Any, Any, int]]
 """A command: ``async def run(reactor, args) -> int`` (the exit status)."""
 
 
-
 def _common_options() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
@@ -121,5 +120,3 @@ def _relay(result: Any, waiter: Any) -> Any:
     if not waiter.called:
         waiter.callback(result)
     return result
-
-

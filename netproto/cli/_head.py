@@ -31,24 +31,43 @@ with --fail, 1 when the final status is 400 or more. 1 when the request failed
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     """Add the ``head`` command."""
     parser = add_command(
-        subcommands, "head", _run_head,
+        subcommands,
+        "head",
+        _run_head,
         help="send an HTTP HEAD request and print the response head",
         description=DESCRIPTION,
     )
     parser.add_argument("target", metavar="URL|HOST:PORT")
-    parser.add_argument("-L", "--location", action="store_true",
-                        help="follow redirects (at most 5), printing each hop")
-    parser.add_argument("--timeout", type=seconds, default=10.0, metavar="S",
-                        help="one deadline for the whole request, in seconds (default 10)")
-    parser.add_argument("--http1.0", dest="http10", action="store_true",
-                        help="send the seed's request exactly: 'HEAD / HTTP/1.0' and no fields")
-    parser.add_argument("-k", "--insecure", action="store_true",
-                        help="do not verify the server's TLS certificate")
-    parser.add_argument("--cacert", metavar="FILE",
-                        help="trust the certificate authorities in this PEM file "
-                        "instead of the system's")
-    parser.add_argument("-f", "--fail", action="store_true",
-                        help="exit 1 when the final status code is 400 or more")
+    parser.add_argument(
+        "-L",
+        "--location",
+        action="store_true",
+        help="follow redirects (at most 5), printing each hop",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=seconds,
+        default=10.0,
+        metavar="S",
+        help="one deadline for the whole request, in seconds (default 10)",
+    )
+    parser.add_argument(
+        "--http1.0",
+        dest="http10",
+        action="store_true",
+        help="send the seed's request exactly: 'HEAD / HTTP/1.0' and no fields",
+    )
+    parser.add_argument(
+        "-k", "--insecure", action="store_true", help="do not verify the server's TLS certificate"
+    )
+    parser.add_argument(
+        "--cacert",
+        metavar="FILE",
+        help="trust the certificate authorities in this PEM file instead of the system's",
+    )
+    parser.add_argument(
+        "-f", "--fail", action="store_true", help="exit 1 when the final status code is 400 or more"
+    )
 
 
 def _trust_root(path: str) -> Any:
@@ -86,15 +105,19 @@ def _print_head(head: Any) -> None:
 
 def _report(response: Any, as_json: bool) -> None:
     if as_json:
-        record = {"url": response.url, "peer": response.peer, **_head_record(response),
-                  "interim": [_head_record(h) for h in response.interim],
-                  "redirect": response.redirect,
-                  "timing": {
-                      "connect": round(response.timing.connect, 6),
-                      "tls": None if response.timing.tls is None else round(response.timing.tls, 6),
-                      "first_byte": round(response.timing.first_byte, 6),
-                      "total": round(response.timing.total, 6),
-                  }}
+        record = {
+            "url": response.url,
+            "peer": response.peer,
+            **_head_record(response),
+            "interim": [_head_record(h) for h in response.interim],
+            "redirect": response.redirect,
+            "timing": {
+                "connect": round(response.timing.connect, 6),
+                "tls": None if response.timing.tls is None else round(response.timing.tls, 6),
+                "first_byte": round(response.timing.first_byte, 6),
+                "total": round(response.timing.total, 6),
+            },
+        }
         emit_json(record)
         return
     for interim in response.interim:
@@ -108,8 +131,13 @@ async def _run_head(reactor: Any, args: argparse.Namespace) -> int:
     trust = _trust_root(args.cacert) if args.cacert else None
     try:
         response = await head(
-            reactor, args.target, timeout=args.timeout, follow=args.location,
-            http10=args.http10, insecure=args.insecure, trust_root=trust,
+            reactor,
+            args.target,
+            timeout=args.timeout,
+            follow=args.location,
+            http10=args.http10,
+            insecure=args.insecure,
+            trust_root=trust,
             on_response=lambda r: _report(r, args.json),
         )
     except TargetError as e:

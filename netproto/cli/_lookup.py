@@ -70,8 +70,12 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
         "(/etc/services):\n'tcp telnet' is 23, 'udp domain' is 53. A number passes "
         "through after a range check.",
     )
-    port.add_argument("network", choices=("tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"),
-                      metavar="NETWORK", help="tcp, tcp4, tcp6, udp, udp4 or udp6")
+    port.add_argument(
+        "network",
+        choices=("tcp", "tcp4", "tcp6", "udp", "udp4", "udp6"),
+        metavar="NETWORK",
+        help="tcp, tcp4, tcp6, udp, udp4 or udp6",
+    )
     port.add_argument("service", metavar="SERVICE", help="a service name or a port number")
     _timeout_option(port)
 
@@ -143,14 +147,16 @@ async def _run_resolve(reactor: Any, args: argparse.Namespace) -> int:
         raise failed(e) from None
     text = canonical(address)
     if args.json:
-        emit_json({
-            "host": args.host,
-            "network": args.net,
-            "address": text,
-            "version": address.version,
-            "zone": getattr(address, "scope_id", None),
-            "source": answer.source,
-        })
+        emit_json(
+            {
+                "host": args.host,
+                "network": args.net,
+                "address": text,
+                "version": address.version,
+                "zone": getattr(address, "scope_id", None),
+                "source": answer.source,
+            }
+        )
     else:
         print(text)
     return EXIT_OK
@@ -199,8 +205,7 @@ async def _run_lookup_port(reactor: Any, args: argparse.Namespace) -> int:
     from netproto.lookup import NameLookupError, lookup_port
 
     try:
-        port = await lookup_port(args.network, args.service, reactor=reactor,
-                                 timeout=args.timeout)
+        port = await lookup_port(args.network, args.service, reactor=reactor, timeout=args.timeout)
     except NameLookupError as e:
         raise failed(e) from None
     if args.json:

@@ -38,6 +38,7 @@ __all__ = ["COMMAND_GROUPS", "build_parser", "main", "run_command"]
 COMMAND_GROUPS: tuple[ModuleType, ...] = (_address, _lookup, _services, _head, _ping)
 """The modules whose ``register(subcommands)`` add the commands, in ``--help`` order."""
 
+
 class _UsageError(Exception):
     """A command line that cannot be parsed; exit status 2."""
 

@@ -39,36 +39,79 @@ unknown host), 2 on usage errors."""
 def register(subcommands: argparse._SubParsersAction[Any]) -> None:
     """Add the ping command."""
     parser = add_command(
-        subcommands, "ping", _run, help="send ICMP echo requests (ping, sweeps)",
+        subcommands,
+        "ping",
+        _run,
+        help="send ICMP echo requests (ping, sweeps)",
         description=_DESCRIPTION,
     )
-    parser.add_argument("-c", dest="count", type=int, metavar="COUNT",
-                        help="stop after COUNT probes (per target in a sweep)")
-    parser.add_argument("-i", dest="interval", type=float, metavar="INTERVAL", default=1.0,
-                        help="seconds between probes to a target (default 1)")
-    parser.add_argument("-W", dest="timeout", type=float, metavar="TIMEOUT",
-                        help="seconds to wait for each reply (default 10; 1 in a sweep)")
-    parser.add_argument("-w", dest="deadline", type=float, metavar="DEADLINE",
-                        help="stop after DEADLINE seconds whatever happened")
-    parser.add_argument("-s", dest="size", type=int, metavar="SIZE", default=56,
-                        help="payload bytes per probe (default 56)")
-    parser.add_argument("-t", dest="ttl", type=int, metavar="TTL",
-                        help="IPv4 time to live / IPv6 hop limit")
-    parser.add_argument("-I", dest="source", metavar="ADDR",
-                        help="send from this local address or interface")
+    parser.add_argument(
+        "-c",
+        dest="count",
+        type=int,
+        metavar="COUNT",
+        help="stop after COUNT probes (per target in a sweep)",
+    )
+    parser.add_argument(
+        "-i",
+        dest="interval",
+        type=float,
+        metavar="INTERVAL",
+        default=1.0,
+        help="seconds between probes to a target (default 1)",
+    )
+    parser.add_argument(
+        "-W",
+        dest="timeout",
+        type=float,
+        metavar="TIMEOUT",
+        help="seconds to wait for each reply (default 10; 1 in a sweep)",
+    )
+    parser.add_argument(
+        "-w",
+        dest="deadline",
+        type=float,
+        metavar="DEADLINE",
+        help="stop after DEADLINE seconds whatever happened",
+    )
+    parser.add_argument(
+        "-s",
+        dest="size",
+        type=int,
+        metavar="SIZE",
+        default=56,
+        help="payload bytes per probe (default 56)",
+    )
+    parser.add_argument(
+        "-t", dest="ttl", type=int, metavar="TTL", help="IPv4 time to live / IPv6 hop limit"
+    )
+    parser.add_argument(
+        "-I", dest="source", metavar="ADDR", help="send from this local address or interface"
+    )
     family = parser.add_mutually_exclusive_group()
-    family.add_argument("-4", dest="version", action="store_const", const=4,
-                        help="IPv4 only")
-    family.add_argument("-6", dest="version", action="store_const", const=6,
-                        help="IPv6 only")
-    parser.add_argument("-q", dest="quiet", action="store_true",
-                        help="quiet: only the header and the statistics")
-    parser.add_argument("--rate", type=float, metavar="N",
-                        help="sweep: at most N probes a second (default 1000, 0: no limit)")
-    parser.add_argument("--socket", choices=("auto", "raw", "dgram"), default="auto",
-                        help="raw socket, unprivileged ping socket, or auto (default)")
-    parser.add_argument("hosts", nargs="+", metavar="HOST",
-                        help="an address, a host name, or a CIDR range (a sweep)")
+    family.add_argument("-4", dest="version", action="store_const", const=4, help="IPv4 only")
+    family.add_argument("-6", dest="version", action="store_const", const=6, help="IPv6 only")
+    parser.add_argument(
+        "-q", dest="quiet", action="store_true", help="quiet: only the header and the statistics"
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        metavar="N",
+        help="sweep: at most N probes a second (default 1000, 0: no limit)",
+    )
+    parser.add_argument(
+        "--socket",
+        choices=("auto", "raw", "dgram"),
+        default="auto",
+        help="raw socket, unprivileged ping socket, or auto (default)",
+    )
+    parser.add_argument(
+        "hosts",
+        nargs="+",
+        metavar="HOST",
+        help="an address, a host name, or a CIDR range (a sweep)",
+    )
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -173,5 +216,3 @@ async def _run(reactor: Any, args: argparse.Namespace) -> int:
         return await run_one(reactor, client, args.hosts[0], target, source, args)
     finally:
         client.close()
-
-

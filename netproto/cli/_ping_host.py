@@ -16,7 +16,11 @@ __all__ = ["run_one"]
 
 
 async def run_one(
-    reactor: Any, client: Any, host: str, target: str, source: str | None,
+    reactor: Any,
+    client: Any,
+    host: str,
+    target: str,
+    source: str | None,
     args: argparse.Namespace,
 ) -> int:
     from netproto.ping import ProbeResult
@@ -40,8 +44,15 @@ async def run_one(
                 say(line, sys.stderr if result.kind == "send-error" else sys.stdout)
 
     timeout = args.timeout if args.timeout is not None else 10.0
-    running = client.ping(target, count=args.count, interval=args.interval, timeout=timeout,
-                          deadline=args.deadline, size=args.size, on_result=on_result)
+    running = client.ping(
+        target,
+        count=args.count,
+        interval=args.interval,
+        timeout=timeout,
+        deadline=args.deadline,
+        size=args.size,
+        on_result=on_result,
+    )
     summary = await finish(running)
     if args.json:
         emit_json(_summary_record(summary))
@@ -56,8 +67,10 @@ def _result_line(result: Any) -> str | None:
     kind = result.kind
     if kind in ("reply", "duplicate", "damaged"):
         ttl = f" ttl={result.ttl}" if result.ttl is not None else ""
-        line = (f"{result.bytes} bytes from {result.source}: icmp_seq={result.seq}{ttl} "
-                f"time={format_ms(result.rtt)} ms")
+        line = (
+            f"{result.bytes} bytes from {result.source}: icmp_seq={result.seq}{ttl} "
+            f"time={format_ms(result.rtt)} ms"
+        )
         if kind == "duplicate":
             line += " (DUP!)"
         elif kind == "damaged":
@@ -72,21 +85,34 @@ def _result_line(result: Any) -> str | None:
 
 def _result_record(result: Any) -> dict[str, Any]:
     return {
-        "host": result.host, "kind": result.kind, "from": result.source, "seq": result.seq,
-        "ttl": result.ttl, "bytes": result.bytes, "time_ms": ms(result.rtt),
-        "dup": result.kind == "duplicate", "damaged": result.kind == "damaged",
+        "host": result.host,
+        "kind": result.kind,
+        "from": result.source,
+        "seq": result.seq,
+        "ttl": result.ttl,
+        "bytes": result.bytes,
+        "time_ms": ms(result.rtt),
+        "dup": result.kind == "duplicate",
+        "damaged": result.kind == "damaged",
         "error": result.error,
     }
 
 
 def _summary_record(summary: Any) -> dict[str, Any]:
     return {
-        "host": summary.host, "transmitted": summary.transmitted,
-        "received": summary.received, "duplicates": summary.duplicates,
-        "damaged": summary.damaged, "errors": summary.errors,
-        "loss": round(summary.loss, 3), "min_ms": ms(summary.min),
-        "avg_ms": ms(summary.avg), "max_ms": ms(summary.max), "mdev_ms": ms(summary.mdev),
-        "time_ms": round(summary.elapsed * 1000.0), "summary": True,
+        "host": summary.host,
+        "transmitted": summary.transmitted,
+        "received": summary.received,
+        "duplicates": summary.duplicates,
+        "damaged": summary.damaged,
+        "errors": summary.errors,
+        "loss": round(summary.loss, 3),
+        "min_ms": ms(summary.min),
+        "avg_ms": ms(summary.avg),
+        "max_ms": ms(summary.max),
+        "mdev_ms": ms(summary.mdev),
+        "time_ms": round(summary.elapsed * 1000.0),
+        "summary": True,
     }
 
 

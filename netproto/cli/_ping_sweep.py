@@ -22,10 +22,13 @@ _PROGRESS_EVERY = 0.25
 def _host_record(result: Any) -> dict[str, Any]:
     rtt = result.rtt
     return {
-        "host": result.host, "alive": result.alive,
+        "host": result.host,
+        "alive": result.alive,
         "rtt_ms": ms(rtt),
-        "transmitted": result.transmitted, "received": result.received,
-        "duplicates": result.duplicates, "error": result.error,
+        "transmitted": result.transmitted,
+        "received": result.received,
+        "duplicates": result.duplicates,
+        "error": result.error,
     }
 
 
@@ -41,11 +44,17 @@ def _host_line(result: Any) -> str:
 
 def _summary_record(summary: Any) -> dict[str, Any]:
     return {
-        "summary": True, "targets": summary.targets, "alive": summary.alive,
-        "unreachable": summary.unreachable, "transmitted": summary.transmitted,
-        "received": summary.received, "duplicates": summary.duplicates,
-        "damaged": summary.damaged, "errors": summary.errors,
-        "time_ms": round(summary.elapsed * 1000.0), "complete": summary.complete,
+        "summary": True,
+        "targets": summary.targets,
+        "alive": summary.alive,
+        "unreachable": summary.unreachable,
+        "transmitted": summary.transmitted,
+        "received": summary.received,
+        "duplicates": summary.duplicates,
+        "damaged": summary.damaged,
+        "errors": summary.errors,
+        "time_ms": round(summary.elapsed * 1000.0),
+        "complete": summary.complete,
     }
 
 
@@ -80,8 +89,9 @@ class _Progress:
 
     def show(self) -> None:
         s = self.sweep
-        sys.stderr.write(f"\r{s.decided}/{len(s.targets)} targets decided, "
-                         f"{s.summary().alive} alive\x1b[K")
+        sys.stderr.write(
+            f"\r{s.decided}/{len(s.targets)} targets decided, {s.summary().alive} alive\x1b[K"
+        )
         sys.stderr.flush()
 
     def stop(self) -> None:
@@ -102,9 +112,12 @@ async def run_sweep(reactor: Any, client: Any, targets: list[str], args: argpars
             out.write(_host_line(result) + "\n")
 
     running = client.sweep(
-        targets, count=args.count or 1, interval=args.interval,
+        targets,
+        count=args.count or 1,
+        interval=args.interval,
         timeout=args.timeout if args.timeout is not None else 1.0,
-        rate=args.rate if args.rate is not None else 1000.0, size=args.size,
+        rate=args.rate if args.rate is not None else 1000.0,
+        size=args.size,
         on_host=None if args.quiet and not args.json else on_host,
     )
     progress = None

@@ -127,13 +127,15 @@ async def _run_daytime(reactor: Any, args: argparse.Namespace) -> int:
     elapsed = reactor.seconds() - started
     text = line.decode("ascii", "backslashreplace").rstrip("\r\n")
     if args.json:
-        emit_json({
-            "host": host,
-            "port": port,
-            "transport": "udp" if args.udp else "tcp",
-            "line": text,
-            "time_ms": round(elapsed * 1000, 3),
-        })
+        emit_json(
+            {
+                "host": host,
+                "port": port,
+                "transport": "udp" if args.udp else "tcp",
+                "line": text,
+                "time_ms": round(elapsed * 1000, 3),
+            }
+        )
     else:
         print(printable(text))
     return EXIT_OK
@@ -165,15 +167,17 @@ async def _run_echo(reactor: Any, args: argparse.Namespace) -> int:
         raise failed(e) from None
     elapsed = reactor.seconds() - started
     if args.json:
-        emit_json({
-            "host": host,
-            "port": port,
-            "transport": "udp" if args.udp else "tcp",
-            "bytes": len(got),
-            "match": True,
-            "echo": got.decode("utf-8", "backslashreplace"),
-            "time_ms": round(elapsed * 1000, 3),
-        })
+        emit_json(
+            {
+                "host": host,
+                "port": port,
+                "transport": "udp" if args.udp else "tcp",
+                "bytes": len(got),
+                "match": True,
+                "echo": got.decode("utf-8", "backslashreplace"),
+                "time_ms": round(elapsed * 1000, 3),
+            }
+        )
     else:
         text = got.decode("utf-8", "backslashreplace")
         print(printable(text[:-1] if text.endswith("\n") else text))

@@ -55,7 +55,8 @@ def _tls_reason(value: BaseException) -> str:
         return "the certificate does not match the host name"
     if isinstance(value, SSL.Error):
         parts = [
-            str(item[2]) for item in (value.args[0] if value.args else [])
+            str(item[2])
+            for item in (value.args[0] if value.args else [])
             if isinstance(item, tuple) and len(item) >= 3 and item[2]
         ]
         return "; ".join(parts) or "TLS error"
@@ -76,7 +77,11 @@ class HeadClientProtocol(Protocol):
     transport: ITransport
 
     def __init__(
-        self, request: bytes, clock: IReactorTime, *, limits: HeadLimits | None = None,
+        self,
+        request: bytes,
+        clock: IReactorTime,
+        *,
+        limits: HeadLimits | None = None,
         started: float | None = None,
     ) -> None:
         self._request = request
@@ -247,8 +252,16 @@ async def _addresses(
 
 
 async def _exchange(
-    reactor: Any, target: Target, *, deadline: float, timeout: float, http10: bool,
-    limits: HeadLimits, insecure: bool, trust_root: Any, lookup: Lookup | None,
+    reactor: Any,
+    target: Target,
+    *,
+    deadline: float,
+    timeout: float,
+    http10: bool,
+    limits: HeadLimits,
+    insecure: bool,
+    trust_root: Any,
+    lookup: Lookup | None,
 ) -> HeadResponse:
     """
     One request on one connection, bounded by *deadline* (reactor seconds):
@@ -265,8 +278,10 @@ async def _exchange(
     def stage(proto: HeadClientProtocol) -> str:
         if target.scheme == "https" and proto.tls_at is None:
             return f"in the TLS handshake with {host_port(target)}"
-        return (f"waiting for the response head from {host_port(target)} "
-                f"({proto.received} bytes of head received)")
+        return (
+            f"waiting for the response head from {host_port(target)} "
+            f"({proto.received} bytes of head received)"
+        )
 
     timer.stage = stage
     try:
@@ -322,9 +337,18 @@ async def _exchange(
 
 
 async def _head(
-    reactor: Any, target: str | Target, *, timeout: float, follow: bool, max_redirects: int,
-    http10: bool, insecure: bool, trust_root: Any, limits: HeadLimits,
-    on_response: Callable[[HeadResponse], object] | None, lookup: Lookup | None,
+    reactor: Any,
+    target: str | Target,
+    *,
+    timeout: float,
+    follow: bool,
+    max_redirects: int,
+    http10: bool,
+    insecure: bool,
+    trust_root: Any,
+    limits: HeadLimits,
+    on_response: Callable[[HeadResponse], object] | None,
+    lookup: Lookup | None,
 ) -> HeadResponse:
     current = parse_target(target) if isinstance(target, str) else target
     deadline = reactor.seconds() + timeout
@@ -332,13 +356,22 @@ async def _head(
     seen = {current.url}
     while True:
         response = await _exchange(
-            reactor, current, deadline=deadline, timeout=timeout, http10=http10,
-            limits=limits, insecure=insecure, trust_root=trust_root, lookup=lookup,
+            reactor,
+            current,
+            deadline=deadline,
+            timeout=timeout,
+            http10=http10,
+            limits=limits,
+            insecure=insecure,
+            trust_root=trust_root,
+            lookup=lookup,
         )
         response = replace(response, history=tuple(hops))
         HeadClientProtocol.log.debug(
             "HEAD {url} -> {status} in {total:.3f} s",
-            url=response.url, status=response.status, total=response.timing.total,
+            url=response.url,
+            status=response.status,
+            total=response.timing.total,
         )
         if on_response is not None:
             on_response(response)
@@ -400,8 +433,18 @@ def head(
     timeout = positive_seconds(timeout)
     if isinstance(target, str):
         target = parse_target(target)
-    return Deferred.fromCoroutine(_head(
-        reactor, target, timeout=timeout, follow=follow, max_redirects=max_redirects,
-        http10=http10, insecure=insecure, trust_root=trust_root, limits=limits or HeadLimits(),
-        on_response=on_response, lookup=lookup,
-    ))
+    return Deferred.fromCoroutine(
+        _head(
+            reactor,
+            target,
+            timeout=timeout,
+            follow=follow,
+            max_redirects=max_redirects,
+            http10=http10,
+            insecure=insecure,
+            trust_root=trust_root,
+            limits=limits or HeadLimits(),
+            on_response=on_response,
+            lookup=lookup,
+        )
+    )

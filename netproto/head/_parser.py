@@ -227,7 +227,7 @@ class HeadParser:
         upto = min(len(self._buffer) - start, len(_PREFIX))
         if upto <= self._checked_prefix:
             return
-        if self._buffer[start:start + upto] != _PREFIX[:upto]:
+        if self._buffer[start : start + upto] != _PREFIX[:upto]:
             if self.interim:
                 raise HeadParseError(
                     f"malformed status line after an interim response: "

@@ -24,6 +24,7 @@ __all__ = [
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 """Status codes whose ``Location`` is a redirect to report (or follow)."""
 
+
 class HeadError(Exception):
     """The HEAD request failed; the message says why, in one line."""
 

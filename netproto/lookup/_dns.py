@@ -200,8 +200,11 @@ _RCODE_ERRORS: tuple[tuple[type[Exception], type[NameLookupError], str], ...] = 
     (terror.ConnectionRefusedError, LookupRefusedError, "connection refused by {where}"),
     (dns_error.DNSServerError, ServerFailureError, "server failure (SERVFAIL) from {where}"),
     (dns_error.DNSFormatError, ServerFailureError, "{where} could not parse the query (FORMERR)"),
-    (dns_error.DNSNotImplementedError, ServerFailureError,
-     "{where} does not implement the query (NOTIMP)"),
+    (
+        dns_error.DNSNotImplementedError,
+        ServerFailureError,
+        "{where} does not implement the query (NOTIMP)",
+    ),
     (dns_error.DNSUnknownError, ServerFailureError, "unexpected response code from {where}"),
 )
 

@@ -306,7 +306,6 @@ async def lookup_port(
         port: int = await pending
     except defer.TimeoutError:
         raise LookupTimeoutError(
-            f"{service}/{network[:3]}: the services database did not answer "
-            f"within {timeout:g} s"
+            f"{service}/{network[:3]}: the services database did not answer within {timeout:g} s"
         ) from None
     return port

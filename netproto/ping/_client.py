@@ -64,8 +64,15 @@ class PingClient:
             source = self.source
             if source is not None and parse_ip(source).version != version:
                 raise AddressError(f"source {source} is not an IPv{version} address")
-            sock = IcmpSocket(self.reactor, family, self.mode, ttl=self.ttl, source=source,
-                              interface=self.interface, clock=self.clock)
+            sock = IcmpSocket(
+                self.reactor,
+                family,
+                self.mode,
+                ttl=self.ttl,
+                source=source,
+                interface=self.interface,
+                clock=self.clock,
+            )
             sock.start()
             self._sockets[version] = sock
         return sock
@@ -90,8 +97,16 @@ class PingClient:
         """
         target = address_text(host)
         sock = self.socket_for(parse_ip(target).version)
-        return Ping(sock, target, count=count, interval=interval, timeout=timeout,
-                    deadline=deadline, size=size, on_result=on_result)
+        return Ping(
+            sock,
+            target,
+            count=count,
+            interval=interval,
+            timeout=timeout,
+            deadline=deadline,
+            size=size,
+            on_result=on_result,
+        )
 
     def sweep(self, targets: Iterable[str], **options: Any) -> Sweep:
         """Ping many targets at a bounded rate: see :class:`netproto.ping.Sweep`."""

@@ -65,8 +65,18 @@ class Packet:
     """
 
     __slots__ = (
-        "checksum_ok", "code", "ident", "kind", "payload", "reason", "seq",
-        "size", "source", "target", "ttl", "type",
+        "checksum_ok",
+        "code",
+        "ident",
+        "kind",
+        "payload",
+        "reason",
+        "seq",
+        "size",
+        "source",
+        "target",
+        "ttl",
+        "type",
     )
 
     def __init__(
@@ -107,7 +117,8 @@ class Packet:
 
     def __repr__(self) -> str:
         fields = " ".join(
-            f"{name}={getattr(self, name)!r}" for name in self.__slots__
+            f"{name}={getattr(self, name)!r}"
+            for name in self.__slots__
             if getattr(self, name) not in (None, -1, b"", "")
         )
         return f"<Packet {fields}>"
@@ -220,14 +231,44 @@ def _parse_icmp(version: int, message: bytes, source: str | None, ttl: int | Non
     kind_type, code, _, ident, seq = _HEADER.unpack_from(message)
     checksum_ok = version == 6 or checksum(message) == 0
     if kind_type == _REPLY_TYPE[version]:
-        return Packet(ECHO_REPLY, source, ttl, kind_type, code, ident, seq, message[8:],
-                      checksum_ok, None, size)
+        return Packet(
+            ECHO_REPLY,
+            source,
+            ttl,
+            kind_type,
+            code,
+            ident,
+            seq,
+            message[8:],
+            checksum_ok,
+            None,
+            size,
+        )
     if kind_type == _REQUEST_TYPE[version]:
-        return Packet(ECHO_REQUEST, source, ttl, kind_type, code, ident, seq, message[8:],
-                      checksum_ok, None, size)
+        return Packet(
+            ECHO_REQUEST,
+            source,
+            ttl,
+            kind_type,
+            code,
+            ident,
+            seq,
+            message[8:],
+            checksum_ok,
+            None,
+            size,
+        )
     if kind_type not in _ERROR_TYPES[version]:
-        return Packet(OTHER, source, ttl, kind_type, code, size=size,
-                      checksum_ok=checksum_ok, reason=f"ICMP type {kind_type}")
+        return Packet(
+            OTHER,
+            source,
+            ttl,
+            kind_type,
+            code,
+            size=size,
+            checksum_ok=checksum_ok,
+            reason=f"ICMP type {kind_type}",
+        )
     quoted = message[8:]
     if version == 4:
         return _quoted_ipv4(quoted, source, ttl, kind_type, code, checksum_ok, size)
@@ -235,8 +276,13 @@ def _parse_icmp(version: int, message: bytes, source: str | None, ttl: int | Non
 
 
 def _quoted_ipv4(
-    quoted: bytes, source: str | None, ttl: int | None, kind_type: int, code: int,
-    checksum_ok: bool, size: int,
+    quoted: bytes,
+    source: str | None,
+    ttl: int | None,
+    kind_type: int,
+    code: int,
+    checksum_ok: bool,
+    size: int,
 ) -> Packet:
     """An IPv4 ICMP error: the quoted IP header (its own IHL) and >= 8 bytes."""
     if len(quoted) < 28:
@@ -249,18 +295,38 @@ def _quoted_ipv4(
     if len(quoted) < header + 8:
         return _malformed("ICMP error quotes fewer than 8 bytes after the IP header", source)
     if quoted[9] != 1 or quoted[header] != 8:
-        return Packet(OTHER, source=source, ttl=ttl, type=kind_type, code=code, size=size,
-                      reason="an ICMP error about something else than an echo request")
+        return Packet(
+            OTHER,
+            source=source,
+            ttl=ttl,
+            type=kind_type,
+            code=code,
+            size=size,
+            reason="an ICMP error about something else than an echo request",
+        )
     _, _, _, ident, seq = _HEADER.unpack_from(quoted, header)
     return Packet(
-        ERROR, source=source, ttl=ttl, type=kind_type, code=code, ident=ident, seq=seq,
-        payload=bytes(quoted[header + 8:]), checksum_ok=checksum_ok, size=size,
+        ERROR,
+        source=source,
+        ttl=ttl,
+        type=kind_type,
+        code=code,
+        ident=ident,
+        seq=seq,
+        payload=bytes(quoted[header + 8 :]),
+        checksum_ok=checksum_ok,
+        size=size,
         target=socket.inet_ntop(socket.AF_INET, quoted[16:20]),
     )
 
 
 def _quoted_ipv6(
-    quoted: bytes, source: str | None, ttl: int | None, kind_type: int, code: int, size: int,
+    quoted: bytes,
+    source: str | None,
+    ttl: int | None,
+    kind_type: int,
+    code: int,
+    size: int,
 ) -> Packet:
     """An ICMPv6 error: as much of the invoking packet as fits (RFC 4443)."""
     if len(quoted) < 48:
@@ -268,12 +334,26 @@ def _quoted_ipv6(
     if quoted[0] >> 4 != 6:
         return _malformed(f"ICMPv6 error quotes IP version {quoted[0] >> 4}", source)
     if quoted[6] != 58 or quoted[40] != 128:
-        return Packet(OTHER, source=source, ttl=ttl, type=kind_type, code=code, size=size,
-                      reason="an ICMPv6 error about something else than an echo request")
+        return Packet(
+            OTHER,
+            source=source,
+            ttl=ttl,
+            type=kind_type,
+            code=code,
+            size=size,
+            reason="an ICMPv6 error about something else than an echo request",
+        )
     _, _, _, ident, seq = _HEADER.unpack_from(quoted, 40)
     return Packet(
-        ERROR, source=source, ttl=ttl, type=kind_type, code=code, ident=ident, seq=seq,
-        payload=bytes(quoted[48:]), size=size,
+        ERROR,
+        source=source,
+        ttl=ttl,
+        type=kind_type,
+        code=code,
+        ident=ident,
+        seq=seq,
+        payload=bytes(quoted[48:]),
+        size=size,
         target=socket.inet_ntop(socket.AF_INET6, quoted[24:40]),
     )
 

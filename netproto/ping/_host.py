@@ -74,9 +74,18 @@ class Statistics:
         else:
             mean = low = high = mdev = None  # type: ignore[assignment]
         return Summary(
-            host=self.host, transmitted=self.transmitted, received=self.received,
-            duplicates=self.duplicates, damaged=self.damaged, errors=self.errors,
-            late=self.late, min=low, avg=mean, max=high, mdev=mdev, elapsed=elapsed,
+            host=self.host,
+            transmitted=self.transmitted,
+            received=self.received,
+            duplicates=self.duplicates,
+            damaged=self.damaged,
+            errors=self.errors,
+            late=self.late,
+            min=low,
+            avg=mean,
+            max=high,
+            mdev=mdev,
+            elapsed=elapsed,
         )
 
 
@@ -220,15 +229,26 @@ class Ping:
             error = describe_error(self.socket.version, packet.type, packet.code)
         elif verdict is LATE:
             stats.late += 1
-        self._emit(ProbeResult(self.target, probe.number, verdict, packet.source, packet.ttl,
-                               packet.size, now - probe.sent, error))
+        self._emit(
+            ProbeResult(
+                self.target,
+                probe.number,
+                verdict,
+                packet.source,
+                packet.ttl,
+                packet.size,
+                now - probe.sent,
+                error,
+            )
+        )
 
     def on_send_error(self, probe: Probe, error: OSError) -> None:
         """Called by the socket when a probe cannot be sent (no route...)."""
         self.statistics.errors += 1
         self._waiting -= 1
-        self._emit(ProbeResult(self.target, probe.number, SEND_ERROR,
-                               error=error.strerror or str(error)))
+        self._emit(
+            ProbeResult(self.target, probe.number, SEND_ERROR, error=error.strerror or str(error))
+        )
 
     def on_expired(self, probe: Probe) -> None:
         """Called by the socket when a probe's timeout passes unanswered."""

@@ -79,8 +79,10 @@ def _explain(family: int, raw_error: OSError, dgram_error: OSError | None) -> st
     if groups is not None:
         low, high = groups
         shown = "none" if low > high else f"{low}-{high}"
-        reason += (f", and unprivileged ping sockets admit groups {shown} "
-                   f"(net.ipv4.ping_group_range), not {os.getgid()}")
+        reason += (
+            f", and unprivileged ping sockets admit groups {shown} "
+            f"(net.ipv4.ping_group_range), not {os.getgid()}"
+        )
     else:
         reason += f", and unprivileged ping sockets are refused ({dgram_error.strerror})"
     return reason + "; run as root, or widen net.ipv4.ping_group_range"
@@ -139,19 +141,19 @@ def reply_filter(version: int, ident: int) -> bytes:
     accept, drop = 0xFFFFFFFF, 0
     if version == 4:
         return _bpf(
-            (0xB1, 0, 0, 0),            # X = 4 * (IP[0] & 0x0f): the IP header length
-            (0x48, 0, 0, 4),            # A = ICMP identifier (half-word at X + 4)
-            (0x15, 2, 0, ident),        # ours: accept
-            (0x50, 0, 0, 0),            # A = ICMP type (byte at X)
-            (0x15, 1, 0, 0),            # someone else's echo reply: drop
+            (0xB1, 0, 0, 0),  # X = 4 * (IP[0] & 0x0f): the IP header length
+            (0x48, 0, 0, 4),  # A = ICMP identifier (half-word at X + 4)
+            (0x15, 2, 0, ident),  # ours: accept
+            (0x50, 0, 0, 0),  # A = ICMP type (byte at X)
+            (0x15, 1, 0, 0),  # someone else's echo reply: drop
             (0x06, 0, 0, accept),
             (0x06, 0, 0, drop),
         )
     return _bpf(
-        (0x28, 0, 0, 4),                # A = ICMPv6 identifier
-        (0x15, 2, 0, ident),            # ours: accept
-        (0x30, 0, 0, 0),                # A = ICMPv6 type
-        (0x15, 1, 0, 129),              # someone else's echo reply: drop
+        (0x28, 0, 0, 4),  # A = ICMPv6 identifier
+        (0x15, 2, 0, ident),  # ours: accept
+        (0x30, 0, 0, 0),  # A = ICMPv6 type
+        (0x15, 1, 0, 129),  # someone else's echo reply: drop
         (0x06, 0, 0, accept),
         (0x06, 0, 0, drop),
     )

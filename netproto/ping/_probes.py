@@ -83,8 +83,20 @@ class Probe:
     table never looks at it.
     """
 
-    __slots__ = ("deadline", "errors", "number", "owner", "packed", "payload", "rtt", "sent",
-                 "seq", "state", "target", "trimmed")
+    __slots__ = (
+        "deadline",
+        "errors",
+        "number",
+        "owner",
+        "packed",
+        "payload",
+        "rtt",
+        "sent",
+        "seq",
+        "state",
+        "target",
+        "trimmed",
+    )
 
     def __init__(self, target: str, payload: bytes, owner: Any = None, number: int = 0) -> None:
         self.target = target

@@ -144,8 +144,9 @@ class IcmpSocket:
             return
         self.table.ident = ident & 0xFFFF
         try:
-            self.socket.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
-                                   reply_filter(self.version, self.table.ident))
+            self.socket.setsockopt(
+                socket.SOL_SOCKET, SO_ATTACH_FILTER, reply_filter(self.version, self.table.ident)
+            )
         except (OSError, ValueError) as e:
             self.filtered = False
             self.log.info("no kernel filter on {socket}: {error}", socket=self, error=e)
@@ -231,9 +232,7 @@ class IcmpSocket:
             target = probe.target
             address = addresses.get(target)
             if address is None:
-                address = addresses[target] = (
-                    (target, 0), socket.inet_pton(self.family, target)
-                )
+                address = addresses[target] = ((target, 0), socket.inet_pton(self.family, target))
             probe.packed = address[1]
             now = clock()
             try:
@@ -336,8 +335,7 @@ class IcmpSocket:
         else:
             count = self._drain_msg(limit)
         if self.mode == DGRAM and (
-            self._errors_waiting
-            or self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            self._errors_waiting or self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         ):
             # An ICMP error queued on a ping socket also sets the socket's
             # error, which recv or SO_ERROR report (once): only then is the
@@ -439,13 +437,14 @@ class IcmpSocket:
     ) -> Packet | None:
         for level, kind, value in cmsgs:
             if (level, kind) not in (
-                (socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)
+                (socket.IPPROTO_IP, IP_RECVERR),
+                (socket.IPPROTO_IPV6, IPV6_RECVERR),
             ) or len(value) < EXTENDED_ERR.size + 8:
                 continue
             _, origin, kind_type, code, _, _, _ = EXTENDED_ERR.unpack_from(value)
             if origin not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6) or len(data) < 8:
                 return None
-            offender = value[EXTENDED_ERR.size:]
+            offender = value[EXTENDED_ERR.size :]
             if self.version == 6 and len(offender) >= 24:
                 source = socket.inet_ntop(socket.AF_INET6, offender[8:24])
             elif self.version == 4:
@@ -454,7 +453,15 @@ class IcmpSocket:
                 return None
             ident, seq = struct.unpack_from("!HH", data, 4)
             target = address[0].partition("%")[0] if address else None
-            return Packet(ERROR, source=source, type=kind_type, code=code, ident=ident,
-                          seq=seq, payload=bytes(data[8:]), target=target, size=len(data))
+            return Packet(
+                ERROR,
+                source=source,
+                type=kind_type,
+                code=code,
+                ident=ident,
+                seq=seq,
+                payload=bytes(data[8:]),
+                target=target,
+                size=len(data),
+            )
         return None
-

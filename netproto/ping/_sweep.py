@@ -27,6 +27,7 @@ __all__ = ["HostResult", "SocketSource", "Sweep", "SweepSummary"]
 _SLICE = 0.005
 """At full speed, how long one turn of the reactor may spend sending."""
 
+
 class SocketSource(Protocol):
     """What a sweep needs of its client (a :class:`~netproto.ping.PingClient`)."""
 
@@ -307,10 +308,14 @@ class Sweep:
     def result(self, index: int) -> HostResult:
         """The verdict on target number *index* as it stands."""
         return HostResult(
-            host=self.targets[index], alive=self._received[index] > 0,
-            transmitted=self._sent[index], received=self._received[index],
-            duplicates=self._duplicates[index], errors=self._errors[index],
-            rtts=tuple(self._rtts.get(index, ())), error=self._error_text[index],
+            host=self.targets[index],
+            alive=self._received[index] > 0,
+            transmitted=self._sent[index],
+            received=self._received[index],
+            duplicates=self._duplicates[index],
+            errors=self._errors[index],
+            rtts=tuple(self._rtts.get(index, ())),
+            error=self._error_text[index],
         )
 
     def results(self) -> list[HostResult]:
@@ -350,9 +355,15 @@ class Sweep:
         alive = sum(1 for r in received if r)
         unreachable = sum(1 for i, r in enumerate(received) if not r and reported[i])
         return SweepSummary(
-            targets=len(self.targets), alive=alive, unreachable=unreachable,
-            transmitted=sum(self._sent), received=sum(self._received),
-            duplicates=sum(self._duplicates), damaged=self.damaged,
-            errors=sum(self._errors), late=self.late,
-            elapsed=self.clock() - self._started, complete=complete,
+            targets=len(self.targets),
+            alive=alive,
+            unreachable=unreachable,
+            transmitted=sum(self._sent),
+            received=sum(self._received),
+            duplicates=sum(self._duplicates),
+            damaged=self.damaged,
+            errors=sum(self._errors),
+            late=self.late,
+            elapsed=self.clock() - self._started,
+            complete=complete,
         )
