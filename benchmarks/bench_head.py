@@ -9,7 +9,7 @@ standard library's ``http.client.parse_headers`` on the same head, and
 Requests: sequential HEAD requests per second to a loopback server (nginx,
 started on a high port, when installed; otherwise Twisted web in the same
 process) with netproto.head, Twisted's ``Agent`` (no body read, no
-persistent connections), and the seed's way (blocking socket, ``HEAD /
+persistent connections), and the textbook way (blocking socket, ``HEAD /
 HTTP/1.0``, read until EOF).
 
 Contenders are interleaved (A B C A B C ...) so a noisy shared machine slows
@@ -154,8 +154,8 @@ def start_nginx() -> tuple[int, Callable[[], None]] | None:
     return port, stop
 
 
-def seed_style(port: int) -> None:
-    """The seed: HEAD / HTTP/1.0, then read until the server closes."""
+def textbook_style(port: int) -> None:
+    """The textbook client: HEAD / HTTP/1.0, then read until the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(b"HEAD / HTTP/1.0\r\n\r\n")
         while s.recv(65536):
@@ -196,17 +196,17 @@ def bench_requests(rounds: int, requests: int) -> None:
             response = await agent.request(b"HEAD", url.encode())
             assert response.code == 200
 
-    async def with_seed() -> None:
+    async def with_textbook() -> None:
         def loop() -> None:
             for _ in range(requests):
-                seed_style(port)
+                textbook_style(port)
 
         await threads.deferToThread(loop)
 
     contenders: list[tuple[str, Callable[[], Any]]] = [
         ("netproto.head", with_netproto),
         ("twisted.web.client.Agent", with_agent),
-        ("seed (blocking socket, read to EOF)", with_seed),
+        ("textbook (blocking socket, read to EOF)", with_textbook),
     ]
 
     async def main(_: object) -> None:

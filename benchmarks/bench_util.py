@@ -1,14 +1,14 @@
 """
 Benchmark netproto.util: the RFC 1071 checksum and address parsing.
 
-Prints throughput for each contender and its ratio to the seed-style
+Prints throughput for each contender and its ratio to the textbook
 word-by-word loop (checksum) or to the standard library (parsing), measured
 in one run with the contenders interleaved (A B C A B C ...) so that a noisy,
 shared machine slows them alike. The best of the rounds is reported.
 
     python benchmarks/bench_util.py [--size BYTES] [--rounds N]
 
-Peers: the seed's loop in Python, ``array``-based summing (a well-known
+Peers: the textbook word loop in Python, ``array``-based summing (a well-known
 faster pure-Python approach), and, when ``gcc`` is on the PATH, the same loop
 in C called through ctypes.
 """
@@ -33,8 +33,8 @@ from netproto.util import checksum, parse_ip
 Contender = tuple[str, Callable[[], object]]
 
 
-def seed_loop(data: bytes) -> int:
-    """The seed's checksum, word by word, as its Go loop does it."""
+def word_loop(data: bytes) -> int:
+    """The textbook checksum, word by word, as RFC 1071's sample code does it."""
     total = 0
     length = len(data)
     i = 0
@@ -106,9 +106,9 @@ def best_seconds(contenders: list[Contender], rounds: int, repeat: int) -> dict[
 
 def bench_checksum(size: int, rounds: int) -> None:
     data = os.urandom(size)
-    expected = seed_loop(data)
+    expected = word_loop(data)
     functions: dict[str, Callable[[bytes], int]] = {
-        "seed loop (Python)": seed_loop,
+        "word loop (Python)": word_loop,
         "array('H') sum": array_sum,
         "netproto.util.checksum": checksum,
     }
@@ -120,13 +120,13 @@ def bench_checksum(size: int, rounds: int) -> None:
     contenders: list[Contender] = [
         (name, lambda f=function: f(data)) for name, function in functions.items()
     ]
-    # The seed loop is slow: one call per round for it, many for the others.
-    seed = best_seconds(contenders[:1], rounds, 1)
+    # The word loop is slow: one call per round for it, many for the others.
+    slow = best_seconds(contenders[:1], rounds, 1)
     rest = best_seconds(contenders[1:], rounds, 20)
-    times = {**seed, **rest}
-    base = times["seed loop (Python)"]
+    times = {**slow, **rest}
+    base = times["word loop (Python)"]
     print(f"checksum of {size:,} random bytes (best of {rounds} interleaved rounds)")
-    print(f"  {'contender':28} {'time':>10} {'MB/s':>10} {'x seed':>9}")
+    print(f"  {'contender':28} {'time':>10} {'MB/s':>10} {'x loop':>9}")
     for name, seconds in times.items():
         print(
             f"  {name:28} {seconds * 1e3:8.3f}ms {size / seconds / 1e6:10.1f} {base / seconds:9.1f}"

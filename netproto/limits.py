@@ -61,7 +61,7 @@ class Limits:
       addresses count as their IPv4 address). Excess connections are closed
       at once, before any byte is read or written.
     - ``idle_timeout`` = 300 s: a connection that neither sends a byte nor
-      takes one of ours for five minutes is aborted (the seed's clients may be
+      takes one of ours for five minutes is aborted (clients may be
       slow humans at a terminal).
     - ``write_stall_timeout`` = 60 s: a connection whose output is stuck
       (our send buffer full and not draining) for a minute is aborted, even if

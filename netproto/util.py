@@ -1,10 +1,9 @@
 """
 Addresses, masks and the Internet checksum.
 
-The semantics follow the seed's Go programs (``IP.go``, ``Mask.go``,
-``IPv4Mask.go``, which use Go's ``net.ParseIP``, ``net.CIDRMask``,
-``net.IPv4Mask``, ``IP.DefaultMask``, ``IPMask.Size`` and ``IP.Mask``),
-expressed on top of the standard library's :mod:`ipaddress`:
+The semantics follow Go's ``net`` package (``net.ParseIP``,
+``net.CIDRMask``, ``net.IPv4Mask``, ``IP.DefaultMask``, ``IPMask.Size`` and
+``IP.Mask``), expressed on top of the standard library's :mod:`ipaddress`:
 
 - :func:`parse_ip` parses one address strictly and :func:`canonical` gives
   its RFC 5952 text, with IPv4-mapped addresses in the mixed form
@@ -110,7 +109,7 @@ def _reason(error: ValueError, text: str, version: int) -> str:
 
 def split_host_port(text: str, default_port: int) -> tuple[str, int]:
     """
-    Split the seed's ``HOST:PORT`` form: ``127.0.0.1:13``, ``[::1]:13``,
+    Split the ``HOST:PORT`` form: ``127.0.0.1:13``, ``[::1]:13``,
     ``localhost`` or ``[::1]`` (then the port is *default_port*), or a bare
     IPv6 literal ``::1`` (which cannot carry a port).
 
@@ -374,8 +373,8 @@ def checksum(data: bytes | bytearray | memoryview) -> int:
     complement sum of its 16-bit big-endian words, an odd last byte padded
     with a zero.
 
-    A buffer holding a correct checksum sums to 0. The seed's echo request
-    ``08 00 00 00 00 0d 00 25`` gives ``0xf7cd``.
+    A buffer holding a correct checksum sums to 0. The echo request
+    ``08 00 00 00 00 0d 00 25`` (identifier 13, sequence 37) gives ``0xf7cd``.
 
     It reads the whole buffer as one big integer: because 2**16 is 1 modulo
     0xffff, that integer modulo 0xffff is the folded one's complement sum,

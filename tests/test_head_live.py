@@ -99,7 +99,7 @@ class TwistedWebTests(LiveTestCase):
         self.assertEqual(r.get("Content-Length"), "1000000000000")
 
     async def test_http10(self) -> None:
-        """http10=True sends the seed's request: no Host field reaches the server."""
+        """http10=True sends the bare HTTP/1.0 request: no Host field reaches the server."""
         port = self.web()
         r = await head(reactor, f"127.0.0.1:{port}", http10=True)
         self.assertEqual(r.status, 200)

@@ -78,8 +78,8 @@ def table_with_probe(
 class EchoRequestTests(SynchronousTestCase):
     """Building echo requests."""
 
-    def test_seed_packet(self) -> None:
-        """Identifier 13, sequence 37, no payload: the seed's bytes 8 0 247 205 0 13 0 37."""
+    def test_classic_packet(self) -> None:
+        """Identifier 13, sequence 37, no payload: bytes 8 0 247 205 0 13 0 37."""
         self.assertEqual(list(echo_request(4, 13, 37, b"")), [8, 0, 247, 205, 0, 13, 0, 37])
 
     def test_checksum_verifies(self) -> None:

@@ -519,6 +519,27 @@ class NoIPv6Tests(TestCase):
         self.assertEqual(children[0].port.getHost().host, "0.0.0.0")
 
 
+class StartupLogTests(TestCase):
+    """What the operator's guide shows of start-up: one event per socket, under netproto.tap."""
+
+    def test_namespace_and_ports(self) -> None:
+        """Each bound socket is announced once, in the public netproto.tap namespace."""
+        from twisted.logger import globalLogPublisher
+
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        root = NetprotoService()
+        build_listeners(root, reactor, parse_service_spec("echo", "tcp:0"), limits=Limits())
+        root.privilegedStartService()
+        root.startService()
+        self.addCleanup(root.stopService)
+        announced = [e for e in events if e.get("log_format") == "netproto: {service} on {where}"]
+        self.assertEqual([e["log_namespace"] for e in announced], ["netproto.tap"])
+        port = next(iter(root)).port.getHost().port
+        self.assertEqual(announced[0]["where"], f"tcp:0 (port {port})")
+
+
 class MetricsTests(SynchronousTestCase):
     """The Prometheus exposition."""
 

@@ -30,7 +30,7 @@ ipv6_ints = st.integers(min_value=0, max_value=2**128 - 1)
 
 
 def slow_checksum(data: bytes) -> int:
-    """The seed's word-by-word RFC 1071 loop: the reference."""
+    """The textbook word-by-word RFC 1071 loop: the reference."""
     if len(data) % 2:
         data += b"\0"
     total = 0
@@ -251,8 +251,8 @@ class MaskTests(SynchronousTestCase):
 class ChecksumTests(SynchronousTestCase):
     """The RFC 1071 checksum."""
 
-    def test_seed_packets(self) -> None:
-        """The seed's echo request checksums to bytes 247 205, its reply to 255 205."""
+    def test_classic_packets(self) -> None:
+        """Echo request id 13 seq 37 checksums to bytes 247 205, its reply to 255 205."""
         request = bytes([8, 0, 0, 0, 0, 13, 0, 37])
         reply = bytes([0, 0, 0, 0, 0, 13, 0, 37])
         self.assertEqual(list(checksum(request).to_bytes(2, "big")), [247, 205])
@@ -277,7 +277,7 @@ class ChecksumTests(SynchronousTestCase):
     @example(b"\xff\xff" * 3)
     @example(b"\x00" * 5)
     def test_reference(self, data: bytes) -> None:
-        """Equals the seed's word-by-word loop for every input, odd lengths included."""
+        """Equals the textbook word-by-word loop for every input, odd lengths included."""
         self.assertEqual(checksum(data), slow_checksum(data))
 
     @given(st.binary(max_size=600), st.data())
@@ -297,7 +297,7 @@ class ChecksumTests(SynchronousTestCase):
 
 
 class HostPortTests(SynchronousTestCase):
-    """split_host_port: the seed's HOST:PORT form."""
+    """split_host_port: the HOST:PORT form."""
 
     def test_forms(self) -> None:
         """Names, IPv4, bracketed IPv6 with and without a port, bare IPv6."""

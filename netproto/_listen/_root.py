@@ -23,6 +23,9 @@ from netproto.limits import Limits
 
 __all__ = ["NetprotoService", "build_listeners"]
 
+log = Logger(namespace="netproto.tap")
+"""Events of this module, under the public namespace ``netproto.tap``."""
+
 
 class NetprotoService(MultiService):
     """The plugin's root service: binds every listener first, fails as one clean line.
@@ -34,8 +37,6 @@ class NetprotoService(MultiService):
     running as root on a port below 1024 after twistd's privilege drop logs a
     warning.
     """
-
-    log = Logger(namespace="netproto.tap")
 
     def __init__(self, *, daemon: bool = False) -> None:
         super().__init__()
@@ -55,7 +56,7 @@ class NetprotoService(MultiService):
             started.append(child)
 
     def _fail(self, message: str) -> None:
-        self.log.critical("netproto: {message}", message=message)
+        log.critical("netproto: {message}", message=message)
         if self.daemon:
             # twistd's daemon parent waits on a status pipe that only an
             # Exception (not SystemExit) reports, with the pid file removed.
@@ -73,7 +74,7 @@ class NetprotoService(MultiService):
         MultiService.startService(self)
         for child in self:
             if isinstance(child, BoundService) and not child.skipped:
-                self.log.info(
+                log.info(
                     "netproto: {service} on {where}",
                     service=child.listener.service,
                     where=child.served(),
@@ -89,7 +90,7 @@ class NetprotoService(MultiService):
                 }
             )
             if low:
-                self.log.warn(
+                log.warn(
                     "netproto: running as root on privileged port(s) {ports}; "
                     "pass --uid and --gid to twistd to drop privileges after binding",
                     ports=", ".join(map(str, low)),

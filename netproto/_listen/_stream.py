@@ -21,6 +21,9 @@ from netproto._listen._bound import BindError, BoundService, describe_bind_error
 
 __all__ = ["AnyAddressTCPEndpoint", "StreamService"]
 
+log = Logger(namespace="netproto.tap")
+"""Events of this module, under the public namespace ``netproto.tap``."""
+
 
 class _V6OnlyPort(tcp.Port):
     """A TCP port on ``::`` for IPv6 only, whatever ``net.ipv6.bindv6only`` says."""
@@ -64,7 +67,6 @@ class StreamService(BoundService):
     """
 
     _port: IListeningPort | None = None
-    log = Logger(namespace="netproto.tap")
 
     def __init__(
         self,
@@ -85,7 +87,7 @@ class StreamService(BoundService):
             return
         if self.needs_ipv6 and not has_ipv6():
             self.skipped = True
-            self.log.info(
+            log.info(
                 "no IPv6 on this host: {option} serves TCP over IPv4 only",
                 option=self.listener.option,
             )

@@ -33,6 +33,9 @@ __all__ = [
     "refused_destination",
 ]
 
+log = Logger(namespace="netproto.tap")
+"""Events of this module, under the public namespace ``netproto.tap``."""
+
 #: Receive buffer for one datagram: the largest UDP payload plus headroom
 #: (Twisted's default, 8192, silently truncates larger datagrams).
 MAX_DATAGRAM = 65535
@@ -219,10 +222,8 @@ class DestinationCheckingPort(udp.Port):
             try:
                 deliver(data, addr)
             except Exception:
-                self._log.failure("datagramReceived raised; datagram dropped")
+                log.failure("datagramReceived raised; datagram dropped")
         return None
-
-    _log = Logger(namespace="netproto.tap")
 
 
 class UDPService(BoundService):
@@ -236,7 +237,6 @@ class UDPService(BoundService):
     """
 
     _port: udp.Port | None = None
-    _log = Logger(namespace="netproto.tap")
 
     def __init__(
         self,
@@ -296,7 +296,7 @@ class UDPService(BoundService):
             return
         if self.spec is not None and self.spec.v6only and not has_ipv6():
             self.skipped = True
-            self._log.info(
+            log.info(
                 "no IPv6 on this host: UDP port {port} served over IPv4 only", port=self.spec.port
             )
             return

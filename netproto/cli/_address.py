@@ -1,6 +1,6 @@
 """
-``netproto ip``, ``netproto mask`` and ``netproto defaultmask``: the seed's
-IP.go, Mask.go and IPv4Mask.go.
+``netproto ip``, ``netproto mask`` and ``netproto defaultmask``: addresses
+and masks as Go's ``net`` package reads them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from netproto.cli._command import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_command
+from netproto.cli._command import EXIT_FAILED, EXIT_OK, EXIT_USAGE, Subcommands, add_command
 from netproto.cli._output import CommandError, emit_json, printable
 from netproto.util import (
     Address,
@@ -25,7 +25,7 @@ from netproto.util import (
 )
 
 
-def register(subcommands: argparse._SubParsersAction[Any]) -> None:
+def register(subcommands: Subcommands) -> None:
     """Add the address and mask commands."""
     ip = add_command(
         subcommands,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeAlias
 
 from netproto.cli._output import CommandError
 from netproto.util import positive_seconds
@@ -20,11 +20,15 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "Run",
+    "Subcommands",
     "add_command",
     "finish",
     "seconds",
     "usage_error",
 ]
+
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+"""The type of what ``register(subcommands)`` is given (argparse names it privately)."""
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -55,7 +59,7 @@ _COMMON = _common_options()
 
 
 def add_command(
-    subcommands: argparse._SubParsersAction[Any],
+    subcommands: Subcommands,
     name: str,
     run: Run,
     *,

@@ -1,6 +1,6 @@
 """
-``netproto head``: the seed's GetHeadInfo and IPGetHeadInfo, printing the
-response head like ``curl -I``.
+``netproto head``: an HTTP HEAD request, printing the response head like
+``curl -I``.
 """
 
 from __future__ import annotations
@@ -8,12 +8,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from netproto.cli._command import EXIT_OK, add_command, seconds
+from netproto.cli._command import EXIT_OK, Subcommands, add_command, seconds
 from netproto.cli._output import CommandError, emit_json, printable
 
 DESCRIPTION = """\
 Send a HEAD request to TARGET and print the status line and the header fields of
-the response, like 'curl -I'. TARGET is an http:// or https:// URL, or the seed's
+the response, like 'curl -I'. TARGET is an http:// or https:// URL, or the
 HOST:PORT form ([::1]:8080 for IPv6; no port means 80).
 
 The request is HTTP/1.1 with one Host field, User-Agent and Connection: close; the
@@ -28,7 +28,7 @@ with --fail, 1 when the final status is 400 or more. 1 when the request failed
 2 on usage errors."""
 
 
-def register(subcommands: argparse._SubParsersAction[Any]) -> None:
+def register(subcommands: Subcommands) -> None:
     """Add the ``head`` command."""
     parser = add_command(
         subcommands,
@@ -55,7 +55,7 @@ def register(subcommands: argparse._SubParsersAction[Any]) -> None:
         "--http1.0",
         dest="http10",
         action="store_true",
-        help="send the seed's request exactly: 'HEAD / HTTP/1.0' and no fields",
+        help="send the bare HTTP/1.0 request: 'HEAD / HTTP/1.0' and no fields",
     )
     parser.add_argument(
         "-k", "--insecure", action="store_true", help="do not verify the server's TLS certificate"

@@ -1,6 +1,6 @@
 """
 ``netproto resolve``, ``lookup-host``, ``lookup-cname`` and ``lookup-port``:
-the seed's ResolveIP, LookupHost and LookupPort, and Go's LookupCNAME.
+Go's ResolveIPAddr, LookupHost, LookupPort and LookupCNAME.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from netproto.cli._command import EXIT_OK, add_command
+from netproto.cli._command import EXIT_OK, Subcommands, add_command
 from netproto.cli._output import emit_json, failed, printable
 from netproto.util import positive_seconds
 
@@ -21,7 +21,7 @@ _SOURCES = (
 )
 
 
-def register(subcommands: argparse._SubParsersAction[Any]) -> None:
+def register(subcommands: Subcommands) -> None:
     """Add the lookup commands."""
     resolve = add_command(
         subcommands,

@@ -10,7 +10,7 @@ import os
 import socket
 from typing import Any
 
-from netproto.cli._command import add_command, usage_error
+from netproto.cli._command import Subcommands, add_command, usage_error
 from netproto.cli._output import CommandError, printable
 from netproto.cli._ping_host import run_one
 from netproto.cli._ping_sweep import run_sweep
@@ -36,7 +36,7 @@ Exit status: 0 if any reply came back, 1 if none (or on a failure such as an
 unknown host), 2 on usage errors."""
 
 
-def register(subcommands: argparse._SubParsersAction[Any]) -> None:
+def register(subcommands: Subcommands) -> None:
     """Add the ping command."""
     parser = add_command(
         subcommands,

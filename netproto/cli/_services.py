@@ -1,6 +1,6 @@
 """
-``netproto daytime`` and ``netproto echo``: the seed's daytime and echo
-clients (TCP and UDP).
+``netproto daytime`` and ``netproto echo``: the daytime and echo clients
+(TCP and UDP).
 """
 
 from __future__ import annotations
@@ -10,14 +10,14 @@ import os
 import sys
 from typing import Any
 
-from netproto.cli._command import EXIT_OK, EXIT_USAGE, add_command, seconds
+from netproto.cli._command import EXIT_OK, EXIT_USAGE, Subcommands, add_command, seconds
 from netproto.cli._output import CommandError, emit_json, failed, printable
 from netproto.util import AddressError, split_host_port
 
 _MAX_STDIN = 65527 * 1024  # far more than anyone echoes; bounds memory
 
 
-def register(subcommands: argparse._SubParsersAction[Any]) -> None:
+def register(subcommands: Subcommands) -> None:
     """Add the daytime and echo commands."""
     daytime = add_command(
         subcommands,

@@ -1,6 +1,5 @@
 """
-An HTTP HEAD client that cannot hang: the seed's ``GetHeadInfo`` and
-``IPGetHeadInfo``, done right.
+An HTTP HEAD client that cannot hang.
 
 :func:`head` sends ``HEAD <path> HTTP/1.1`` with exactly one ``Host``
 (IPv6 literals bracketed, default ports omitted), ``User-Agent:

@@ -41,6 +41,9 @@ from netproto.util import format_host_port, positive_seconds
 
 __all__ = ["CLOSE_GRACE", "HeadClientProtocol", "head"]
 
+log = Logger(namespace="netproto.head")
+"""Events of this module, under the public namespace ``netproto.head``."""
+
 CLOSE_GRACE = 1.0
 """Seconds a finished connection may take to close cleanly before it is aborted."""
 
@@ -73,7 +76,6 @@ class HeadClientProtocol(Protocol):
     was complete, or with a :class:`HeadError`. Time comes from *clock*.
     """
 
-    log = Logger(namespace="netproto.head")
     transport: ITransport
 
     def __init__(
@@ -367,7 +369,7 @@ async def _head(
             lookup=lookup,
         )
         response = replace(response, history=tuple(hops))
-        HeadClientProtocol.log.debug(
+        log.debug(
             "HEAD {url} -> {status} in {total:.3f} s",
             url=response.url,
             status=response.status,
@@ -415,7 +417,7 @@ def head(
     *max_redirects* redirects (301, 302, 303, 307, 308), staying HEAD, http(s)
     only; a loop or one redirect too many raises :class:`RedirectError`; by
     default a redirect is returned (see :attr:`HeadResponse.redirect`).
-    *http10*: send the seed's request exactly, ``HEAD / HTTP/1.0`` and an
+    *http10*: send the bare HTTP/1.0 request, ``HEAD / HTTP/1.0`` and an
     empty line. *insecure*: do not verify the TLS certificate.
     *trust_root*: the certificate authorities to trust instead of the
     platform's (what :func:`twisted.internet.ssl.trustRootFromCertificates`

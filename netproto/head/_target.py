@@ -1,6 +1,6 @@
 """
 Where a HEAD request goes and what it says: target parsing (URLs and the
-seed's ``host:port`` form), the ``Host`` field, and the request bytes.
+the ``host:port`` form), the ``Host`` field, and the request bytes.
 Pure code, no transport.
 """
 
@@ -73,7 +73,7 @@ class Target:
 
 def parse_target(text: str) -> Target:
     """
-    Parse ``http://...``, ``https://...``, or the seed's ``host:port`` form
+    Parse ``http://...``, ``https://...``, or the ``host:port`` form
     (``127.0.0.1:8080``, ``[::1]:8080``, ``localhost``; no port means 80).
     """
     if not isinstance(text, str) or not text:
@@ -178,7 +178,7 @@ def _host(text: str, *, bracketed: bool) -> tuple[str, int]:
 def build_request(target: Target, *, http10: bool = False) -> bytes:
     """
     The request bytes. HTTP/1.1: request line, exactly one ``Host``,
-    ``User-Agent`` and ``Connection: close``. *http10*: the seed's request,
+    ``User-Agent`` and ``Connection: close``. *http10*: the bare HTTP/1.0 request,
     ``HEAD <path> HTTP/1.0`` and nothing else.
     """
     if http10:

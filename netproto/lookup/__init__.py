@@ -1,6 +1,6 @@
 """
 Name and service lookups, asynchronous, never blocking the reactor: the
-seed's ResolveIP, LookupHost and LookupPort, and Go's LookupCNAME.
+Go's ResolveIPAddr, LookupHost, LookupPort and LookupCNAME, on Twisted.
 
 A :class:`Lookup` answers from one of two sources, chosen when it is made:
 

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 
 from netproto.ping._host import Ping, ProbeResult, Summary
 from netproto.ping._open import AUTO
@@ -32,8 +31,6 @@ class PingClient:
     *ttl*, *source* (a local address) and *interface* (a device name) apply
     to every probe; *clock* (monotonic seconds) times the round trips.
     """
-
-    log = Logger(namespace="netproto.ping")
 
     def __init__(
         self,

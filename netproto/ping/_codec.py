@@ -132,7 +132,7 @@ def echo_request(version: int, ident: int, seq: int, payload: bytes) -> bytes:
     on raw and ping sockets alike (it covers a pseudo-header the socket
     knows and we may not; see :func:`icmpv6_checksum`).
 
-    The seed's request, identifier 13, sequence 37, no payload:
+    A request with identifier 13, sequence 37 and no payload:
 
     >>> list(echo_request(4, 13, 37, b""))
     [8, 0, 247, 205, 0, 13, 0, 37]

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from netproto.ping._codec import Packet, describe_error
@@ -122,8 +121,6 @@ class Ping:
     :attr:`done` fires with the :class:`Summary` (or, if *on_result* raised,
     fails with that exception, the ping stopped).
     """
-
-    log = Logger(namespace="netproto.ping")
 
     def __init__(
         self,

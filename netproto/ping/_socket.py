@@ -62,6 +62,9 @@ __all__ = [
     "open_icmp_socket",
 ]
 
+log = Logger(namespace="netproto.ping")
+"""Events of this module, under the public namespace ``netproto.ping``."""
+
 _BLOCKED = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
 _READ_BATCH = 4096
 _pack_header = struct.Struct("!BBHHH").pack
@@ -84,8 +87,6 @@ class IcmpSocket:
     before each send and right after each receive); it defaults to
     :func:`time.monotonic`. The reactor schedules probe timeouts.
     """
-
-    log = Logger(namespace="netproto.ping")
 
     def __init__(
         self,
@@ -149,7 +150,7 @@ class IcmpSocket:
             )
         except (OSError, ValueError) as e:
             self.filtered = False
-            self.log.info("no kernel filter on {socket}: {error}", socket=self, error=e)
+            log.info("no kernel filter on {socket}: {error}", socket=self, error=e)
         else:
             self.filtered = True
 
@@ -324,7 +325,7 @@ class IcmpSocket:
         except Exception:
             # A bug here must not stop the reading (Twisted would drop the
             # descriptor): log it and carry on with the next packet.
-            self.log.failure("unexpected error reading {socket}", socket=self)
+            log.failure("unexpected error reading {socket}", socket=self)
 
     def drain(self, limit: int = _READ_BATCH) -> int:
         """Read and dispatch up to *limit* waiting packets; return how many were read."""

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from netproto.ping._codec import Packet, describe_error
@@ -88,8 +87,6 @@ class Sweep:
     is decided; :attr:`done` fires with the :class:`SweepSummary` (or, if
     *on_host* raised, fails with that exception, the sweep stopped).
     """
-
-    log = Logger(namespace="netproto.ping")
 
     def __init__(
         self,

@@ -115,7 +115,7 @@ class HeadCommandTests(LiveTestCase):
         )
 
     async def test_http10(self) -> None:
-        """--http1.0 sends the seed's request: the server sees no Host."""
+        """--http1.0 sends the bare HTTP/1.0 request: the server sees no Host."""
         port = self.web()
         out, err, status = await run_netproto("head", "--http1.0", f"127.0.0.1:{port}")
         self.assertEqual((status, err), (0, b""))
