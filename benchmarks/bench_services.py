@@ -154,14 +154,24 @@ def _pin(pid: int, cpu: int) -> None:
         os.sched_setaffinity(pid, {cpu})
 
 
-def start_server(name: str) -> Server:
-    """Start server *name* pinned to the server CPU; wait until it accepts connections."""
+def start_server(name: str, baseline: str | None = None) -> Server:
+    """
+    Start server *name* pinned to the server CPU; wait until it accepts
+    connections. ``baseline`` is netproto as found in the checkout *baseline*
+    (another commit's work tree), run the same way.
+    """
     echo, daytime = free_port(), free_port()
     udp = echo
-    if name == "netproto":
+    env = None
+    if name in ("netproto", "baseline"):
         big = "1000000000"
+        if name == "baseline":
+            assert baseline is not None
+            env = {**os.environ, "PYTHONPATH": str(Path(baseline).resolve())}
         argv = [
-            str(BIN / "twistd"),
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
             "-n",
             "--pidfile=",
             "--logfile=/dev/null",
@@ -175,7 +185,7 @@ def start_server(name: str) -> Server:
         ]
     else:
         argv = [sys.executable, __file__, "--serve", name, str(echo), str(daytime), str(udp)]
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd="/tmp")
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd="/tmp", env=env)
     _pin(process.pid, SERVER_CPU)
     deadline = time.monotonic() + 20
     while True:
@@ -425,6 +435,18 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per row")
     parser.add_argument("--only", default="", help="run rows whose name contains this")
     parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="also run netproto from the checkout DIR (another commit's work tree)",
+    )
+    parser.add_argument(
+        "--servers",
+        metavar="LIST",
+        default="",
+        help="comma-separated peers to run beside netproto (default: all of "
+        "baseline, twisted, asyncio, uvloop that are available)",
+    )
+    parser.add_argument(
         "--serve", nargs=4, metavar=("KIND", "ECHO", "DAYTIME", "UDP"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -436,13 +458,20 @@ def main() -> int:
             serve_asyncio(int(echo), int(daytime), int(udp), kind == "uvloop")
         return 0
 
-    names = ["netproto", "twisted", "asyncio"]
+    names = ["netproto"]
+    if args.baseline:
+        names.append("baseline")
+    names += ["twisted", "asyncio"]
     try:
         import uvloop  # noqa: F401
 
         names.append("uvloop")
     except ImportError:
         print("uvloop is not installed: skipped (pip install uvloop)", file=sys.stderr)
+    if args.servers:
+        wanted = args.servers.split(",")
+        names = [n for n in names if n in wanted or n == "netproto"]
+    peers = [n for n in names if n != "netproto"]
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     pinned = SERVER_CPU in cpus and LOAD_CPU in cpus
     print(
@@ -450,12 +479,20 @@ def main() -> int:
         if pinned
         else "# fewer than 2 CPUs: not pinned"
     )
-    servers = {name: start_server(name) for name in names}
+    if args.baseline:
+        print(f"# baseline: netproto from {args.baseline}")
+    print(
+        "# rates are medians; np/X is the median of netproto/X per round (rate), and in "
+        "brackets per second of server CPU; us/req is server CPU per request"
+    )
+    servers = {name: start_server(name, args.baseline) for name in names}
     try:
         header = (
             f"{'benchmark':36} {'unit':>6} "
             + " ".join(f"{n:>9}" for n in names)
-            + f" {'np/tw':>6} {'np/uv':>6} {'np/tw/cpu':>9}  server CPU% "
+            + " "
+            + " ".join(f"{'np/' + p[:4]:>14}" for p in peers)
+            + "  us/req "
             + "/".join(names)
         )
         print(header)
@@ -475,31 +512,30 @@ def main() -> int:
             # Ratios of runs next to each other in time, then their median: the
             # other load on a shared machine changes between rounds, not within one.
             rounds = range(args.rounds)
-            np_tw = median([runs["netproto"][i].rate / runs["twisted"][i].rate for i in rounds])
-            np_uv = (
-                median([runs["netproto"][i].rate / runs["uvloop"][i].rate for i in rounds])
-                if "uvloop" in runs
-                else None
+            mine = runs["netproto"]
+            ratios = []
+            for peer in peers:
+                theirs = runs[peer]
+                by_rate = median([mine[i].rate / theirs[i].rate for i in rounds])
+                by_cpu = median(
+                    [
+                        (mine[i].rate / mine[i].server_cpu)
+                        / (theirs[i].rate / theirs[i].server_cpu)
+                        for i in rounds
+                    ]
+                )
+                ratios.append(f"{by_rate:6.2f} [{by_cpu:5.2f}]")
+            per_request = "/".join(
+                f"{median([m.server_cpu / m.rate for m in runs[n]]) * 1e6:.1f}" for n in names
             )
-            per_cpu = median(
-                [
-                    (runs["netproto"][i].rate / runs["netproto"][i].server_cpu)
-                    / (runs["twisted"][i].rate / runs["twisted"][i].server_cpu)
-                    for i in rounds
-                ]
-            )
-            cpu = {name: median([m.server_cpu for m in results]) for name, results in runs.items()}
             load = max(median([m.load_cpu for m in results]) for results in runs.values())
             cells = " ".join(
                 f"{rate[n]:9.1f}" if unit == "MB/s" else f"{rate[n]:9.0f}" for n in names
             )
             print(
-                f"{title:36} {unit:>6} {cells} {np_tw:6.2f}"
-                + (f" {np_uv:6.2f}" if np_uv is not None else f" {'-':>6}")
-                + f" {per_cpu:9.2f}"
-                + "  "
-                + "/".join(f"{cpu[n] * 100:.0f}" for n in names)
-                + f" (load gen {load * 100:.0f}%)",
+                f"{title:36} {unit:>6} {cells} "
+                + " ".join(f"{r:>14}" for r in ratios)
+                + f"  {per_request} (load gen {load * 100:.0f}%)",
                 flush=True,
             )
     finally:
