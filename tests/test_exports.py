@@ -161,6 +161,7 @@ PUBLIC: dict[str, list[str]] = {
         "ServiceNotFoundError",
         "check_host_name",
         "format_server",
+        "lookup_addr",
         "lookup_cname",
         "lookup_host",
         "lookup_port",

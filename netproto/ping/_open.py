@@ -139,4 +139,3 @@ def reply_filter(version: int, ident: int) -> bytes:
         (0x06, 0, 0, accept),
         (0x06, 0, 0, drop),
     )
-
