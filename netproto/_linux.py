@@ -23,9 +23,11 @@ __all__ = [
     "SOL_RAW",
     "SO_EE_ORIGIN_ICMP",
     "SO_EE_ORIGIN_ICMP6",
+    "SO_TIMESTAMPNS",
     "ExtendedError",
     "bitmap_allowing",
     "extended_error",
+    "kernel_time",
 ]
 
 SOL_RAW = 255
@@ -36,9 +38,11 @@ IP_RECVTTL = 12
 IPV6_RECVERR = 25
 SO_EE_ORIGIN_ICMP = 2
 SO_EE_ORIGIN_ICMP6 = 3
+SO_TIMESTAMPNS = 35
 EXTENDED_ERR = struct.Struct("=IBBBBII")
 """``struct sock_extended_err``: errno, origin, type, code, pad, info, data."""
 
+_TIMESPEC = struct.Struct("=qq")
 _ERROR_LEVELS = {(socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)}
 
 
@@ -83,4 +87,16 @@ def extended_error(cmsgs: Iterable[tuple[int, int, bytes]], version: int) -> Ext
         else:
             return None
         return ExtendedError(kind_type, code, info, source)
+    return None
+
+
+def kernel_time(cmsgs: Iterable[tuple[int, int, bytes]]) -> float | None:
+    """
+    When the kernel received a packet (``SO_TIMESTAMPNS``, wall-clock seconds),
+    from the ancillary data of a ``recvmsg``; ``None`` without a timestamp.
+    """
+    for level, kind, value in cmsgs:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(value)
+            return float(seconds + nanoseconds / 1e9)
     return None
