@@ -239,6 +239,10 @@ class UdpProber:
                 if attempt == 1 and self.mode == DGRAM and e.errno in _ASYNCHRONOUS:
                     continue
                 raise
+            # Read what has come back already (one packet), so that a round
+            # trip timed without a kernel timestamp is not charged with the
+            # time the next sends take.
+            self._drain(1)
             return True
         raise AssertionError("not reached")
 
@@ -295,14 +299,14 @@ class UdpProber:
 
     # -- reading -----------------------------------------------------------
 
-    def _drain(self) -> None:
+    def _drain(self, limit: int = _READ_BATCH) -> None:
         if self._raw is not None:
-            self._drain_raw(self._raw)
+            self._drain_raw(self._raw, limit)
         else:
-            self._drain_errors()
+            self._drain_errors(limit)
 
-    def _drain_raw(self, sock: socket.socket) -> None:
-        for _ in range(_READ_BATCH):
+    def _drain_raw(self, sock: socket.socket, limit: int) -> None:
+        for _ in range(limit):
             if sock.fileno() == -1:
                 return
             try:
@@ -328,9 +332,9 @@ class UdpProber:
         probe = self._probe_for(quote.destination, quote.destination_port, quote.payload)
         self._credit(probe, packet.source, (packet.type, packet.code, info), stamp)
 
-    def _drain_errors(self) -> None:
+    def _drain_errors(self, limit: int) -> None:
         udp = self.udp
-        for _ in range(_READ_BATCH):
+        for _ in range(limit):
             if udp.fileno() == -1:
                 return
             try:
@@ -346,7 +350,7 @@ class UdpProber:
                 probe, error.offender, (error.type, error.code, error.info), kernel_time(cmsgs)
             )
         # Datagrams sent to our port are nobody's answer: read and count them.
-        for _ in range(_READ_BATCH):
+        for _ in range(limit):
             if udp.fileno() == -1:
                 return
             try:
