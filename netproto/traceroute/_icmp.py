@@ -14,9 +14,9 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from netproto.ping import DGRAM, ERROR, IcmpSocket, Packet, PingPermissionError, Probe
+from netproto.ping import ERROR, IcmpSocket, Packet, PingPermissionError, Probe
 from netproto.traceroute._trace import Trace, TracePermissionError, TraceProbe
-from netproto.traceroute._udp import set_ttl
+from netproto.traceroute._udp import PendingErrors, set_ttl
 
 __all__ = ["IcmpProber"]
 
@@ -66,6 +66,7 @@ class IcmpProber:
         self._trace: Trace | None = None
         self._probes: dict[Probe, TraceProbe] = {}
         self._send_error: OSError | None = None
+        self._pending = PendingErrors()
         self._ignored = 0
 
     def start(self, trace: Trace) -> None:
@@ -76,26 +77,24 @@ class IcmpProber:
     def send(self, probe: TraceProbe) -> bool:
         """Send *probe* as an echo request; False when the kernel has no room now."""
         set_ttl(self.socket.socket, self.version, probe.ttl)
-        for attempt in (1, 2):
-            request = Probe(self.target, probe.payload, self, probe.number)
-            self._send_error = None
-            if self.mode == DGRAM:
-                # An ICMP error queued since the last read would fail this send once.
-                self.socket.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            if not self.socket.send(request, self.wait):
+        request = Probe(self.target, probe.payload, self, probe.number)
+        self._send_error = None
+        self._pending.clear(self.socket.socket)
+        if not self.socket.send(request, self.wait):
+            return False
+        error = self._send_error
+        if error is not None:
+            if self._pending.again(error, _ASYNCHRONOUS):
                 return False
-            error = self._send_error
-            if error is None:
-                probe.sent = request.sent
-                self._probes[request] = probe
-                # Read what has come back already, so that its round trip is
-                # not charged with the time the next sends take (ping does the
-                # same); one packet, the rest waits for the reactor.
-                self.socket.drain(1)
-                return True
-            if attempt == 2 or self.mode != DGRAM or error.errno not in _ASYNCHRONOUS:
-                raise error
-        raise AssertionError("not reached")
+            raise error
+        self._pending.sent()
+        probe.sent = request.sent
+        self._probes[request] = probe
+        # Read what has come back already, so that its round trip is not
+        # charged with the time the next sends take (ping does the same); one
+        # packet, the rest waits for the reactor.
+        self.socket.drain(1)
+        return True
 
     def forget(self, probe: TraceProbe) -> None:
         """Stop crediting answers to *probe*."""

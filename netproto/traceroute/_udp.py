@@ -48,7 +48,7 @@ from netproto.ping import AUTO, DGRAM, RAW, Packet, parse_icmpv6, parse_ipv4
 from netproto.traceroute._codec import udp_quote
 from netproto.traceroute._trace import Trace, TracePermissionError, TraceProbe
 
-__all__ = ["UdpProber", "set_ttl"]
+__all__ = ["PendingErrors", "UdpProber", "set_ttl"]
 
 log = Logger(namespace="netproto.traceroute")
 
@@ -66,6 +66,37 @@ _READ_BATCH = 1024
 _ANCILLARY = 512
 _ICMP = {4: socket.IPPROTO_ICMP, 6: socket.IPPROTO_ICMPV6}
 _FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
+
+
+class PendingErrors:
+    """
+    Sends that fail because an ICMP error is pending on the socket (any
+    error on an unprivileged socket, some unreachable codes on a raw one):
+    Linux reports it once, to the next send, as the error's errno.
+    Such a send is tried again (the pending error cleared first), later if
+    errors keep coming (a flood of them, forged or not), and given up only
+    after :attr:`limit` failures in a row: then the error is the route's own.
+    """
+
+    limit = 64
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+    def clear(self, sock: socket.socket) -> None:
+        """Clear a pending error of *sock* (reading ``SO_ERROR`` resets it)."""
+        sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+
+    def again(self, error: OSError, errors: tuple[int, ...]) -> bool:
+        """Whether a send that failed with *error* is worth another try."""
+        if error.errno not in errors:
+            return False
+        self.failures += 1
+        return self.failures <= self.limit
+
+    def sent(self) -> None:
+        """A send went through."""
+        self.failures = 0
 
 
 def set_ttl(sock: socket.socket, version: int, ttl: int) -> None:
@@ -181,6 +212,7 @@ class UdpProber:
         self._ignored = 0
         self._raw: socket.socket | None = None
         self._reader: _Reader | None = None
+        self._pending = PendingErrors()
         if mode in (RAW, AUTO):
             try:
                 self._raw = _raw_icmp(version)
@@ -224,27 +256,23 @@ class UdpProber:
         """Send *probe*; False when the kernel has no room now."""
         set_ttl(self.udp, self.version, probe.ttl)
         port = self.port if self.flow else self.port + probe.number
-        address = (self.target, port)
-        for attempt in (1, 2):
-            if self.mode == DGRAM:
-                # An ICMP error queued since the last read would fail this send once.
-                self.udp.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            probe.sent_wall = time.time()
-            probe.sent = self.clock()
-            try:
-                self.udp.sendto(probe.payload, address)
-            except OSError as e:
-                if e.errno in _BLOCKED:
-                    return False
-                if attempt == 1 and self.mode == DGRAM and e.errno in _ASYNCHRONOUS:
-                    continue
-                raise
-            # Read what has come back already (one packet), so that a round
-            # trip timed without a kernel timestamp is not charged with the
-            # time the next sends take.
-            self._drain(1)
-            return True
-        raise AssertionError("not reached")
+        self._pending.clear(self.udp)
+        probe.sent_wall = time.time()
+        probe.sent = self.clock()
+        try:
+            self.udp.sendto(probe.payload, (self.target, port))
+        except OSError as e:
+            if e.errno in _BLOCKED:
+                return False
+            if self._pending.again(e, _ASYNCHRONOUS):
+                return False
+            raise
+        self._pending.sent()
+        # Read what has come back already (one packet), so that a round trip
+        # timed without a kernel timestamp is not charged with the time the
+        # next sends take.
+        self._drain(1)
+        return True
 
     def forget(self, probe: TraceProbe) -> None:
         """Nothing to forget: the trace keeps the probes in flight."""
