@@ -159,6 +159,7 @@ class Trace:
         self._retry: Any = None
         self._filling = False
         self._closing: Any = None
+        self._final: TraceSummary | None = None
         self._finished = False
         self._queue: deque[Hop] = deque()
         self._readers: list[Deferred[Hop | None]] = []
@@ -353,8 +354,8 @@ class Trace:
         reactor (this may run inside a prober's read loop), then :attr:`done`
         fires.
         """
-        summary = self._halt()
-        self._closing = self.reactor.callLater(0, self._complete, summary)
+        self._final = self._halt()
+        self._closing = self.reactor.callLater(0, self._complete, self._final)
 
     def _complete(self, summary: TraceSummary) -> None:
         self._closing = None
@@ -375,8 +376,8 @@ class Trace:
         """
         if self._closing is not None:
             self._closing.cancel()
-            summary = self._closing.args[0]
-            self._complete(summary)
+            assert self._final is not None
+            self._complete(self._final)
             return
         if self._finished:
             return
