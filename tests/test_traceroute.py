@@ -39,6 +39,7 @@ class FakeProber:
         self.closed = False
         self.trace: Trace | None = None
         self.forgotten: list[TraceProbe] = []
+        self.drained = 0
 
     def start(self, trace: Trace) -> None:
         self.trace = trace
@@ -58,6 +59,9 @@ class FakeProber:
 
     def ignored(self) -> int:
         return 0
+
+    def drain(self) -> None:
+        self.drained += 1
 
     def close(self) -> None:
         self.closed = True
@@ -80,6 +84,8 @@ class Harness:
         self.prober = FakeProber(self.clock, one_hop_at_a_time=options.pop("flow", False))
         self.hops: list[Hop] = []
         options.setdefault("on_hop", self.hops.append)
+        options.setdefault("here", 0)
+        options.setdefault("near", 0)
         self.trace = Trace(self.clock, self.prober, "10.0.0.9", clock=self.clock.seconds, **options)
         self.outcome: list[Any] = []
         self.trace.done.addBoth(self.outcome.append)
@@ -220,6 +226,45 @@ class WindowTests(SynchronousTestCase):
             self.assertEqual(len(probe.payload), 40)
             self.assertTrue(probe.payload.startswith(probe.cookie))
         h.trace.stop()
+
+
+class WaitTests(SynchronousTestCase):
+    """How long a probe is waited for: -w MAX,HERE,NEAR."""
+
+    def test_here(self) -> None:
+        """Once a hop has answered in R seconds, its other probes wait HERE * R at most."""
+        h = Harness(max_hops=5, wait=5.0, here=3.0, near=0)
+        first = h.prober.of(1)[0]
+        h.prober.answer(first, "10.0.1.1", TIME_EXCEEDED, 0.01)
+        h.clock.advance(0.015)
+        self.assertEqual(h.hops, [])
+        h.clock.advance(0.01)
+        self.assertEqual([r is None for r in h.hops[0].replies], [False, True, True])
+        self.assertGreater(h.prober.drained, 0)
+
+    def test_near(self) -> None:
+        """A silent hop, once a later hop answered in R seconds, waits NEAR * R at most."""
+        h = Harness(max_hops=5, wait=5.0, here=0, near=10.0)
+        h.prober.answer(h.prober.of(2)[0], "10.0.2.1", TIME_EXCEEDED, 0.05)
+        for probe in h.prober.of(2)[1:]:
+            h.prober.answer(probe, "10.0.2.1", TIME_EXCEEDED, 0.0)
+        h.clock.advance(0.4)
+        self.assertEqual(h.hops, [])
+        h.clock.advance(0.11)
+        self.assertEqual([hop.ttl for hop in h.hops], [1, 2])
+        self.assertEqual(h.hops[0].replies, (None, None, None))
+
+    def test_answer_read_before_giving_up(self) -> None:
+        """An answer waiting in the socket when the deadline comes is read and counts."""
+        h = Harness(max_hops=1, probes=1, wait=1.0)
+        probe = h.prober.sent[0]
+
+        def drain() -> None:
+            h.prober.trace.on_answer(probe, "10.0.0.9", 3, 3, 0, 0.5)  # type: ignore[union-attr]
+
+        h.prober.drain = drain  # type: ignore[method-assign]
+        h.clock.advance(1.0)
+        self.assertEqual(h.finish().hops[0].replies[0].rtt, 0.5)  # type: ignore[union-attr]
 
 
 class EndingTests(SynchronousTestCase):

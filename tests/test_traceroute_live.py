@@ -160,7 +160,7 @@ class StoppingTests(TestCase):
         self.addCleanup(sock.close)
         sock.bind(("127.0.0.1", 0))
         pending = traceroute(
-            reactor, "127.0.0.1", mode="dgram", wait=30.0, port=sock.getsockname()[1]
+            reactor, "127.0.0.1", method=PARIS, mode="dgram", wait=30.0, port=sock.getsockname()[1]
         )
         waiter: Deferred[None] = Deferred()
         reactor.callLater(0.05, waiter.callback, None)  # type: ignore[attr-defined]

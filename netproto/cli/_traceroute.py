@@ -21,6 +21,7 @@ from netproto.cli._command import (
     usage_error,
 )
 from netproto.cli._output import CommandError, emit_json, ms, printable, say
+from netproto.util import positive_seconds
 
 __all__ = ["register"]
 
@@ -29,8 +30,8 @@ Print the path to HOST, one hop a line, as traceroute(8) does: probes go out
 with TTL (IPv6 hop limit) FIRST to MAX_HOPS, -q at a time for each hop and up
 to -N in flight in all; each router on the way answers "time exceeded", the
 destination "port unreachable" (UDP) or an echo reply (ICMP). A hop shows its
-responders and round-trip times, * for a probe with no answer within -w
-seconds, and a mark when a router reports the destination unreachable: !N
+responders and round-trip times, * for a probe with no answer in time (-w),
+and a mark when a router reports the destination unreachable: !N
 (network), !H (host), !P (protocol), !X (administratively prohibited), !S,
 !V, !C, !F-MTU (fragmentation needed), !<CODE> (other codes). The trace ends
 at the destination, at such a mark, or after MAX_HOPS.
@@ -88,10 +89,12 @@ def register(subcommands: Subcommands) -> None:
     parser.add_argument(
         "-w",
         dest="wait",
-        type=seconds,
-        default=5.0,
-        metavar="WAIT",
-        help="seconds to wait for each probe's answer (5)",
+        type=_wait,
+        default=(5.0, 3.0, 10.0),
+        metavar="MAX[,HERE,NEAR]",
+        help="wait MAX seconds for an answer (5), less once HERE times the round trip of "
+        "an answer from the same hop (3), or else NEAR times that of a later hop (10), "
+        "has passed",
     )
     parser.add_argument(
         "-N",
@@ -127,6 +130,22 @@ def register(subcommands: Subcommands) -> None:
     )
 
 
+def _wait(text: str) -> tuple[float, float, float]:
+    """-w MAX[,HERE[,NEAR]] (commas or slashes), as traceroute(8) takes it."""
+    parts = text.replace("/", ",").split(",")
+    if len(parts) > 3:
+        raise argparse.ArgumentTypeError(f"{text!r}: give MAX[,HERE[,NEAR]]")
+    values = [5.0, 3.0, 10.0]
+    values[0] = seconds(parts[0])
+    for at, part in enumerate(parts[1:], start=1):
+        try:
+            values[at] = positive_seconds(part, allow_zero=True)
+        except ValueError as e:
+            name = ("HERE", "NEAR")[at - 1]
+            raise argparse.ArgumentTypeError(f"{name} {e}") from None
+    return values[0], values[1], values[2]
+
+
 def _check(args: argparse.Namespace) -> None:
     """Refuse what traceroute(8) refuses, naming the option."""
     if not 1 <= args.probes <= 10:
@@ -137,8 +156,8 @@ def _check(args: argparse.Namespace) -> None:
         raise usage_error(f"-f {args.first_hop}: FIRST_TTL must be 1 to MAX_TTL ({args.max_hops})")
     if not 1 <= args.simultaneous <= 1024:
         raise usage_error(f"-N {args.simultaneous}: SQUERIES must be 1 to 1024")
-    if args.wait > 3600:
-        raise usage_error(f"-w {args.wait:g}: WAIT must be at most 3600 seconds")
+    if args.wait[0] > 3600:
+        raise usage_error(f"-w {args.wait[0]:g}: MAX must be at most 3600 seconds")
     if args.port is not None:
         if args.method == "icmp":
             raise usage_error("-p: ICMP probes have no port")
@@ -308,7 +327,9 @@ def _start(reactor: Any, target: str, args: argparse.Namespace, names: _Names) -
             probes=args.probes,
             first_hop=args.first_hop,
             max_hops=args.max_hops,
-            wait=args.wait,
+            wait=args.wait[0],
+            here=args.wait[1],
+            near=args.wait[2],
             simultaneous=args.simultaneous,
             size=_payload(args, version),
             port=args.port,

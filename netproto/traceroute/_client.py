@@ -42,6 +42,8 @@ def _check(
     mode: str,
     probes: int,
     wait: float,
+    here: float,
+    near: float,
     simultaneous: int,
     size: int,
     port: int,
@@ -58,6 +60,9 @@ def _check(
         raise ValueError(f"simultaneous {simultaneous}: from 1 to 1024 probes")
     if not (isinstance(wait, (int, float)) and math.isfinite(wait) and wait > 0):
         raise ValueError(f"wait {wait!r}: a positive number of seconds")
+    for name, factor in (("here", here), ("near", near)):
+        if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor >= 0):
+            raise ValueError(f"{name} {factor!r}: a factor of 0 or more")
     if not 0 <= size <= _MAX_PAYLOAD:
         raise ValueError(f"size {size}: from 0 to {_MAX_PAYLOAD} payload bytes")
     address = parse_ip(target)
@@ -82,6 +87,8 @@ def trace(
     first_hop: int = 1,
     max_hops: int = 30,
     wait: float = 5.0,
+    here: float = 3.0,
+    near: float = 10.0,
     simultaneous: int = 16,
     size: int = 32,
     port: int | None = None,
@@ -101,7 +108,11 @@ def trace(
     :param probes: probes per hop, sent in parallel.
     :param first_hop: the first TTL (IPv6 hop limit) probed.
     :param max_hops: the last TTL probed if the destination is not reached.
-    :param wait: seconds to wait for each probe's answer.
+    :param wait: seconds to wait for each probe's answer, at most.
+    :param here: wait no longer than *here* times the round trip of an answer
+        from the same hop (0: no such rule), as traceroute(8)'s ``-w
+        MAX,HERE,NEAR``...
+    :param near: ... else *near* times that of an answer from a later hop.
     :param simultaneous: probes in flight at once (over several hops; a
         constant flow keeps to one hop at a time).
     :param size: payload bytes of each probe (traceroute(8)'s packet length
@@ -120,7 +131,7 @@ def trace(
     if port is None:
         port = UDP_PORT if method == PARIS else BASE_PORT
     address, version = _check(
-        target, method, mode, probes, wait, simultaneous, size, port, max_hops
+        target, method, mode, probes, wait, here, near, simultaneous, size, port, max_hops
     )
     if source is not None and parse_ip(source).version != version:
         raise AddressError(f"source {source} is not an IPv{version} address")
@@ -157,6 +168,8 @@ def trace(
             first_hop=first_hop,
             max_hops=max_hops,
             wait=wait,
+            here=here,
+            near=near,
             simultaneous=simultaneous,
             size=size,
             on_hop=on_hop,

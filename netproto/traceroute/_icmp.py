@@ -107,6 +107,10 @@ class IcmpProber:
         table = self.socket.table
         return self._ignored + table.not_ours + table.malformed
 
+    def drain(self) -> None:
+        """Read every answer waiting now."""
+        self.socket.drain()
+
     def close(self) -> None:
         """Stop reading and close the socket."""
         self.socket.close()

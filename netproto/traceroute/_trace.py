@@ -43,6 +43,7 @@ class TraceProbe:
 
     __slots__ = (
         "cookie",
+        "deadline",
         "done",
         "index",
         "number",
@@ -67,6 +68,8 @@ class TraceProbe:
         """Monotonic send time (set by the prober, right before sending)."""
         self.sent_wall = 0.0
         """Wall-clock send time, for probers that read kernel receive timestamps."""
+        self.deadline = 0.0
+        """When the trace stops waiting for it (monotonic seconds)."""
         self.timer: Any = None
         self.done = False
 
@@ -101,6 +104,9 @@ class Prober(Protocol):
     def ignored(self) -> int:
         """Packets read that answered no probe of ours."""
 
+    def drain(self) -> None:
+        """Read the answers waiting now (before a probe is given up)."""
+
     def close(self) -> None:
         """Stop reading and close the sockets."""
 
@@ -108,9 +114,14 @@ class Prober(Protocol):
 class Trace:
     """
     A running trace to *target* through *prober*: *probes* per hop, TTLs
-    *first_hop* to *max_hops*, each probe waited for *wait* seconds, at most
-    *simultaneous* in flight, *size* payload bytes each (a random cookie
-    first).
+    *first_hop* to *max_hops*, at most *simultaneous* in flight, *size*
+    payload bytes each (a random cookie first).
+
+    A probe is waited for *wait* seconds at most, less once other answers
+    show what is reasonable, as traceroute(8)'s ``-w MAX,HERE,NEAR`` does:
+    *here* times the round trip of the first answer from the same hop, else
+    *near* times that of the first answer from a later hop (0 turns a rule
+    off).
 
     Each hop arrives, in TTL order, through *on_hop*, through ``async for hop
     in trace``, or both; :attr:`done` fires with the :class:`TraceSummary`
@@ -128,6 +139,8 @@ class Trace:
         first_hop: int = 1,
         max_hops: int = 30,
         wait: float = 5.0,
+        here: float = 3.0,
+        near: float = 10.0,
         simultaneous: int = 16,
         size: int = 32,
         on_hop: Callable[[Hop], object] | None = None,
@@ -144,6 +157,8 @@ class Trace:
         self.first_hop = first_hop
         self.max_hops = max_hops
         self.wait = wait
+        self.here = here
+        self.near = near
         self.simultaneous = simultaneous
         self.size = size
         self.on_hop = on_hop
@@ -212,6 +227,7 @@ class Trace:
             probe.timer = self.reactor.callLater(self.wait, self._expire, probe)
             try:
                 sent = self.prober.send(probe)
+                probe.deadline = probe.sent + self.wait
             except OSError as e:
                 self._fail(
                     Failure(TraceError(f"cannot send probes to {self.target}: {e.strerror or e}"))
@@ -250,11 +266,46 @@ class Trace:
             for other in list(self._waiting.values()):
                 if other.ttl > self._end:
                     self._resolve(other, None)
+        self._shorten()
         self._advance()
         self._fill()
 
+    def _shorten(self) -> None:
+        """
+        Bring the deadlines of the probes in flight forward, as the answers so
+        far allow (*here*, *near*); never later than *wait* after sending.
+        """
+        if not self._waiting or not (self.here or self.near):
+            return
+        # The round trip of each hop's first answer, hops in order.
+        first: list[tuple[int, float]] = []
+        for ttl in range(min(p.ttl for p in self._waiting.values()), self._next[0] + 1):
+            reply = next((r for r in self._slots.get(ttl, ()) if isinstance(r, Reply)), None)
+            if reply is not None:
+                first.append((ttl, reply.rtt))
+        if not first:
+            return
+        now = self.clock()
+        for probe in list(self._waiting.values()):
+            timeout = self.wait
+            here = next((rtt for ttl, rtt in first if ttl == probe.ttl), None)
+            later = next((rtt for ttl, rtt in first if ttl > probe.ttl), None)
+            if self.here and here is not None:
+                timeout = min(timeout, self.here * here)
+            elif self.near and later is not None:
+                timeout = min(timeout, self.near * later)
+            deadline = probe.sent + timeout
+            if deadline < probe.deadline and probe.timer is not None:
+                probe.deadline = deadline
+                probe.timer.cancel()
+                probe.timer = self.reactor.callLater(max(0.0, deadline - now), self._expire, probe)
+
     def _expire(self, probe: TraceProbe) -> None:
         probe.timer = None
+        if probe.done or self._finished:
+            return
+        # An answer may be waiting, read yet: it counts (its time is the kernel's).
+        self.prober.drain()
         if probe.done or self._finished:
             return
         self._resolve(probe, None)

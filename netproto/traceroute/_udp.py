@@ -281,6 +281,10 @@ class UdpProber:
         """Packets read that answered none of our probes."""
         return self._ignored
 
+    def drain(self) -> None:
+        """Read every answer waiting now."""
+        self._drain()
+
     def close(self) -> None:
         """Stop reading, close the sockets (idempotent)."""
         if self._reader is not None:
