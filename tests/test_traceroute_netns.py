@@ -35,6 +35,9 @@ from tests._traceroute_netns import (
 ROUTERS = {4: ["10.17.1.2", "10.17.2.2", "10.17.3.2"], 6: ["fd17:1::2", "fd17:2::2", "fd17:3::2"]}
 TARGET = {4: "10.17.4.2", 6: "fd17:4::2"}
 NOBODY = 65534
+WAIT = ("-w", "5,0,0")
+"""traceroute(8)'s adaptive waits (HERE, NEAR) off, for both tools: these tests are about
+what answers, and on a loaded machine a late answer would otherwise be a star, for either."""
 # Destinations whose last router answers with a mark, and the source each run uses (Linux
 # rate-limits route errors per source address, so no two runs share one).
 MARKS = [
@@ -89,24 +92,26 @@ def _chain_runs() -> list[list[Run]]:
     for version in (4, 6):
         target = TARGET[version]
         normal += [
-            (f"udp{version}", netproto("traceroute", "--json", "-n", target), None),
-            (f"icmp{version}", netproto("traceroute", "--json", "-n", "-I", target), None),
-            (f"paris{version}", netproto("traceroute", "--json", "-n", "-U", target), None),
+            (f"udp{version}", netproto("traceroute", *WAIT, "--json", "-n", target), None),
+            (f"icmp{version}", netproto("traceroute", *WAIT, "--json", "-n", "-I", target), None),
+            (f"paris{version}", netproto("traceroute", *WAIT, "--json", "-n", "-U", target), None),
             (
                 f"dgram{version}",
-                netproto("traceroute", "--json", "-n", "--socket=dgram", target),
+                netproto("traceroute", *WAIT, "--json", "-n", "--socket=dgram", target),
                 None,
             ),
-            (f"names{version}", netproto("traceroute", target), None),
+            (f"names{version}", netproto("traceroute", *WAIT, target), None),
         ]
         for flags, label in ((), "text"), (("-I",), "icmp_text"), (("-U",), "paris_text"):
-            normal.append((f"{label}{version}", netproto("traceroute", "-n", *flags, target), None))
+            normal.append(
+                (f"{label}{version}", netproto("traceroute", *WAIT, "-n", *flags, target), None)
+            )
             if have_traceroute:
                 normal.append(
-                    (f"peer_{label}{version}", ["traceroute", "-n", *flags, target], None)
+                    (f"peer_{label}{version}", ["traceroute", *WAIT, "-n", *flags, target], None)
                 )
         if have_traceroute:
-            normal.append((f"peer_names{version}", ["traceroute", target], None))
+            normal.append((f"peer_names{version}", ["traceroute", *WAIT, target], None))
         if have_tracepath:
             normal.append((f"tracepath{version}", ["tracepath", "-n", target], None))
     sources = _sources()
@@ -117,13 +122,13 @@ def _chain_runs() -> list[list[Run]]:
                 continue
             source = "fd17:1::1" if six else next(sources)
             normal.append(
-                (f"{kind}_{name}", [*tool, "-n", "-w", "1", "-s", source, destination], None)
+                (f"{kind}_{name}", [*tool, "-n", "-w", "1,0,0", "-s", source, destination], None)
             )
         source = "fd17:1::1" if six else next(sources)
         normal.append(
             (
                 f"mark_json_{name}",
-                netproto("traceroute", "--json", "-n", "-w", "1", "-s", source, destination),
+                netproto("traceroute", "--json", "-n", "-w", "1,0,0", "-s", source, destination),
                 None,
             )
         )
@@ -132,23 +137,31 @@ def _chain_runs() -> list[list[Run]]:
     for version in (4, 6):
         target = TARGET[version]
         silent += [
-            (f"silent{version}", netproto("traceroute", "--json", "-n", "-w", "0.5", target), None),
-            (f"silent_text{version}", netproto("traceroute", "-n", "-w", "0.5", target), None),
+            (
+                f"silent{version}",
+                netproto("traceroute", "--json", "-n", "-w", "0.5,0,0", target),
+                None,
+            ),
+            (f"silent_text{version}", netproto("traceroute", "-n", "-w", "0.5,0,0", target), None),
         ]
         if have_traceroute:
             silent.append(
-                (f"peer_silent_text{version}", ["traceroute", "-n", "-w", "0.5", target], None)
+                (f"peer_silent_text{version}", ["traceroute", "-n", "-w", "0.5,0,0", target], None)
             )
         unprivileged += [
-            (f"user_udp{version}", netproto("traceroute", "--json", "-n", target), NOBODY),
-            (f"user_icmp{version}", netproto("traceroute", "--json", "-n", "-I", target), NOBODY),
+            (f"user_udp{version}", netproto("traceroute", *WAIT, "--json", "-n", target), NOBODY),
+            (
+                f"user_icmp{version}",
+                netproto("traceroute", *WAIT, "--json", "-n", "-I", target),
+                NOBODY,
+            ),
         ]
     unprivileged.append(
-        ("user_raw", netproto("traceroute", "-n", "--socket=raw", TARGET[4]), NOBODY)
+        ("user_raw", netproto("traceroute", *WAIT, "-n", "--socket=raw", TARGET[4]), NOBODY)
     )
     closed: list[Run] = [
-        ("user_icmp_closed", netproto("traceroute", "-n", "-I", TARGET[4]), NOBODY),
-        ("user_udp_closed", netproto("traceroute", "-n", TARGET[4]), NOBODY),
+        ("user_icmp_closed", netproto("traceroute", *WAIT, "-n", "-I", TARGET[4]), NOBODY),
+        ("user_udp_closed", netproto("traceroute", *WAIT, "-n", TARGET[4]), NOBODY),
     ]
     return [normal, silent, unprivileged, closed]
 
@@ -211,7 +224,7 @@ def forged_outcome() -> dict[str, Any]:
             def run(item: tuple[str, tuple[tuple[str, ...], str]]) -> tuple[str, dict[str, Any]]:
                 name, (flags, target) = item
                 argv = netproto(
-                    "traceroute", "--json", "-n", "-w", "1.5", "-m", "6", *flags, target
+                    "traceroute", "--json", "-n", "-w", "1.5,0,0", "-m", "6", *flags, target
                 )
                 return name, _result(spaces.run(roles["fc"], *argv))
 
