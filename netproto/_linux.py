@@ -23,11 +23,13 @@ __all__ = [
     "SOL_RAW",
     "SO_EE_ORIGIN_ICMP",
     "SO_EE_ORIGIN_ICMP6",
+    "SO_RCVBUFFORCE",
     "SO_TIMESTAMPNS",
     "ExtendedError",
     "bitmap_allowing",
     "extended_error",
     "kernel_time",
+    "set_receive_buffer",
 ]
 
 SOL_RAW = 255
@@ -38,12 +40,24 @@ IP_RECVTTL = 12
 IPV6_RECVERR = 25
 SO_EE_ORIGIN_ICMP = 2
 SO_EE_ORIGIN_ICMP6 = 3
+SO_RCVBUFFORCE = 33
 SO_TIMESTAMPNS = 35
 EXTENDED_ERR = struct.Struct("=IBBBBII")
 """``struct sock_extended_err``: errno, origin, type, code, pad, info, data."""
 
 _TIMESPEC = struct.Struct("=qq")
 _ERROR_LEVELS = {(socket.IPPROTO_IP, IP_RECVERR), (socket.IPPROTO_IPV6, IPV6_RECVERR)}
+
+
+def set_receive_buffer(sock: socket.socket, size: int) -> None:
+    """
+    Give *sock* a receive buffer of *size* bytes: beyond ``net.core.rmem_max``
+    with ``CAP_NET_ADMIN`` (``SO_RCVBUFFORCE``), else as much as it allows.
+    """
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except OSError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 def bitmap_allowing(types: set[int], words: int) -> bytes:

@@ -18,7 +18,6 @@ __all__ = [
     "DGRAM",
     "RAW",
     "SO_ATTACH_FILTER",
-    "SO_RCVBUFFORCE",
     "PingPermissionError",
     "open_icmp_socket",
     "reply_filter",
@@ -28,9 +27,8 @@ RAW = "raw"
 DGRAM = "dgram"
 AUTO = "auto"
 
-# Linux constants the socket module does not export (the shared ones are in
+# A Linux constant the socket module does not export (the shared ones are in
 # netproto._linux).
-SO_RCVBUFFORCE = 33
 SO_ATTACH_FILTER = 26
 
 _PROTOCOL: dict[int, int] = {

@@ -38,6 +38,7 @@ from netproto._linux import (
     SOL_RAW,
     bitmap_allowing,
     extended_error,
+    set_receive_buffer,
 )
 from netproto.ping._codec import ERROR, Packet, parse_icmpv4, parse_icmpv6, parse_ipv4
 from netproto.ping._open import (
@@ -45,7 +46,6 @@ from netproto.ping._open import (
     DGRAM,
     RAW,
     SO_ATTACH_FILTER,
-    SO_RCVBUFFORCE,
     PingPermissionError,
     open_icmp_socket,
     reply_filter,
@@ -160,10 +160,7 @@ class IcmpSocket:
         sock = self.socket
         v6 = self.version == 6
         sock.setblocking(False)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, receive_buffer)
-        except OSError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        set_receive_buffer(sock, receive_buffer)
         if interface is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
         if ttl is not None:

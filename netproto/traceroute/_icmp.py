@@ -14,7 +14,10 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from netproto.ping import ERROR, IcmpSocket, Packet, PingPermissionError, Probe
+from twisted.internet.error import ConnectionDone
+from twisted.python.failure import Failure
+
+from netproto.ping import DGRAM, ERROR, IcmpSocket, Packet, PingPermissionError, Probe
 from netproto.traceroute._trace import Trace, TracePermissionError, TraceProbe
 from netproto.traceroute._udp import PendingErrors, set_ttl
 
@@ -79,7 +82,8 @@ class IcmpProber:
         set_ttl(self.socket.socket, self.version, probe.ttl)
         request = Probe(self.target, probe.payload, self, probe.number)
         self._send_error = None
-        self._pending.clear(self.socket.socket)
+        # (No clearing of a pending error here: on a ping socket, the ICMP
+        # socket reads its error queue when SO_ERROR says something is there.)
         if not self.socket.send(request, self.wait):
             return False
         error = self._send_error
@@ -108,8 +112,13 @@ class IcmpProber:
         return self._ignored + table.not_ours + table.malformed
 
     def drain(self) -> None:
-        """Read every answer waiting now."""
-        self.socket.drain()
+        """Read every answer waiting now, the error queue of a ping socket included."""
+        if self.mode == DGRAM:
+            # How the reactor tells the ICMP socket that its error queue has
+            # something: it reads both queues whatever SO_ERROR says.
+            self.socket.readConnectionLost(Failure(ConnectionDone()))
+        else:
+            self.socket.drain()
 
     def close(self) -> None:
         """Stop reading and close the socket."""

@@ -43,6 +43,7 @@ from netproto._linux import (
     bitmap_allowing,
     extended_error,
     kernel_time,
+    set_receive_buffer,
 )
 from netproto.ping import AUTO, DGRAM, RAW, Packet, parse_icmpv6, parse_ipv4
 from netproto.traceroute._codec import udp_quote
@@ -63,6 +64,7 @@ _ASYNCHRONOUS = (
 )
 """What a send reports once when an ICMP error is pending on the socket."""
 _READ_BATCH = 1024
+_RECEIVE_BUFFER = 4 << 20
 _ANCILLARY = 512
 _ICMP = {4: socket.IPPROTO_ICMP, 6: socket.IPPROTO_ICMPV6}
 _FAMILY = {4: socket.AF_INET, 6: socket.AF_INET6}
@@ -236,9 +238,12 @@ class UdpProber:
                     self.udp.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
                 else:
                     self.udp.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
+            listened = self._raw or self.udp
             # The kernel stamps each answer as it arrives: round trips do not
             # include the time the reactor took to read it.
-            (self._raw or self.udp).setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            listened.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+            # A raw socket sees every ICMP error on the host: room for bursts.
+            set_receive_buffer(listened, _RECEIVE_BUFFER)
         except BaseException:
             self.close()
             raise
