@@ -73,6 +73,19 @@ for _i in range(1, MAX_CNAME_HOPS + 2):
 RECORDS[f"hop{MAX_CNAME_HOPS + 2}.test"] = [("A", "127.0.0.50")]
 
 
+GAI_ERRORS = [(socket.EAI_NONAME, NameNotFoundError), (socket.EAI_AGAIN, ServerFailureError)]
+"""getaddrinfo and getnameinfo errors, and what a lookup makes of them."""
+
+
+def gai_failing(code: int) -> Any:
+    """A getaddrinfo or getnameinfo that fails with *code*."""
+
+    def failing(*args: Any) -> Any:
+        raise socket.gaierror(code, "test")
+
+    return failing
+
+
 class _Live(TestCase):
     """Starts the loopback DNS server; each test gets a :class:`Lookup` on it."""
 
@@ -309,16 +322,9 @@ class ReverseTests(_Live):
         lookup = Lookup(reactor, getnameinfo=answer)
         self.assertEqual(await lookup.lookup_addr("127.0.0.7"), ["name.example.test."])
         self.assertEqual(asked, [(("127.0.0.7", 0), socket.NI_NAMEREQD)])
-        for code, error in [
-            (socket.EAI_NONAME, NameNotFoundError),
-            (socket.EAI_AGAIN, ServerFailureError),
-        ]:
-
-            def failing(*args: Any, code: int = code) -> Any:
-                raise socket.gaierror(code, "test")
-
+        for code, error in GAI_ERRORS:
             with self.assertRaises(error):
-                await Lookup(reactor, getnameinfo=failing).lookup_addr("127.0.0.7")
+                await Lookup(reactor, getnameinfo=gai_failing(code)).lookup_addr("127.0.0.7")
 
         def invalid(*args: Any) -> Any:
             return ("bad name!", "0")
@@ -534,16 +540,9 @@ class SystemTests(TestCase):
 
     async def test_cname_errors(self) -> None:
         """getaddrinfo's errors: EAI_NONAME is not found, EAI_AGAIN a failure."""
-        for code, error in [
-            (socket.EAI_NONAME, NameNotFoundError),
-            (socket.EAI_AGAIN, ServerFailureError),
-        ]:
-
-            def failing(*args: Any, code: int = code) -> Any:
-                raise socket.gaierror(code, "test")
-
+        for code, error in GAI_ERRORS:
             with self.assertRaises(error):
-                await Lookup(reactor, getaddrinfo=failing).lookup_cname("x.test")
+                await Lookup(reactor, getaddrinfo=gai_failing(code)).lookup_cname("x.test")
 
     async def test_cname_canonical(self) -> None:
         """The canonical name getaddrinfo reports comes back fully qualified."""

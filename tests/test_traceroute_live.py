@@ -17,6 +17,7 @@ from twisted.trial.unittest import TestCase
 
 from netproto.traceroute import ICMP, PARIS, UDP, TraceSummary, trace, traceroute
 from tests._helpers import root_skip_reason
+from tests._servers import has_ipv6
 
 LOOPBACK = {4: "127.0.0.1", 6: "::1"}
 
@@ -30,20 +31,11 @@ def _ping_sockets_allowed() -> bool:
     return low <= os.getgid() <= high
 
 
-def _ipv6_loopback() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 class LoopbackTests(TestCase):
     """One hop to loopback, answered by the kernel itself."""
 
     async def reach(self, version: int, method: str, mode: str) -> TraceSummary:
-        if version == 6 and not _ipv6_loopback():
+        if version == 6 and not has_ipv6():
             raise self.skipTest("no IPv6 loopback")
         summary = await traceroute(reactor, LOOPBACK[version], method=method, mode=mode, wait=2.0)
         self.assertEqual(len(summary.hops), 1)
@@ -118,7 +110,7 @@ class ServiceTests(TestCase):
     async def test_service_answers_nothing(self) -> None:
         """A service on the port swallows the probe: no ICMP comes back, the probe is ``*``."""
         for version in (4, 6):
-            if version == 6 and not _ipv6_loopback():
+            if version == 6 and not has_ipv6():
                 continue
             sock = self.listener(version)
             port = sock.getsockname()[1]

@@ -17,7 +17,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests._helpers import root_skip_reason, tool_skip_reason
+from tests._helpers import tool_skip_reason
 from tests._traceroute_netns import (
     Namespaces,
     build_chain,
@@ -31,6 +31,7 @@ from tests._traceroute_netns import (
     traceroute_hops,
     warm_up,
 )
+from tests.test_ping_netns import netns_skip_reason as ping_netns_skip_reason
 
 ROUTERS = {4: ["10.17.1.2", "10.17.2.2", "10.17.3.2"], 6: ["fd17:1::2", "fd17:2::2", "fd17:3::2"]}
 TARGET = {4: "10.17.4.2", 6: "fd17:4::2"}
@@ -59,10 +60,10 @@ HOSTS = "".join(
 
 def netns_skip_reason() -> str | None:
     """Why these tests cannot run here, or None."""
-    reason = root_skip_reason()
+    reason = ping_netns_skip_reason()
     if reason:
         return reason
-    for tool in ("ip", "setpriv", "sysctl", "ping"):
+    for tool in ("sysctl", "ping"):
         reason = tool_skip_reason(tool)
         if reason:
             return reason

@@ -72,6 +72,16 @@ def _from_twisted(address: taddress.IPv4Address | taddress.IPv6Address) -> Addre
         return None
 
 
+_NOT_FOUND = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+def _resolver_error(error: socket.gaierror, host: str, missing: str) -> Exception:
+    """What a ``getaddrinfo`` or ``getnameinfo`` error means: *missing*, or a failure."""
+    if error.errno in _NOT_FOUND:
+        return NameNotFoundError(f"{host}: {missing} (system resolver)")
+    return ServerFailureError(f"{host}: system resolver: {error.strerror or error}")
+
+
 class SystemAsker:
     """Asks the system: an :class:`IHostnameResolver`, and ``getaddrinfo`` in a thread."""
 
@@ -117,10 +127,7 @@ class SystemAsker:
         try:
             infos = await self._within(pending, host)
         except socket.gaierror as e:
-            not_found = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
-            if e.errno in not_found:
-                raise NameNotFoundError(f"{host}: no such host (system resolver)") from None
-            raise ServerFailureError(f"{host}: system resolver: {e.strerror or e}") from None
+            raise _resolver_error(e, host, "no such host") from None
         names = [info[3] for info in infos if info[3]]
         return absolute(names[0] if names else host)
 
@@ -137,10 +144,7 @@ class SystemAsker:
         try:
             name, _port = await self._within(pending, host)
         except socket.gaierror as e:
-            not_found = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
-            if e.errno in not_found:
-                raise NameNotFoundError(f"{host}: no name (system resolver)") from None
-            raise ServerFailureError(f"{host}: system resolver: {e.strerror or e}") from None
+            raise _resolver_error(e, host, "no name") from None
         try:
             check_host_name(name)
         except InvalidLookupError:

@@ -12,13 +12,13 @@ calls :meth:`Trace.on_answer` for every answer it credits to a probe.
 from __future__ import annotations
 
 import os
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from netproto._results import Results
 from netproto.traceroute._codec import COOKIE_SIZE, interpret, probe_payload
 from netproto.traceroute._hops import Hop, Reply, TraceSummary
 
@@ -176,8 +176,7 @@ class Trace:
         self._closing: Any = None
         self._final: TraceSummary | None = None
         self._finished = False
-        self._queue: deque[Hop] = deque()
-        self._readers: list[Deferred[Hop | None]] = []
+        self._results: Results[Hop] = Results(on_hop)
         self._started = clock()
         prober.start(self)
         self._fill()
@@ -341,33 +340,12 @@ class Trace:
     # -- results ---------------------------------------------------------
 
     def _emit(self, hop: Hop) -> None:
-        if self.on_hop is not None:
-            try:
-                self.on_hop(hop)
-            except Exception:
-                self._fail(Failure())
-                return
-        if self._readers:
-            self._readers.pop(0).callback(hop)
-        else:
-            self._queue.append(hop)
+        failure = self._results.emit(hop)
+        if failure is not None:
+            self._fail(failure)
 
     def __aiter__(self) -> AsyncIterator[Hop]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Hop]:
-        while True:
-            if self._queue:
-                yield self._queue.popleft()
-                continue
-            if self._finished:
-                return
-            waiter: Deferred[Hop | None] = Deferred()
-            self._readers.append(waiter)
-            hop = await waiter
-            if hop is None:
-                return
-            yield hop
+        return self._results.__aiter__()
 
     def summary(self) -> TraceSummary:
         """The path as found so far."""
@@ -394,9 +372,7 @@ class Trace:
         self._retry = None
         for probe in list(self._waiting.values()):
             self._resolve(probe, None)
-        readers, self._readers = self._readers, []
-        for waiter in readers:
-            waiter.callback(None)
+        self._results.close()
         return summary
 
     def _finish(self) -> None:
