@@ -4,8 +4,9 @@ the namespace next to the client (``ip netns exec``), whose kernel drops every
 probe (a blackhole route): it reads each probe off its veth end (an
 ``AF_PACKET`` socket) and injects, with an ``IPPROTO_RAW`` socket, ICMP
 answers as a path of routers would, each preceded by forgeries that get one
-thing wrong: a port, the identifier or sequence number, the quoted
-destination, the payload's cookie, the protocol, the checksum, the length.
+thing wrong: a port, the identifier or sequence number, the quoted source
+(UDP) or destination, the payload's cookie, the protocol, the checksum, the
+length.
 
 Probes with TTL 1 and 3 get a true answer from ``PREFIX.1.1`` and
 ``PREFIX.3.1``; TTL 2 gets forgeries only (the hop must show ``* * *``);
@@ -90,6 +91,9 @@ def altered(probe: Probe, what: str) -> bytes:
     elif what == "destination":
         where = 19 if probe.version == 4 else 39
         data[where] ^= 0x01
+    elif what == "source":
+        where = 15 if probe.version == 4 else 23
+        data[where] ^= 0x01
     elif what == "cookie":
         data[at + 8] ^= 0xFF
     elif what == "protocol":
@@ -164,7 +168,10 @@ class Forger:
         if final:
             kind = "protocol" if refusing else "port"
         variants = ["destination", "cookie", "protocol"]
-        variants += ["source-port", "destination-port"] if probe.udp else ["identifier", "sequence"]
+        if probe.udp:
+            variants += ["source", "source-port", "destination-port"]
+        else:
+            variants += ["identifier", "sequence"]
         if not probe.udp:
             variants.append("request-type")
         for what in variants:

@@ -7,6 +7,7 @@ window of probes in flight, failures and stopping. No sockets.
 from __future__ import annotations
 
 import errno
+import socket
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -388,3 +389,29 @@ class OptionTests(SynchronousTestCase):
         for first, last in [(5, 4), (1, 256), (0, 3)]:
             with self.assertRaises(ValueError):
                 trace(clock, "127.0.0.1", first_hop=first, max_hops=last, mode="dgram")
+
+
+class ReaderTests(SynchronousTestCase):
+    """The descriptor that reads a prober's socket for the reactor."""
+
+    def test_bug_logged_not_fatal(self) -> None:
+        """An exception while reading is logged under netproto.traceroute; reading goes on."""
+        from twisted.logger import globalLogPublisher
+
+        from netproto.traceroute._udp import _Reader
+
+        events: list[dict[str, Any]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+
+        def broken() -> None:
+            raise ZeroDivisionError("a bug")
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            reader = _Reader(Clock(), sock, broken)
+            reader.doRead()
+            self.assertEqual(reader.fileno(), sock.fileno())
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        self.assertEqual(
+            [e["log_namespace"] for e in events if "log_failure" in e], ["netproto.traceroute"]
+        )

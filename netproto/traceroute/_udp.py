@@ -8,10 +8,12 @@ Answers are ICMP errors quoting a probe, read in one of two ways:
 
 - ``raw``: a raw ICMP socket (root or ``CAP_NET_RAW``), which sees every
   ICMP error on the host; an error counts only if its quote is UDP from our
-  socket's port to the target, on a probe's port, with our payload;
+  address and socket's port to the target, on a probe's port, with our
+  payload;
 - ``dgram``: the UDP socket's own error queue (``IP_RECVERR``), which needs
   no privilege; the kernel has matched the quote's addresses and ports to
-  the socket, and the payload must still be ours.
+  the socket (bound to the address the route to the target uses), and the
+  payload must still be ours.
 
 In a constant flow, only the payload tells probes apart: an error that
 quotes it (Linux, and every ICMPv6 router, quote it whole) is credited to the
@@ -46,7 +48,7 @@ from netproto._linux import (
     set_receive_buffer,
 )
 from netproto.ping import AUTO, DGRAM, RAW, Packet, parse_icmpv6, parse_ipv4
-from netproto.traceroute._codec import udp_quote
+from netproto.traceroute._codec import BASE_PORT, udp_quote
 from netproto.traceroute._trace import Trace, TracePermissionError, TraceProbe
 
 __all__ = ["PendingErrors", "UdpProber", "set_ttl"]
@@ -158,6 +160,22 @@ class _Reader:
         """Never called: not a writer."""
 
 
+def _route_source(version: int, target: str, interface: str | None) -> str | None:
+    """
+    The address this host sends from to *target* (a UDP socket's connect
+    chooses it; nothing is sent), or None without a route.
+    """
+    with socket.socket(_FAMILY[version], socket.SOCK_DGRAM) as scratch:
+        try:
+            if interface is not None:
+                scratch.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
+            scratch.connect((target, BASE_PORT))
+        except OSError:
+            return None
+        address: str = scratch.getsockname()[0]
+        return address.partition("%")[0]
+
+
 def _raw_icmp(version: int) -> socket.socket:
     """A raw ICMP socket that the kernel lets ICMP errors only through to."""
     sock = socket.socket(_FAMILY[version], socket.SOCK_RAW, _ICMP[version])
@@ -231,7 +249,15 @@ class UdpProber:
             self.udp.setblocking(False)
             if interface is not None:
                 self.udp.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
-            self.udp.bind((source or ("::" if version == 6 else "0.0.0.0"), 0))
+            self.source = source or _route_source(version, target, interface)
+            # Bound to that address, the error queue only gets errors quoting it.
+            try:
+                self.udp.bind((self.source or ("::" if version == 6 else "0.0.0.0"), 0))
+            except OSError:
+                if source is not None:
+                    raise
+                self.source = None
+                self.udp.bind(("::" if version == 6 else "0.0.0.0", 0))
             self.source_port = self.udp.getsockname()[1]
             if self.mode == DGRAM:
                 if version == 6:
@@ -363,7 +389,12 @@ class UdpProber:
 
     def _raw_packet(self, packet: Packet, info: int, stamp: float | None) -> None:
         quote = udp_quote(self.version, packet.quoted) if packet.quoted else None
-        if quote is None or not packet.checksum_ok or quote.source_port != self.source_port:
+        if (
+            quote is None
+            or not packet.checksum_ok
+            or quote.source_port != self.source_port
+            or (self.source is not None and quote.source != self.source)
+        ):
             self._ignored += 1
             return
         probe = self._probe_for(quote.destination, quote.destination_port, quote.payload)
