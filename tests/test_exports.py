@@ -174,6 +174,7 @@ PUBLIC: dict[str, list[str]] = {
     ],
     "netproto.traceroute": [
         "BASE_PORT",
+        "DATAGRAM",
         "Hop",
         "ICMP",
         "IP_HEADER",

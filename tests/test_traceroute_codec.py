@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto.ping import parse_icmpv6, parse_ipv4
-from netproto.traceroute import UdpQuote, interpret, udp_quote
+from netproto.traceroute import DATAGRAM, UdpQuote, interpret, udp_quote
 from netproto.traceroute._codec import probe_payload
 from tests._icmp_packets import icmp_error, ipv4, ipv6_header
 
@@ -66,6 +66,7 @@ class InterpretTests(SynchronousTestCase):
         self.assertEqual(interpret(6, 3, 0), (False, ""))
         self.assertEqual(interpret(4, 0, 0), (True, ""))
         self.assertEqual(interpret(6, 129, 0), (True, ""))
+        self.assertEqual(interpret(4, DATAGRAM, 0), (True, ""))
 
     def test_other_types(self) -> None:
         """Reassembly time exceeded, parameter problems, too big: final, with a generic mark."""

@@ -13,9 +13,10 @@ from typing import Any
 
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
+from twisted.internet.protocol import DatagramProtocol
 from twisted.trial.unittest import TestCase
 
-from netproto.traceroute import ICMP, PARIS, UDP, TraceSummary, trace, traceroute
+from netproto.traceroute import DATAGRAM, ICMP, PARIS, UDP, TraceSummary, trace, traceroute
 from tests._helpers import root_skip_reason
 from tests._servers import has_ipv6
 
@@ -127,6 +128,33 @@ class ServiceTests(TestCase):
             self.assertEqual(summary.hops[0].replies, (None,))
             self.assertFalse(summary.reached)
             self.assertEqual(len(self.received(sock)), 1)
+
+    async def test_service_answer_is_the_destination(self) -> None:
+        """A UDP datagram back from the probed port ends the trace, as traceroute(8) counts it."""
+
+        class Echo(DatagramProtocol):
+            def datagramReceived(self, data: bytes, address: Any) -> None:
+                self.transport.write(data, address)  # type: ignore[attr-defined]
+
+        listening = reactor.listenUDP(0, Echo(), interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(listening.stopListening)
+        modes = ["dgram"] if root_skip_reason() else ["dgram", "raw"]
+        for mode in modes:
+            summary = await traceroute(
+                reactor,
+                "127.0.0.1",
+                method=PARIS,
+                mode=mode,
+                wait=2.0,
+                here=0,
+                port=listening.getHost().port,
+            )
+            self.assertTrue(summary.reached, mode)
+            self.assertEqual(
+                [(r.address, r.type, r.mark) for r in summary.hops[0].replies if r],
+                [("127.0.0.1", DATAGRAM, "")] * 3,
+                mode,
+            )
 
     async def test_constant_flow_keeps_its_ports(self) -> None:
         """Every probe of a constant flow has the same source and destination port."""

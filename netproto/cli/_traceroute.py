@@ -27,14 +27,14 @@ __all__ = ["register"]
 
 _DESCRIPTION = """\
 Print the path to HOST, one hop a line, as traceroute(8) does: probes go out
-with TTL (IPv6 hop limit) FIRST to MAX_HOPS, -q at a time for each hop and up
-to -N in flight in all; each router on the way answers "time exceeded", the
-destination "port unreachable" (UDP) or an echo reply (ICMP). A hop shows its
-responders and round-trip times, * for a probe with no answer in time (-w),
-and a mark when a router reports the destination unreachable: !N
-(network), !H (host), !P (protocol), !X (administratively prohibited), !S,
-!V, !C, !F-MTU (fragmentation needed), !<CODE> (other codes). The trace ends
-at the destination, at such a mark, or after MAX_HOPS.
+with TTL (IPv6 hop limit) FIRST_TTL to MAX_TTL, -q at a time for each hop and
+up to -N in flight in all; each router on the way answers "time exceeded",
+the destination "port unreachable" or its service's reply (UDP), or an echo
+reply (ICMP). A hop shows its responders and round-trip times, * for a probe
+with no answer in time (-w), and a mark when a router reports the destination
+unreachable: !N (network), !H (host), !P (protocol), !X (administratively
+prohibited), !S, !V, !C, !F-MTU (fragmentation needed), !<CODE> (other
+codes). The trace ends at the destination, at such a mark, or after MAX_TTL.
 
 Probes: UDP to port 33434 and up, one port per probe (the default); -U, UDP
 of one constant flow, to one port (53 by default; Paris traceroute: load
@@ -282,8 +282,8 @@ async def _hop_record(hop: Any, names: _Names) -> dict[str, Any]:
                 "address": r.address,
                 "rtt_ms": ms(r.rtt),
                 "mark": r.mark or None,
-                "icmp_type": r.type,
-                "icmp_code": r.code,
+                "icmp_type": r.type if r.type >= 0 else None,
+                "icmp_code": r.code if r.type >= 0 else None,
             }
             for r in hop.replies
         ],

@@ -23,6 +23,7 @@ ends the trace with traceroute(8)'s mark (``!H``, ``!N``, ``!P``, ``!X``...).
 from netproto.traceroute._client import ICMP, METHODS, PARIS, UDP, trace, traceroute
 from netproto.traceroute._codec import (
     BASE_PORT,
+    DATAGRAM,
     IP_HEADER,
     UDP_PORT,
     UdpQuote,
@@ -34,6 +35,7 @@ from netproto.traceroute._trace import Trace, TraceError, TracePermissionError
 
 __all__ = [
     "BASE_PORT",
+    "DATAGRAM",
     "ICMP",
     "IP_HEADER",
     "METHODS",

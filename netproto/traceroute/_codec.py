@@ -13,6 +13,7 @@ from typing import NamedTuple
 __all__ = [
     "BASE_PORT",
     "COOKIE_SIZE",
+    "DATAGRAM",
     "IP_HEADER",
     "UDP_PORT",
     "UdpQuote",
@@ -27,6 +28,9 @@ UDP_PORT = 53
 """The one destination port of constant-flow UDP probes (traceroute(8)'s ``-U``)."""
 COOKIE_SIZE = 8
 """Random bytes at the start of every payload (fewer when the payload is shorter)."""
+DATAGRAM = -1
+"""The type of an answer that is no ICMP message: a UDP datagram back from
+the probed port (a service answered)."""
 IP_HEADER = {4: 20, 6: 40}
 """Bytes of IP header in front of a probe, as traceroute(8) counts packet sizes."""
 
@@ -118,7 +122,8 @@ def interpret(version: int, kind_type: int, code: int, info: int = 0) -> tuple[b
     What an ICMP answer of *kind_type* and *code* means to a trace, as
     traceroute(8) reads it: ``(final, mark)``. A hop limit exceeded in transit
     is ``(False, "")``: a router on the way. An echo reply or a port
-    unreachable is ``(True, "")``: the destination. Anything else ends the
+    unreachable is ``(True, "")``: the destination, as is a UDP datagram back
+    from it (*kind_type* :data:`DATAGRAM`). Anything else ends the
     trace too, with a mark: ``!N``, ``!H``, ``!P``, ``!X``, ``!S``, ``!V``,
     ``!C``, ``!F-MTU`` (*info* is the next-hop MTU), ``!<CODE>`` for other
     unreachable codes and ``!<TYPE-CODE>`` for other types.
@@ -126,6 +131,8 @@ def interpret(version: int, kind_type: int, code: int, info: int = 0) -> tuple[b
     >>> interpret(4, 11, 0), interpret(4, 3, 3), interpret(4, 3, 13), interpret(6, 1, 0)
     ((False, ''), (True, ''), (True, '!X'), (True, '!N'))
     """
+    if kind_type == DATAGRAM:
+        return True, ""
     if version == 4:
         if kind_type == 11 and code == 0:
             return False, ""

@@ -19,7 +19,9 @@ class Reply(NamedTuple):
     rtt: float
     """Seconds from sending the probe to reading its answer."""
     type: int
-    """The ICMP type of the answer (time exceeded, unreachable, echo reply)."""
+    """The ICMP type of the answer (time exceeded, unreachable, echo reply), or
+    -1 (:data:`~netproto.traceroute.DATAGRAM`) for a UDP datagram back from the
+    probed port."""
     code: int
     """Its ICMP code."""
     final: bool

@@ -48,7 +48,7 @@ from netproto._linux import (
     set_receive_buffer,
 )
 from netproto.ping import AUTO, DGRAM, RAW, Packet, parse_icmpv6, parse_ipv4
-from netproto.traceroute._codec import BASE_PORT, udp_quote
+from netproto.traceroute._codec import BASE_PORT, DATAGRAM, udp_quote
 from netproto.traceroute._trace import Trace, TracePermissionError, TraceProbe
 
 __all__ = ["PendingErrors", "UdpProber", "set_ttl"]
@@ -232,6 +232,7 @@ class UdpProber:
         self._ignored = 0
         self._raw: socket.socket | None = None
         self._reader: _Reader | None = None
+        self._datagrams: _Reader | None = None
         self._pending = PendingErrors()
         if mode in (RAW, AUTO):
             try:
@@ -264,16 +265,17 @@ class UdpProber:
                     self.udp.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVERR, 1)
                 else:
                     self.udp.setsockopt(socket.IPPROTO_IP, IP_RECVERR, 1)
-            listened = self._raw or self.udp
-            # The kernel stamps each answer as it arrives: round trips do not
-            # include the time the reactor took to read it.
-            listened.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            # A raw socket sees every ICMP error on the host: room for bursts.
-            set_receive_buffer(listened, _RECEIVE_BUFFER)
+            for listened in {self.udp, self._raw or self.udp}:
+                # The kernel stamps each answer as it arrives: round trips do
+                # not include the time the reactor took to read it.
+                listened.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+                # A raw socket sees every ICMP error on the host: room for bursts.
+                set_receive_buffer(listened, _RECEIVE_BUFFER)
         except BaseException:
             self.close()
             raise
         self._reader = _Reader(reactor, self._raw or self.udp, self._drain)
+        self._datagrams = None if self._raw is None else _Reader(reactor, self.udp, self._drain)
 
     # -- the Prober interface ----------------------------------------------
 
@@ -282,6 +284,8 @@ class UdpProber:
         self._trace = trace
         assert self._reader is not None
         self._reader.start()
+        if self._datagrams is not None:
+            self._datagrams.start()
 
     def send(self, probe: TraceProbe) -> bool:
         """Send *probe*; False when the kernel has no room now."""
@@ -318,8 +322,9 @@ class UdpProber:
 
     def close(self) -> None:
         """Stop reading, close the sockets (idempotent)."""
-        if self._reader is not None:
-            self._reader.stop()
+        for reader in (self._reader, self._datagrams):
+            if reader is not None:
+                reader.stop()
         if self._raw is not None:
             self._raw.close()
         self.udp.close()
@@ -367,6 +372,7 @@ class UdpProber:
             self._drain_raw(self._raw, limit)
         else:
             self._drain_errors(limit)
+        self._drain_datagrams(limit)
 
     def _drain_raw(self, sock: socket.socket, limit: int) -> None:
         for _ in range(limit):
@@ -417,14 +423,24 @@ class UdpProber:
             self._credit(
                 probe, error.offender, (error.type, error.code, error.info), kernel_time(cmsgs)
             )
-        # Datagrams sent to our port are nobody's answer: read and count them.
+
+    def _drain_datagrams(self, limit: int) -> None:
+        """
+        Datagrams back from the target's probed port: a service answered
+        (a DNS server on port 53, say), which ends the trace as a port
+        unreachable would. Anything else sent to our port is counted.
+        """
+        udp = self.udp
         for _ in range(limit):
             if udp.fileno() == -1:
                 return
             try:
-                udp.recv(2048)
+                _, cmsgs, _, address = udp.recvmsg(2048, _ANCILLARY)
             except BlockingIOError:
                 return
             except OSError:
                 continue
-            self._ignored += 1
+            probe = None
+            if address and address[0].partition("%")[0] == self.target:
+                probe = self._probe_for(self.target, address[1], b"")
+            self._credit(probe, self.target, (DATAGRAM, 0, 0), kernel_time(cmsgs))
