@@ -89,6 +89,34 @@ class LoopbackTests(TestCase):
             await self.reach(version, ICMP, "dgram")
 
 
+class TimeoutTests(TestCase):
+    """Who gives a probe up: the trace, never the ICMP socket underneath."""
+
+    async def test_icmp_socket_waits_longer(self) -> None:
+        """
+        Requests outlive the trace's wait in the ICMP socket's table, so that
+        an answer read late (a loaded host, a flood of errors) is never turned
+        into a star by the socket's own timeout before the trace has read it.
+        """
+        reason = root_skip_reason()
+        if reason and not _ping_sockets_allowed():
+            raise self.skipTest(reason)
+        from netproto.ping import IcmpSocket
+
+        timeouts: list[float] = []
+        send = IcmpSocket.send
+
+        def recording(sock: IcmpSocket, probe: Any, timeout: float) -> bool:
+            timeouts.append(timeout)
+            return send(sock, probe, timeout)
+
+        self.patch(IcmpSocket, "send", recording)
+        summary = await traceroute(reactor, "127.0.0.1", method=ICMP, wait=0.5)
+        self.assertTrue(summary.reached)
+        self.assertEqual(len(timeouts), 3)
+        self.assertTrue(all(t > 0.5 for t in timeouts), timeouts)
+
+
 class ServiceTests(TestCase):
     """What reaches a UDP service listening on the probed port."""
 

@@ -84,7 +84,10 @@ class IcmpProber:
         self._send_error = None
         # (No clearing of a pending error here: on a ping socket, the ICMP
         # socket reads its error queue when SO_ERROR says something is there.)
-        if not self.socket.send(request, self.wait):
+        # The ICMP socket's own timeout is longer than the trace's: the trace
+        # decides when a probe is given up (reading the queues first), and an
+        # answer read late must not find the request already expired there.
+        if not self.socket.send(request, 2 * self.wait + 1.0):
             return False
         error = self._send_error
         if error is not None:
