@@ -20,7 +20,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from netproto.cli import build_parser
+from netproto.cli import CommandError, build_parser
 from tests._dns_server import system_files_skip_reason
 from tests._helpers import root_skip_reason, run_cli, tool_skip_reason
 from tests._traceroute_netns import normalized
@@ -154,25 +154,13 @@ class UsageTests(SynchronousTestCase):
     """Bad options: one line on standard error, exit status 2, nothing sent."""
 
     def test_usage_errors(self) -> None:
-        """Each option out of range is named in a one-line error."""
+        """The command: exit status 2, one line on standard error, nothing on standard output."""
         for args, words in [
-            (["-q", "11", "127.0.0.1"], "-q 11"),
-            (["-m", "0", "127.0.0.1"], "-m 0"),
-            (["-m", "256", "127.0.0.1"], "-m 256"),
-            (["-f", "5", "-m", "4", "127.0.0.1"], "-f 5"),
-            (["-N", "0", "127.0.0.1"], "-N 0"),
-            (["-p", "0", "127.0.0.1"], "-p 0"),
-            (["-p", "65530", "127.0.0.1"], "-p 65530"),
-            (["-I", "-p", "80", "127.0.0.1"], "-p"),
-            (["-w", "0", "127.0.0.1"], "-w"),
             (["-w", "abc", "127.0.0.1"], "-w"),
+            (["-q", "11", "127.0.0.1"], "-q 11"),
             (["127.0.0.1", "27"], "PACKETLEN"),
-            (["::1", "47"], "PACKETLEN"),
-            (["-i", "no-such-device", "127.0.0.1"], "-i"),
             (["-6", "127.0.0.1"], "not an IPv6 address"),
             (["-s", "::1", "127.0.0.1"], "-s ::1"),
-            (["-s", "not-an-address", "127.0.0.1"], "-s"),
-            (["-I", "-U", "127.0.0.1"], "not allowed"),
             ([], "HOST"),
         ]:
             result = run_cli("traceroute", *args)
@@ -181,6 +169,53 @@ class UsageTests(SynchronousTestCase):
             self.assertIn(words, result.stderr, args)
             self.assertNotIn("Traceback", result.stderr)
             self.assertEqual(result.stdout, "", args)
+
+    def test_option_checks(self) -> None:
+        """Every option out of range is refused before any socket, naming the option."""
+        from netproto.cli._traceroute import _check, _payload
+
+        def refusal(*argv: str) -> str:
+            try:
+                args = build_parser().parse_args(["traceroute", *argv])
+                _check(args)
+                _payload(args, 6 if ":" in args.host else 4)
+            except CommandError as e:
+                self.assertEqual(e.status, 2)
+                return str(e)
+            except Exception as e:  # the parser's own usage error (exit status 2)
+                return str(e)
+            raise AssertionError(f"{argv} accepted")
+
+        for args, words in [
+            (["-q", "0", "127.0.0.1"], "-q 0"),
+            (["-m", "0", "127.0.0.1"], "-m 0"),
+            (["-m", "256", "127.0.0.1"], "-m 256"),
+            (["-f", "5", "-m", "4", "127.0.0.1"], "-f 5"),
+            (["-N", "0", "127.0.0.1"], "-N 0"),
+            (["-p", "0", "127.0.0.1"], "-p 0"),
+            (["-p", "65530", "127.0.0.1"], "-p 65530"),
+            (["-I", "-p", "80", "127.0.0.1"], "-p"),
+            (["-w", "0", "127.0.0.1"], "-w"),
+            (["-w", "5,-1", "127.0.0.1"], "HERE"),
+            (["-w", "5,3,x", "127.0.0.1"], "NEAR"),
+            (["-w", "1,2,3,4", "127.0.0.1"], "MAX[,HERE[,NEAR]]"),
+            (["-w", "4000", "127.0.0.1"], "-w 4000"),
+            (["::1", "47"], "PACKETLEN"),
+            (["127.0.0.1", "70000"], "PACKETLEN"),
+            (["-i", "no-such-device", "127.0.0.1"], "-i"),
+            (["-I", "-U", "127.0.0.1"], "not allowed"),
+        ]:
+            self.assertIn(words, refusal(*args), args)
+
+    def test_wait_forms(self) -> None:
+        """-w takes MAX, MAX,HERE or MAX,HERE,NEAR, with commas or slashes."""
+        for text, expected in [
+            ("2", (2.0, 3.0, 10.0)),
+            ("2,1", (2.0, 1.0, 10.0)),
+            ("2/0/0", (2.0, 0.0, 0.0)),
+        ]:
+            args = build_parser().parse_args(["traceroute", "-w", text, "127.0.0.1"])
+            self.assertEqual(args.wait, expected, text)
 
     def test_bad_literal(self) -> None:
         """A malformed address is an error, never a name sent to a resolver: exit 1."""
