@@ -28,6 +28,7 @@ _TYPES = {
     "AAAA": (dns.AAAA, dns.Record_AAAA),
     "CNAME": (dns.CNAME, dns.Record_CNAME),
     "MX": (dns.MX, dns.Record_MX),
+    "PTR": (dns.PTR, dns.Record_PTR),
 }
 
 

@@ -115,7 +115,7 @@ class LayoutTests(SynchronousTestCase):
         """At most a dozen top-level modules; the capabilities of several are packages."""
         top = [p for p in ROOT.glob("*.py")]
         self.assertLessEqual(len(top), 12, sorted(p.name for p in top))
-        for package in ("ping", "head", "lookup", "cli", "_service", "_listen"):
+        for package in ("ping", "traceroute", "head", "lookup", "cli", "_service", "_listen"):
             self.assertTrue((ROOT / package / "__init__.py").exists(), package)
 
     def test_init_only_reexports(self) -> None:

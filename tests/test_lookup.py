@@ -7,6 +7,7 @@ is asked of the test's own server.
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import threading
 from typing import Any
@@ -28,6 +29,7 @@ from netproto.lookup import (
     LookupTimeoutError,
     NameNotFoundError,
     ServerFailureError,
+    lookup_addr,
     lookup_cname,
     lookup_host,
     lookup_port,
@@ -56,11 +58,32 @@ RECORDS: dict[str, list[tuple[str, str]]] = {
     "split.test": [("CNAME", "web.example.test")],
     "refused.test": [("A", "127.0.0.40")],
     "fail.test": [("A", "127.0.0.41")],
+    "1.0.0.127.in-addr.arpa": [("PTR", "one.example.test"), ("PTR", "uno.example.test")],
+    "2.0.0.127.in-addr.arpa": [("CNAME", "2.0-25.0.0.127.in-addr.arpa")],
+    "2.0-25.0.0.127.in-addr.arpa": [("PTR", "two.example.test")],
+    "3.0.0.127.in-addr.arpa": [("PTR", "bad name!"), ("PTR", "three.example.test")],
+    "4.0.0.127.in-addr.arpa": [("PTR", "-bad-.test")],
+    "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.d.f.ip6.arpa": [
+        ("PTR", "six.example.test")
+    ],
 }
 # A chain of MAX_CNAME_HOPS records (allowed) and one of MAX_CNAME_HOPS + 1 (refused).
 for _i in range(1, MAX_CNAME_HOPS + 2):
     RECORDS[f"hop{_i}.test"] = [("CNAME", f"hop{_i + 1}.test")]
 RECORDS[f"hop{MAX_CNAME_HOPS + 2}.test"] = [("A", "127.0.0.50")]
+
+
+GAI_ERRORS = [(socket.EAI_NONAME, NameNotFoundError), (socket.EAI_AGAIN, ServerFailureError)]
+"""getaddrinfo and getnameinfo errors, and what a lookup makes of them."""
+
+
+def gai_failing(code: int) -> Any:
+    """A getaddrinfo or getnameinfo that fails with *code*."""
+
+    def failing(*args: Any) -> Any:
+        raise socket.gaierror(code, "test")
+
+    return failing
 
 
 class _Live(TestCase):
@@ -237,6 +260,87 @@ class DNSTests(_Live):
             [str(a) for a in await lookup_host("v6only.test", **options)], ["fd00::20"]
         )
         self.assertEqual(await lookup_cname("www.example.test", **options), "web.example.test.")
+
+
+class ReverseTests(_Live):
+    """The names of an address (Go's LookupAddr): hosts file, PTR records, the system."""
+
+    async def test_ptr_records(self) -> None:
+        """PTR answers for IPv4 and IPv6, every valid name, fully qualified, in answer order."""
+        lookup = self.lookup()
+        self.assertEqual(
+            await lookup.lookup_addr("127.0.0.1"), ["one.example.test.", "uno.example.test."]
+        )
+        self.assertEqual(await lookup.lookup_addr("fd00::10"), ["six.example.test."])
+        self.assertEqual(
+            await lookup_addr("127.0.0.1", reactor=reactor, servers=[self.address]),
+            ["one.example.test.", "uno.example.test."],
+        )
+
+    async def test_classless_delegation(self) -> None:
+        """A CNAME in the reverse zone (RFC 2317) is followed inside the answer."""
+        self.assertEqual(await self.lookup().lookup_addr("127.0.0.2"), ["two.example.test."])
+
+    async def test_invalid_names_dropped(self) -> None:
+        """A PTR that is not a host name is never returned; none valid is not found."""
+        lookup = self.lookup()
+        self.assertEqual(await lookup.lookup_addr("127.0.0.3"), ["three.example.test."])
+        with self.assertRaises(NameNotFoundError):
+            await lookup.lookup_addr("127.0.0.4")
+
+    async def test_no_name(self) -> None:
+        """An address without PTR records: NameNotFoundError naming it."""
+        with self.assertRaises(NameNotFoundError) as caught:
+            await self.lookup().lookup_addr("127.0.0.99")
+        self.assertEqual(str(caught.exception), "127.0.0.99: no name")
+
+    async def test_not_an_address(self) -> None:
+        """Only address literals are looked up; nothing is sent for anything else."""
+        for text in ("www.example.test", "", "300.1.1.1"):
+            with self.assertRaises(InvalidLookupError):
+                await self.lookup().lookup_addr(text)
+        self.assertEqual(self.zone.queries, [])
+
+    async def test_hosts_file_first(self) -> None:
+        """An address the hosts file lists is answered from it alone, every name of its lines."""
+        hosts = self.hosts_file("127.0.0.1 local.test alias.test\n127.0.0.1 again.test\n")
+        lookup = self.lookup(hosts=hosts)
+        self.assertEqual(
+            await lookup.lookup_addr("127.0.0.1"), ["local.test.", "alias.test.", "again.test."]
+        )
+        self.assertEqual(self.zone.queries, [])
+        self.assertEqual(await lookup.lookup_addr("127.0.0.2"), ["two.example.test."])
+
+    async def test_system(self) -> None:
+        """Without servers, getnameinfo answers (NI_NAMEREQD); its errors are the usual ones."""
+        asked: list[Any] = []
+
+        def answer(address: Any, flags: int) -> Any:
+            asked.append((address, flags))
+            return ("name.example.test", "0")
+
+        lookup = Lookup(reactor, getnameinfo=answer)
+        self.assertEqual(await lookup.lookup_addr("127.0.0.7"), ["name.example.test."])
+        self.assertEqual(asked, [(("127.0.0.7", 0), socket.NI_NAMEREQD)])
+        for code, error in GAI_ERRORS:
+            with self.assertRaises(error):
+                await Lookup(reactor, getnameinfo=gai_failing(code)).lookup_addr("127.0.0.7")
+
+        def invalid(*args: Any) -> Any:
+            return ("bad name!", "0")
+
+        with self.assertRaises(NameNotFoundError):
+            await Lookup(reactor, getnameinfo=invalid).lookup_addr("127.0.0.7")
+
+    async def test_system_localhost(self) -> None:
+        """127.0.0.1 is localhost to the system (from /etc/hosts: nothing leaves the machine)."""
+        reason = system_files_skip_reason("localhost")
+        if reason:
+            raise self.skipTest(reason)
+        listed = HostsFile.read("/etc/hosts").names(ipaddress.ip_address("127.0.0.1"))
+        if not listed:
+            raise self.skipTest("/etc/hosts does not list 127.0.0.1: the system would ask DNS")
+        self.assertEqual(await Lookup(reactor).lookup_addr("127.0.0.1"), [listed[0]])
 
 
 class TimeoutTests(TestCase):
@@ -436,16 +540,9 @@ class SystemTests(TestCase):
 
     async def test_cname_errors(self) -> None:
         """getaddrinfo's errors: EAI_NONAME is not found, EAI_AGAIN a failure."""
-        for code, error in [
-            (socket.EAI_NONAME, NameNotFoundError),
-            (socket.EAI_AGAIN, ServerFailureError),
-        ]:
-
-            def failing(*args: Any, code: int = code) -> Any:
-                raise socket.gaierror(code, "test")
-
+        for code, error in GAI_ERRORS:
             with self.assertRaises(error):
-                await Lookup(reactor, getaddrinfo=failing).lookup_cname("x.test")
+                await Lookup(reactor, getaddrinfo=gai_failing(code)).lookup_cname("x.test")
 
     async def test_cname_canonical(self) -> None:
         """The canonical name getaddrinfo reports comes back fully qualified."""

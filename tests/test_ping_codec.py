@@ -402,6 +402,24 @@ class MatchingTests(SynchronousTestCase):
         self.assertEqual(table.classify(parse_ipv4(reply_packet(7)), 0.2), (REPLY, probe))
         self.assertEqual(table.classify(error, 0.3), (LATE, probe))
 
+    def test_error_with_bad_checksum_ignored(self) -> None:
+        """An IPv4 error quoting our request but failing its ICMP checksum is never credited."""
+        table, probe = table_with_probe(7)
+        message = bytearray(icmp_error(11, 0, request_quote(7)))
+        message[2] ^= 0x5A
+        damaged = parse_ipv4(ipv4("127.0.0.9", US, bytes(message)))
+        self.assertFalse(damaged.checksum_ok)
+        self.assertEqual(table.classify(damaged, 0.1), (MALFORMED, None))
+        self.assertEqual((probe.errors, table.malformed), (0, 1))
+
+    def test_quote_kept_for_other_errors(self) -> None:
+        """An error quoting a UDP datagram is OTHER, and carries the checked quote."""
+        udp = ipv4(US, HOST, b"\x82\x9a\x82\x9a\x00\x08\x00\x00", protocol=17)
+        packet = parse_ipv4(ipv4("127.0.0.9", US, icmp_error(11, 0, udp)))
+        self.assertEqual((packet.kind, packet.type, packet.quoted), (OTHER, 11, udp))
+        error = parse_ipv4(ipv4("127.0.0.9", US, icmp_error(3, 1, request_quote(7))))
+        self.assertEqual(error.quoted, request_quote(7))
+
     def test_large_payloads_trimmed_once_resolved(self) -> None:
         """Answered or expired probes keep only their cookie; duplicates and late still match."""
         big = b"BIGCOOKI" + bytes(range(256)) * 40

@@ -29,13 +29,13 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, NoReturn
 
-from netproto.cli import _address, _head, _lookup, _ping, _services
+from netproto.cli import _address, _head, _lookup, _ping, _services, _traceroute
 from netproto.cli._command import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Run
 from netproto.cli._output import CommandError, say_error
 
 __all__ = ["COMMAND_GROUPS", "build_parser", "main", "run_command"]
 
-COMMAND_GROUPS: tuple[ModuleType, ...] = (_address, _lookup, _services, _head, _ping)
+COMMAND_GROUPS: tuple[ModuleType, ...] = (_address, _lookup, _services, _head, _ping, _traceroute)
 """The modules whose ``register(subcommands)`` add the commands, in ``--help`` order."""
 
 

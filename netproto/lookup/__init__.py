@@ -1,6 +1,7 @@
 """
 Name and service lookups, asynchronous, never blocking the reactor: the
-Go's ResolveIPAddr, LookupHost, LookupPort and LookupCNAME, on Twisted.
+Go's ResolveIPAddr, LookupHost, LookupPort, LookupCNAME and LookupAddr, on
+Twisted.
 
 A :class:`Lookup` answers from one of two sources, chosen when it is made:
 
@@ -60,6 +61,7 @@ from netproto.lookup._names import (
 from netproto.lookup._resolver import (
     Answer,
     Lookup,
+    lookup_addr,
     lookup_cname,
     lookup_host,
     lookup_port,
@@ -85,6 +87,7 @@ __all__ = [
     "ServiceNotFoundError",
     "check_host_name",
     "format_server",
+    "lookup_addr",
     "lookup_cname",
     "lookup_host",
     "lookup_port",

@@ -126,6 +126,46 @@ class DNSAsker:
         family = {"ip": "", "ip4": " IPv4", "ip6": " IPv6"}[network]
         raise NameNotFoundError(f"{host}: no{family} address")
 
+    async def ask_names(self, address: Address) -> list[str]:
+        """
+        The names of *address*: the ``PTR`` records of its reverse name
+        (``in-addr.arpa``, ``ip6.arpa``), following a CNAME chain inside the
+        answer (RFC 2317 delegations), fully qualified; names that are not
+        valid host names are dropped.
+        """
+        deadline = self._reactor.seconds() + self.timeout
+        reverse = address.reverse_pointer
+        try:
+            answers, _nxdomain = await self._query(reverse, dns.PTR, deadline)
+        finally:
+            if self._client is not None and self._client.connections:
+                await self._client.close()
+        owners = {name_key(reverse)}
+        for _ in range(MAX_CNAME_HOPS):
+            aliases = {
+                name_key(rr.payload.name.name.decode("ascii", "backslashreplace"))
+                for rr in answers
+                if rr.type == dns.CNAME and _owner(rr) in owners
+            }
+            if aliases <= owners:
+                break
+            owners |= aliases
+        names: list[str] = []
+        for rr in answers:
+            if rr.type != dns.PTR or _owner(rr) not in owners:
+                continue
+            name = rr.payload.name.name.decode("ascii", "backslashreplace")
+            try:
+                check_host_name(name)
+            except InvalidLookupError:
+                continue
+            if absolute(name) not in names:
+                names.append(absolute(name))
+        if not names:
+            found = any(rr.type == dns.PTR for rr in answers)
+            raise NameNotFoundError(f"{address}: no {'valid ' if found else ''}name")
+        return names
+
     async def _chase(
         self, name: str, kind: int, deadline: float
     ) -> tuple[list[str], list[Address]]:
@@ -181,7 +221,11 @@ class DNSAsker:
         share = remaining / len(self.servers)
         attempts = (share * 0.2, share * 0.3, share * 0.5)
         self._client.tcp_timeout = remaining
-        ask = self._client.lookupAddress if kind == dns.A else self._client.lookupIPV6Address
+        ask = {
+            dns.A: self._client.lookupAddress,
+            dns.AAAA: self._client.lookupIPV6Address,
+            dns.PTR: self._client.lookupPointer,
+        }[kind]
         try:
             answers, _authority, _additional = await ask(name, attempts)
         except dns_error.DNSNameError as e:

@@ -52,6 +52,7 @@ class HostsFile:
 
     _addresses: dict[str, list[Address]] = field(default_factory=dict, init=False, repr=False)
     _canonical: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _names: dict[Address, list[str]] = field(default_factory=dict, init=False, repr=False)
 
     @classmethod
     def parse(cls, text: str, path: str | None = None) -> HostsFile:
@@ -65,10 +66,13 @@ class HostsFile:
                 address = parse_ip(fields[0], allow_scope=True)
             except AddressError:
                 continue
+            listed = hosts._names.setdefault(address, [])
             for name in fields[1:]:
                 key = name_key(name)
                 if not key:
                     continue
+                if absolute(name) not in listed:
+                    listed.append(absolute(name))
                 known = hosts._addresses.setdefault(key, [])
                 if address not in known:
                     known.append(address)
@@ -96,6 +100,13 @@ class HostsFile:
         """The canonical name of *name*, fully qualified, or ``None`` if not listed."""
         found = self._canonical.get(name_key(name))
         return absolute(found) if found is not None else None
+
+    def names(self, address: Address) -> tuple[str, ...]:
+        """
+        The names listed for *address*, fully qualified, in file order (the
+        first is the canonical one); empty if the address is not listed.
+        """
+        return tuple(self._names.get(address, ()))
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name_key(name) in self._addresses

@@ -40,6 +40,7 @@ __all__ = [
     "SYSTEM_RESOLV_CONF",
     "Answer",
     "Lookup",
+    "lookup_addr",
     "lookup_cname",
     "lookup_host",
     "lookup_port",
@@ -138,6 +139,8 @@ class Lookup:
         ``reactor.nameResolver`` by default.
     :param getaddrinfo: the function system canonical-name lookups call in
         the reactor's thread pool.
+    :param getnameinfo: the function system lookups of an address's names
+        call in the reactor's thread pool.
     :raises InvalidLookupError: a bad timeout, or an unreadable hosts file.
     """
 
@@ -151,6 +154,7 @@ class Lookup:
         timeout: float = DEFAULT_TIMEOUT,
         name_resolver: IHostnameResolver | None = None,
         getaddrinfo: Any = socket.getaddrinfo,
+        getnameinfo: Any = socket.getnameinfo,
     ) -> None:
         if reactor is None:
             from twisted.internet import reactor as global_reactor
@@ -162,7 +166,7 @@ class Lookup:
         self.servers: list[tuple[str, int]] = [(h, p) for h, p in servers]
         if not self.servers and (self.hosts is not None or resolv_conf is not None):
             self.servers = parse_resolv_conf(read_text(resolv_conf or SYSTEM_RESOLV_CONF))
-        self._system = SystemAsker(reactor, self.timeout, name_resolver, getaddrinfo)
+        self._system = SystemAsker(reactor, self.timeout, name_resolver, getaddrinfo, getnameinfo)
         self._dns: DNSAsker | None = None
 
     @property
@@ -233,6 +237,31 @@ class Lookup:
             return canonical
         return await self._system.canonical_name(host)
 
+    async def lookup_addr(self, address: str) -> list[str]:
+        """
+        The names of *address*, an IP address literal (Go's ``LookupAddr``),
+        fully qualified: from the hosts file when it lists the address (every
+        name of its lines, the canonical one first), else the ``PTR`` records
+        of its reverse name from the DNS servers, else the one name the
+        system's ``getnameinfo`` finds. Names that are not valid host names
+        are dropped.
+
+        :raises InvalidLookupError: *address* is not an IP address (nothing
+            was sent).
+        :raises NameNotFoundError: the address has no name.
+        """
+        if not isinstance(address, str) or literal(address) is None:
+            raise InvalidLookupError(f"{address}: not an IP address")
+        parsed = literal(address)
+        assert parsed is not None
+        if self.hosts is not None:
+            listed = self.hosts.names(parsed)
+            if listed:
+                return list(listed)
+        if self.servers:
+            return await self._dns_asker().ask_names(parsed)
+        return await self._system.names(parsed)
+
     def _dns_asker(self) -> DNSAsker:
         """The asker of :attr:`servers` (made again if they were changed)."""
         if self._dns is None or self._dns.servers != self.servers:
@@ -281,6 +310,19 @@ async def lookup_cname(
     """:meth:`Lookup.lookup_cname` with a :class:`Lookup` made of the keyword arguments."""
     lookup = Lookup(reactor, servers=servers, hosts=hosts, timeout=timeout)
     return await lookup.lookup_cname(host)
+
+
+async def lookup_addr(
+    address: str,
+    *,
+    reactor: Any = None,
+    servers: list[tuple[str, int]] | tuple[tuple[str, int], ...] = (),
+    hosts: str | HostsFile | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> list[str]:
+    """:meth:`Lookup.lookup_addr` with a :class:`Lookup` made of the keyword arguments."""
+    lookup = Lookup(reactor, servers=servers, hosts=hosts, timeout=timeout)
+    return await lookup.lookup_addr(address)
 
 
 async def lookup_port(

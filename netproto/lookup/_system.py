@@ -1,9 +1,9 @@
 """
 Asking the system (:class:`SystemAsker`): addresses through the reactor's
 :class:`~twisted.internet.interfaces.IHostnameResolver` (``getaddrinfo`` in a
-thread, so ``nsswitch.conf``, ``/etc/hosts`` and ``resolv.conf`` apply), and
-canonical names through ``getaddrinfo`` with ``AI_CANONNAME`` in the
-reactor's thread pool.
+thread, so ``nsswitch.conf``, ``/etc/hosts`` and ``resolv.conf`` apply),
+canonical names through ``getaddrinfo`` with ``AI_CANONNAME``, and the names
+of an address through ``getnameinfo``, both in the reactor's thread pool.
 """
 
 from __future__ import annotations
@@ -22,8 +22,13 @@ from twisted.internet.interfaces import (
 from twisted.internet.threads import deferToThreadPool
 from zope.interface import implementer
 
-from netproto.lookup._errors import LookupTimeoutError, NameNotFoundError, ServerFailureError
-from netproto.lookup._names import absolute, order_addresses
+from netproto.lookup._errors import (
+    InvalidLookupError,
+    LookupTimeoutError,
+    NameNotFoundError,
+    ServerFailureError,
+)
+from netproto.lookup._names import absolute, check_host_name, order_addresses
 from netproto.util import Address, AddressError, parse_ip
 
 __all__ = ["SystemAsker"]
@@ -67,6 +72,16 @@ def _from_twisted(address: taddress.IPv4Address | taddress.IPv6Address) -> Addre
         return None
 
 
+_NOT_FOUND = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+
+
+def _resolver_error(error: socket.gaierror, host: str, missing: str) -> Exception:
+    """What a ``getaddrinfo`` or ``getnameinfo`` error means: *missing*, or a failure."""
+    if error.errno in _NOT_FOUND:
+        return NameNotFoundError(f"{host}: {missing} (system resolver)")
+    return ServerFailureError(f"{host}: system resolver: {error.strerror or error}")
+
+
 class SystemAsker:
     """Asks the system: an :class:`IHostnameResolver`, and ``getaddrinfo`` in a thread."""
 
@@ -76,11 +91,13 @@ class SystemAsker:
         timeout: float,
         name_resolver: IHostnameResolver | None = None,
         getaddrinfo: Any = socket.getaddrinfo,
+        getnameinfo: Any = socket.getnameinfo,
     ) -> None:
         self.timeout = timeout
         self._reactor = reactor
         self._name_resolver = name_resolver
         self._getaddrinfo = getaddrinfo
+        self._getnameinfo = getnameinfo
 
     async def addresses(self, host: str, network: str) -> list[Address]:
         """The addresses of *host* for *network*, in the order of :func:`order_addresses`."""
@@ -110,12 +127,29 @@ class SystemAsker:
         try:
             infos = await self._within(pending, host)
         except socket.gaierror as e:
-            not_found = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
-            if e.errno in not_found:
-                raise NameNotFoundError(f"{host}: no such host (system resolver)") from None
-            raise ServerFailureError(f"{host}: system resolver: {e.strerror or e}") from None
+            raise _resolver_error(e, host, "no such host") from None
         names = [info[3] for info in infos if info[3]]
         return absolute(names[0] if names else host)
+
+    async def names(self, address: Address) -> list[str]:
+        """The name ``getnameinfo`` finds for *address* (one at most), fully qualified."""
+        host = str(address)
+        pending = deferToThreadPool(
+            self._reactor,
+            self._reactor.getThreadPool(),
+            self._getnameinfo,
+            (host, 0),
+            socket.NI_NAMEREQD,
+        )
+        try:
+            name, _port = await self._within(pending, host)
+        except socket.gaierror as e:
+            raise _resolver_error(e, host, "no name") from None
+        try:
+            check_host_name(name)
+        except InvalidLookupError:
+            raise NameNotFoundError(f"{host}: no valid name (system resolver)") from None
+        return [absolute(name)]
 
     async def _within(self, pending: defer.Deferred[Any], host: str) -> Any:
         """The result of *pending*, or :class:`LookupTimeoutError` after the timeout."""

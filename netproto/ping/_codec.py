@@ -70,6 +70,7 @@ class Packet:
         "ident",
         "kind",
         "payload",
+        "quoted",
         "reason",
         "seq",
         "size",
@@ -93,6 +94,7 @@ class Packet:
         target: str | None = None,
         size: int = 0,
         reason: str = "",
+        quoted: bytes = b"",
     ) -> None:
         self.kind = kind
         """One of ECHO_REPLY, ECHO_REQUEST, ERROR, OTHER, MALFORMED."""
@@ -114,6 +116,10 @@ class Packet:
         """Bytes of ICMP message (header and data), as ping(8) counts them."""
         self.reason = reason
         """For a malformed packet: why, in a few words."""
+        self.quoted = quoted
+        """For an ICMP error (of kind ERROR, or OTHER when it quotes something
+        else than an echo request): the quoted packet, from its IP header on,
+        whose header was checked (version, IHL, at least 8 bytes after it)."""
 
     def __repr__(self) -> str:
         fields = " ".join(
@@ -301,8 +307,10 @@ def _quoted_ipv4(
             ttl=ttl,
             type=kind_type,
             code=code,
+            checksum_ok=checksum_ok,
             size=size,
             reason="an ICMP error about something else than an echo request",
+            quoted=bytes(quoted),
         )
     _, _, _, ident, seq = _HEADER.unpack_from(quoted, header)
     return Packet(
@@ -317,6 +325,7 @@ def _quoted_ipv4(
         checksum_ok=checksum_ok,
         size=size,
         target=socket.inet_ntop(socket.AF_INET, quoted[16:20]),
+        quoted=bytes(quoted),
     )
 
 
@@ -342,6 +351,7 @@ def _quoted_ipv6(
             code=code,
             size=size,
             reason="an ICMPv6 error about something else than an echo request",
+            quoted=bytes(quoted),
         )
     _, _, _, ident, seq = _HEADER.unpack_from(quoted, 40)
     return Packet(
@@ -355,6 +365,7 @@ def _quoted_ipv6(
         payload=bytes(quoted[48:]),
         size=size,
         target=socket.inet_ntop(socket.AF_INET6, quoted[24:40]),
+        quoted=bytes(quoted),
     )
 
 

@@ -6,7 +6,6 @@ sends probes at an interval and reports each outcome and a final summary.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -14,6 +13,7 @@ from typing import Any, NamedTuple
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from netproto._results import Results
 from netproto.ping._codec import Packet, describe_error
 from netproto.ping._probes import DAMAGED, DUPLICATE, ERROR, LATE, PENDING, REPLY, Payloads, Probe
 from netproto.ping._socket import IcmpSocket
@@ -150,8 +150,7 @@ class Ping:
         self._waiting = 0
         self._next_call: Any = None
         self._deadline_call: Any = None
-        self._queue: deque[ProbeResult] = deque(maxlen=_QUEUED)
-        self._readers: list[Deferred[ProbeResult | None]] = []
+        self._results: Results[ProbeResult] = Results(on_result, keep=_QUEUED)
         self._finished = False
         if deadline is not None:
             self._deadline_call = self.reactor.callLater(deadline, self.stop)
@@ -262,34 +261,13 @@ class Ping:
     # -- results ---------------------------------------------------------
 
     def _emit(self, result: ProbeResult) -> None:
-        if self.on_result is not None:
-            try:
-                self.on_result(result)
-            except Exception:
-                # A consumer that fails ends the ping: done errbacks with it.
-                self._fail(Failure())
-                return
-        if self._readers:
-            self._readers.pop(0).callback(result)
-        else:
-            self._queue.append(result)
+        failure = self._results.emit(result)
+        if failure is not None:
+            # A consumer that fails ends the ping: done errbacks with it.
+            self._fail(failure)
 
     def __aiter__(self) -> AsyncIterator[ProbeResult]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[ProbeResult]:
-        while True:
-            if self._queue:
-                yield self._queue.popleft()
-                continue
-            if self._finished:
-                return
-            waiter: Deferred[ProbeResult | None] = Deferred()
-            self._readers.append(waiter)
-            result = await waiter
-            if result is None:
-                return
-            yield result
+        return self._results.__aiter__()
 
     def summary(self) -> Summary:
         """The statistics so far."""
@@ -308,9 +286,7 @@ class Ping:
             if call is not None and call.active():
                 call.cancel()
         self._next_call = self._deadline_call = None
-        readers, self._readers = self._readers, []
-        for waiter in readers:
-            waiter.callback(None)
+        self._results.close()
 
     def stop(self) -> None:
         """Stop now (idempotent): no more probes; :attr:`done` fires with the summary."""

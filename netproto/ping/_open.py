@@ -16,20 +16,9 @@ from typing import Any
 __all__ = [
     "AUTO",
     "DGRAM",
-    "EXTENDED_ERR",
-    "ICMP6_FILTER",
-    "ICMP_FILTER",
-    "IPV6_RECVERR",
-    "IP_RECVERR",
-    "IP_RECVTTL",
     "RAW",
-    "SOL_RAW",
     "SO_ATTACH_FILTER",
-    "SO_EE_ORIGIN_ICMP",
-    "SO_EE_ORIGIN_ICMP6",
-    "SO_RCVBUFFORCE",
     "PingPermissionError",
-    "bitmap_allowing",
     "open_icmp_socket",
     "reply_filter",
 ]
@@ -38,18 +27,9 @@ RAW = "raw"
 DGRAM = "dgram"
 AUTO = "auto"
 
-# Linux constants the socket module does not export.
-SOL_RAW = 255
-ICMP_FILTER = 1
-ICMP6_FILTER = 1
-IP_RECVERR = 11
-IP_RECVTTL = 12
-IPV6_RECVERR = 25
-SO_RCVBUFFORCE = 33
+# A Linux constant the socket module does not export (the shared ones are in
+# netproto._linux).
 SO_ATTACH_FILTER = 26
-SO_EE_ORIGIN_ICMP = 2
-SO_EE_ORIGIN_ICMP6 = 3
-EXTENDED_ERR = struct.Struct("=IBBBBII")
 
 _PROTOCOL: dict[int, int] = {
     socket.AF_INET: socket.IPPROTO_ICMP,
@@ -157,12 +137,3 @@ def reply_filter(version: int, ident: int) -> bytes:
         (0x06, 0, 0, accept),
         (0x06, 0, 0, drop),
     )
-
-
-def bitmap_allowing(types: set[int], words: int) -> bytes:
-    """A Linux ICMP filter: one bit per type, set for the types to block."""
-    bits = 0
-    for t in range(32 * words):
-        if t not in types:
-            bits |= 1 << t
-    return struct.pack(f"={words}I", *((bits >> (32 * i)) & 0xFFFFFFFF for i in range(words)))

@@ -206,6 +206,10 @@ class ProbeTable:
                 return REPLY, probe
             return (DUPLICATE if state is ANSWERED else LATE), probe
         if kind is ERROR:
+            if not packet.checksum_ok:
+                # Damaged in transit, or forged carelessly: never about a probe.
+                self.malformed += 1
+                return MALFORMED, None
             probe = self._match(packet)
             if probe is None:
                 self.not_ours += 1

@@ -29,24 +29,24 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto.ping._codec import ERROR, Packet, parse_icmpv4, parse_icmpv6, parse_ipv4
-from netproto.ping._open import (
-    AUTO,
-    DGRAM,
-    EXTENDED_ERR,
+from netproto._linux import (
     ICMP6_FILTER,
     ICMP_FILTER,
     IP_RECVERR,
     IP_RECVTTL,
     IPV6_RECVERR,
+    SOL_RAW,
+    bitmap_allowing,
+    extended_error,
+    set_receive_buffer,
+)
+from netproto.ping._codec import ERROR, Packet, parse_icmpv4, parse_icmpv6, parse_ipv4
+from netproto.ping._open import (
+    AUTO,
+    DGRAM,
     RAW,
     SO_ATTACH_FILTER,
-    SO_EE_ORIGIN_ICMP,
-    SO_EE_ORIGIN_ICMP6,
-    SO_RCVBUFFORCE,
-    SOL_RAW,
     PingPermissionError,
-    bitmap_allowing,
     open_icmp_socket,
     reply_filter,
 )
@@ -160,10 +160,7 @@ class IcmpSocket:
         sock = self.socket
         v6 = self.version == 6
         sock.setblocking(False)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, receive_buffer)
-        except OSError:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        set_receive_buffer(sock, receive_buffer)
         if interface is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
         if ttl is not None:
@@ -436,33 +433,19 @@ class IcmpSocket:
     def _error_packet(
         self, data: bytes, cmsgs: list[tuple[int, int, bytes]], address: Any
     ) -> Packet | None:
-        for level, kind, value in cmsgs:
-            if (level, kind) not in (
-                (socket.IPPROTO_IP, IP_RECVERR),
-                (socket.IPPROTO_IPV6, IPV6_RECVERR),
-            ) or len(value) < EXTENDED_ERR.size + 8:
-                continue
-            _, origin, kind_type, code, _, _, _ = EXTENDED_ERR.unpack_from(value)
-            if origin not in (SO_EE_ORIGIN_ICMP, SO_EE_ORIGIN_ICMP6) or len(data) < 8:
-                return None
-            offender = value[EXTENDED_ERR.size :]
-            if self.version == 6 and len(offender) >= 24:
-                source = socket.inet_ntop(socket.AF_INET6, offender[8:24])
-            elif self.version == 4:
-                source = socket.inet_ntop(socket.AF_INET, offender[4:8])
-            else:
-                return None
-            ident, seq = struct.unpack_from("!HH", data, 4)
-            target = address[0].partition("%")[0] if address else None
-            return Packet(
-                ERROR,
-                source=source,
-                type=kind_type,
-                code=code,
-                ident=ident,
-                seq=seq,
-                payload=bytes(data[8:]),
-                target=target,
-                size=len(data),
-            )
-        return None
+        error = extended_error(cmsgs, self.version)
+        if error is None or len(data) < 8:
+            return None
+        ident, seq = struct.unpack_from("!HH", data, 4)
+        target = address[0].partition("%")[0] if address else None
+        return Packet(
+            ERROR,
+            source=error.offender,
+            type=error.type,
+            code=error.code,
+            ident=ident,
+            seq=seq,
+            payload=bytes(data[8:]),
+            target=target,
+            size=len(data),
+        )
