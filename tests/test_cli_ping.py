@@ -197,7 +197,7 @@ class UsageTests(SynchronousTestCase):
         self.assertEqual(
             result.stderr.strip(),
             "netproto ping: 127.001.0.1: not a valid IPv4 "
-            "address: leading zeros are not permitted in '001'",
+            "address: leading zeros are not permitted in '001'; not looked up as a host name",
         )
 
 

@@ -34,14 +34,31 @@ class ParseTargetTests(SynchronousTestCase):
         self.assertEqual(parse_target("[::1]:1200", 7), ("::1", 1200))
         self.assertEqual(parse_target("[::1]", 7), ("::1", 7))
         self.assertEqual(parse_target("::1", 7), ("::1", 7))
+        self.assertEqual(parse_target("[::1:1313]", 7), ("::1:1313", 7))
         self.assertEqual(parse_target("localhost", 13), ("localhost", 13))
 
     @given(st.ip_addresses(), st.integers(min_value=1, max_value=65535))
     def test_round_trip(self, address: Any, port: int) -> None:
-        """Any address written as the docs say (IPv6 bracketed) parses back to it and its port."""
+        """
+        Any address written as the docs say (IPv6 bracketed) parses back to it
+        and its port; bare, it is its own host with the default port, unless it
+        reads as an address and a port (``::1:1313``): then a usage error asks
+        whether the user meant the bracketed form.
+        """
         text = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
         self.assertEqual(parse_target(text, 7), (str(address), port))
-        self.assertEqual(parse_target(str(address), 7), (str(address), 7))
+        if address.version == 4:
+            self.assertEqual(parse_target(str(address), 7), (str(address), 7))
+            return
+        self.assertEqual(parse_target(f"[{address}]", 7), (str(address), 7))
+        try:
+            parsed = parse_target(str(address), 7)
+        except CommandError as e:
+            head, _, tail = str(address).rpartition(":")
+            self.assertEqual(e.status, 2)
+            self.assertIn(f"did you mean [{head}]:{tail}?", str(e))
+        else:
+            self.assertEqual(parsed, (str(address), 7))
 
     @given(st.text(max_size=40))
     def test_never_crashes(self, text: str) -> None:
@@ -65,6 +82,8 @@ class ParseTargetTests(SynchronousTestCase):
             ("host:65536", "1 to 65535"),
             ("host:1e3", "1 to 65535"),
             ("[]:7", "empty host"),
+            ("::1:1313", "did you mean [::1]:1313?"),
+            ("2001:db8::8:13", "did you mean [2001:db8::8]:13?"),
         ):
             with self.assertRaises(CommandError) as caught:
                 parse_target(text, 7)

@@ -619,6 +619,25 @@ class SocketChoiceTests(SynchronousTestCase):
 class ConvenienceTests(SynchronousTestCase):
     """The one-call forms close their client; cancelling stops the work."""
 
+    def test_name_refused(self) -> None:
+        """
+        ``ping(reactor, "localhost")`` (and sweep) fail at once saying to give
+        an address, not a name; no socket is opened.
+        """
+        from netproto import ping as ping_module
+        from netproto.util import AddressError
+
+        reactor = MemoryReactorClock()
+        for call in (ping_module.ping, ping_module.sweep):
+            with self.subTest(call=call.__name__):
+                target: Any = "localhost" if call is ping_module.ping else ["localhost"]
+                with self.assertRaises(AddressError) as caught:
+                    call(reactor, target, mode="nonsense")
+                self.assertEqual(
+                    str(caught.exception),
+                    "localhost: give an address, not a name (netproto.lookup resolves names)",
+                )
+
     def test_cancel_stops(self) -> None:
         """Cancelling ping()'s Deferred stops the ping, fires with the summary, closes sockets."""
         from netproto import ping as ping_module

@@ -24,7 +24,7 @@ from twisted.internet.protocol import DatagramProtocol, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto.lookup import DEFAULT_TIMEOUT, Lookup, NameLookupError
+from netproto.lookup import DEFAULT_TIMEOUT, InvalidLookupError, Lookup, NameLookupError
 
 __all__ = [
     "MismatchError",
@@ -74,6 +74,9 @@ async def resolve(reactor: Any, host: str, timeout: float) -> tuple[str, int]:
     """
     try:
         address = await Lookup(reactor, timeout=timeout or DEFAULT_TIMEOUT).resolve_ip(host)
+    except InvalidLookupError as e:
+        # Nothing was looked up: say what is wrong with the text, not "cannot resolve".
+        raise UnreachableError(str(e)) from None
     except NameLookupError as e:
         raise UnreachableError(f"cannot resolve {e}") from None
     return str(address), socket.AF_INET6 if address.version == 6 else socket.AF_INET

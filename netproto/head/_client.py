@@ -36,7 +36,7 @@ from netproto.head._response import (
     Timing,
 )
 from netproto.head._target import Target, TargetError, build_request, parse_target, redirect_target
-from netproto.lookup import Lookup, NameLookupError, NameNotFoundError
+from netproto.lookup import InvalidLookupError, Lookup, NameLookupError, NameNotFoundError
 from netproto.util import format_host_port, positive_seconds
 
 __all__ = ["CLOSE_GRACE", "HeadClientProtocol", "head"]
@@ -248,6 +248,9 @@ async def _addresses(
         found = await deadline.wait(pending, f"resolving host name {target.host!r}")
     except NameNotFoundError:
         raise HeadConnectError(f"cannot resolve host name {target.host!r}") from None
+    except InvalidLookupError as e:
+        # Nothing was looked up: say what is wrong with the text.
+        raise HeadConnectError(str(e)) from None
     except NameLookupError as e:
         raise HeadConnectError(f"cannot resolve host name {target.host!r}: {e}") from None
     return [str(address) for address in found]
