@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -128,3 +129,153 @@ class MalformedHostTests(SynchronousTestCase):
             status = run_command(["resolve", "--server", "::1:5353", "localhost"])
         self.assertEqual(status, 2)
         self.assertIn("did you mean [::1]:5353?", err.getvalue())
+
+
+BOOT = """\
+import sys, _signal
+from netproto.__main__ import _interrupted, main
+_signal.signal(_signal.SIGINT, _interrupted)
+sys.argv = ["netproto", *sys.argv[1:]]
+print("go", flush=True)
+main()
+"""
+"""
+``netproto`` as the console script runs it, past the interpreter's own
+start: it installs the handler ``main()`` installs first, says "go", then runs
+``main()``. A signal after "go" lands in netproto's code, never in the
+interpreter's start-up (where no program can handle it).
+"""
+
+
+def _hanging_listener(case: SynchronousTestCase) -> int:
+    """A loopback port whose accept queue is full: a connect to it stays in SYN-SENT."""
+    import socket
+    import time
+
+    server = socket.socket()
+    case.addCleanup(server.close)
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port: int = server.getsockname()[1]
+    for _ in range(3):
+        filler = socket.socket()
+        case.addCleanup(filler.close)
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+    time.sleep(0.1)
+    return port
+
+
+def _syn_sent(pid: int) -> bool:
+    """Whether process *pid* has a TCP socket in SYN-SENT (connecting)."""
+    import os
+
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return any(row[3] == "02" and row[9] in inodes for row in rows)
+
+
+class InterruptTests(SynchronousTestCase):
+    """Ctrl-C (a real SIGINT) at any moment of ``netproto daytime``: exit 130, one line."""
+
+    skip = None if os.path.exists("/proc/net/tcp") else "needs Linux's /proc/net/tcp"
+
+    def interrupt(self, port: int, delay: float | None) -> tuple[int, str, str]:
+        """Start the command, SIGINT it *delay* s after "go" (None: once it is connecting)."""
+        import signal
+        import subprocess
+        import sys
+        import time
+
+        process = subprocess.Popen(
+            [sys.executable, "-c", BOOT, "daytime", "--timeout", "20", f"127.0.0.1:{port}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.addCleanup(process.kill)
+        assert process.stdout is not None
+        self.assertEqual(process.stdout.readline(), "go\n")
+        if delay is None:
+            deadline = time.monotonic() + 20
+            while not _syn_sent(process.pid):
+                self.assertLess(time.monotonic(), deadline, "the command never connected")
+                time.sleep(0.002)
+        else:
+            time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+        return process.returncode, out, err
+
+    def test_while_starting(self) -> None:
+        """
+        SIGINT every 15 ms over the first 0.45 s (modules importing, the
+        arguments parsed, the reactor starting, the command importing its own
+        modules and connecting): always status 130 and one line, never a
+        ``KeyboardInterrupt`` or ``ReactorNotRunning`` traceback, never a
+        failure made of the interruption ("connection lost").
+        """
+        port = _hanging_listener(self)
+        seen = set()
+        for step in range(30):
+            status, out, err = self.interrupt(port, step * 0.015)
+            with self.subTest(delay=step * 0.015):
+                self.assertEqual((status, out), (130, ""), err)
+                self.assertIn(err, ("netproto: interrupted\n", "netproto daytime: interrupted\n"))
+            seen.add(err)
+        self.assertIn("netproto: interrupted\n", seen)
+
+    def test_while_connecting(self) -> None:
+        """
+        SIGINT while the TCP connect is under way, a dozen times, a few
+        milliseconds apart: the connect is cancelled, status 130, one line.
+        """
+        port = _hanging_listener(self)
+        for attempt in range(12):
+            with self.subTest(attempt=attempt):
+                status, out, err = self.interrupt(port, None)
+                self.assertEqual((status, out, err), (130, "", "netproto daytime: interrupted\n"))
+
+    def test_signal_while_the_command_starts(self) -> None:
+        """
+        A command that is interrupted before its first ``await`` (while it
+        imports its modules) and then connects: the connect is cancelled as
+        soon as the command yields, status 130, nothing else said. (The
+        reactor used to be stopped under it instead: the aborted connect failed,
+        "Can't stop reactor that isn't running", status 1.)
+        """
+        import subprocess
+        import sys
+
+        port = _hanging_listener(self)
+        program = f"""\
+import os, signal, sys
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
+from netproto.cli._main import _drive
+
+async def command(reactor, args):
+    os.kill(os.getpid(), signal.SIGINT)
+    await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", {port}), Protocol())
+    return 0
+
+sys.exit(_drive(command, None))
+"""
+        for signal_name in ("SIGINT", "SIGTERM"):
+            with self.subTest(signal=signal_name):
+                result = subprocess.run(
+                    [sys.executable, "-c", program.replace("SIGINT", signal_name)],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=False,
+                )
+                self.assertEqual((result.returncode, result.stderr), (130, ""))
