@@ -165,7 +165,111 @@ class ServicesCommandTests(TestCase):
             (len(payload), True, payload.decode(), "udp"),
         )
         result = await self.cli("echo", f"127.0.0.1:{ports['echo']}", stdin=payload)
-        self.assertEqual(result.stdout, "from stdin \\x1b[31m\n")  # control bytes escaped
+        self.assertEqual(result.stdout, payload.decode())  # a pipe: the bytes as they came
+
+    async def cli_bytes(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        """Run ``netproto ARGS`` with bytes in and out (standard output a pipe)."""
+        result: subprocess.CompletedProcess[bytes] = await deferToThread(
+            subprocess.run,
+            [sys.executable, "-m", "netproto", *args],
+            input=stdin,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        return result
+
+    async def test_binary_passes_through(self) -> None:
+        """
+        Random bytes (NULs, invalid UTF-8, CR LF) on standard input come back
+        byte for byte on a pipe, over TCP (1 MB) and UDP (one 60,000-byte
+        datagram), as ``nc -N`` passes them through; nothing is added.
+        """
+        ports = self.serve()
+        for transport, size in (("tcp", 1 << 20), ("udp", 60000)):
+            with self.subTest(transport=transport):
+                payload = os.urandom(size) + b"\xc8\x00\r\n"
+                port = ports["echo" if transport == "tcp" else "udp-echo"]
+                args = ["echo", f"127.0.0.1:{port}"] + (["--udp"] if transport == "udp" else [])
+                result = await self.cli_bytes(*args, stdin=payload)
+                self.assertEqual((result.returncode, result.stderr), (0, b""))
+                self.assertEqual(len(result.stdout), len(payload))
+                self.assertTrue(result.stdout == payload, "the bytes came back changed")
+
+    async def test_json_is_lossless(self) -> None:
+        """
+        --json: UTF-8 comes back as text ('encoding': 'utf-8'); anything else in
+        base64 ('encoding': 'base64'), which decodes to the very bytes sent.
+        """
+        import base64
+
+        ports = self.serve()
+        target = f"127.0.0.1:{ports['echo']}"
+        binary = bytes(range(256)) * 4
+        result = await self.cli_bytes("echo", "--json", target, stdin=binary)
+        record = json.loads(result.stdout)
+        self.assertEqual((record["encoding"], record["bytes"]), ("base64", len(binary)))
+        self.assertEqual(base64.b64decode(record["echo"]), binary)
+        text = "caf\u00e9 \x1b[31m\x00\n"
+        result = await self.cli_bytes("echo", "--json", target, stdin=text.encode())
+        record = json.loads(result.stdout)
+        self.assertEqual((record["encoding"], record["echo"]), ("utf-8", text))
+
+    async def test_words_joined(self) -> None:
+        """
+        Several words after HOST:PORT are sent joined with single spaces, as
+        echo(1) does, and come back as a line.
+        """
+        ports = self.serve()
+        result = await self.cli_bytes("echo", f"127.0.0.1:{ports['echo']}", "a", "b", "c  d")
+        self.assertEqual((result.returncode, result.stdout, result.stderr), (0, b"a b c  d\n", b""))
+        result = await self.cli_bytes(
+            "echo", f"127.0.0.1:{ports['udp-echo']}", "two", "--udp", "words", "--json"
+        )
+        self.assertEqual(json.loads(result.stdout)["echo"], "two words")
+
+    async def test_terminal_escapes_unless_raw(self) -> None:
+        """
+        On a terminal the echo is text with control bytes and invalid UTF-8
+        escaped and a final newline; --raw writes the bytes as they are there too.
+        """
+        import pty
+
+        ports = self.serve()
+        target = f"127.0.0.1:{ports['echo']}"
+        payload = b"term \x1b[31m\xc8\n"
+
+        def on_terminal(*extra: str) -> bytes:
+            leader, follower = pty.openpty()
+            try:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "netproto", "echo", target, *extra],
+                    stdin=subprocess.PIPE,
+                    stdout=follower,
+                    stderr=subprocess.PIPE,
+                )
+                process.communicate(payload, timeout=30)
+                os.close(follower)
+                follower = -1
+                shown = b""
+                while True:
+                    try:
+                        chunk = os.read(leader, 4096)
+                    except OSError:
+                        break
+                    if not chunk:
+                        break
+                    shown += chunk
+            finally:
+                os.close(leader)
+                if follower != -1:
+                    os.close(follower)
+            return shown
+
+        escaped = await deferToThread(on_terminal)
+        self.assertEqual(escaped.replace(b"\r\n", b"\n"), b"term \\x1b[31m\\xc8\n")
+        raw = await deferToThread(on_terminal, "--raw")
+        self.assertIn(b"term \x1b[31m\xc8", raw)
 
     async def test_failures(self) -> None:
         """Refusal and timeout: exit 1, one line on stderr naming the target, no traceback."""
