@@ -1,9 +1,11 @@
 """
-Asking the system (:class:`SystemAsker`): addresses through the reactor's
-:class:`~twisted.internet.interfaces.IHostnameResolver` (``getaddrinfo`` in a
-thread, so ``nsswitch.conf``, ``/etc/hosts`` and ``resolv.conf`` apply), and
-canonical names through ``getaddrinfo`` with ``AI_CANONNAME`` in the
-reactor's thread pool.
+Asking the system (:class:`SystemAsker`): addresses and canonical names
+through ``getaddrinfo`` in the reactor's thread pool (as the reactor's own
+``nameResolver`` does), so ``nsswitch.conf``, ``/etc/hosts`` and
+``resolv.conf`` apply and a failure says which it was: no such host, or no
+answer from the system's DNS servers. An injected
+:class:`~twisted.internet.interfaces.IHostnameResolver` is used instead when
+given (it reports no reasons: every failure is "no address").
 """
 
 from __future__ import annotations
@@ -67,6 +69,42 @@ def _from_twisted(address: taddress.IPv4Address | taddress.IPv6Address) -> Addre
         return None
 
 
+_FAMILY = {"ip": "", "ip4": " IPv4", "ip6": " IPv6"}
+_NOT_FOUND = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+_NO_FAMILY = {getattr(socket, "EAI_ADDRFAMILY", socket.EAI_NONAME), *_NOT_FOUND}
+
+
+def _failure(host: str, error: socket.gaierror, network: str) -> Exception:
+    """
+    What a ``getaddrinfo`` error means: the name does not exist (or has no
+    address of the family), the DNS servers did not answer (``EAI_AGAIN``:
+    unreachable, or failing), or another failure of the system resolver.
+    """
+    if error.errno in _NOT_FOUND or (network != "ip" and error.errno in _NO_FAMILY):
+        if network != "ip" and error.errno != socket.EAI_NONAME:
+            return NameNotFoundError(f"{host}: no{_FAMILY[network]} address (system resolver)")
+        return NameNotFoundError(f"{host}: no such host (system resolver)")
+    reason = (error.strerror or str(error)).lower()
+    if error.errno == socket.EAI_AGAIN:
+        return ServerFailureError(f"{host}: the system's DNS servers did not answer ({reason})")
+    return ServerFailureError(f"{host}: system resolver: {reason}")
+
+
+def _from_sockaddr(sockaddr: tuple[Any, ...]) -> Address | None:
+    """An :mod:`ipaddress` address from a ``getaddrinfo`` socket address, its zone kept."""
+    host = str(sockaddr[0])
+    if len(sockaddr) >= 4 and sockaddr[3] and "%" not in host:
+        try:
+            zone = socket.if_indextoname(sockaddr[3])
+        except OSError:
+            zone = str(sockaddr[3])
+        host = f"{host}%{zone}"
+    try:
+        return parse_ip(host, allow_scope=True)
+    except AddressError:
+        return None
+
+
 class SystemAsker:
     """Asks the system: an :class:`IHostnameResolver`, and ``getaddrinfo`` in a thread."""
 
@@ -84,14 +122,35 @@ class SystemAsker:
 
     async def addresses(self, host: str, network: str) -> list[Address]:
         """The addresses of *host* for *network*, in the order of :func:`order_addresses`."""
-        resolver = self._name_resolver or self._reactor.nameResolver
+        if self._name_resolver is None:
+            return await self._getaddrinfo_addresses(host, network)
+        resolver = self._name_resolver
         kinds = {"ip": None, "ip4": [taddress.IPv4Address], "ip6": [taddress.IPv6Address]}
         collector = _Collector()
         resolver.resolveHostName(collector, host, 0, kinds[network], "TCP")
         found: list[Address] = await self._within(collector.done, host)
         if not found:
-            family = {"ip": "", "ip4": " IPv4", "ip6": " IPv6"}[network]
-            raise NameNotFoundError(f"{host}: no{family} address (system resolver)")
+            raise NameNotFoundError(f"{host}: no{_FAMILY[network]} address (system resolver)")
+        return order_addresses(found)
+
+    async def _getaddrinfo_addresses(self, host: str, network: str) -> list[Address]:
+        family = {"ip": socket.AF_UNSPEC, "ip4": socket.AF_INET, "ip6": socket.AF_INET6}[network]
+        pending = deferToThreadPool(
+            self._reactor,
+            self._reactor.getThreadPool(),
+            self._getaddrinfo,
+            host,
+            None,
+            family,
+            socket.SOCK_STREAM,
+        )
+        try:
+            infos = await self._within(pending, host)
+        except socket.gaierror as e:
+            raise _failure(host, e, network) from None
+        found = [a for a in (_from_sockaddr(info[4]) for info in infos) if a is not None]
+        if not found:
+            raise NameNotFoundError(f"{host}: no{_FAMILY[network]} address (system resolver)")
         return order_addresses(found)
 
     async def canonical_name(self, host: str) -> str:
@@ -110,10 +169,7 @@ class SystemAsker:
         try:
             infos = await self._within(pending, host)
         except socket.gaierror as e:
-            not_found = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
-            if e.errno in not_found:
-                raise NameNotFoundError(f"{host}: no such host (system resolver)") from None
-            raise ServerFailureError(f"{host}: system resolver: {e.strerror or e}") from None
+            raise _failure(host, e, "ip") from None
         names = [info[3] for info in infos if info[3]]
         return absolute(names[0] if names else host)
 
