@@ -279,3 +279,32 @@ sys.exit(_drive(command, None))
                     check=False,
                 )
                 self.assertEqual((result.returncode, result.stderr), (130, ""))
+
+
+class WordingTests(SynchronousTestCase):
+    """What users read says what they can know."""
+
+    def test_no_seed(self) -> None:
+        """
+        "seed" (the name of the programs netproto grew from, which users never
+        saw) appears in no --help text, not the README and no guide.
+        """
+        import re
+        from pathlib import Path
+
+        from netproto import tap
+
+        parser = build_parser()
+        texts = {
+            "netproto --help": parser.format_help(),
+            "twistd netproto --help": str(tap.Options()),
+        }
+        for action in parser._subparsers._group_actions:  # type: ignore[union-attr]
+            for name, sub in action.choices.items():
+                texts[f"netproto {name} --help"] = sub.format_help()
+        root = Path(__file__).resolve().parent.parent
+        for path in [root / "README.md", *sorted((root / "docs").rglob("*.rst"))]:
+            texts[str(path.relative_to(root))] = path.read_text()
+        for where, text in texts.items():
+            with self.subTest(where=where):
+                self.assertIsNone(re.search(r"\bseeds?\b", text, re.I))
