@@ -101,3 +101,41 @@ def raw_skip_reason() -> str | None:
     if icmp_mode() != "raw":
         return "needs a raw ICMP socket (root or CAP_NET_RAW)"
     return None
+
+
+def on_terminal(
+    args: list[str], *, stream: str = "stdout", stdin: bytes = b"", timeout: float = 60
+) -> tuple[int, bytes, bytes]:
+    """
+    Run ``python -m netproto ARGS`` with *stream* (``stdout`` or ``stderr``)
+    on a pseudo-terminal; return the exit status, what the other stream
+    printed, and every byte the terminal was shown.
+    """
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        tty = {stream: follower}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "netproto", *args],
+            stdin=subprocess.PIPE,
+            stdout=tty.get("stdout", subprocess.PIPE),
+            stderr=tty.get("stderr", subprocess.PIPE),
+        )
+        out, err = process.communicate(stdin, timeout=timeout)
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+    return process.returncode, (err if stream == "stdout" else out) or b"", shown

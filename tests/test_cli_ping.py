@@ -6,8 +6,6 @@ where they exist. Only loopback and the tests' own namespaces are pinged.
 from __future__ import annotations
 
 import json
-import os
-import pty
 import re
 import signal
 import subprocess
@@ -16,7 +14,7 @@ import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from tests._helpers import ping_skip_reason, run_cli, tool_skip_reason
+from tests._helpers import on_terminal, ping_skip_reason, run_cli, tool_skip_reason
 from tests.test_ping_netns import in_netns, netns_skip_reason, netproto
 
 
@@ -294,31 +292,10 @@ class SweepCommandTests(SynchronousTestCase):
 
     def test_progress_on_a_terminal(self) -> None:
         """A long sweep shows a progress line on a terminal's stderr, erased at the end."""
-        leader, follower = pty.openpty()
-        try:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "netproto", "ping", "-q", "--rate", "2000", "127.0.0.0/22"],
-                stdout=subprocess.PIPE,
-                stderr=follower,
-                text=True,
-            )
-            out, _ = process.communicate(timeout=60)
-            os.close(follower)
-            follower = -1
-            shown = b""
-            while True:
-                try:
-                    chunk = os.read(leader, 4096)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                shown += chunk
-        finally:
-            os.close(leader)
-            if follower != -1:
-                os.close(follower)
-        self.assertEqual(process.returncode, 0)
+        status, out, shown = on_terminal(
+            ["ping", "-q", "--rate", "2000", "127.0.0.0/22"], stream="stderr"
+        )
+        self.assertEqual(status, 0)
         self.assertIn(b"targets decided", shown)
         self.assertTrue(shown.endswith(b"\r\x1b[K"), shown[-40:])
-        self.assertIn("1022 targets: 1022 alive", out)
+        self.assertIn(b"1022 targets: 1022 alive", out)

@@ -21,7 +21,7 @@ from netproto.cli import CommandError
 from netproto.cli._services import parse_target
 from netproto.daytime import DaytimeDatagramProtocol, DaytimeFactory
 from netproto.echo import EchoDatagramProtocol, EchoFactory
-from tests._helpers import run_cli
+from tests._helpers import on_terminal, run_cli
 from tests._servers import IPV6_SKIP, closed_port, reactor, wait_until
 
 
@@ -233,42 +233,16 @@ class ServicesCommandTests(TestCase):
         On a terminal the echo is text with control bytes and invalid UTF-8
         escaped and a final newline; --raw writes the bytes as they are there too.
         """
-        import pty
-
         ports = self.serve()
         target = f"127.0.0.1:{ports['echo']}"
         payload = b"term \x1b[31m\xc8\n"
 
-        def on_terminal(*extra: str) -> bytes:
-            leader, follower = pty.openpty()
-            try:
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "netproto", "echo", target, *extra],
-                    stdin=subprocess.PIPE,
-                    stdout=follower,
-                    stderr=subprocess.PIPE,
-                )
-                process.communicate(payload, timeout=30)
-                os.close(follower)
-                follower = -1
-                shown = b""
-                while True:
-                    try:
-                        chunk = os.read(leader, 4096)
-                    except OSError:
-                        break
-                    if not chunk:
-                        break
-                    shown += chunk
-            finally:
-                os.close(leader)
-                if follower != -1:
-                    os.close(follower)
-            return shown
+        def shown(*extra: str) -> bytes:
+            return on_terminal(["echo", target, *extra], stdin=payload, timeout=30)[2]
 
-        escaped = await deferToThread(on_terminal)
+        escaped = await deferToThread(shown)
         self.assertEqual(escaped.replace(b"\r\n", b"\n"), b"term \\x1b[31m\\xc8\n")
-        raw = await deferToThread(on_terminal, "--raw")
+        raw = await deferToThread(shown, "--raw")
         self.assertIn(b"term \x1b[31m\xc8", raw)
 
     async def test_failures(self) -> None:

@@ -472,14 +472,14 @@ class SystemTests(TestCase):
                 with self.assertRaises(error) as caught:
                     await Lookup(reactor, getaddrinfo=failing).lookup_host("x.test")
                 self.assertEqual(str(caught.exception), text)
-        self.assertEqual(asked[0], ("x.test", None, socket.AF_UNSPEC, socket.SOCK_STREAM))
+        self.assertEqual(asked[0], ("x.test", None, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, 0))
 
     async def test_addresses_through_getaddrinfo(self) -> None:
         """getaddrinfo's answers: IPv4 first, duplicates dropped, zones kept, the family asked."""
         lo = socket.if_nametoindex("lo")
         families: list[int] = []
 
-        def answer(host: str, port: Any, family: int, kind: int) -> Any:
+        def answer(host: str, port: Any, family: int, kind: int, proto: int, flags: int) -> Any:
             families.append(family)
             return [
                 (socket.AF_INET6, kind, 6, "", ("fe80::1", 0, 0, lo)),

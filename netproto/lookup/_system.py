@@ -135,6 +135,20 @@ class SystemAsker:
 
     async def _getaddrinfo_addresses(self, host: str, network: str) -> list[Address]:
         family = {"ip": socket.AF_UNSPEC, "ip4": socket.AF_INET, "ip6": socket.AF_INET6}[network]
+        infos = await self._ask(host, network, family, 0)
+        found = [a for a in (_from_sockaddr(info[4]) for info in infos) if a is not None]
+        if not found:
+            raise NameNotFoundError(f"{host}: no{_FAMILY[network]} address (system resolver)")
+        return order_addresses(found)
+
+    async def canonical_name(self, host: str) -> str:
+        """The canonical name ``getaddrinfo`` reports for *host*, fully qualified."""
+        infos = await self._ask(host, "ip", socket.AF_UNSPEC, socket.AI_CANONNAME)
+        names = [info[3] for info in infos if info[3]]
+        return absolute(names[0] if names else host)
+
+    async def _ask(self, host: str, network: str, family: int, flags: int) -> Any:
+        """``getaddrinfo(host, None, family, SOCK_STREAM, 0, flags)`` in the thread pool."""
         pending = deferToThreadPool(
             self._reactor,
             self._reactor.getThreadPool(),
@@ -143,35 +157,13 @@ class SystemAsker:
             None,
             family,
             socket.SOCK_STREAM,
+            0,
+            flags,
         )
         try:
-            infos = await self._within(pending, host)
+            return await self._within(pending, host)
         except socket.gaierror as e:
             raise _failure(host, e, network) from None
-        found = [a for a in (_from_sockaddr(info[4]) for info in infos) if a is not None]
-        if not found:
-            raise NameNotFoundError(f"{host}: no{_FAMILY[network]} address (system resolver)")
-        return order_addresses(found)
-
-    async def canonical_name(self, host: str) -> str:
-        """The canonical name ``getaddrinfo`` reports for *host*, fully qualified."""
-        pending = deferToThreadPool(
-            self._reactor,
-            self._reactor.getThreadPool(),
-            self._getaddrinfo,
-            host,
-            None,
-            0,
-            socket.SOCK_STREAM,
-            0,
-            socket.AI_CANONNAME,
-        )
-        try:
-            infos = await self._within(pending, host)
-        except socket.gaierror as e:
-            raise _failure(host, e, "ip") from None
-        names = [info[3] for info in infos if info[3]]
-        return absolute(names[0] if names else host)
 
     async def _within(self, pending: defer.Deferred[Any], host: str) -> Any:
         """The result of *pending*, or :class:`LookupTimeoutError` after the timeout."""
