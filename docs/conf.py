@@ -12,4 +12,33 @@ autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 intersphinx_mapping: dict[str, tuple[str, None]] = {}
 exclude_patterns = ["_build"]
-html_theme = "alabaster"
+# Furo: a maintained, readable theme (good contrast, a light and a dark mode,
+# usable on a phone); docs/_static/netproto.css adds what it lacks for a
+# manual of commands: wrapped long lines, plain console transcripts.
+html_theme = "furo"
+html_title = f"netproto {release}"
+html_static_path = ["_static"]
+html_css_files = ["netproto.css"]
+pygments_style = "default"
+pygments_dark_style = "native"
+
+
+def setup(app: object) -> None:
+    """Console blocks: only ``$ ``, ``# `` (and ``> `` continuing) start a prompt."""
+    import re
+
+    from pygments.lexers.shell import BashSessionLexer
+
+    class Transcript(BashSessionLexer):
+        """
+        A shell transcript whose output is never taken for a prompt: Pygments'
+        own lexer reads ``...UnixAppLogger#info]`` (a log line) and
+        ``fe80::1%lo`` (an address) as prompts, and highlights them as commands.
+        """
+
+        name = "netproto transcript"
+        aliases = ["console"]
+        _ps1rgx = re.compile(r"^([$#] )(.*\n?)")
+        _bare_continuation = True
+
+    app.add_lexer("console", Transcript)  # type: ignore[attr-defined]

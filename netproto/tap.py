@@ -61,6 +61,9 @@ def _limit_parameters() -> list[list[Any]]:
         if isinstance(default, frozenset):
             # Shown as text (none by default); postOptions turns it into a frozenset.
             shown: Any = ",".join(str(p) for p in sorted(default)) or None
+        elif isinstance(default, float) and default.is_integer():
+            # "[default: 300]", not "300.0"; postOptions gives it back as a float.
+            shown = int(default)
         else:
             shown = default
         rows.append([_option_name(field.name), None, shown, _LIMIT_HELP[field.name]])
@@ -85,7 +88,7 @@ def _coerce_limit(option: str, default: Any, value: Any) -> Any:
                 raise usage.UsageError(f"--{option}: {e}") from None
         return frozenset(ports)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
+        return type(default)(value)
     text = str(value).strip()
     try:
         number: int | float = int(text) if isinstance(default, int) else float(text)
@@ -172,6 +175,46 @@ class Options(usage.Options):
         """No positional arguments: everything is an option."""
         self["extra"] = extra
 
+    def parseOptions(self, options: list[str] | None = None) -> None:
+        """
+        Parse *options* (``sys.argv[1:]`` by default) as :class:`usage.Options`
+        does, except that an option must be written in full: getopt would take
+        ``--ech=1207`` for ``--echo=1207``, and any later option starting with
+        the same letters would change what it means.
+
+        Under twistd (a parent command line), a mistake is one line on stderr
+        and exit status 1, as twistd exits for usage errors, instead of
+        twistd's whole usage text on stdout.
+
+        :raises usage.UsageError: used without twistd, naming the option.
+        """
+        import sys
+
+        arguments = sys.argv[1:] if options is None else list(options)
+        try:
+            self._refuse_abbreviations(arguments)
+            super().parseOptions(arguments)
+        except usage.UsageError as e:
+            if self.parent is None:
+                raise
+            sys.stderr.write(f"twistd netproto: {e} (see 'twistd netproto --help')\n")
+            sys.stderr.flush()
+            raise SystemExit(1) from None
+
+    def _refuse_abbreviations(self, arguments: list[str]) -> None:
+        names = {name.rstrip("=") for name in self.longOpt} | {"help", "version"}
+        for argument in arguments:
+            if argument == "--":
+                break
+            if not argument.startswith("--"):
+                continue
+            name = argument[2:].partition("=")[0]
+            if name in names:
+                continue
+            matches = sorted(n for n in names if n.startswith(name)) if name else []
+            hint = f" (did you mean --{matches[0]}?)" if len(matches) == 1 else ""
+            raise usage.UsageError(f"unknown option --{name}{hint}")
+
 
 def makeService(config: Options, reactor: Any = None) -> IService:
     """Build, without binding any socket, the services *config* asks for."""
@@ -181,7 +224,15 @@ def makeService(config: Options, reactor: Any = None) -> IService:
         reactor = global_reactor
     parent = config.parent
     daemon = parent is not None and not parent.get("nodaemon", True)
-    service = NetprotoService(daemon=daemon)
+    # twistd -n logs to standard output unless told otherwise: a bind failure
+    # then goes on standard error only, not on the terminal twice.
+    log_to_stdout = (
+        parent is not None
+        and not daemon
+        and not parent.get("syslog")
+        and parent.get("logfile") in (None, "-")
+    )
+    service = NetprotoService(daemon=daemon, log_to_stdout=log_to_stdout)
     build_listeners(service, reactor, config["listeners"], limits=config["limits"], options=config)
     return service
 

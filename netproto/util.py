@@ -84,6 +84,8 @@ def parse_ip(text: str, *, allow_scope: bool = False) -> Address:
     if "%" in text and not allow_scope:
         raise AddressError("a zone (%scope) is not allowed here")
     version = 6 if ":" in text else 4
+    if version == 4 and not all(c in "0123456789." for c in text):
+        raise AddressError("not an IPv4 or IPv6 address")
     try:
         if version == 4:
             return IPv4Address(text)
@@ -116,8 +118,15 @@ def split_host_port(text: str, default_port: int) -> tuple[str, int]:
     The host is returned as written (a name or an address: the caller decides
     what it accepts); brackets are for IPv6 literals only.
 
+    A bare IPv6 literal whose last group could be a port, ``::1:1313``, is
+    refused: it is a valid address (``::1:1313``), but far more often a
+    mistyped ``[::1]:1313``, and taking it as an address would send traffic
+    to a host the user never meant. The error asks "did you mean
+    [::1]:1313?"; ``[::1:1313]`` names the address itself.
+
     :raises AddressError: with the reason, for an empty host or port, a
-        missing ``]``, text after ``]``, or a bad port (see :func:`parse_port`).
+        missing ``]``, text after ``]``, an ambiguous bare IPv6 literal, or a
+        bad port (see :func:`parse_port`).
     """
     port_text: str | None = None
     if text.startswith("["):
@@ -135,6 +144,7 @@ def split_host_port(text: str, default_port: int) -> tuple[str, int]:
         host, port_text = text.split(":")
     else:
         host = text
+        _check_unbracketed(text)
     if not host:
         raise AddressError("empty host")
     if port_text is None:
@@ -142,6 +152,28 @@ def split_host_port(text: str, default_port: int) -> tuple[str, int]:
     if not port_text:
         raise AddressError("empty port")
     return host, parse_port(port_text)
+
+
+def _check_unbracketed(text: str) -> None:
+    """
+    Refuse a bare IPv6 literal that reads as an address and a port: one whose
+    last group is decimal digits (up to 5) after a valid address, as in
+    ``::1:1313`` or ``fe80::1%lo:80``. ``::1`` (``::`` then ``1``) and
+    full eight-group forms are not ambiguous and pass.
+
+    :raises AddressError: "... did you mean [::1]:1313? ...".
+    """
+    address, _, last = text.rpartition(":")
+    if not (last.isascii() and last.isdigit() and len(last) <= 5) or address.endswith(":"):
+        return
+    try:
+        parse_ip(address, allow_scope=True)
+    except AddressError:
+        return
+    itself = "" if "%" in text else f" (the address {text} itself is written [{text}])"
+    raise AddressError(
+        f"an IPv6 address with a port goes in brackets: did you mean [{address}]:{last}?{itself}"
+    )
 
 
 def parse_port(text: str, *, allow_zero: bool = False) -> int:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
@@ -45,3 +47,95 @@ def tool_skip_reason(tool: str) -> str | None:
     if shutil.which(tool) is None:
         return f"{tool} is not installed"
     return None
+
+
+UNPRIVILEGED_RUN = "NETPROTO_TEST_UNPRIVILEGED"
+"""
+The environment variable CI sets for its run of the ping and command-line
+tests as a user without privileges, in a network namespace whose
+``net.ipv4.ping_group_range`` admits that user: there, not being able to open
+a ping socket (or running as root) is an error, not a reason to skip.
+"""
+
+
+@cache
+def icmp_mode() -> str | None:
+    """
+    The kind of ICMP socket the ping tests open here: ``raw`` (root or
+    CAP_NET_RAW), ``dgram`` (a Linux ping socket, allowed for our group by
+    ``net.ipv4.ping_group_range``), or None when neither may be opened.
+    """
+    mode = None
+    for kind, name in ((socket.SOCK_RAW, "raw"), (socket.SOCK_DGRAM, "dgram")):
+        try:
+            socket.socket(socket.AF_INET, kind, socket.IPPROTO_ICMP).close()
+        except OSError:
+            continue
+        mode = name
+        break
+    if os.environ.get(UNPRIVILEGED_RUN) and (mode != "dgram" or os.geteuid() == 0):
+        raise RuntimeError(
+            f"{UNPRIVILEGED_RUN} is set, but this run is {'root' if os.geteuid() == 0 else 'not'}"
+            f" and its ICMP socket is {mode}: run it as a non-root user whose group"
+            " net.ipv4.ping_group_range admits"
+        )
+    return mode
+
+
+def ping_skip_reason() -> str | None:
+    """
+    Why tests that ping loopback cannot run here (no raw socket and no ping
+    socket allowed), or None: they run as root on raw sockets, and as any
+    user whose group ``net.ipv4.ping_group_range`` admits on ping sockets.
+    """
+    if icmp_mode() is None:
+        return (
+            "needs root/CAP_NET_RAW, or unprivileged ping sockets "
+            "(net.ipv4.ping_group_range admitting this user's group)"
+        )
+    return None
+
+
+def raw_skip_reason() -> str | None:
+    """Why a test of what only raw ICMP sockets do (kernel filters, own identifiers) cannot run."""
+    if icmp_mode() != "raw":
+        return "needs a raw ICMP socket (root or CAP_NET_RAW)"
+    return None
+
+
+def on_terminal(
+    args: list[str], *, stream: str = "stdout", stdin: bytes = b"", timeout: float = 60
+) -> tuple[int, bytes, bytes]:
+    """
+    Run ``python -m netproto ARGS`` with *stream* (``stdout`` or ``stderr``)
+    on a pseudo-terminal; return the exit status, what the other stream
+    printed, and every byte the terminal was shown.
+    """
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        tty = {stream: follower}
+        process = subprocess.Popen(
+            [sys.executable, "-m", "netproto", *args],
+            stdin=subprocess.PIPE,
+            stdout=tty.get("stdout", subprocess.PIPE),
+            stderr=tty.get("stderr", subprocess.PIPE),
+        )
+        out, err = process.communicate(stdin, timeout=timeout)
+        os.close(follower)
+        follower = -1
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        os.close(leader)
+        if follower != -1:
+            os.close(follower)
+    return process.returncode, (err if stream == "stdout" else out) or b"", shown

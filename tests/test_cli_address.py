@@ -31,6 +31,14 @@ class IpCommandTests(SynchronousTestCase):
             ],
         )
 
+    def test_neither_ipv4_nor_ipv6(self) -> None:
+        """``netproto ip bogus``: not an IP address at all, not "not a valid IPv4 address"."""
+        result = run_cli("ip", "bogus")
+        self.assertEqual(
+            (result.returncode, result.stderr),
+            (1, "netproto ip: bogus: not an IPv4 or IPv6 address\n"),
+        )
+
     def test_all_valid(self) -> None:
         """Exit 0 when every input is valid."""
         result = run_cli("ip", "127.0.0.1")

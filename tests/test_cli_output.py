@@ -25,3 +25,17 @@ class PrintableTests(SynchronousTestCase):
         out = printable(text)
         self.assertTrue(out.isprintable(), repr(out))
         self.assertNotIn("\n", out)
+
+    @given(st.text(alphabet=st.characters(codec=None), max_size=60))
+    def test_same_as_one_character_at_a_time(self, text: str) -> None:
+        """The fast path (control characters translated in C) escapes exactly as the plain loop."""
+
+        def one_at_a_time(c: str) -> str:
+            if c.isprintable():
+                return c
+            code = ord(c)
+            if code < 0x100:
+                return f"\\x{code:02x}"
+            return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+        self.assertEqual(printable(text), "".join(one_at_a_time(c) for c in text))

@@ -21,7 +21,7 @@ from netproto.cli import CommandError
 from netproto.cli._services import parse_target
 from netproto.daytime import DaytimeDatagramProtocol, DaytimeFactory
 from netproto.echo import EchoDatagramProtocol, EchoFactory
-from tests._helpers import run_cli
+from tests._helpers import on_terminal, run_cli
 from tests._servers import IPV6_SKIP, closed_port, reactor, wait_until
 
 
@@ -34,14 +34,31 @@ class ParseTargetTests(SynchronousTestCase):
         self.assertEqual(parse_target("[::1]:1200", 7), ("::1", 1200))
         self.assertEqual(parse_target("[::1]", 7), ("::1", 7))
         self.assertEqual(parse_target("::1", 7), ("::1", 7))
+        self.assertEqual(parse_target("[::1:1313]", 7), ("::1:1313", 7))
         self.assertEqual(parse_target("localhost", 13), ("localhost", 13))
 
     @given(st.ip_addresses(), st.integers(min_value=1, max_value=65535))
     def test_round_trip(self, address: Any, port: int) -> None:
-        """Any address written as the docs say (IPv6 bracketed) parses back to it and its port."""
+        """
+        Any address written as the docs say (IPv6 bracketed) parses back to it
+        and its port; bare, it is its own host with the default port, unless it
+        reads as an address and a port (``::1:1313``): then a usage error asks
+        whether the user meant the bracketed form.
+        """
         text = f"[{address}]:{port}" if address.version == 6 else f"{address}:{port}"
         self.assertEqual(parse_target(text, 7), (str(address), port))
-        self.assertEqual(parse_target(str(address), 7), (str(address), 7))
+        if address.version == 4:
+            self.assertEqual(parse_target(str(address), 7), (str(address), 7))
+            return
+        self.assertEqual(parse_target(f"[{address}]", 7), (str(address), 7))
+        try:
+            parsed = parse_target(str(address), 7)
+        except CommandError as e:
+            head, _, tail = str(address).rpartition(":")
+            self.assertEqual(e.status, 2)
+            self.assertIn(f"did you mean [{head}]:{tail}?", str(e))
+        else:
+            self.assertEqual(parsed, (str(address), 7))
 
     @given(st.text(max_size=40))
     def test_never_crashes(self, text: str) -> None:
@@ -65,6 +82,8 @@ class ParseTargetTests(SynchronousTestCase):
             ("host:65536", "1 to 65535"),
             ("host:1e3", "1 to 65535"),
             ("[]:7", "empty host"),
+            ("::1:1313", "did you mean [::1]:1313?"),
+            ("2001:db8::8:13", "did you mean [2001:db8::8]:13?"),
         ):
             with self.assertRaises(CommandError) as caught:
                 parse_target(text, 7)
@@ -146,7 +165,85 @@ class ServicesCommandTests(TestCase):
             (len(payload), True, payload.decode(), "udp"),
         )
         result = await self.cli("echo", f"127.0.0.1:{ports['echo']}", stdin=payload)
-        self.assertEqual(result.stdout, "from stdin \\x1b[31m\n")  # control bytes escaped
+        self.assertEqual(result.stdout, payload.decode())  # a pipe: the bytes as they came
+
+    async def cli_bytes(self, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
+        """Run ``netproto ARGS`` with bytes in and out (standard output a pipe)."""
+        result: subprocess.CompletedProcess[bytes] = await deferToThread(
+            subprocess.run,
+            [sys.executable, "-m", "netproto", *args],
+            input=stdin,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        return result
+
+    async def test_binary_passes_through(self) -> None:
+        """
+        Random bytes (NULs, invalid UTF-8, CR LF) on standard input come back
+        byte for byte on a pipe, over TCP (1 MB) and UDP (one 60,000-byte
+        datagram), as ``nc -N`` passes them through; nothing is added.
+        """
+        ports = self.serve()
+        for transport, size in (("tcp", 1 << 20), ("udp", 60000)):
+            with self.subTest(transport=transport):
+                payload = os.urandom(size) + b"\xc8\x00\r\n"
+                port = ports["echo" if transport == "tcp" else "udp-echo"]
+                args = ["echo", f"127.0.0.1:{port}"] + (["--udp"] if transport == "udp" else [])
+                result = await self.cli_bytes(*args, stdin=payload)
+                self.assertEqual((result.returncode, result.stderr), (0, b""))
+                self.assertEqual(len(result.stdout), len(payload))
+                self.assertTrue(result.stdout == payload, "the bytes came back changed")
+
+    async def test_json_is_lossless(self) -> None:
+        """
+        --json: UTF-8 comes back as text ('encoding': 'utf-8'); anything else in
+        base64 ('encoding': 'base64'), which decodes to the very bytes sent.
+        """
+        import base64
+
+        ports = self.serve()
+        target = f"127.0.0.1:{ports['echo']}"
+        binary = bytes(range(256)) * 4
+        result = await self.cli_bytes("echo", "--json", target, stdin=binary)
+        record = json.loads(result.stdout)
+        self.assertEqual((record["encoding"], record["bytes"]), ("base64", len(binary)))
+        self.assertEqual(base64.b64decode(record["echo"]), binary)
+        text = "caf\u00e9 \x1b[31m\x00\n"
+        result = await self.cli_bytes("echo", "--json", target, stdin=text.encode())
+        record = json.loads(result.stdout)
+        self.assertEqual((record["encoding"], record["echo"]), ("utf-8", text))
+
+    async def test_words_joined(self) -> None:
+        """
+        Several words after HOST:PORT are sent joined with single spaces, as
+        echo(1) does, and come back as a line.
+        """
+        ports = self.serve()
+        result = await self.cli_bytes("echo", f"127.0.0.1:{ports['echo']}", "a", "b", "c  d")
+        self.assertEqual((result.returncode, result.stdout, result.stderr), (0, b"a b c  d\n", b""))
+        result = await self.cli_bytes(
+            "echo", f"127.0.0.1:{ports['udp-echo']}", "two", "--udp", "words", "--json"
+        )
+        self.assertEqual(json.loads(result.stdout)["echo"], "two words")
+
+    async def test_terminal_escapes_unless_raw(self) -> None:
+        """
+        On a terminal the echo is text with control bytes and invalid UTF-8
+        escaped and a final newline; --raw writes the bytes as they are there too.
+        """
+        ports = self.serve()
+        target = f"127.0.0.1:{ports['echo']}"
+        payload = b"term \x1b[31m\xc8\n"
+
+        def shown(*extra: str) -> bytes:
+            return on_terminal(["echo", target, *extra], stdin=payload, timeout=30)[2]
+
+        escaped = await deferToThread(shown)
+        self.assertEqual(escaped.replace(b"\r\n", b"\n"), b"term \\x1b[31m\\xc8\n")
+        raw = await deferToThread(shown, "--raw")
+        self.assertIn(b"term \x1b[31m\xc8", raw)
 
     async def test_failures(self) -> None:
         """Refusal and timeout: exit 1, one line on stderr naming the target, no traceback."""

@@ -265,7 +265,7 @@ class InterruptTests(TestCase):
         return sock, str(sock.getsockname()[1])
 
     def test_interrupt(self) -> None:
-        """SIGINT once the header is out: exit status 130, nothing on standard error."""
+        """SIGINT once the header is out: exit status 130, one line on standard error."""
         _, port = self.listener()
         command = ["traceroute", "-n", "-U", "-p", port, "-w", "30", "127.0.0.1"]
         process = subprocess.Popen(
@@ -284,7 +284,9 @@ class InterruptTests(TestCase):
                 process.kill()
                 process.communicate()
         self.assertTrue(header.startswith("traceroute to 127.0.0.1"), header)
-        self.assertEqual((process.returncode, err, out), (130, "", ""))
+        self.assertEqual(
+            (process.returncode, err, out), (130, "netproto traceroute: interrupted\n", "")
+        )
 
     async def test_interrupted_summary(self) -> None:
         """Cancelled (as Ctrl-C cancels it), the command stops and says so in its JSON summary."""

@@ -311,3 +311,30 @@ class DaytimeLoopbackTests(TestCase):
         await sleep(0.3)
         self.assertEqual(replies(), settled)
         self.assertLessEqual(settled, 2 * Limits().udp_burst + 2)
+
+
+class ConnectReasonTests(SynchronousTestCase):
+    """What the clients say when a connect fails (``netproto._service.connect_reason``)."""
+
+    def test_system_words(self) -> None:
+        """
+        Twisted's connect errors in the system's words: no "An error occurred
+        while connecting", no errno number, never the repr of a wrapped Failure.
+        """
+        from twisted.internet import error
+        from twisted.python.failure import Failure
+
+        from netproto._service import connect_reason
+
+        for failure, words in (
+            (error.NoRouteError(113, "No route to host"), "no route to host"),
+            (error.NoRouteError(101, "Network is unreachable"), "network is unreachable"),
+            (error.ConnectError("113: No route to host"), "no route to host"),
+            (error.ConnectError(osError=Failure(error.ConnectionLost())), "connection lost"),
+            (error.TCPTimedOutError(), "timed out"),
+            (error.TimeoutError(), "timed out"),
+            (error.ConnectError(), "connection failed"),
+            (OSError(101, "Network is unreachable"), "network is unreachable"),
+        ):
+            with self.subTest(failure=failure):
+                self.assertEqual(connect_reason(failure), words)

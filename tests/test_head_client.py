@@ -223,17 +223,20 @@ class DeadlineTests(SynchronousTestCase):
         self.assertEqual(str(results[0].value), "connection to [::1]:8080 refused")
 
     def test_name_not_found(self) -> None:
-        """A name that does not resolve is HeadConnectError naming it; nothing connects."""
+        """
+        A name that does not resolve is HeadConnectError naming it, in the
+        lookup's words (no such host, no answer); nothing connects.
+        """
         self.lookup.error = NameNotFoundError("nowhere.test: no such host")
         results = self._start("http://nowhere.test:8080/")
         self.assertIsInstance(results[0].value, HeadConnectError)
-        self.assertEqual(str(results[0].value), "cannot resolve host name 'nowhere.test'")
+        self.assertEqual(str(results[0].value), "cannot resolve nowhere.test: no such host")
         self.assertEqual(self.endpoint.addresses, [])
         self.lookup.error = LookupTimeoutError("nowhere.test: no answer from 127.0.0.1:53")
         results = self._start("http://nowhere.test:8080/")
         self.assertEqual(
             str(results[0].value),
-            "cannot resolve host name 'nowhere.test': nowhere.test: no answer from 127.0.0.1:53",
+            "cannot resolve nowhere.test: no answer from 127.0.0.1:53",
         )
         self.lookup.error = None
         self.endpoint.error = OSError("network is unreachable")

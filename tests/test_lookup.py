@@ -544,6 +544,55 @@ class SystemTests(TestCase):
             with self.assertRaises(error):
                 await Lookup(reactor, getaddrinfo=gai_failing(code)).lookup_cname("x.test")
 
+    async def test_address_errors_say_which(self) -> None:
+        """
+        Through getaddrinfo (the default), a name that does not exist is "no
+        such host"; DNS servers that do not answer (EAI_AGAIN: unreachable, or
+        failing) are a ServerFailureError saying so, not "no address" as well.
+        """
+        asked: list[tuple[Any, ...]] = []
+        for code, error, text in [
+            (socket.EAI_NONAME, NameNotFoundError, "x.test: no such host (system resolver)"),
+            (
+                socket.EAI_AGAIN,
+                ServerFailureError,
+                "x.test: the system's DNS servers did not answer (temporary failure)",
+            ),
+            (socket.EAI_FAIL, ServerFailureError, "x.test: system resolver: temporary failure"),
+        ]:
+
+            def failing(*args: Any, code: int = code) -> Any:
+                asked.append(args)
+                raise socket.gaierror(code, "Temporary failure")
+
+            with self.subTest(code=code):
+                with self.assertRaises(error) as caught:
+                    await Lookup(reactor, getaddrinfo=failing).lookup_host("x.test")
+                self.assertEqual(str(caught.exception), text)
+        self.assertEqual(asked[0], ("x.test", None, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, 0))
+
+    async def test_addresses_through_getaddrinfo(self) -> None:
+        """getaddrinfo's answers: IPv4 first, duplicates dropped, zones kept, the family asked."""
+        lo = socket.if_nametoindex("lo")
+        families: list[int] = []
+
+        def answer(host: str, port: Any, family: int, kind: int, proto: int, flags: int) -> Any:
+            families.append(family)
+            return [
+                (socket.AF_INET6, kind, 6, "", ("fe80::1", 0, 0, lo)),
+                (socket.AF_INET, kind, 6, "", ("127.0.0.2", 0)),
+                (socket.AF_INET6, kind, 6, "", ("::1", 0, 0, 0)),
+                (socket.AF_INET, kind, 6, "", ("127.0.0.2", 0)),
+            ]
+
+        lookup = Lookup(reactor, getaddrinfo=answer)
+        self.assertEqual(
+            [str(a) for a in await lookup.lookup_host("some.name")],
+            ["127.0.0.2", "fe80::1%lo", "::1"],
+        )
+        await lookup.lookup("some.name", "ip6")
+        self.assertEqual(families, [socket.AF_UNSPEC, socket.AF_INET6])
+
     async def test_cname_canonical(self) -> None:
         """The canonical name getaddrinfo reports comes back fully qualified."""
 

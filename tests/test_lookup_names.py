@@ -124,7 +124,7 @@ class ServerSpecTests(SynchronousTestCase):
             ("[::1]", ("::1", 53)),
             ("[::1]:5353", ("::1", 5353)),
             ("[0:0:0:0:0:0:0:1]:1", ("::1", 1)),
-            ("::ffff:7f00:1", ("::ffff:127.0.0.1", 53)),
+            ("[::ffff:7f00:1]", ("::ffff:127.0.0.1", 53)),
         ]:
             with self.subTest(text=text):
                 self.assertEqual(parse_server(text), expected)
@@ -133,7 +133,9 @@ class ServerSpecTests(SynchronousTestCase):
         """Names, zones, bad ports and stray text are refused with the reason."""
         for text, reason in [
             ("", "empty"),
-            ("localhost", "not a valid IPv4 address"),
+            ("localhost", "not an IPv4 or IPv6 address"),
+            ("::1:5353", "did you mean [::1]:5353?"),
+            ("::ffff:7f00:1", "did you mean [::ffff:7f00]:1?"),
             ("127.0.0.1:0", "out of range"),
             ("127.0.0.1:65536", "out of range"),
             ("127.0.0.1:+53", "not a number"),
@@ -162,8 +164,18 @@ class ServerSpecTests(SynchronousTestCase):
 
     @given(ipv6s)
     def test_bare_ipv6_takes_port_53(self, address: ipaddress.IPv6Address) -> None:
-        """An unbracketed IPv6 address is all address: the port is 53."""
-        self.assertEqual(parse_server(str(address)), (canonical(address), 53))
+        """
+        An unbracketed IPv6 address is all address (the port is 53), unless it
+        reads as an address and a port (``::1:5353``): that is refused, with
+        the bracketed form it most likely means.
+        """
+        try:
+            parsed = parse_server(str(address))
+        except InvalidLookupError as e:
+            head, _, tail = str(address).rpartition(":")
+            self.assertIn(f"did you mean [{head}]:{tail}?", str(e))
+        else:
+            self.assertEqual(parsed, (canonical(address), 53))
 
     @given(st.text(max_size=60))
     def test_any_text(self, text: str) -> None:

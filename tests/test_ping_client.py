@@ -112,6 +112,76 @@ class Harness:
         return [struct.unpack("!H", data[6:8])[0] for data, _ in self.fake.sent]
 
 
+class FakePingSocket(FakeSocket):
+    """
+    Enough of a Linux ping socket (``SOCK_DGRAM``, ``IPPROTO_ICMP``): replies
+    come without an IP header through ``recvmsg``, and, as on a real socket,
+    every call on it fails with ``EBADF`` once it is closed.
+    """
+
+    @staticmethod
+    def echo(request: bytes, target: str) -> list[bytes]:
+        """The reply as a ping socket delivers it: the ICMP message alone."""
+        return [FakeSocket.echo(request, target)[0][20:]]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = self.echo
+        self.targets: deque[str] = deque()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+
+    def getsockopt(self, *args: Any) -> int:
+        self._check_open()
+        return 0
+
+    def sendto(self, data: bytes, address: tuple[str, int]) -> int:
+        self._check_open()
+        before = len(self.inbox)
+        sent = super().sendto(data, address)
+        self.targets.extend([address[0]] * (len(self.inbox) - before))
+        return sent
+
+    def recvmsg(self, size: int, ancillary: int = 0, flags: int = 0) -> Any:
+        self._check_open()
+        if flags or not self.inbox:
+            raise BlockingIOError(errno.EAGAIN, "nothing")
+        return self.inbox.popleft()[:size], [], 0, (self.targets.popleft(), 0)
+
+
+class PingSocketTests(SynchronousTestCase):
+    """A ping on an unprivileged ping socket whose owner closes it as the last reply comes."""
+
+    def test_closed_by_the_last_reply(self) -> None:
+        """
+        ``ping()`` closes its client when the last reply is credited, inside
+        the socket's read: the read stops there, without touching the closed
+        socket (it raised EBADF from ``drain()``), for 2, 3 and 4 probes.
+        """
+        from netproto import ping as ping_module
+        from netproto.ping import _client as client_module
+
+        for count in (2, 3, 4):
+            reactor = MemoryReactorClock()
+            fake = FakePingSocket()
+            client = PingClient(reactor, DGRAM, clock=reactor.seconds)
+            sock = IcmpSocket(reactor, socket.AF_INET, DGRAM, clock=reactor.seconds, sock=fake)  # type: ignore[arg-type]
+            sock.start()
+            client._sockets[4] = sock
+            self.patch(client_module, "PingClient", lambda *a, c=client, **k: c)
+            done = ping_module.ping(reactor, US, count=count, interval=1.0)
+            for _ in range(count - 1):
+                reactor.advance(1.0)
+            summary = self.successResultOf(done)
+            self.assertEqual((summary.transmitted, summary.received), (count, count))
+            self.assertTrue(fake.closed)
+            self.assertEqual(sock.drain(), 0)
+            sock.doRead()
+            sock.readConnectionLost(None)  # type: ignore[arg-type]
+
+
 class PingTests(SynchronousTestCase):
     """One host."""
 
@@ -463,22 +533,80 @@ class SocketChoiceTests(SynchronousTestCase):
         self.assertEqual(_icmpopen.open_icmp_socket(socket.AF_INET)[1], DGRAM)
 
     def test_neither(self) -> None:
-        """Neither allowed: one line naming both causes and the sysctl."""
+        """
+        Neither allowed (auto): one line naming both causes, the setting as it
+        is, and the exact remedy (the sysctl command, /etc/sysctl.d/ to keep it).
+        """
         self.patch_socket({socket.SOCK_RAW, socket.SOCK_DGRAM})
         self.patch(_icmpopen, "_ping_group_range", lambda: (1, 0))
         with self.assertRaises(PingPermissionError) as caught:
             _icmpopen.open_icmp_socket(socket.AF_INET)
         message = str(caught.exception)
         self.assertNotIn("\n", message)
+        self.assertTrue(message.startswith("cannot open an ICMP socket: raw sockets need root"))
         self.assertIn("CAP_NET_RAW", message)
-        self.assertIn("net.ipv4.ping_group_range", message)
-        self.assertIn("admit groups none", message)
+        self.assertIn('net.ipv4.ping_group_range is "1 0", which admits no group', message)
+        self.assertIn('as root: sysctl -w net.ipv4.ping_group_range="0 2147483647"', message)
+        self.assertIn("/etc/sysctl.d/", message)
+
+    def test_range_without_our_groups(self) -> None:
+        """A range that admits other groups: the message names ours."""
+        self.patch_socket({socket.SOCK_RAW, socket.SOCK_DGRAM})
+        self.patch(_icmpopen, "_ping_group_range", lambda: (100, 200))
+        self.patch(_icmpopen, "_groups", lambda: [1000, 27])
+        with self.assertRaises(PingPermissionError) as caught:
+            _icmpopen.open_icmp_socket(socket.AF_INET6)
+        self.assertIn(
+            "cannot open an ICMPv6 socket: raw sockets need root or CAP_NET_RAW, and unprivileged"
+            ' ping sockets are not allowed: net.ipv4.ping_group_range is "100 200", which admits'
+            " none of your groups (1000, 27); to allow them",
+            str(caught.exception),
+        )
+
+    def test_dgram_refused(self) -> None:
+        """
+        A ping socket asked for (as root, too) and refused: the message is about
+        ping sockets and their setting, not about raw sockets or root.
+        """
+        opened = self.patch_socket({socket.SOCK_DGRAM})
+        self.patch(_icmpopen, "_ping_group_range", lambda: (1, 0))
+        with self.assertRaises(PingPermissionError) as caught:
+            _icmpopen.open_icmp_socket(socket.AF_INET, DGRAM)
+        message = str(caught.exception)
+        self.assertEqual(opened, [socket.SOCK_DGRAM])
+        self.assertTrue(message.startswith("cannot open an unprivileged ICMP ping socket: "))
+        self.assertNotIn("raw", message)
+        self.assertNotIn("CAP_NET_RAW", message)
+        self.assertIn('sysctl -w net.ipv4.ping_group_range="0 2147483647"', message)
+
+    def test_no_ping_sockets_in_kernel(self) -> None:
+        """A kernel without ping sockets (EPROTONOSUPPORT): said so, no sysctl to suggest."""
+
+        def fake(family: int, kind: int, protocol: int) -> Any:
+            if kind == socket.SOCK_RAW:
+                raise PermissionError(errno.EPERM, "Operation not permitted")
+            raise OSError(errno.EPROTONOSUPPORT, "Protocol not supported")
+
+        self.patch(_icmpopen.socket, "socket", fake)
+        with self.assertRaises(PingPermissionError) as caught:
+            _icmpopen.open_icmp_socket(socket.AF_INET)
+        message = str(caught.exception)
+        self.assertTrue(
+            message.endswith("unprivileged ping sockets are not allowed: this kernel has none"),
+            message,
+        )
 
     def test_raw_forced(self) -> None:
-        """--socket raw without privileges: an explanation, no fallback."""
+        """--socket raw without privileges: an explanation about raw sockets, no fallback."""
         opened = self.patch_socket({socket.SOCK_RAW})
-        self.assertRaises(PingPermissionError, _icmpopen.open_icmp_socket, socket.AF_INET, RAW)
+        with self.assertRaises(PingPermissionError) as caught:
+            _icmpopen.open_icmp_socket(socket.AF_INET, RAW)
         self.assertEqual(opened, [socket.SOCK_RAW])
+        self.assertEqual(
+            str(caught.exception),
+            "cannot open a raw ICMP socket: raw sockets need root or CAP_NET_RAW (Operation not"
+            " permitted); without them, use an unprivileged ping socket (dgram)",
+        )
 
     def test_dgram_identifier_is_port(self) -> None:
         """On a ping socket the identifier is the socket's port (the kernel rewrites it)."""
@@ -490,6 +618,25 @@ class SocketChoiceTests(SynchronousTestCase):
 
 class ConvenienceTests(SynchronousTestCase):
     """The one-call forms close their client; cancelling stops the work."""
+
+    def test_name_refused(self) -> None:
+        """
+        ``ping(reactor, "localhost")`` (and sweep) fail at once saying to give
+        an address, not a name; no socket is opened.
+        """
+        from netproto import ping as ping_module
+        from netproto.util import AddressError
+
+        reactor = MemoryReactorClock()
+        for call in (ping_module.ping, ping_module.sweep):
+            with self.subTest(call=call.__name__):
+                target: Any = "localhost" if call is ping_module.ping else ["localhost"]
+                with self.assertRaises(AddressError) as caught:
+                    call(reactor, target, mode="nonsense")
+                self.assertEqual(
+                    str(caught.exception),
+                    "localhost: give an address, not a name (netproto.lookup resolves names)",
+                )
 
     def test_cancel_stops(self) -> None:
         """Cancelling ping()'s Deferred stops the ping, fires with the summary, closes sockets."""

@@ -186,7 +186,7 @@ class UnprivilegedTests(SynchronousTestCase):
         v4 = netproto("ping", "--json", "-c", "2", "-i", "0.05", "127.0.0.1")
         v6 = netproto("ping", "--json", "-c", "2", "-i", "0.05", "::1")
         result = in_netns(f"{OPEN_RANGE} && {NO_RAW} {v4} && {NO_RAW} {v6}")
-        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual((result.returncode, result.stderr), (0, ""))
         records = [json.loads(line) for line in result.stdout.splitlines()]
         replies = [r for r in records if not r.get("summary")]
         self.assertEqual(
@@ -194,6 +194,22 @@ class UnprivilegedTests(SynchronousTestCase):
             [("127.0.0.1", 1, 64), ("127.0.0.1", 2, 64), ("::1", 1, 64), ("::1", 2, 64)],
         )
         self.assertEqual([r["received"] for r in records if r.get("summary")], [2, 2])
+
+    def test_ping_socket_closed_cleanly(self) -> None:
+        """
+        -c 2, 3 and 4 on ping sockets, IPv4 and IPv6, as root with --socket
+        dgram too: the statistics and nothing on stderr (the socket the last
+        reply closed was read again, a traceback).
+        """
+        commands = []
+        for count in ("2", "3", "4"):
+            for host in ("127.0.0.1", "::1"):
+                args = ("ping", "-q", "-c", count, "-i", "0.02", host)
+                commands.append(f"{NO_RAW} {netproto(*args)}")
+                commands.append(netproto("--debug", *args[:1], "--socket", "dgram", *args[1:]))
+        result = in_netns(f"{OPEN_RANGE} && " + " && ".join(commands), timeout=60)
+        self.assertEqual((result.returncode, result.stderr), (0, ""))
+        self.assertEqual(result.stdout.count(" 0% packet loss"), 12, result.stdout)
 
     def test_sweep_unprivileged(self) -> None:
         """An unprivileged sweep of 127.0.0.0/26 finds all 62 hosts alive."""
@@ -218,5 +234,18 @@ class UnprivilegedTests(SynchronousTestCase):
         lines = result.stderr.splitlines()
         self.assertEqual(len(lines), 1, result.stderr)
         self.assertTrue(lines[0].startswith("netproto ping: cannot open an ICMP socket"), lines)
-        self.assertIn("net.ipv4.ping_group_range", lines[0])
+        self.assertIn('net.ipv4.ping_group_range is "1 0", which admits no group', lines[0])
+        self.assertIn('as root: sysctl -w net.ipv4.ping_group_range="0 2147483647"', lines[0])
         self.assertNotIn("Traceback", result.stderr)
+
+    def test_dgram_refused_as_root(self) -> None:
+        """--socket dgram as root with the range closed: a message about ping sockets only."""
+        result = in_netns(netproto("ping", "--socket", "dgram", "-c", "1", "127.0.0.1"))
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(
+            result.stderr,
+            "netproto ping: cannot open an unprivileged ICMP ping socket: "
+            'net.ipv4.ping_group_range is "1 0", which admits no group; to allow them for every'
+            ' group, run as root: sysctl -w net.ipv4.ping_group_range="0 2147483647" (a file in'
+            " /etc/sysctl.d/ keeps it)\n",
+        )

@@ -129,6 +129,52 @@ class OptionsTests(SynchronousTestCase):
             parse()
         self.assertIn("--daytime", str(caught.exception))
 
+    def test_abbreviations_refused(self) -> None:
+        """
+        ``--ech=1207`` is not ``--echo=1207`` (getopt would take any unique
+        prefix): unknown, with the option it may mean; exact names, ``--``
+        and option values that look like options still work.
+        """
+        for arg, message in (
+            ("--ech=1207", "unknown option --ech (did you mean --echo?)"),
+            ("--udp-r=5", "unknown option --udp-r (did you mean --udp-rate?)"),
+            ("--udp=5", "unknown option --udp"),
+            ("--nothing", "unknown option --nothing"),
+        ):
+            with self.subTest(arg=arg):
+                with self.assertRaises(usage.UsageError) as caught:
+                    parse("--daytime=13", arg)
+                self.assertEqual(str(caught.exception), message)
+        self.assertEqual(parse("--echo=1207", "--udp-rate=5")["udp-rate"], 5.0)
+
+    def test_whole_number_defaults(self) -> None:
+        """--help shows "[default: 300]", not "300.0"; the options still parse to floats."""
+        text = str(tap.Options())
+        self.assertIn("[default: 300]", " ".join(text.split()))
+        self.assertNotRegex(" ".join(text.split()), r"\[default: \d+\.0\]")
+        options = parse("--echo=7")
+        self.assertEqual((options["idle-timeout"], type(options["idle-timeout"])), (300.0, float))
+
+    def test_usage_error_under_twistd(self) -> None:
+        """
+        Under twistd a mistake is one line on stderr naming the plugin and
+        SystemExit(1), not twistd's usage text; alone, it stays a UsageError.
+        """
+        import contextlib
+        import io
+
+        from twisted.scripts.twistd import ServerOptions
+
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), self.assertRaises(SystemExit) as caught:
+            ServerOptions().parseOptions(["-n", "netproto", "--udp-rate=abc"])
+        self.assertEqual(caught.exception.code, 1)
+        self.assertEqual(
+            err.getvalue(),
+            "twistd netproto: --udp-rate: 'abc' is not a number (see 'twistd netproto --help')\n",
+        )
+        self.assertRaises(usage.UsageError, parse, "--udp-rate=abc")
+
     def test_positional_argument(self) -> None:
         """A stray positional argument is refused."""
         self.assertRaises(usage.UsageError, parse, "--echo=7", "13")
@@ -461,6 +507,21 @@ class MakeServiceTests(SynchronousTestCase):
             self.assertIsInstance(built, NetprotoService)
             self.assertEqual(built.daemon, daemon)  # type: ignore[attr-defined]
 
+    def test_log_to_stdout_flag(self) -> None:
+        """twistd -n logs to stdout unless --logfile or --syslog: failures go to stderr only."""
+        from twisted.scripts.twistd import ServerOptions
+
+        for argv, expected in (
+            (["-n", "netproto", "--echo=7"], True),
+            (["-n", "--logfile=x.log", "netproto", "--echo=7"], False),
+            (["-n", "--syslog", "netproto", "--echo=7"], False),
+            (["netproto", "--echo=7"], False),
+        ):
+            config = ServerOptions()
+            config.parseOptions(argv)
+            built = tap.makeService(config.subOptions, MemoryReactorClock())
+            self.assertEqual(built.log_to_stdout, expected, argv)  # type: ignore[attr-defined]
+
 
 class BindFailureTests(TestCase):
     """A port that cannot be bound stops start-up with one line naming the option."""
@@ -485,7 +546,10 @@ class BindFailureTests(TestCase):
         self.patch(
             NetprotoService,
             "_fail",
-            lambda self, message: logged.append(message) or (_ for _ in ()).throw(SystemExit(1)),
+            lambda self, option, where, reason: (
+                logged.append(f"{option}: cannot listen on {where}: {reason}")
+                or (_ for _ in ()).throw(SystemExit(1))
+            ),
         )
         with self.assertRaises(SystemExit):
             root.privilegedStartService()

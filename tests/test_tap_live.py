@@ -476,18 +476,29 @@ class FailureTests(SynchronousTestCase):
         )
 
     def test_bad_option(self) -> None:
-        """A bad SPEC or limit: exit 1, the last line names the option and the reason."""
+        """
+        A bad SPEC, limit or option: exit 1 and one line on stderr naming the
+        option and the reason; not twistd's whole usage text on stdout, not
+        the path of the twistd script.
+        """
         for arg, reason in (
-            ("--echo=70000", "port 70000 is out of range"),
+            ("--echo=70000", "--echo=70000: port 70000 is out of range"),
             ("--daytime=udp:13:interface=nowhere", "not an IPv4 or IPv6"),
             ("--udp-rate=-3", "--udp-rate: must be >= 0"),
+            ("--udp-rate=abc", "--udp-rate: 'abc' is not a number"),
+            ("--ech=1207", "unknown option --ech (did you mean --echo?)"),
+            ("--bogus", "unknown option --bogus"),
         ):
-            result = self.run_twistd(arg)
-            self.assertEqual(result.returncode, 1, result)
-            last = result.stdout.strip().splitlines()[-1]
-            self.assertIn(arg.partition("=")[0], last)
-            self.assertIn(reason, last)
-            self.assertNotIn("Traceback", result.stdout + result.stderr)
+            with self.subTest(arg=arg):
+                result = self.run_twistd(arg)
+                self.assertEqual((result.returncode, result.stdout), (1, ""), result)
+                lines = result.stderr.splitlines()
+                self.assertEqual(len(lines), 1, result.stderr)
+                self.assertTrue(lines[0].startswith("twistd netproto: "), lines[0])
+                self.assertIn(reason, lines[0])
+                self.assertTrue(lines[0].endswith("(see 'twistd netproto --help')"), lines[0])
+                assert TWISTD is not None
+                self.assertNotIn(TWISTD, result.stderr)
 
     def test_port_in_use(self) -> None:
         """A TCP port in use: exit 1, exactly one line on stderr, no traceback."""
@@ -499,14 +510,24 @@ class FailureTests(SynchronousTestCase):
         free = free_port()
         result = self.run_twistd(f"--daytime={free}", f"--echo=tcp:{number}:interface=127.0.0.1")
         self.assertEqual(result.returncode, 1, result)
-        self.assertEqual(
-            result.stderr.splitlines(),
-            [
-                f"netproto: --echo=tcp:{number}:interface=127.0.0.1: cannot listen on "
-                f"tcp:{number}:interface=127.0.0.1: address already in use"
-            ],
+        line = (
+            f"netproto: --echo=tcp:{number}:interface=127.0.0.1: cannot listen on "
+            f"tcp:{number}:interface=127.0.0.1: address already in use"
         )
+        self.assertEqual(result.stderr.splitlines(), [line])
         self.assertNotIn("Traceback", result.stdout)
+        # twistd -n logs to stdout: the terminal would show the line twice.
+        self.assertNotIn("cannot listen", result.stdout)
+        work = tempfile.mkdtemp(prefix="netproto-log-")
+        self.addCleanup(shutil.rmtree, work, True)
+        log = os.path.join(work, "twistd.log")
+        result = self.run_twistd(
+            f"--echo=tcp:{number}:interface=127.0.0.1",
+            twistd_args=("-n", "--pidfile=", f"--logfile={log}"),
+        )
+        self.assertEqual((result.returncode, result.stderr.splitlines()), (1, [line]))
+        with open(log) as logged:
+            self.assertIn(line, logged.read())
 
     def test_permission_denied(self) -> None:
         """Port 7 as an unprivileged user (in a namespace): exit 1, one line on stderr."""
@@ -558,10 +579,19 @@ class FailureTests(SynchronousTestCase):
             cwd=work,
         )
         self.assertEqual(result.returncode, 1, result)
+        # twistd passes on at most 100 bytes, as a bytes repr: the option and
+        # the reason, whole; the log has the full line.
         self.assertIn(
-            f"--echo=udp:{number}:interface=127.0.0.1: cannot listen on UDP port", result.stderr
+            f"b'netproto: --echo=udp:{number}:interface=127.0.0.1: address already in use'",
+            result.stderr,
         )
+        self.assertNotIn("BindError", result.stderr)
         self.assertFalse(os.path.exists(pidfile))
+        with open(os.path.join(work, "twistd.log")) as logged:
+            self.assertIn(
+                f"--echo=udp:{number}:interface=127.0.0.1: cannot listen on UDP port {number}",
+                logged.read(),
+            )
 
 
 _NETNS_SCRIPT = r"""

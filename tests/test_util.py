@@ -74,6 +74,18 @@ class ParseTests(SynchronousTestCase):
             str(error), "not a valid IPv4 address: leading zeros are not permitted in '001'"
         )
 
+    def test_neither_kind(self) -> None:
+        """
+        Text that is neither dotted digits nor has a colon is "not an IPv4 or
+        IPv6 address", not an IPv4 address with the wrong number of octets.
+        """
+        for text in ("bogus", "localhost", "127.0.0.1x", "1.2.3.a"):
+            with self.subTest(text=text):
+                error = self.assertRaises(AddressError, parse_ip, text)
+                self.assertEqual(str(error), "not an IPv4 or IPv6 address")
+        error = self.assertRaises(AddressError, parse_ip, "1.2.3")
+        self.assertEqual(str(error), "not a valid IPv4 address: expected 4 octets")
+
     def test_not_text(self) -> None:
         """Non-text input is refused, not coerced (ipaddress would take an int)."""
         self.assertRaises(AddressError, parse_ip, 2130706433)  # type: ignore[arg-type]
@@ -309,6 +321,11 @@ class HostPortTests(SynchronousTestCase):
             ("::1", ("::1", 7)),
             ("fe80::1%lo", ("fe80::1%lo", 7)),
             ("host:65535", ("host", 65535)),
+            ("2001:db8::7", ("2001:db8::7", 7)),
+            ("1:2:3:4:5:6:7:8", ("1:2:3:4:5:6:7:8", 7)),
+            ("::ffff:127.0.0.1", ("::ffff:127.0.0.1", 7)),
+            ("::", ("::", 7)),
+            ("[::1:1313]", ("::1:1313", 7)),
         ]:
             with self.subTest(text=text):
                 self.assertEqual(split_host_port(text, 7), expected)
@@ -328,6 +345,9 @@ class HostPortTests(SynchronousTestCase):
             ("host:+13", "not a number"),
             ("host:\u0661\u0663", "not a number"),
             ("host:000013", "not a number"),
+            ("::1:1313", "did you mean [::1]:1313? (the address ::1:1313 itself is written"),
+            ("fe80::1%lo:80", "did you mean [fe80::1%lo]:80?"),
+            ("2001:db8::8:1", "did you mean [2001:db8::8]:1?"),
         ]:
             with self.subTest(text=text):
                 error = self.assertRaises(AddressError, split_host_port, text, 7)
@@ -348,3 +368,20 @@ class HostPortTests(SynchronousTestCase):
         """A host and port written in the HOST:PORT form come back unchanged."""
         text = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.assertEqual(split_host_port(text, 7), (host, port))
+
+    @given(st.ip_addresses(v=6), st.integers(1, 65535))
+    def test_unbracketed_port_refused(self, address: ipaddress.IPv6Address, port: int) -> None:
+        """
+        An IPv6 address and a port written without brackets is never taken
+        as an address (which ``ipaddress`` may well accept): it is refused with
+        the bracketed form it most likely means.
+        """
+        text = f"{address}:{port}"
+        try:
+            ipaddress.IPv6Address(text)
+        except ValueError:
+            return  # not an address either: the caller's parser refuses it
+        if str(address).endswith("::"):
+            return  # '::' then a group: '::1' is the address, not '::' port 1
+        error = self.assertRaises(AddressError, split_host_port, text, 7)
+        self.assertIn(f"did you mean [{address}]:{port}?", str(error))

@@ -13,13 +13,17 @@ service, shared by its TCP listeners, and a datagram protocol per UDP socket.
 
 from __future__ import annotations
 
+import os
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from twisted.application.service import Service
 from twisted.internet.endpoints import AdoptedStreamServerEndpoint, serverFromString
+from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.protocol import DatagramProtocol, Factory
+from zope.interface import implementer
 
 from netproto._listen._bound import BindError, BoundService, describe_bind_error
 from netproto._listen._stream import AnyAddressTCPEndpoint, StreamService
@@ -82,7 +86,11 @@ class AnyAddressTCP(Listener):
     family: int
 
     def describe(self) -> str:
-        return f"TCP port {self.port} (IPv{self.family})"
+        return self.describe_bound(None)
+
+    def describe_bound(self, port: int | None) -> str:
+        """``TCP port 7 (IPv4)``: the port bound (the one the kernel chose for 0)."""
+        return f"TCP port {self.port if port is None else port} (IPv{self.family})"
 
     def make_service(self, wiring: Wiring) -> BoundService:
         endpoint = AnyAddressTCPEndpoint(wiring.reactor, self.port, self.family)
@@ -104,8 +112,35 @@ class EndpointTCP(Listener):
         return self.description if port is None else f"{self.description} (port {port})"
 
     def make_service(self, wiring: Wiring) -> BoundService:
-        endpoint = serverFromString(wiring.reactor, self.description)
+        endpoint: IStreamServerEndpoint
+        if self.description.startswith("unix:") and not _MODE.search(self.description):
+            endpoint = _UmaskUNIXEndpoint(wiring.reactor, self.description)
+        else:
+            endpoint = serverFromString(wiring.reactor, self.description)
         return StreamService(self, endpoint, wiring.tcp_factory(self.service))
+
+
+_MODE = re.compile(r"(?<!\\):mode=")
+
+
+@implementer(IStreamServerEndpoint)
+class _UmaskUNIXEndpoint:
+    """
+    ``unix:PATH`` without ``mode=``: the socket file gets 0666 less the
+    umask in force when it is bound (twistd's ``--umask``, 0077 for a
+    daemon), as any file would, not Twisted's 0666 (anyone may connect).
+    """
+
+    def __init__(self, reactor: Any, description: str) -> None:
+        self.reactor = reactor
+        self.description = description
+
+    def listen(self, protocolFactory: Any) -> Any:
+        mask = os.umask(0)
+        os.umask(mask)
+        mode = 0o666 & ~mask
+        endpoint = serverFromString(self.reactor, f"{self.description}:mode={mode:o}")
+        return endpoint.listen(protocolFactory)
 
 
 @dataclass(frozen=True)
@@ -115,6 +150,10 @@ class UDP(Listener):
     spec: UDPSpec
 
     def describe(self) -> str:
+        return self.describe_bound(None)
+
+    def describe_bound(self, port: int | None) -> str:
+        """``UDP port 7 (IPv4)``: the port bound (the one the kernel chose for 0)."""
         spec = self.spec
         if spec.interface == "0.0.0.0":
             where = " (IPv4)"
@@ -124,7 +163,7 @@ class UDP(Listener):
             where = f" on {spec.interface}"
         else:
             where = " (IPv4 and IPv6)"
-        return f"UDP port {spec.port}{where}"
+        return f"UDP port {spec.port if port is None else port}{where}"
 
     def make_service(self, wiring: Wiring) -> BoundService:
         protocol = wiring.udp_protocol(self.service)

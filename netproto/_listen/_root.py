@@ -27,20 +27,39 @@ log = Logger(namespace="netproto.tap")
 """Events of this module, under the public namespace ``netproto.tap``."""
 
 
+_REPORTED = 88
+"""What fits of a message in twistd's 100-byte start-up report, after ``1 netproto: ``."""
+
+
+class _StartError(Exception):
+    """
+    A daemon's failure to start, as twistd's start-up report shows it: the
+    line is ``netproto: MESSAGE`` (the name set below), not a dotted path to
+    the class eating into the 100 bytes twistd passes on.
+    """
+
+
+_StartError.__module__ = "builtins"
+_StartError.__qualname__ = _StartError.__name__ = "netproto"
+
+
 class NetprotoService(MultiService):
     """The plugin's root service: binds every listener first, fails as one clean line.
 
     If any listener cannot bind, the ones already bound are closed, one
     critical event names the option and the reason, and the process exits 1:
-    in the foreground with that one line on stderr and no traceback; as a
-    daemon (*daemon* true) through twistd's start-up status report. Still
-    running as root on a port below 1024 after twistd's privilege drop logs a
-    warning.
+    in the foreground with that one line on stderr and no traceback (and no
+    critical event when the log goes to standard output, *log_to_stdout*:
+    the terminal shows the line once); as a daemon (*daemon* true) through
+    twistd's start-up status report, which shows at most 100 bytes: the
+    option and the reason. Still running as root on a port below 1024 after
+    twistd's privilege drop logs a warning.
     """
 
-    def __init__(self, *, daemon: bool = False) -> None:
+    def __init__(self, *, daemon: bool = False, log_to_stdout: bool = False) -> None:
         super().__init__()
         self.daemon = daemon
+        self.log_to_stdout = log_to_stdout
 
     def privilegedStartService(self) -> None:
         Service.privilegedStartService(self)
@@ -52,15 +71,21 @@ class NetprotoService(MultiService):
                 for done in started:
                     done.stopService()
                 listener = getattr(child, "listener")  # noqa: B009 (a BoundService)
-                self._fail(f"{listener.option}: cannot listen on {listener.describe()}: {exc}")
+                self._fail(listener.option, listener.describe(), str(exc))
             started.append(child)
 
-    def _fail(self, message: str) -> None:
-        log.critical("netproto: {message}", message=message)
+    def _fail(self, option: str, where: str, reason: str) -> None:
+        message = f"{option}: cannot listen on {where}: {reason}"
+        if self.daemon or not self.log_to_stdout:
+            log.critical("netproto: {message}", message=message)
         if self.daemon:
             # twistd's daemon parent waits on a status pipe that only an
-            # Exception (not SystemExit) reports, with the pid file removed.
-            raise BindError(message)
+            # Exception (not SystemExit) reports, with the pid file removed,
+            # and shows the first 100 bytes of its last traceback line.
+            short = f"{option}: {reason}"
+            if len(short) > _REPORTED:
+                short = f"{option[: _REPORTED - len(reason) - 5]}...: {reason}"
+            raise _StartError(short[:_REPORTED]) from None
         stderr = sys.__stderr__
         if stderr is not None and not stderr.closed:
             try:

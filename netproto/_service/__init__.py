@@ -13,6 +13,7 @@ from netproto._service._client import (
     ServiceError,
     ServiceTimeoutError,
     UnreachableError,
+    connect_reason,
     tcp_exchange,
     udp_exchange,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "ServiceTimeoutError",
     "UnreachableError",
     "WatchedProtocol",
+    "connect_reason",
     "tcp_exchange",
     "udp_exchange",
 ]

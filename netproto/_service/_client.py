@@ -5,6 +5,7 @@ TCP exchange and one UDP exchange, each under a single deadline.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Coroutine
 from typing import Any
@@ -15,16 +16,19 @@ from twisted.internet.error import (
     ConnectError,
     ConnectingCancelledError,
     ConnectionDone,
+    ConnectionLost,
     ConnectionRefusedError,
     InvalidAddressError,
     MessageLengthError,
+    TCPTimedOutError,
 )
+from twisted.internet.error import TimeoutError as UserTimeoutError
 from twisted.internet.interfaces import IHalfCloseableProtocol
 from twisted.internet.protocol import DatagramProtocol, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto.lookup import DEFAULT_TIMEOUT, Lookup, NameLookupError
+from netproto.lookup import DEFAULT_TIMEOUT, InvalidLookupError, Lookup, NameLookupError
 
 __all__ = [
     "MismatchError",
@@ -33,6 +37,7 @@ __all__ = [
     "ServiceError",
     "ServiceTimeoutError",
     "UnreachableError",
+    "connect_reason",
     "resolve",
     "tcp_exchange",
     "udp_exchange",
@@ -74,6 +79,9 @@ async def resolve(reactor: Any, host: str, timeout: float) -> tuple[str, int]:
     """
     try:
         address = await Lookup(reactor, timeout=timeout or DEFAULT_TIMEOUT).resolve_ip(host)
+    except InvalidLookupError as e:
+        # Nothing was looked up: say what is wrong with the text, not "cannot resolve".
+        raise UnreachableError(str(e)) from None
     except NameLookupError as e:
         raise UnreachableError(f"cannot resolve {e}") from None
     return str(address), socket.AF_INET6 if address.version == 6 else socket.AF_INET
@@ -209,12 +217,39 @@ async def _tcp_exchange(
     except ConnectionRefusedError:
         raise RefusedError(f"{what}: connection refused") from None
     except ConnectError as e:
-        raise UnreachableError(f"{what}: cannot connect: {_connect_reason(e)}") from None
+        raise UnreachableError(f"{what}: cannot connect: {connect_reason(e)}") from None
     return await exchange.done
 
 
-def _connect_reason(error: ConnectError) -> str:
-    return str(error).rstrip(".") or type(error).__name__
+def connect_reason(error: BaseException) -> str:
+    """
+    Why a connect failed, in the system's words ("no route to host",
+    "network is unreachable", "connection lost", "timed out"): never Twisted's
+    "An error occurred while connecting: ..." prefix, its errno numbers, or
+    the repr of a Failure it wraps.
+    """
+    if isinstance(error, ConnectError):
+        os_error, detail = error.osError, error.args[0] if error.args else ""
+        if isinstance(os_error, Failure) and os_error.value is not None:
+            return connect_reason(os_error.value)
+        if detail:
+            text = str(detail)
+        elif isinstance(os_error, int):
+            text = os.strerror(os_error)
+        elif isinstance(os_error, str) and os_error:
+            text = os_error.partition(": ")[2] if os_error[:1].isdigit() else os_error
+        elif isinstance(error, (TCPTimedOutError, UserTimeoutError)):
+            text = "timed out"
+        elif type(error) is ConnectError:
+            text = "connection failed"
+        else:
+            text = error.MESSAGE
+    elif isinstance(error, ConnectionLost):
+        text = "connection lost"
+    else:
+        text = _reason(error)
+    text = text.strip().rstrip(".")
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
 class _UDPExchange(DatagramProtocol):
@@ -239,7 +274,7 @@ class _UDPExchange(DatagramProtocol):
                 )
             )
         except (OSError, InvalidAddressError) as e:
-            self._fail(UnreachableError(f"{self.what}: cannot send: {_reason(e)}"))
+            self._fail(UnreachableError(f"{self.what}: cannot send: {connect_reason(e)}"))
 
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         if not self.done.called:

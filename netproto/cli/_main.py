@@ -101,31 +101,55 @@ def _drive(run: Run, args: argparse.Namespace) -> int:
 
     SIGINT and SIGTERM cancel the command's Deferred: a command that catches
     :class:`~twisted.internet.defer.CancelledError` can still report (ping
-    prints its statistics) and choose its status; one that does not exits 130.
+    prints its statistics) and choose its status; one that does not exits
+    130, whatever the cancellation made of it (a connect cut short fails
+    with its own error). A signal before the command started means it never
+    starts; a second signal stops the reactor.
     """
     from twisted.internet import reactor as _reactor
     from twisted.internet.defer import CancelledError, Deferred
+    from twisted.internet.error import ReactorNotRunning
     from twisted.python.failure import Failure
 
     reactor: Any = _reactor
 
     outcome: list[object] = []
     running: list[Deferred[int]] = []
+    interrupted: list[int] = []
+    stopping: list[bool] = []
 
     def start() -> None:
+        if interrupted:
+            return
         d = Deferred.fromCoroutine(run(reactor, args))
         running.append(d)
         d.addBoth(finish)
 
     def finish(result: object) -> None:
         outcome.append(result)
-        reactor.stop()
+        stop()
+
+    def stop() -> None:
+        if stopping:
+            return
+        stopping.append(True)
+        try:
+            reactor.stop()
+        except ReactorNotRunning:
+            pass
+
+    def cancel() -> None:
+        # On the reactor, after start() (which may have been importing the
+        # command's modules when the signal came): cancel what it started.
+        if running and not outcome:
+            running[0].cancel()
+        elif not running:
+            stop()
 
     def interrupt(signum: int, frame: object) -> None:
-        if running and not outcome:
-            reactor.callFromThread(running[0].cancel)
-        else:
-            reactor.callFromThread(reactor.stop)
+        first = not interrupted
+        interrupted.append(signum)
+        reactor.callFromThread(cancel if first else stop)
 
     previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -138,7 +162,7 @@ def _drive(run: Run, args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     result = outcome[0]
     if isinstance(result, Failure):
-        if result.check(CancelledError):
+        if interrupted or result.check(CancelledError):
             return EXIT_INTERRUPTED
         result.raiseException()
     assert isinstance(result, int), f"command returned {result!r}, not an exit status"
@@ -146,8 +170,18 @@ def _drive(run: Run, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Run the ``netproto`` command line and exit with its status."""
-    sys.exit(run_command(sys.argv[1:] if argv is None else list(argv)))
+    """
+    Run the ``netproto`` command line and exit with its status. While the
+    command runs, SIGINT and SIGTERM cancel it (see :func:`run_command`);
+    a ``KeyboardInterrupt`` outside it (parsing) exits 130 with one line.
+    """
+    try:
+        status = run_command(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        say_error("netproto: interrupted")
+        status = EXIT_INTERRUPTED
+    sys.exit(status)
 
 
 def run_command(argv: list[str]) -> int:
@@ -158,12 +192,12 @@ def run_command(argv: list[str]) -> int:
         say_error(str(e))
         return EXIT_USAGE
     try:
-        return _drive(args.run, args)
+        status = _drive(args.run, args)
     except CommandError as e:
         say_error(f"netproto {args.command}: {e}")
         return e.status
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        status = EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``netproto ... | head -1``): nothing to report.
         _silence_stdout()
@@ -175,6 +209,9 @@ def run_command(argv: list[str]) -> int:
             f"netproto: internal error: {type(e).__name__}: {e} (--debug shows the traceback)"
         )
         return EXIT_FAILED
+    if status == EXIT_INTERRUPTED:
+        say_error(f"netproto {args.command}: interrupted")
+    return status
 
 
 def _silence_stdout() -> None:

@@ -29,8 +29,14 @@ probe per target (-c for more) at --rate probes a second (default 1000;
 0: as fast as the machine allows) and waits -W seconds (default 1) for each.
 
 Needs a raw ICMP socket (root or CAP_NET_RAW) or a Linux unprivileged ping
-socket (net.ipv4.ping_group_range must include your group); --socket picks
-one, the default tries raw first.
+socket, which needs no privilege once net.ipv4.ping_group_range admits your
+group; --socket picks one, the default (auto) tries raw first. To allow ping
+sockets for every group, as root:
+
+    sysctl -w net.ipv4.ping_group_range="0 2147483647"
+
+and, to keep it across reboots, the line
+"net.ipv4.ping_group_range = 0 2147483647" in a file of /etc/sysctl.d/.
 
 Exit status: 0 if any reply came back, 1 if none (or on a failure such as an
 unknown host), 2 on usage errors."""

@@ -41,13 +41,29 @@ def register(subcommands: Subcommands) -> None:
         description="Send MESSAGE (or, without one, standard input) to the echo server at\n"
         "HOST:PORT (port 7 if omitted), over TCP (then half-close) or, with --udp, in\n"
         "one datagram; check that the same bytes come back and print them.\n"
-        "IPv6 literals are written in brackets: [::1]:7.\n\n"
+        "Several words are joined with spaces, as echo(1) does, and sent without a\n"
+        "newline. IPv6 literals are written in brackets: [::1]:7.\n\n"
+        "What came back is written as it is (byte for byte, like nc) when standard\n"
+        "output is a file or a pipe, or with --raw; on a terminal, as text with\n"
+        "control characters and invalid UTF-8 escaped (\\x1b). A MESSAGE comes back\n"
+        "as a line (a newline is added, as echo(1) adds one); standard input comes\n"
+        "back exactly as it went.\n"
+        "With --json, 'echo' holds the bytes as text when they are UTF-8, else in\n"
+        "base64, and 'encoding' says which ('utf-8' or 'base64').\n\n"
         "Exit status 1 if the server refuses, does not answer in time or sends back\n"
         "other bytes; 2 on usage errors.",
     )
     echo.add_argument("target", metavar="HOST:PORT", help="the server, e.g. [::1]:7")
     echo.add_argument(
-        "message", nargs="?", metavar="MESSAGE", help="the text to send (default: stdin)"
+        "message",
+        nargs="*",
+        metavar="MESSAGE",
+        help="the text to send, words joined with spaces (default: stdin)",
+    )
+    echo.add_argument(
+        "--raw",
+        action="store_true",
+        help="write the bytes that came back as they are, even on a terminal",
     )
     _common(echo)
 
@@ -146,8 +162,8 @@ async def _run_echo(reactor: Any, args: argparse.Namespace) -> int:
 
     host, port = parse_target(args.target, 7)
     timeout = args.timeout
-    if args.message is not None:
-        data = args.message.encode("utf-8", "surrogateescape")
+    if args.message:
+        data = " ".join(args.message).encode("utf-8", "surrogateescape")
     else:
         data = await _read_stdin(reactor)
         if len(data) > _MAX_STDIN:
@@ -167,6 +183,7 @@ async def _run_echo(reactor: Any, args: argparse.Namespace) -> int:
         raise failed(e) from None
     elapsed = reactor.seconds() - started
     if args.json:
+        echoed, encoding = _json_bytes(got)
         emit_json(
             {
                 "host": host,
@@ -174,11 +191,26 @@ async def _run_echo(reactor: Any, args: argparse.Namespace) -> int:
                 "transport": "udp" if args.udp else "tcp",
                 "bytes": len(got),
                 "match": True,
-                "echo": got.decode("utf-8", "backslashreplace"),
+                "echo": echoed,
+                "encoding": encoding,
                 "time_ms": round(elapsed * 1000, 3),
             }
         )
+    elif args.raw or not sys.stdout.isatty():
+        sys.stdout.flush()
+        sys.stdout.buffer.write(got + b"\n" if args.message else got)
+        sys.stdout.buffer.flush()
     else:
         text = got.decode("utf-8", "backslashreplace")
-        print(printable(text[:-1] if text.endswith("\n") else text))
+        print(printable(text[:-1] if text.endswith("\n") else text), flush=True)
     return EXIT_OK
+
+
+def _json_bytes(data: bytes) -> tuple[str, str]:
+    """*data* for JSON, losslessly: as text if it is UTF-8, else in base64; and which."""
+    import base64
+
+    try:
+        return data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        return base64.b64encode(data).decode("ascii"), "base64"

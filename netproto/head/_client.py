@@ -21,6 +21,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from netproto._service import connect_reason
 from netproto.head._connect import endpoint_for as _endpoint
 from netproto.head._connect import host_port
 from netproto.head._parser import HeadLimits, HeadParseError, HeadParser, ResponseHead
@@ -36,7 +37,7 @@ from netproto.head._response import (
     Timing,
 )
 from netproto.head._target import Target, TargetError, build_request, parse_target, redirect_target
-from netproto.lookup import Lookup, NameLookupError, NameNotFoundError
+from netproto.lookup import InvalidLookupError, Lookup, NameLookupError
 from netproto.util import format_host_port, positive_seconds
 
 __all__ = ["CLOSE_GRACE", "HeadClientProtocol", "head"]
@@ -184,8 +185,7 @@ def _connect_error(target: Target, error: BaseException) -> HeadConnectError:
     where = host_port(target)
     if isinstance(error, ConnectionRefusedError):
         return HeadConnectError(f"connection to {where} refused")
-    detail = str(error).strip() or type(error).__name__
-    return HeadConnectError(f"cannot connect to {where}: {detail}")
+    return HeadConnectError(f"cannot connect to {where}: {connect_reason(error)}")
 
 
 def _seconds(value: float) -> str:
@@ -246,10 +246,12 @@ async def _addresses(
     pending = Deferred.fromCoroutine(finder.lookup_host(target.host))
     try:
         found = await deadline.wait(pending, f"resolving host name {target.host!r}")
-    except NameNotFoundError:
-        raise HeadConnectError(f"cannot resolve host name {target.host!r}") from None
+    except InvalidLookupError as e:
+        # Nothing was looked up: say what is wrong with the text.
+        raise HeadConnectError(str(e)) from None
     except NameLookupError as e:
-        raise HeadConnectError(f"cannot resolve host name {target.host!r}: {e}") from None
+        # The lookup's own words say which: no such host, no answer, ...
+        raise HeadConnectError(f"cannot resolve {e}") from None
     return [str(address) for address in found]
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
 from netproto import __version__
-from netproto.util import AddressError, parse_ip
+from netproto.util import AddressError, parse_ip, split_host_port
 
 __all__ = ["Target", "TargetError", "build_request", "parse_target", "redirect_target"]
 
@@ -85,15 +85,22 @@ def parse_target(text: str) -> Target:
         if scheme not in _DEFAULT_PORTS:
             raise TargetError(f"unsupported scheme {scheme!r} (http and https only)")
     else:
-        if text.count(":") > 1 and not text.startswith("["):
-            # A bare IPv6 literal (``::1``): bracket it.
+        authority, slash, path = text.partition("/")
+        if authority.count(":") > 1 and not authority.startswith("["):
+            # A bare IPv6 literal (``::1``, ``::1/path``): bracket it, unless it
+            # reads as an address and a port (``::1:8080``), which
+            # split_host_port refuses.
             try:
-                parse_ip(text, allow_scope=True)
-            except AddressError:
+                split_host_port(authority, 80)
+            except AddressError as e:
+                raise TargetError(str(e)) from None
+            try:
+                parse_ip(authority, allow_scope=True)
+            except AddressError as e:
                 raise TargetError(
-                    "an IPv6 address with a port must be bracketed: [ADDR]:PORT"
+                    f"{e} (with a port, an IPv6 address is written [ADDR]:PORT)"
                 ) from None
-            text = f"[{text}]"
+            text = f"[{authority}]{slash}{path}"
         text = "http://" + text
     return _from_split(_split(text))
 
@@ -127,6 +134,18 @@ def _from_split(parts: SplitResult) -> Target:
     scheme = parts.scheme.lower()
     if parts.username is not None or parts.password is not None:
         raise TargetError("credentials in the URL are not supported")
+    netloc = parts.netloc.rpartition("@")[2]
+    if netloc.count(":") > 1 and not netloc.startswith("["):
+        try:
+            split_host_port(netloc, _DEFAULT_PORTS[scheme])
+        except AddressError as e:
+            raise TargetError(str(e)) from None
+        try:
+            parse_ip(netloc, allow_scope=True)
+        except AddressError:
+            pass
+        else:
+            raise TargetError(f"an IPv6 address in a URL goes in brackets: {scheme}://[{netloc}]/")
     raw_host = parts.hostname
     if not raw_host:
         raise TargetError("no host in the target")

@@ -5,12 +5,13 @@ Twisted.
 
 A :class:`Lookup` answers from one of two sources, chosen when it is made:
 
-- **the system** (no ``servers``, no ``hosts``): addresses come from the
-  reactor's :class:`~twisted.internet.interfaces.IHostnameResolver`
-  (``reactor.nameResolver``, which calls ``getaddrinfo`` in a thread), so
-  ``nsswitch.conf``, the system hosts file, ``resolv.conf`` and its search
-  list all apply; canonical names come from ``getaddrinfo`` with
-  ``AI_CANONNAME``, also in the reactor's thread pool.
+- **the system** (no ``servers``, no ``hosts``): addresses come from
+  ``getaddrinfo`` in the reactor's thread pool (what ``reactor.nameResolver``
+  does, but keeping its errors: "no such host" is not "the DNS servers did
+  not answer"), so ``nsswitch.conf``, the system hosts file, ``resolv.conf``
+  and its search list all apply; canonical names come from ``getaddrinfo``
+  with ``AI_CANONNAME``. An :class:`~twisted.internet.interfaces.IHostnameResolver`
+  given as ``name_resolver`` is asked for addresses instead.
 - **a hosts file and DNS servers** (``servers``, ``hosts`` or
   ``resolv_conf`` given): a name listed in the hosts file is answered from the
   file alone; any other name is asked of the DNS servers through

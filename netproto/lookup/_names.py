@@ -152,7 +152,7 @@ def literal(text: str) -> Address | None:
         return parse_ip(text, allow_scope=True)
     except AddressError as e:
         if ":" in text or "%" in text or (text and all(c.isdigit() or c == "." for c in text)):
-            raise InvalidLookupError(f"{text}: {e}") from None
+            raise InvalidLookupError(f"{text}: {e}; not looked up as a host name") from None
         return None
 
 

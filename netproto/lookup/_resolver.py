@@ -135,10 +135,12 @@ class Lookup:
         when *servers* is empty and *hosts* is given; ``/etc/resolv.conf``
         by default.
     :param timeout: seconds each lookup may take, all queries included.
-    :param name_resolver: the :class:`IHostnameResolver` of system lookups;
-        ``reactor.nameResolver`` by default.
-    :param getaddrinfo: the function system canonical-name lookups call in
-        the reactor's thread pool.
+    :param name_resolver: an :class:`IHostnameResolver` for the addresses of
+        system lookups (its failures are all "no address"); by default they
+        come from *getaddrinfo*.
+    :param getaddrinfo: the function system lookups call in the reactor's
+        thread pool, for addresses (unless *name_resolver*) and canonical
+        names.
     :param getnameinfo: the function system lookups of an address's names
         call in the reactor's thread pool.
     :raises InvalidLookupError: a bad timeout, or an unreadable hosts file.

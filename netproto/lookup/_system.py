@@ -1,9 +1,12 @@
 """
-Asking the system (:class:`SystemAsker`): addresses through the reactor's
-:class:`~twisted.internet.interfaces.IHostnameResolver` (``getaddrinfo`` in a
-thread, so ``nsswitch.conf``, ``/etc/hosts`` and ``resolv.conf`` apply),
-canonical names through ``getaddrinfo`` with ``AI_CANONNAME``, and the names
-of an address through ``getnameinfo``, both in the reactor's thread pool.
+Asking the system (:class:`SystemAsker`): addresses and canonical names
+through ``getaddrinfo`` in the reactor's thread pool (as the reactor's own
+``nameResolver`` does), so ``nsswitch.conf``, ``/etc/hosts`` and
+``resolv.conf`` apply and a failure says which it was: no such host, or no
+answer from the system's DNS servers. An injected
+:class:`~twisted.internet.interfaces.IHostnameResolver` is used instead when
+given (it reports no reasons: every failure is "no address").
+The names of an address come from ``getnameinfo``, also in the thread pool.
 """
 
 from __future__ import annotations
@@ -72,14 +75,43 @@ def _from_twisted(address: taddress.IPv4Address | taddress.IPv6Address) -> Addre
         return None
 
 
+_FAMILY = {"ip": "", "ip4": " IPv4", "ip6": " IPv6"}
 _NOT_FOUND = {socket.EAI_NONAME, getattr(socket, "EAI_NODATA", socket.EAI_NONAME)}
+_NO_FAMILY = {getattr(socket, "EAI_ADDRFAMILY", socket.EAI_NONAME), *_NOT_FOUND}
 
 
-def _resolver_error(error: socket.gaierror, host: str, missing: str) -> Exception:
-    """What a ``getaddrinfo`` or ``getnameinfo`` error means: *missing*, or a failure."""
-    if error.errno in _NOT_FOUND:
+def _failure(
+    host: str, error: socket.gaierror, network: str = "ip", missing: str = "no such host"
+) -> Exception:
+    """
+    What a ``getaddrinfo`` or ``getnameinfo`` error means: *missing* (the name
+    does not exist, or has no address of the family), the DNS servers did not
+    answer (``EAI_AGAIN``: unreachable, or failing), or another failure of
+    the system resolver.
+    """
+    if error.errno in _NOT_FOUND or (network != "ip" and error.errno in _NO_FAMILY):
+        if network != "ip" and error.errno != socket.EAI_NONAME:
+            return NameNotFoundError(f"{host}: no{_FAMILY[network]} address (system resolver)")
         return NameNotFoundError(f"{host}: {missing} (system resolver)")
-    return ServerFailureError(f"{host}: system resolver: {error.strerror or error}")
+    reason = (error.strerror or str(error)).lower()
+    if error.errno == socket.EAI_AGAIN:
+        return ServerFailureError(f"{host}: the system's DNS servers did not answer ({reason})")
+    return ServerFailureError(f"{host}: system resolver: {reason}")
+
+
+def _from_sockaddr(sockaddr: tuple[Any, ...]) -> Address | None:
+    """An :mod:`ipaddress` address from a ``getaddrinfo`` socket address, its zone kept."""
+    host = str(sockaddr[0])
+    if len(sockaddr) >= 4 and sockaddr[3] and "%" not in host:
+        try:
+            zone = socket.if_indextoname(sockaddr[3])
+        except OSError:
+            zone = str(sockaddr[3])
+        host = f"{host}%{zone}"
+    try:
+        return parse_ip(host, allow_scope=True)
+    except AddressError:
+        return None
 
 
 class SystemAsker:
@@ -101,35 +133,48 @@ class SystemAsker:
 
     async def addresses(self, host: str, network: str) -> list[Address]:
         """The addresses of *host* for *network*, in the order of :func:`order_addresses`."""
-        resolver = self._name_resolver or self._reactor.nameResolver
+        if self._name_resolver is None:
+            return await self._getaddrinfo_addresses(host, network)
+        resolver = self._name_resolver
         kinds = {"ip": None, "ip4": [taddress.IPv4Address], "ip6": [taddress.IPv6Address]}
         collector = _Collector()
         resolver.resolveHostName(collector, host, 0, kinds[network], "TCP")
         found: list[Address] = await self._within(collector.done, host)
         if not found:
-            family = {"ip": "", "ip4": " IPv4", "ip6": " IPv6"}[network]
-            raise NameNotFoundError(f"{host}: no{family} address (system resolver)")
+            raise NameNotFoundError(f"{host}: no{_FAMILY[network]} address (system resolver)")
+        return order_addresses(found)
+
+    async def _getaddrinfo_addresses(self, host: str, network: str) -> list[Address]:
+        family = {"ip": socket.AF_UNSPEC, "ip4": socket.AF_INET, "ip6": socket.AF_INET6}[network]
+        infos = await self._ask(host, network, family, 0)
+        found = [a for a in (_from_sockaddr(info[4]) for info in infos) if a is not None]
+        if not found:
+            raise NameNotFoundError(f"{host}: no{_FAMILY[network]} address (system resolver)")
         return order_addresses(found)
 
     async def canonical_name(self, host: str) -> str:
         """The canonical name ``getaddrinfo`` reports for *host*, fully qualified."""
+        infos = await self._ask(host, "ip", socket.AF_UNSPEC, socket.AI_CANONNAME)
+        names = [info[3] for info in infos if info[3]]
+        return absolute(names[0] if names else host)
+
+    async def _ask(self, host: str, network: str, family: int, flags: int) -> Any:
+        """``getaddrinfo(host, None, family, SOCK_STREAM, 0, flags)`` in the thread pool."""
         pending = deferToThreadPool(
             self._reactor,
             self._reactor.getThreadPool(),
             self._getaddrinfo,
             host,
             None,
-            0,
+            family,
             socket.SOCK_STREAM,
             0,
-            socket.AI_CANONNAME,
+            flags,
         )
         try:
-            infos = await self._within(pending, host)
+            return await self._within(pending, host)
         except socket.gaierror as e:
-            raise _resolver_error(e, host, "no such host") from None
-        names = [info[3] for info in infos if info[3]]
-        return absolute(names[0] if names else host)
+            raise _failure(host, e, network) from None
 
     async def names(self, address: Address) -> list[str]:
         """The name ``getnameinfo`` finds for *address* (one at most), fully qualified."""
@@ -144,7 +189,7 @@ class SystemAsker:
         try:
             name, _port = await self._within(pending, host)
         except socket.gaierror as e:
-            raise _resolver_error(e, host, "no name") from None
+            raise _failure(host, e, missing="no name") from None
         try:
             check_host_name(name)
         except InvalidLookupError:

@@ -16,6 +16,7 @@ from typing import Any
 __all__ = [
     "AUTO",
     "DGRAM",
+    "PING_GROUP_RANGE_FIX",
     "RAW",
     "SO_ATTACH_FILTER",
     "PingPermissionError",
@@ -41,6 +42,15 @@ class PingPermissionError(Exception):
     """No ICMP socket can be opened; the message says why and what to do, in one line."""
 
 
+PING_GROUP_RANGE_FIX = 'sysctl -w net.ipv4.ping_group_range="0 2147483647"'
+"""
+The command (run as root) that lets every group open unprivileged ping
+sockets, as several distributions ship; a line
+``net.ipv4.ping_group_range = 0 2147483647`` in a file of ``/etc/sysctl.d/``
+keeps it across reboots. The setting is per network namespace.
+"""
+
+
 def _ping_group_range() -> tuple[int, int] | None:
     try:
         with open("/proc/sys/net/ipv4/ping_group_range") as f:
@@ -50,22 +60,52 @@ def _ping_group_range() -> tuple[int, int] | None:
         return None
 
 
-def _explain(family: int, raw_error: OSError, dgram_error: OSError | None) -> str:
-    name = "ICMPv6" if family == socket.AF_INET6 else "ICMP"
-    reason = f"cannot open an {name} socket: raw sockets need root or CAP_NET_RAW"
-    if dgram_error is None:
-        return f"{reason} ({raw_error.strerror})"
+def _groups() -> list[int]:
+    """The groups the kernel checks against the range: the effective one, then the others."""
+    return list(dict.fromkeys([os.getegid(), *os.getgroups()]))
+
+
+def _admission(dgram_error: OSError) -> str:
+    """Why this process may not open a ping socket, from the kernel's setting."""
+    if dgram_error.errno == errno.EPROTONOSUPPORT:
+        return "this kernel has none"
     groups = _ping_group_range()
-    if groups is not None:
-        low, high = groups
-        shown = "none" if low > high else f"{low}-{high}"
-        reason += (
-            f", and unprivileged ping sockets admit groups {shown} "
-            f"(net.ipv4.ping_group_range), not {os.getgid()}"
+    if groups is None:
+        return dgram_error.strerror or str(dgram_error)
+    low, high = groups
+    if low > high:
+        return f'net.ipv4.ping_group_range is "{low} {high}", which admits no group'
+    yours = ", ".join(str(g) for g in _groups())
+    return (
+        f'net.ipv4.ping_group_range is "{low} {high}", which admits none of your groups ({yours})'
+    )
+
+
+_REMEDY = (
+    f"to allow them for every group, run as root: {PING_GROUP_RANGE_FIX} "
+    "(a file in /etc/sysctl.d/ keeps it)"
+)
+
+
+def _explain(family: int, mode: str, raw_error: OSError | None, dgram_error: OSError | None) -> str:
+    """The one-line explanation, and the remedy, for the socket kind that was asked for."""
+    name = "ICMPv6" if family == socket.AF_INET6 else "ICMP"
+    if mode == RAW:
+        assert raw_error is not None
+        return (
+            f"cannot open a raw {name} socket: raw sockets need root or CAP_NET_RAW "
+            f"({raw_error.strerror}); without them, use an unprivileged ping socket (dgram)"
         )
-    else:
-        reason += f", and unprivileged ping sockets are refused ({dgram_error.strerror})"
-    return reason + "; run as root, or widen net.ipv4.ping_group_range"
+    assert dgram_error is not None
+    reason = _admission(dgram_error)
+    if dgram_error.errno != errno.EPROTONOSUPPORT:
+        reason += f"; {_REMEDY}"
+    if mode == DGRAM:
+        return f"cannot open an unprivileged {name} ping socket: {reason}"
+    return (
+        f"cannot open an {name} socket: raw sockets need root or CAP_NET_RAW, and "
+        f"unprivileged ping sockets are not allowed: {reason}"
+    )
 
 
 def open_icmp_socket(family: int, mode: str = AUTO) -> tuple[socket.socket, str]:
@@ -84,16 +124,14 @@ def open_icmp_socket(family: int, mode: str = AUTO) -> tuple[socket.socket, str]
             return socket.socket(family, socket.SOCK_RAW, protocol), RAW
         except PermissionError as e:
             if mode == RAW:
-                raise PingPermissionError(_explain(family, e, None)) from None
+                raise PingPermissionError(_explain(family, RAW, e, None)) from None
             raw_error = e
     try:
         return socket.socket(family, socket.SOCK_DGRAM, protocol), DGRAM
     except OSError as e:
         if e.errno not in (errno.EACCES, errno.EPERM, errno.EPROTONOSUPPORT):
             raise
-        if raw_error is None:
-            raw_error = PermissionError(errno.EPERM, "not tried")
-        raise PingPermissionError(_explain(family, raw_error, e)) from None
+        raise PingPermissionError(_explain(family, mode, raw_error, e)) from None
 
 
 def _bpf(*instructions: tuple[int, int, int, int]) -> bytes:

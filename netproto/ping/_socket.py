@@ -116,6 +116,7 @@ class IcmpSocket:
         self._timer_at = 0.0
         self._reading = False
         self._errors_waiting = False
+        self._closed = False
         self.send_errors = 0
         try:
             self._configure(ttl, source, interface, receive_buffer)
@@ -267,7 +268,11 @@ class IcmpSocket:
         self._timer = None
         self.drain()
         for probe in self.table.expire(self.clock()):
+            if self._closed:
+                return
             probe.owner.on_expired(probe)
+        if self._closed:
+            return
         following = self.table.next_deadline()
         if following is not None and self._timer is None:
             self._schedule(following, self.clock())
@@ -281,7 +286,12 @@ class IcmpSocket:
             self.reactor.addReader(self)
 
     def close(self) -> None:
-        """Stop reading, cancel the timer, close the socket."""
+        """
+        Stop reading, cancel the timer, close the socket (idempotent). An owner
+        may call this from one of its callbacks, in the middle of a read: the
+        read stops at that packet.
+        """
+        self._closed = True
         if self._reading:
             self._reading = False
             self.reactor.removeReader(self)
@@ -309,7 +319,7 @@ class IcmpSocket:
         """
         self._errors_waiting = True
         self.drain()
-        if self._reading and self.socket.fileno() != -1:
+        if self._reading and not self._closed:
             self.reactor.addReader(self)
 
     def writeConnectionLost(self, reason: Failure) -> None:
@@ -325,13 +335,19 @@ class IcmpSocket:
             log.failure("unexpected error reading {socket}", socket=self)
 
     def drain(self, limit: int = _READ_BATCH) -> int:
-        """Read and dispatch up to *limit* waiting packets; return how many were read."""
-        if self.socket.fileno() == -1:
+        """
+        Read and dispatch up to *limit* waiting packets; return how many were
+        read. A probe's owner that closes this socket while told about a
+        packet (the last reply of a ping) ends the read there.
+        """
+        if self._closed or self.socket.fileno() == -1:
             return 0
         if self.mode == RAW and self.version == 4:
             count = self._drain_raw4(limit)
         else:
             count = self._drain_msg(limit)
+        if self._closed:
+            return count
         if self.mode == DGRAM and (
             self._errors_waiting or self.socket.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         ):
@@ -340,6 +356,8 @@ class IcmpSocket:
             # error queue worth a read.
             self._errors_waiting = False
             count += self._drain_errors(limit)
+            if self._closed:
+                return count
         if not self.table.pending:
             # Nothing waits: keep no old probes in the deadline queues. (The
             # timer stays: cancelling and re-arming it for every probe of a
@@ -369,11 +387,14 @@ class IcmpSocket:
             if answered is not None:
                 # fast_reply takes only IHL-5 packets: TTL at 8, ICMP after 20.
                 answered.owner.on_reply(answered, data[8], len(data) - 20, now)
-                continue
-            packet = parse_ipv4(data)
-            verdict, probe = classify(packet, now)
-            if probe is not None:
+            else:
+                packet = parse_ipv4(data)
+                verdict, probe = classify(packet, now)
+                if probe is None:
+                    continue
                 _dispatch(verdict, probe, packet, now)
+            if self._closed:
+                break
         return count
 
     def _drain_msg(self, limit: int) -> int:
@@ -408,6 +429,8 @@ class IcmpSocket:
             verdict, probe = classify(packet, now)
             if probe is not None:
                 _dispatch(verdict, probe, packet, now)
+                if self._closed:
+                    break
         return count
 
     def _drain_errors(self, limit: int) -> int:
@@ -428,6 +451,8 @@ class IcmpSocket:
             verdict, probe = self.table.classify(packet, now)
             if probe is not None and verdict is not NOT_OURS:
                 _dispatch(verdict, probe, packet, now)
+                if self._closed:
+                    break
         return count
 
     def _error_packet(

@@ -9,6 +9,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 
+from netproto.lookup import InvalidLookupError, check_host_name
 from netproto.util import AddressError, canonical, parse_ip
 
 __all__ = ["MAX_TARGETS", "TargetList", "address_text", "expand_targets"]
@@ -54,7 +55,14 @@ _OCTETS = [str(i) for i in range(256)]
 
 def _expand(text: str, limit: int) -> tuple[int, Iterable[str]]:
     if "/" not in text:
-        address = parse_ip(text)
+        try:
+            address = parse_ip(text)
+        except AddressError:
+            if _is_name(text):
+                raise AddressError(
+                    f"{text}: give an address, not a name (netproto.lookup resolves names)"
+                ) from None
+            raise
         return address.version, [_socket_form(canonical(address))]
     try:
         net = ipaddress.ip_network(text, strict=False)
@@ -75,6 +83,15 @@ def _expand(text: str, limit: int) -> tuple[int, Iterable[str]]:
         low, up = max(first, high << 8) & 255, min(last, high << 8 | 255) & 255
         out += [prefix + octet for octet in _OCTETS[low : up + 1]]
     return 4, out
+
+
+def _is_name(text: str) -> bool:
+    """Whether *text*, not an address, is a host name (which a ping target may not be)."""
+    try:
+        check_host_name(text)
+    except InvalidLookupError:
+        return False
+    return True
 
 
 def _socket_form(text: str) -> str:
