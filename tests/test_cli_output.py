@@ -39,3 +39,37 @@ class PrintableTests(SynchronousTestCase):
             return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
         self.assertEqual(printable(text), "".join(one_at_a_time(c) for c in text))
+
+
+class ErrorRecordTests(SynchronousTestCase):
+    """With --json a failure is one JSON object on standard output, besides the line on stderr."""
+
+    def test_record(self) -> None:
+        """error_record puts the context first and kind/message under 'error'."""
+        from netproto.cli._output import ERROR_KINDS, CommandError, error_record
+
+        self.assertEqual(
+            error_record("timeout", "no answer", host="::1", port=7),
+            {"host": "::1", "port": 7, "error": {"kind": "timeout", "message": "no answer"}},
+        )
+        self.assertEqual(CommandError("x").kind, "failed")
+        self.assertEqual(CommandError("x", 2).kind, "usage")
+        self.assertIn("refused", ERROR_KINDS)
+        self.assertRaises(ValueError, CommandError, "x", kind="nonsense")
+
+    def test_command_failure_in_json(self) -> None:
+        """A failing command with --json writes its error object on stdout and exits 1."""
+        import json
+        import socket
+
+        from tests._helpers import run_cli
+
+        with socket.socket() as closed:
+            closed.bind(("127.0.0.1", 0))
+            port = closed.getsockname()[1]
+        result = run_cli("daytime", "--json", f"127.0.0.1:{port}")
+        self.assertEqual(result.returncode, 1)
+        self.assertEqual(len(result.stderr.splitlines()), 1)
+        record = json.loads(result.stdout)
+        self.assertIn("refused", record["error"]["message"])
+        self.assertEqual(set(record["error"]), {"kind", "message"})

@@ -31,7 +31,7 @@ from typing import Any, NoReturn
 
 from netproto.cli import _address, _head, _lookup, _ping, _services, _traceroute
 from netproto.cli._command import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Run
-from netproto.cli._output import CommandError, say_error
+from netproto.cli._output import CommandError, emit_json, error_record, say_error
 
 __all__ = ["COMMAND_GROUPS", "build_parser", "main", "run_command"]
 
@@ -195,6 +195,8 @@ def run_command(argv: list[str]) -> int:
         status = _drive(args.run, args)
     except CommandError as e:
         say_error(f"netproto {args.command}: {e}")
+        if getattr(args, "json", False):
+            emit_json(error_record(e.kind, str(e), **e.context))
         return e.status
     except KeyboardInterrupt:
         status = EXIT_INTERRUPTED

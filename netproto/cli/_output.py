@@ -9,8 +9,10 @@ import sys
 from typing import Any, TextIO
 
 __all__ = [
+    "ERROR_KINDS",
     "CommandError",
     "emit_json",
+    "error_record",
     "failed",
     "format_ms",
     "ms",
@@ -20,16 +22,54 @@ __all__ = [
 ]
 
 
+ERROR_KINDS = (
+    "usage",
+    "not-found",
+    "refused",
+    "timeout",
+    "unreachable",
+    "tls",
+    "protocol",
+    "permission",
+    "interrupted",
+    "failed",
+)
+"""The ``kind`` of a JSON error object: a stable word a script can branch on."""
+
+
 class CommandError(Exception):
     """
     The operation failed for a reason the user can act on. The ``netproto``
     command prints ``netproto <command>: <message>`` on one line and exits with
-    *status* (1 unless told otherwise).
+    *status* (1 unless told otherwise); with ``--json`` it also writes
+    :func:`error_record` of *kind* (one of :data:`ERROR_KINDS`; ``usage``
+    for status 2, else ``failed`` unless told) and the *context* keys
+    (``host``, ``port``...) on standard output.
     """
 
-    def __init__(self, message: str, status: int = 1) -> None:
+    def __init__(
+        self,
+        message: str,
+        status: int = 1,
+        *,
+        kind: str | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
+        self.kind = kind or ("usage" if status == 2 else "failed")
+        if self.kind not in ERROR_KINDS:
+            raise ValueError(f"unknown error kind {self.kind!r}")
+        self.context = dict(context or {})
+
+
+def error_record(kind: str, message: str, **context: Any) -> dict[str, Any]:
+    """
+    The JSON object of a failure: the *context* keys, then ``error`` holding
+    ``kind`` (one of :data:`ERROR_KINDS`) and ``message`` (the one line shown
+    on standard error, without the ``netproto COMMAND:`` prefix).
+    """
+    return {**context, "error": {"kind": kind, "message": message}}
 
 
 def printable(text: str | bytes) -> str:
