@@ -69,7 +69,9 @@ class HeadCommandTests(LiveTestCase):
             "head", "-L", "--json", f"http://127.0.0.1:{port}/loop/a"
         )
         self.assertEqual(status, 1)
-        self.assertEqual([json.loads(x)["status"] for x in out.splitlines()], [301, 308])
+        records = [json.loads(x) for x in out.splitlines()]
+        self.assertEqual([r["status"] for r in records[:-1]], [301, 308])
+        self.assertEqual(records[-1]["error"]["kind"], "failed")
         self.assertEqual(
             err.decode(),
             f"netproto head: redirect loop: http://127.0.0.1:{port}/loop/a was already visited\n",
