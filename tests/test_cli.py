@@ -77,9 +77,16 @@ class MalformedHostTests(SynchronousTestCase):
         ("resolve", "--server", "127.0.0.1:1", "{host}"),
     )
 
+    STATUS = {"resolve": 2, "lookup-host": 2, "head": 3, "ping": 2}
+    """
+    The status of each command for such a text, as its classic tool would
+    exit: getent's "not found", curl's "malformed URL", iputils' "other
+    error"; 1 for the others.
+    """
+
     def test_refused_before_any_lookup(self) -> None:
         """
-        Each command exits 1 with one line saying what is wrong with the text
+        Each command fails (its own status) with one line saying what is wrong with the text
         and that it was not looked up ("cannot resolve" would say it was); the
         system resolver, getaddrinfo and DNS (a server on a closed port, and a
         reactor that would record the query) are never asked.
@@ -94,7 +101,8 @@ class MalformedHostTests(SynchronousTestCase):
                     reactor = RecordingReactor()
                     failure = self.failureResultOf(run_in_memory(reactor, *argv), CommandError)
                     message = str(failure.value)
-                    self.assertEqual(failure.value.status, 1, message)
+                    self.assertEqual(failure.value.status, self.STATUS.get(command[0], 1), message)
+                    self.assertEqual(failure.value.kind, "invalid", message)
                     self.assertTrue(message.startswith(f"{host}: not a valid IPv"), message)
                     if not (command[0] == "head" and ":" in host):
                         # (head refuses a bare IPv6 text as a target, before any lookup.)
@@ -108,14 +116,15 @@ class MalformedHostTests(SynchronousTestCase):
         """
         ``::1:1313`` (a valid address, but most likely ``[::1]:1313``) is
         refused with "did you mean [::1]:1313?" by every HOST:PORT parser:
-        daytime and echo (usage, 2), head's HOST:PORT and URL forms (1) and
-        the lookups' --server (usage); nothing connects and nothing is asked.
+        daytime and echo (usage, 2), head's HOST:PORT and URL forms (curl's
+        3, malformed URL) and the lookups' --server (usage: getent's 1);
+        nothing connects and nothing is asked.
         """
         for argv, status in (
             (("daytime", "::1:1313"), 2),
             (("echo", "--udp", "::1:1313", "x"), 2),
-            (("head", "::1:1313"), 1),
-            (("head", "http://::1:1313/"), 1),
+            (("head", "::1:1313"), 3),
+            (("head", "http://::1:1313/"), 3),
         ):
             with self.subTest(argv=argv):
                 reactor = RecordingReactor()
@@ -127,7 +136,7 @@ class MalformedHostTests(SynchronousTestCase):
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             status = run_command(["resolve", "--server", "::1:5353", "localhost"])
-        self.assertEqual(status, 2)
+        self.assertEqual(status, 1)
         self.assertIn("did you mean [::1]:5353?", err.getvalue())
 
 
