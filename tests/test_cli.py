@@ -8,16 +8,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHostnameResolver
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from netproto.cli import CommandError, build_parser, run_command
 from tests._fakes import UDPMemoryReactor
+from tests._helpers import run_here
 
 MALFORMED = ("300.1.1.1", "1.2.3", "127.1", "1.2.3.4.5", "::1:zz", "fe80::1%")
 """Texts that look like addresses and are not one: never names, never looked up."""
@@ -317,3 +319,38 @@ class WordingTests(SynchronousTestCase):
         for where, text in texts.items():
             with self.subTest(where=where):
                 self.assertIsNone(re.search(r"\bseeds?\b", text, re.I))
+
+
+class ParserTests(TestCase):
+    """Usage errors come from the subcommand's own parser; numbers are never options."""
+
+    async def test_unknown_option_named_by_its_command(self) -> None:
+        """An option the command does not have is the command's usage error, not netproto's."""
+        status, out, err = await run_here("ping", "-Z", "127.0.0.1")
+        self.assertEqual((status, out), (2, ""))
+        self.assertEqual(
+            err, "netproto ping: unrecognized arguments: -Z (see 'netproto ping --help')\n"
+        )
+        status, out, _ = await run_here("daytime", "--json", "--bogus", "127.0.0.1:1")
+        self.assertEqual(status, 2)
+        self.assertEqual(
+            json.loads(out),
+            {"error": {"kind": "usage", "message": "unrecognized arguments: --bogus"}},
+        )
+
+    async def test_negative_numbers(self) -> None:
+        """
+        ``-c -1`` is a count (refused as such), ``-4`` is still the option, and
+        a negative operand is an operand.
+        """
+        status, _, err = await run_here("ping", "-c", "-1", "127.0.0.1")
+        self.assertEqual((status, err), (2, "netproto ping: -c -1: COUNT must be at least 1\n"))
+        status, _, err = await run_here("ping", "-4", "-W", "-0.5", "127.0.0.1")
+        self.assertEqual(status, 2)
+        self.assertIn("-W -0.5: TIMEOUT", err)
+        status, _, err = await run_here("mask", "1.2.3.4", "-1", "32")
+        self.assertEqual(
+            (status, err), (1, "netproto mask: leading ones must be between 0 and 32, not -1\n")
+        )
+        status, _, err = await run_here("head", "-4", "-m", "1", "http://[::1]:1/")
+        self.assertEqual((status, err), (6, "netproto head: ::1 is an IPv6 address, not IPv4\n"))

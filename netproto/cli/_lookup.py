@@ -182,10 +182,11 @@ def server_options(parser: argparse.ArgumentParser, *, hosts: bool) -> None:
     _timeout_option(parser)
 
 
-def lookup_failure(error: Exception, **context: Any) -> CommandError:
+def lookup_failure(error: Exception, status: int | None = None, **context: Any) -> CommandError:
     """
     The :class:`CommandError` of a failed lookup, with getent's exit status
-    and the JSON error kind of its class; *context* goes into the JSON object.
+    (or *status*, for the commands that resolve a host first) and the JSON
+    error kind of its class; *context* goes into the JSON object.
     """
     from netproto.lookup import (
         CNAMELoopError,
@@ -195,18 +196,19 @@ def lookup_failure(error: Exception, **context: Any) -> CommandError:
         NameNotFoundError,
     )
 
-    status, kind = FAILED, "server-failure"
+    exit, kind = FAILED, "server-failure"
     if isinstance(error, InvalidLookupError):
-        status, kind = NOT_FOUND, "invalid"
+        exit, kind = NOT_FOUND, "invalid"
     elif isinstance(error, NameNotFoundError):
-        status, kind = NOT_FOUND, "not-found"
+        exit, kind = NOT_FOUND, "not-found"
     elif isinstance(error, LookupTimeoutError):
         kind = "timeout"
     elif isinstance(error, LookupRefusedError):
         kind = "refused"
     elif isinstance(error, CNAMELoopError):
         kind = "protocol"
-    return CommandError(printable(str(error)), status, kind=kind, context=context)
+    exit = exit if status is None else status
+    return CommandError(printable(str(error)), exit, kind=kind, context=context)
 
 
 def _lookup(reactor: Any, args: argparse.Namespace) -> Any:
@@ -276,11 +278,8 @@ async def _run_lookup_cname(reactor: Any, args: argparse.Namespace) -> int:
     except NameLookupError as e:
         raise lookup_failure(e, host=args.host) from None
     if args.json:
-        if lookup.hosts is not None and args.host in lookup.hosts:
-            source = "hosts"
-        else:
-            source = "dns" if lookup.uses_dns else "system"
-        emit_json({"host": args.host, "cname": name, "source": source})
+        in_file = lookup.hosts is not None and args.host in lookup.hosts
+        emit_json({"host": args.host, "cname": name, "source": _source(lookup, in_file)})
     else:
         print(printable(name))
     return EXIT_OK
@@ -295,15 +294,19 @@ async def _run_lookup_addr(reactor: Any, args: argparse.Namespace) -> int:
     except NameLookupError as e:
         raise lookup_failure(e, address=args.address) from None
     if args.json:
-        if lookup.hosts is not None and lookup.hosts.names(_parsed(args.address)):
-            source = "hosts"
-        else:
-            source = "dns" if lookup.uses_dns else "system"
-        emit_json({"address": args.address, "names": names, "source": source})
+        in_file = lookup.hosts is not None and bool(lookup.hosts.names(_parsed(args.address)))
+        emit_json({"address": args.address, "names": names, "source": _source(lookup, in_file)})
     else:
         for name in names:
             print(printable(name))
     return EXIT_OK
+
+
+def _source(lookup: Any, in_file: bool) -> str:
+    """Where an answer came from: ``hosts`` when the file listed it, else DNS or the system."""
+    if in_file:
+        return "hosts"
+    return "dns" if lookup.uses_dns else "system"
 
 
 def _parsed(address: str) -> Any:

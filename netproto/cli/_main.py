@@ -58,10 +58,6 @@ COMMAND_GROUPS: tuple[ModuleType, ...] = (
 """The modules whose ``register(subcommands)`` add the commands, in ``--help`` order."""
 
 
-class _InterruptedError(Exception):
-    """The command was cancelled before it could report anything itself."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the whole ``netproto`` command line."""
     from netproto import __version__
@@ -85,9 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _drive(run: Run, args: argparse.Namespace) -> int:
+def _drive(run: Run, args: argparse.Namespace, cut: list[bool] | None = None) -> int:
     """
-    Run one command on the global reactor and return its exit status.
+    Run one command on the global reactor and return its exit status (130,
+    and True appended to *cut*, when it was cut short before it returned).
 
     SIGINT and SIGTERM cancel the command's Deferred: a command that catches
     :class:`~twisted.internet.defer.CancelledError` can still report (ping
@@ -102,6 +99,7 @@ def _drive(run: Run, args: argparse.Namespace) -> int:
     from twisted.python.failure import Failure
 
     reactor: Any = _reactor
+    cut = [] if cut is None else cut
 
     outcome: list[object] = []
     running: list[Deferred[int]] = []
@@ -149,11 +147,13 @@ def _drive(run: Run, args: argparse.Namespace) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     if not outcome:
-        raise _InterruptedError()
+        cut.append(True)
+        return EXIT_INTERRUPTED
     result = outcome[0]
     if isinstance(result, Failure):
         if interrupted or result.check(CancelledError):
-            raise _InterruptedError()
+            cut.append(True)
+            return EXIT_INTERRUPTED
         result.raiseException()
     assert isinstance(result, int), f"command returned {result!r}, not an exit status"
     return result
@@ -197,7 +197,8 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def report_failure(args: argparse.Namespace, error: CommandError) -> int:
     """Say *error* (stderr; and its JSON object with ``--json``); return its exit status."""
-    say_error(f"netproto {args.command}: {error}")
+    if not error.silent:
+        say_error(f"netproto {args.command}: {error}")
     if getattr(args, "json", False):
         emit_json(error_record(error.kind, str(error), **error.context))
     if error.kind == "usage" and error.status == EXIT_USAGE:
@@ -219,13 +220,14 @@ def run_command(argv: list[str]) -> int:
         args = parse(argv)
     except UsageError as e:
         return e.status
+    cut: list[bool] = []
     try:
-        status = _drive(args.run, args)
+        status = _drive(args.run, args, cut)
     except CommandError as e:
         return report_failure(args, e)
-    except (KeyboardInterrupt, _InterruptedError):
-        report_interrupted(args)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        cut.append(True)
+        status = EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``netproto ... | head -1``): nothing to report.
         _silence_stdout()
@@ -238,7 +240,9 @@ def run_command(argv: list[str]) -> int:
         if getattr(args, "json", False):
             emit_json(error_record("failed", message))
         return EXIT_FAILED
-    if status == EXIT_INTERRUPTED:
+    if cut:
+        report_interrupted(args)
+    elif status == EXIT_INTERRUPTED:
         # The command reported what it had (traceroute's summary) and was cut short.
         say_error(f"netproto {args.command}: interrupted")
     return status

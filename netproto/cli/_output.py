@@ -69,6 +69,8 @@ class CommandError(Exception):
         if self.kind not in ERROR_KINDS:
             raise ValueError(f"unknown error kind {self.kind!r}")
         self.context = dict(context or {})
+        self.silent = False
+        """Whether the line on standard error is left out (``head -s``, as curl's)."""
 
 
 def error_record(kind: str, message: str, **context: Any) -> dict[str, Any]:
