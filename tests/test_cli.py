@@ -199,7 +199,7 @@ class InterruptTests(SynchronousTestCase):
 
     skip = None if os.path.exists("/proc/net/tcp") else "needs Linux's /proc/net/tcp"
 
-    def interrupt(self, port: int, delay: float | None) -> tuple[int, str, str]:
+    def interrupt(self, port: int, delay: float | None, *options: str) -> tuple[int, str, str]:
         """Start the command, SIGINT it *delay* s after "go" (None: once it is connecting)."""
         import signal
         import subprocess
@@ -207,7 +207,16 @@ class InterruptTests(SynchronousTestCase):
         import time
 
         process = subprocess.Popen(
-            [sys.executable, "-c", BOOT, "daytime", "--timeout", "20", f"127.0.0.1:{port}"],
+            [
+                sys.executable,
+                "-c",
+                BOOT,
+                "daytime",
+                *options,
+                "--timeout",
+                "20",
+                f"127.0.0.1:{port}",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -254,6 +263,15 @@ class InterruptTests(SynchronousTestCase):
             with self.subTest(attempt=attempt):
                 status, out, err = self.interrupt(port, None)
                 self.assertEqual((status, out, err), (130, "", "netproto daytime: interrupted\n"))
+
+    def test_json(self) -> None:
+        """With --json, an interrupted command says so on stdout too: one error object."""
+        port = _hanging_listener(self)
+        status, out, err = self.interrupt(port, None, "--json")
+        self.assertEqual((status, err), (130, "netproto daytime: interrupted\n"))
+        self.assertEqual(
+            json.loads(out), {"error": {"kind": "interrupted", "message": "interrupted"}}
+        )
 
     def test_signal_while_the_command_starts(self) -> None:
         """
