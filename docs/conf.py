@@ -1,13 +1,20 @@
 """Sphinx configuration for the netproto documentation."""
 
+import os
+import sys
+
 import netproto
+
+# docs/_ext: the extension that renders the command reference, the man page
+# and the shell completions from the command's own parsers.
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "_ext"))
 
 project = "netproto"
 author = "the netproto developers"
 copyright = "2026, the netproto developers"
 version = release = netproto.__version__
 
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.intersphinx"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.intersphinx", "netproto_cli"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 intersphinx_mapping: dict[str, tuple[str, None]] = {}

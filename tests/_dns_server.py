@@ -29,6 +29,10 @@ _TYPES = {
     "CNAME": (dns.CNAME, dns.Record_CNAME),
     "MX": (dns.MX, dns.Record_MX),
     "PTR": (dns.PTR, dns.Record_PTR),
+    "TXT": (dns.TXT, dns.Record_TXT),
+    "SRV": (dns.SRV, dns.Record_SRV),
+    "NS": (dns.NS, dns.Record_NS),
+    "SOA": (dns.SOA, dns.Record_SOA),
 }
 
 
@@ -42,11 +46,15 @@ class ServfailError(Exception):
 
 
 class Zone:
-    """An IResolver over a table ``{name: [(TYPE, value), ...]}``."""
+    """
+    An IResolver over a table ``{name: [(TYPE, value), ...]}``; a value is
+    a name or an address, or the tuple of the record's fields
+    (``("SRV", (10, 5, 5060, "sip.test"))``).
+    """
 
     def __init__(
         self,
-        records: dict[str, list[tuple[str, str]]],
+        records: dict[str, list[tuple[str, Any]]],
         *,
         no_follow: Iterable[str] = (),
         refused: Iterable[str] = (),
@@ -60,9 +68,14 @@ class Zone:
         self.drop = {(_key(n), t) for n, t in drop}
         self.queries: list[tuple[str, int]] = []
 
-    def _rr(self, name: str, kind: str, value: str) -> dns.RRHeader:
+    def _rr(self, name: str, kind: str, value: Any) -> dns.RRHeader:
         code, record = _TYPES[kind]
-        payload = record(value, ttl=60) if kind != "MX" else record(10, value, ttl=60)
+        if isinstance(value, tuple):  # the record's fields: (10, "mx.test"), (b"a", b"b")
+            payload = record(*value, ttl=60)
+        elif kind == "MX":
+            payload = record(10, value, ttl=60)
+        else:
+            payload = record(value, ttl=60)
         return dns.RRHeader(name=name, type=code, ttl=60, payload=payload)
 
     def query(self, query: dns.Query, timeout: Any = None) -> defer.Deferred[Any]:

@@ -291,22 +291,45 @@ def start_nginx(test: Any) -> int:
     raise RuntimeError("nginx did not start listening")
 
 
-def run_netproto(*args: str) -> Deferred[tuple[bytes, bytes, int]]:
+PROXY_VARIABLES = (
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+)
+
+
+def direct_environ(**extra: str) -> dict[str, str]:
+    """This process's environment without proxy variables (loopback goes direct), plus *extra*."""
+    env = {k: v for k, v in os.environ.items() if k not in PROXY_VARIABLES}
+    env.update(extra)
+    return env
+
+
+def run_netproto(
+    *args: str, env: dict[str, str] | None = None
+) -> Deferred[tuple[bytes, bytes, int]]:
     """Run ``python -m netproto ARGS`` without blocking the reactor (servers keep serving)."""
     return getProcessOutputAndValue(
         sys.executable,
         ["-m", "netproto", *args],
-        env=dict(os.environ),
+        env=env if env is not None else direct_environ(),
         reactor=reactor,
     )
 
 
-def run_tool(tool: str, *args: str) -> Deferred[tuple[bytes, bytes, int]]:
+def run_tool(
+    tool: str, *args: str, env: dict[str, str] | None = None
+) -> Deferred[tuple[bytes, bytes, int]]:
     """Run system tool *tool* (curl) without blocking the reactor."""
     return getProcessOutputAndValue(
         shutil.which(tool) or tool,
         list(args),
-        env=dict(os.environ),
+        env=env if env is not None else direct_environ(),
         reactor=reactor,
     )
 
@@ -334,3 +357,91 @@ class TrackingSite(Site):
 
         channel.connectionLost = lost
         return channel
+
+
+class _ProxyPeer(Protocol):
+    """One proxied connection's far side: relays to the client's transport."""
+
+    def __init__(self, client: Protocol) -> None:
+        self.client = client
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.client.transport is not None
+        self.client.transport.write(data)
+
+    def connectionLost(self, reason: object = None) -> None:
+        if self.client.transport is not None:
+            self.client.transport.loseConnection()
+
+
+class _Proxying(Protocol):
+    """
+    A client of :class:`ProxyFactory`: ``CONNECT host:port`` opens a tunnel
+    (``200``), refused with ``403`` for hosts in ``refuse``; an absolute-form
+    request is sent on to its host in origin form. Every request line is
+    recorded in the factory's ``requests``.
+    """
+
+    def __init__(self, factory: ProxyFactory) -> None:
+        self.f = factory
+        self.buffer = b""
+        self.peer: Any = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.peer is not None:
+            self.peer.transport.write(data)
+            return
+        self.buffer += data
+        if b"\r\n\r\n" not in self.buffer:
+            return
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        line, _, fields = head.partition(b"\r\n")
+        self.f.requests.append(line.decode("latin-1"))
+        method, target, version = line.split(b" ")
+        if method == b"CONNECT":
+            host, _, port = target.rpartition(b":")
+            host = host.strip(b"[]")
+            if host.decode() in self.f.refuse:
+                self.transport.write(b"HTTP/1.1 403 Forbidden\r\n\r\n")
+                self.transport.loseConnection()
+                return
+            first = b""
+            reply = b"HTTP/1.1 200 Connection established\r\n\r\n"
+        else:
+            url = target.decode()
+            authority, _, path = url.partition("://")[2].partition("/")
+            host_text, _, port_text = authority.rpartition(":")
+            host, port = host_text.strip("[]").encode(), port_text.encode() or b"80"
+            first = b" ".join([method, b"/" + path.encode(), version]) + b"\r\n" + fields
+            first += b"\r\n\r\n" + rest
+            reply = b""
+        from twisted.internet.endpoints import HostnameEndpoint, connectProtocol
+
+        self.buffer = b""
+        peer = _ProxyPeer(self)
+        endpoint = HostnameEndpoint(reactor, host, int(port))
+
+        def connected(p: Any) -> None:
+            self.peer = p
+            if reply:
+                self.transport.write(reply)
+            if first:
+                p.transport.write(first)
+
+        d = connectProtocol(endpoint, peer)
+        d.addCallbacks(connected, lambda f: self.transport.loseConnection())
+
+    def connectionLost(self, reason: object = None) -> None:
+        if self.peer is not None:
+            self.peer.transport.loseConnection()
+
+
+class ProxyFactory(Factory):
+    """A small HTTP proxy for the tests (absolute-form requests and CONNECT), on loopback."""
+
+    def __init__(self, refuse: tuple[str, ...] = ()) -> None:
+        self.requests: list[str] = []
+        self.refuse = refuse
+
+    def buildProtocol(self, addr: object) -> _Proxying:
+        return _Proxying(self)

@@ -139,3 +139,34 @@ def on_terminal(
         if follower != -1:
             os.close(follower)
     return process.returncode, (err if stream == "stdout" else out) or b"", shown
+
+
+async def run_here(*argv: str, reactor: object = None) -> tuple[int, str, str]:
+    """
+    Run ``netproto ARGV`` in this process on the running reactor (or
+    *reactor*), as the console script runs it but without a reactor of its
+    own: the same parser, command and failure report. Returns the exit
+    status and what it wrote on standard output and standard error.
+    """
+    import contextlib
+    import io
+
+    from netproto.cli._command import UsageError
+    from netproto.cli._main import parse, report_failure
+    from netproto.cli._output import CommandError
+
+    if reactor is None:
+        from twisted.internet import reactor as global_reactor
+
+        reactor = global_reactor
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            args = parse(argv)
+        except UsageError as e:
+            return e.status, out.getvalue(), err.getvalue()
+        try:
+            status: int = await args.run(reactor, args)
+        except CommandError as e:
+            status = report_failure(args, e)
+    return status, out.getvalue(), err.getvalue()

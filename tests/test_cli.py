@@ -8,16 +8,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import json
 import os
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHostnameResolver
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SynchronousTestCase, TestCase
 from zope.interface import implementer
 
 from netproto.cli import CommandError, build_parser, run_command
 from tests._fakes import UDPMemoryReactor
+from tests._helpers import run_here
 
 MALFORMED = ("300.1.1.1", "1.2.3", "127.1", "1.2.3.4.5", "::1:zz", "fe80::1%")
 """Texts that look like addresses and are not one: never names, never looked up."""
@@ -77,9 +79,16 @@ class MalformedHostTests(SynchronousTestCase):
         ("resolve", "--server", "127.0.0.1:1", "{host}"),
     )
 
+    STATUS = {"resolve": 2, "lookup-host": 2, "head": 3, "ping": 2}
+    """
+    The status of each command for such a text, as its classic tool would
+    exit: getent's "not found", curl's "malformed URL", iputils' "other
+    error"; 1 for the others.
+    """
+
     def test_refused_before_any_lookup(self) -> None:
         """
-        Each command exits 1 with one line saying what is wrong with the text
+        Each command fails (its own status) with one line saying what is wrong with the text
         and that it was not looked up ("cannot resolve" would say it was); the
         system resolver, getaddrinfo and DNS (a server on a closed port, and a
         reactor that would record the query) are never asked.
@@ -94,7 +103,8 @@ class MalformedHostTests(SynchronousTestCase):
                     reactor = RecordingReactor()
                     failure = self.failureResultOf(run_in_memory(reactor, *argv), CommandError)
                     message = str(failure.value)
-                    self.assertEqual(failure.value.status, 1, message)
+                    self.assertEqual(failure.value.status, self.STATUS.get(command[0], 1), message)
+                    self.assertEqual(failure.value.kind, "invalid", message)
                     self.assertTrue(message.startswith(f"{host}: not a valid IPv"), message)
                     if not (command[0] == "head" and ":" in host):
                         # (head refuses a bare IPv6 text as a target, before any lookup.)
@@ -108,14 +118,15 @@ class MalformedHostTests(SynchronousTestCase):
         """
         ``::1:1313`` (a valid address, but most likely ``[::1]:1313``) is
         refused with "did you mean [::1]:1313?" by every HOST:PORT parser:
-        daytime and echo (usage, 2), head's HOST:PORT and URL forms (1) and
-        the lookups' --server (usage); nothing connects and nothing is asked.
+        daytime and echo (usage, 2), head's HOST:PORT and URL forms (curl's
+        3, malformed URL) and the lookups' --server (usage: getent's 1);
+        nothing connects and nothing is asked.
         """
         for argv, status in (
             (("daytime", "::1:1313"), 2),
             (("echo", "--udp", "::1:1313", "x"), 2),
-            (("head", "::1:1313"), 1),
-            (("head", "http://::1:1313/"), 1),
+            (("head", "::1:1313"), 3),
+            (("head", "http://::1:1313/"), 3),
         ):
             with self.subTest(argv=argv):
                 reactor = RecordingReactor()
@@ -127,7 +138,7 @@ class MalformedHostTests(SynchronousTestCase):
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             status = run_command(["resolve", "--server", "::1:5353", "localhost"])
-        self.assertEqual(status, 2)
+        self.assertEqual(status, 1)
         self.assertIn("did you mean [::1]:5353?", err.getvalue())
 
 
@@ -188,7 +199,7 @@ class InterruptTests(SynchronousTestCase):
 
     skip = None if os.path.exists("/proc/net/tcp") else "needs Linux's /proc/net/tcp"
 
-    def interrupt(self, port: int, delay: float | None) -> tuple[int, str, str]:
+    def interrupt(self, port: int, delay: float | None, *options: str) -> tuple[int, str, str]:
         """Start the command, SIGINT it *delay* s after "go" (None: once it is connecting)."""
         import signal
         import subprocess
@@ -196,7 +207,16 @@ class InterruptTests(SynchronousTestCase):
         import time
 
         process = subprocess.Popen(
-            [sys.executable, "-c", BOOT, "daytime", "--timeout", "20", f"127.0.0.1:{port}"],
+            [
+                sys.executable,
+                "-c",
+                BOOT,
+                "daytime",
+                *options,
+                "--timeout",
+                "20",
+                f"127.0.0.1:{port}",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -243,6 +263,15 @@ class InterruptTests(SynchronousTestCase):
             with self.subTest(attempt=attempt):
                 status, out, err = self.interrupt(port, None)
                 self.assertEqual((status, out, err), (130, "", "netproto daytime: interrupted\n"))
+
+    def test_json(self) -> None:
+        """With --json, an interrupted command says so on stdout too: one error object."""
+        port = _hanging_listener(self)
+        status, out, err = self.interrupt(port, None, "--json")
+        self.assertEqual((status, err), (130, "netproto daytime: interrupted\n"))
+        self.assertEqual(
+            json.loads(out), {"error": {"kind": "interrupted", "message": "interrupted"}}
+        )
 
     def test_signal_while_the_command_starts(self) -> None:
         """
@@ -308,3 +337,38 @@ class WordingTests(SynchronousTestCase):
         for where, text in texts.items():
             with self.subTest(where=where):
                 self.assertIsNone(re.search(r"\bseeds?\b", text, re.I))
+
+
+class ParserTests(TestCase):
+    """Usage errors come from the subcommand's own parser; numbers are never options."""
+
+    async def test_unknown_option_named_by_its_command(self) -> None:
+        """An option the command does not have is the command's usage error, not netproto's."""
+        status, out, err = await run_here("ping", "-Z", "127.0.0.1")
+        self.assertEqual((status, out), (2, ""))
+        self.assertEqual(
+            err, "netproto ping: unrecognized arguments: -Z (see 'netproto ping --help')\n"
+        )
+        status, out, _ = await run_here("daytime", "--json", "--bogus", "127.0.0.1:1")
+        self.assertEqual(status, 2)
+        self.assertEqual(
+            json.loads(out),
+            {"error": {"kind": "usage", "message": "unrecognized arguments: --bogus"}},
+        )
+
+    async def test_negative_numbers(self) -> None:
+        """
+        ``-c -1`` is a count (refused as such), ``-4`` is still the option, and
+        a negative operand is an operand.
+        """
+        status, _, err = await run_here("ping", "-c", "-1", "127.0.0.1")
+        self.assertEqual((status, err), (2, "netproto ping: -c -1: COUNT must be at least 1\n"))
+        status, _, err = await run_here("ping", "-4", "-W", "-0.5", "127.0.0.1")
+        self.assertEqual(status, 2)
+        self.assertIn("-W -0.5: TIMEOUT", err)
+        status, _, err = await run_here("mask", "1.2.3.4", "-1", "32")
+        self.assertEqual(
+            (status, err), (1, "netproto mask: leading ones must be between 0 and 32, not -1\n")
+        )
+        status, _, err = await run_here("head", "-4", "-m", "1", "http://[::1]:1/")
+        self.assertEqual((status, err), (6, "netproto head: ::1 is an IPv6 address, not IPv4\n"))

@@ -55,7 +55,8 @@ class IpCommandTests(SynchronousTestCase):
         self.assertEqual([r["version"] for r in records], [4, None, 6])
         self.assertEqual([r["address"] for r in records], ["1.2.3.4", None, "::ffff:127.1.2.3"])
         self.assertEqual(records[2]["ipv4_mapped"], "127.1.2.3")
-        self.assertIn("empty octet", records[1]["error"])
+        self.assertIn("empty octet", records[1]["error"]["message"])
+        self.assertEqual(records[1]["error"]["kind"], "invalid")
 
     def test_options_between_operands(self) -> None:
         """Options may follow or sit between operands, as with GNU tools."""

@@ -23,7 +23,7 @@ class HeadCommandTests(LiveTestCase):
         port = self.web()
         out, err, status = await run_netproto("head", f"127.0.0.1:{port}")
         self.assertEqual((status, err), (0, b""))
-        lines = out.decode().split("\n")
+        lines = out.decode().split("\r\n")
         self.assertEqual(lines[0], "HTTP/1.1 200 OK")
         self.assertIn(f"X-Seen-Host: 127.0.0.1:{port}", lines)
         self.assertIn(f"X-Seen-Ua: netproto/{__version__}", lines)
@@ -56,34 +56,42 @@ class HeadCommandTests(LiveTestCase):
             (record["status"], record["redirect"]), (302, f"http://127.0.0.1:{port}/r/0")
         )
         self.assertIn(["Location", "/r/0"], record["headers"])
-        self.assertEqual(sorted(record["timing"]), ["connect", "first_byte", "tls", "total"])
+        self.assertEqual(
+            sorted(record["timing"]),
+            ["connect_ms", "first_byte_ms", "name_lookup_ms", "tls_ms", "total_ms"],
+        )
+        timing = record["timing"]
+        self.assertIsNone(timing["tls_ms"])
+        self.assertLessEqual(timing["name_lookup_ms"], timing["connect_ms"])
+        self.assertLessEqual(timing["connect_ms"], timing["first_byte_ms"])
+        self.assertLessEqual(timing["first_byte_ms"], timing["total_ms"])
 
     async def test_follow(self) -> None:
-        """-L prints every hop; a loop prints the hops, then one error line, exit 1."""
+        """-L prints every hop; a loop prints the hops, then one error line, exit 47 (curl's)."""
         port = self.web()
         out, err, status = await run_netproto("head", "-L", f"http://127.0.0.1:{port}/r/2")
         self.assertEqual(status, 0)
-        starts = [x for x in out.decode().split("\n") if x.startswith("HTTP/")]
+        starts = [x for x in out.decode().split("\r\n") if x.startswith("HTTP/")]
         self.assertEqual(starts, ["HTTP/1.1 302 Found", "HTTP/1.1 302 Found", "HTTP/1.1 200 OK"])
         out, err, status = await run_netproto(
             "head", "-L", "--json", f"http://127.0.0.1:{port}/loop/a"
         )
-        self.assertEqual(status, 1)
+        self.assertEqual(status, 47)
         records = [json.loads(x) for x in out.splitlines()]
-        self.assertEqual([r["status"] for r in records[:-1]], [301, 308])
-        self.assertEqual(records[-1]["error"]["kind"], "failed")
+        self.assertEqual([r.get("status") for r in records], [301, 308, None])
+        self.assertEqual(records[-1]["error"]["kind"], "redirect")
         self.assertEqual(
             err.decode(),
             f"netproto head: redirect loop: http://127.0.0.1:{port}/loop/a was already visited\n",
         )
 
     async def test_fail(self) -> None:
-        """A 404 is exit 0 (as curl); with --fail it is exit 1 with one line, head still shown."""
+        """A 404 is exit 0 (as curl); with --fail it is exit 22 with one line, head still shown."""
         port = self.web()
         out, err, status = await run_netproto("head", f"127.0.0.1:{port}/missing")
-        self.assertEqual((status, out.split(b"\n")[0]), (0, b"HTTP/1.1 404 Not Found"))
+        self.assertEqual((status, out.split(b"\r\n")[0]), (0, b"HTTP/1.1 404 Not Found"))
         out, err, status = await run_netproto("head", "--fail", f"127.0.0.1:{port}/missing")
-        self.assertEqual((status, out.split(b"\n")[0]), (1, b"HTTP/1.1 404 Not Found"))
+        self.assertEqual((status, out.split(b"\r\n")[0]), (22, b"HTTP/1.1 404 Not Found"))
         self.assertEqual(err, b"netproto head: the server answered HTTP/1.1 404 Not Found\n")
 
     async def test_control_bytes_escaped(self) -> None:
@@ -95,21 +103,21 @@ class HeadCommandTests(LiveTestCase):
         self.assertNotIn(b"\x1b", out)
         self.assertNotIn(b"\x07", out)
         self.assertEqual(
-            out.decode().split("\n")[:2],
+            out.decode().split("\r\n")[:2],
             ["HTTP/1.1 200 \\x1b]0;pwned\\x07", "X-Evil: \\x1b[31mred\\x9b"],
         )
 
     async def test_errors_are_one_line(self) -> None:
-        """Not HTTP, timeout and refused: exit 1 and one line on stderr."""
+        """Not HTTP (curl's 8) and a timeout (28): one line on stderr."""
         port = self.listen(ScriptedFactory(greeting=b"SSH-2.0-OpenSSH_9.6\r\n\x1b[2J"))
         out, err, status = await run_netproto("head", f"127.0.0.1:{port}")
-        self.assertEqual((status, out), (1, b""))
+        self.assertEqual((status, out), (8, b""))
         self.assertEqual(
             err, b"netproto head: not an HTTP server: it sent 'SSH-2.0-OpenSSH_9.6\\r\\n\\x1b[2J'\n"
         )
         silent = self.listen(ScriptedFactory())
         out, err, status = await run_netproto("head", "--timeout", "0.5", f"127.0.0.1:{silent}")
-        self.assertEqual(status, 1)
+        self.assertEqual(status, 28)
         self.assertEqual(
             err,
             b"netproto head: timed out after 0.5 s waiting for the response "
@@ -121,7 +129,7 @@ class HeadCommandTests(LiveTestCase):
         port = self.web()
         out, err, status = await run_netproto("head", "--http1.0", f"127.0.0.1:{port}")
         self.assertEqual((status, err), (0, b""))
-        self.assertIn(b"\nX-Host-Count: 0\n", out)
+        self.assertIn(b"\r\nX-Host-Count: 0\r\n", out)
 
     async def test_tls_options(self) -> None:
         """--cacert trusts a CA file; without it verification fails; -k skips verification."""
@@ -133,10 +141,10 @@ class HeadCommandTests(LiveTestCase):
         os.close(fd)
         url = f"https://127.0.0.1:{port}/"
         out, err, status = await run_netproto("head", "--cacert", path, url)
-        self.assertEqual((status, out.split(b"\n")[0]), (0, b"HTTP/1.1 200 OK"))
+        self.assertEqual((status, out.split(b"\r\n")[0]), (0, b"HTTP/1.1 200 OK"))
         out, err, status = await run_netproto("head", url)
         self.assertEqual(
-            (status, err), (1, b"netproto head: TLS handshake failed: certificate verify failed\n")
+            (status, err), (60, b"netproto head: TLS handshake failed: certificate verify failed\n")
         )
         out, err, status = await run_netproto("head", "-k", url)
         self.assertEqual(status, 0)
@@ -146,7 +154,7 @@ class HeadUsageTests(SynchronousTestCase):
     """Bad arguments: no network at all."""
 
     def test_bad_target(self) -> None:
-        """A target that is not http(s) or host:port is exit 1 with one line."""
+        """A target that is not http(s) is curl's exit 1 (unsupported protocol), one line."""
         result = run_cli("head", "ftp://127.0.0.1/")
         self.assertEqual(result.returncode, 1)
         self.assertEqual(
@@ -167,9 +175,9 @@ class HeadUsageTests(SynchronousTestCase):
             self.assertEqual(len(result.stderr.splitlines()), 1)
 
     def test_bad_cacert(self) -> None:
-        """An unreadable or non-PEM --cacert is exit 1 with one line."""
+        """An unreadable or non-PEM --cacert is curl's exit 77 with one line."""
         result = run_cli("head", "--cacert", "/nonexistent.pem", "https://127.0.0.1:9/")
-        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.returncode, 77)
         self.assertEqual(
             result.stderr, "netproto head: --cacert /nonexistent.pem: No such file or directory\n"
         )

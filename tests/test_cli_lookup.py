@@ -7,16 +7,13 @@ server, its hosts files, and the system resolver for ``localhost`` only.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 from twisted.internet import defer, reactor
-from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import TestCase
 
 from tests._dns_server import DNSServer, SilentServer, Zone, system_files_skip_reason
-from tests._helpers import tool_skip_reason
+from tests._helpers import run_here, tool_skip_reason
 
 RECORDS = {
     "www.example.test": [("CNAME", "web.example.test")],
@@ -28,11 +25,11 @@ RECORDS = {
 
 
 async def netproto(*args: str) -> tuple[int, str, str]:
-    """Run ``python -m netproto ARGS`` without blocking the reactor (the server runs in it)."""
-    out, err, status = await getProcessOutputAndValue(
-        sys.executable, ["-m", "netproto", *args], env=dict(os.environ), reactor=reactor
-    )
-    return status, out.decode(), err.decode()
+    """
+    Run ``netproto ARGS`` in this process, on the reactor the server runs in
+    (``tests/test_cli_records.py`` runs the console script itself once).
+    """
+    return await run_here(*args)
 
 
 class NameCommandTests(TestCase):
@@ -97,31 +94,38 @@ class NameCommandTests(TestCase):
         )
 
     async def test_failures(self) -> None:
-        """Not found, loops and family mismatches: exit 1, one line on stderr, no stdout."""
-        for args, message in [
-            (("lookup-host", "nosuch.test"), "netproto lookup-host: nosuch.test: no such host"),
+        """
+        Not found and family mismatches exit 2 (as getent), a loop 3 (the
+        lookup failed); one line on stderr, no stdout.
+        """
+        for args, expected, message in [
+            (("lookup-host", "nosuch.test"), 2, "netproto lookup-host: nosuch.test: no such host"),
             (
                 ("resolve", "--net", "ip4", "v6only.test"),
+                2,
                 "netproto resolve: v6only.test: no IPv4 address",
             ),
             (
                 ("lookup-cname", "loop1.test"),
+                3,
                 "netproto lookup-cname: loop1.test: CNAME loop at loop1.test",
             ),
             (
                 ("resolve", "--net", "ip6", "127.0.0.1"),
+                2,
                 "netproto resolve: 127.0.0.1 is an IPv4 address, not ip6",
             ),
             (
                 ("resolve", "bad\x1b[31mname"),
+                2,
                 "netproto resolve: bad\\x1b[31mname: character '\\x1b' is not allowed in a "
                 "host name",
             ),
-            (("lookup-cname", ""), "netproto lookup-cname: empty host name"),
+            (("lookup-cname", ""), 2, "netproto lookup-cname: empty host name"),
         ]:
             with self.subTest(args=args):
                 status, out, err = await netproto(*args[:-1], "--server", self.spec, args[-1])
-                self.assertEqual((status, out, err), (1, "", message + "\n"))
+                self.assertEqual((status, out, err), (expected, "", message + "\n"))
 
     async def test_hosts_file(self) -> None:
         """--hosts: names in the file answered from it, others from --server."""
@@ -151,11 +155,11 @@ class NameCommandTests(TestCase):
         status, out, err = await netproto(
             "lookup-host", "--hosts", "/nonexistent/hosts", "--server", self.spec, "box"
         )
-        self.assertEqual(status, 1)
+        self.assertEqual(status, 1)  # getent's usage status: the file cannot be used
         self.assertIn("cannot read hosts file /nonexistent/hosts", err)
 
     async def test_timeout(self) -> None:
-        """A server that never answers: exit 1 after --timeout, saying so."""
+        """A server that never answers: exit 3 (no answer) after --timeout, saying so."""
         silent = SilentServer()
         port = reactor.listenUDP(0, silent, interface="127.0.0.1")
         self.addCleanup(port.stopListening)
@@ -163,7 +167,7 @@ class NameCommandTests(TestCase):
         status, out, err = await netproto(
             "lookup-host", "--timeout", "0.5", "--server", spec, "www.example.test"
         )
-        self.assertEqual((status, out), (1, ""))
+        self.assertEqual((status, out), (3, ""))
         self.assertEqual(
             err, f"netproto lookup-host: www.example.test: no answer from {spec} within 0.5 s\n"
         )
@@ -224,19 +228,19 @@ class PortCommandTests(TestCase):
     """``netproto lookup-port``."""
 
     async def test_ports(self) -> None:
-        """tcp telnet 23, udp domain 53 (as getent says), numbers pass, errors exit 1."""
+        """tcp telnet 23, udp domain 53 (as getent says), a number its service; errors exit 2."""
         self.assertEqual(await netproto("lookup-port", "tcp", "telnet"), (0, "23\n", ""))
         status, out, _ = await netproto("lookup-port", "--json", "udp", "domain")
         self.assertEqual(status, 0)
         self.assertEqual(json.loads(out), {"network": "udp", "service": "domain", "port": 53})
-        self.assertEqual(await netproto("lookup-port", "tcp6", "8080"), (0, "8080\n", ""))
+        self.assertEqual(await netproto("lookup-port", "tcp6", "23"), (0, "telnet\n", ""))
         self.assertEqual(
             await netproto("lookup-port", "tcp", "no-such-service"),
-            (1, "", "netproto lookup-port: no-such-service/tcp: unknown service\n"),
+            (2, "", "netproto lookup-port: no-such-service/tcp: unknown service\n"),
         )
         self.assertEqual(
             await netproto("lookup-port", "udp", "65536"),
-            (1, "", "netproto lookup-port: port 65536 is out of range (0 to 65535)\n"),
+            (2, "", "netproto lookup-port: port 65536 is out of range (0 to 65535)\n"),
         )
         if tool_skip_reason("getent") is None:
             line = subprocess.run(
@@ -250,10 +254,10 @@ class PortCommandTests(TestCase):
 
 
 class UsageTests(TestCase):
-    """Malformed command lines exit 2 with one line."""
+    """Malformed command lines exit 1 (getent's usage status) with one line."""
 
     async def test_usage(self) -> None:
-        """Bad --server, --timeout, --net, network, or a missing operand: exit 2."""
+        """Bad --server, --timeout, --net, network, or a missing operand: exit 1."""
         for args in [
             ("resolve", "--server", "localhost", "x.test"),
             ("resolve", "--server", "[::1]:0", "x.test"),
@@ -265,6 +269,6 @@ class UsageTests(TestCase):
         ]:
             with self.subTest(args=args):
                 status, out, err = await netproto(*args)
-                self.assertEqual((status, out), (2, ""))
+                self.assertEqual((status, out), (1, ""))
                 self.assertEqual(len(err.splitlines()), 1, err)
                 self.assertNotIn("Traceback", err)

@@ -32,7 +32,8 @@ class UnreachableTests(SynchronousTestCase):
         """
         daytime, echo over UDP and head to 10.0.0.2 and 2001:db8::1, which no
         route reaches: "network is unreachable", never "An error occurred while
-        connecting", an errno number or a Failure's repr; exit 1.
+        connecting", an errno number or a Failure's repr; exit 1 (head: 7,
+        curl's "cannot connect").
         """
         commands = [
             ("daytime", "10.0.0.2:13"),
@@ -51,7 +52,7 @@ class UnreachableTests(SynchronousTestCase):
                 "netproto head: cannot connect to [2001:db8::1]:8080: network is unreachable",
             ],
         )
-        self.assertEqual(result.stdout.split(), ["rc=1"] * 4)
+        self.assertEqual(result.stdout.split(), ["rc=1", "rc=1", "rc=7", "rc=7"])
 
     def test_resolver_unreachable(self) -> None:
         """

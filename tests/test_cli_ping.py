@@ -189,9 +189,9 @@ class UsageTests(SynchronousTestCase):
         self.assertIn("/etc/sysctl.d/", result.stdout)
 
     def test_invalid_address(self) -> None:
-        """An invalid address literal: exit 1, one line saying why."""
+        """An invalid address literal: exit 2 (iputils: any error but no reply), one line."""
         result = run_cli("ping", "-c", "1", "127.001.0.1")
-        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.returncode, 2)
         self.assertEqual(
             result.stderr.strip(),
             "netproto ping: 127.001.0.1: not a valid IPv4 "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hypothesis import given
+from hypothesis import strategies as st
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto.head._target import (
@@ -118,3 +120,51 @@ class TargetTests(SynchronousTestCase):
             with self.assertRaises(TargetError) as caught:
                 redirect_target(here, bad)
             self.assertIn(message, str(caught.exception))
+
+
+class CurlOptionTests(SynchronousTestCase):
+    """-H as curl reads it, and the proxy curl picks from the environment."""
+
+    def test_parse_header(self) -> None:
+        """'Name: v' sets, 'Name:' removes, 'Name;' sends empty; CR/LF never pass."""
+        from netproto.head import parse_header
+
+        self.assertEqual(parse_header("X-A:  one two "), ("X-A", "one two"))
+        self.assertEqual(parse_header("Accept:"), ("Accept", None))
+        self.assertEqual(parse_header("X-Empty;"), ("X-Empty", ""))
+        for bad in ("no colon", "Bad Name: x", "X: a\r\nInjected: 1", ": x"):
+            with self.subTest(bad=bad):
+                self.assertRaises(TargetError, parse_header, bad)
+
+    @given(st.text(max_size=40))
+    def test_header_never_splits_the_request(self, text: str) -> None:
+        """Whatever -H is given, the request keeps one line per field."""
+        from netproto.head import parse_header
+
+        try:
+            name, value = parse_header(text)
+        except TargetError:
+            return
+        request = build_request(parse_target("http://127.0.0.1/"), headers=((name, value),))
+        lines = request.split(b"\r\n")
+        self.assertEqual(lines[-2:], [b"", b""])
+        self.assertNotIn(b"\r", b"".join(lines))
+        self.assertNotIn(b"\n", b"".join(lines))
+
+    def test_proxy_for(self) -> None:
+        """http_proxy (lower case only), https_proxy, all_proxy and no_proxy, as curl reads them."""
+        from netproto.head import proxy_for
+
+        plain, secure = parse_target("http://www.example.test/"), parse_target("https://[::1]/")
+        proxy = "http://127.0.0.1:3128"
+        self.assertEqual(proxy_for(plain, {"http_proxy": proxy}).port, 3128)  # type: ignore[union-attr]
+        self.assertIsNone(proxy_for(plain, {"HTTP_PROXY": proxy}))
+        self.assertIsNone(proxy_for(plain, {"https_proxy": proxy}))
+        self.assertEqual(proxy_for(secure, {"HTTPS_PROXY": "127.0.0.1"}).port, 1080)  # type: ignore[union-attr]
+        self.assertIsNotNone(proxy_for(secure, {"all_proxy": proxy}))
+        for no_proxy in ("example.test", ".example.test", "www.example.test", "*"):
+            with self.subTest(no_proxy=no_proxy):
+                self.assertIsNone(proxy_for(plain, {"http_proxy": proxy, "no_proxy": no_proxy}))
+        self.assertIsNone(proxy_for(secure, {"https_proxy": proxy, "NO_PROXY": "::1/128"}))
+        self.assertIsNotNone(proxy_for(plain, {"http_proxy": proxy, "no_proxy": "ample.test"}))
+        self.assertRaises(TargetError, proxy_for, plain, {"http_proxy": "socks5://127.0.0.1"})

@@ -219,17 +219,17 @@ class UnprivilegedTests(SynchronousTestCase):
         self.assertIn("62 targets: 62 alive, 0 unreachable", result.stdout)
 
     def test_forcing_raw_refused(self) -> None:
-        """--socket raw without CAP_NET_RAW: exit 1 and one line, no fallback."""
+        """--socket raw without CAP_NET_RAW: exit 2 (iputils) and one line, no fallback."""
         command = netproto("ping", "--socket", "raw", "-c", "1", "127.0.0.1")
         result = in_netns(f"{OPEN_RANGE} && {NO_RAW} {command}")
-        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.returncode, 2)
         self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
         self.assertIn("CAP_NET_RAW", result.stderr)
 
     def test_neither_possible(self) -> None:
-        """No CAP_NET_RAW and a closed range: exit 1 with a one-line explanation."""
+        """No CAP_NET_RAW and a closed range: exit 2 (iputils) with a one-line explanation."""
         result = in_netns(f"{NO_RAW} {netproto('ping', '-c', '1', '127.0.0.1')}")
-        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.returncode, 2)
         self.assertEqual(result.stdout, "")
         lines = result.stderr.splitlines()
         self.assertEqual(len(lines), 1, result.stderr)
@@ -241,7 +241,7 @@ class UnprivilegedTests(SynchronousTestCase):
     def test_dgram_refused_as_root(self) -> None:
         """--socket dgram as root with the range closed: a message about ping sockets only."""
         result = in_netns(netproto("ping", "--socket", "dgram", "-c", "1", "127.0.0.1"))
-        self.assertEqual(result.returncode, 1)
+        self.assertEqual(result.returncode, 2)
         self.assertEqual(
             result.stderr,
             "netproto ping: cannot open an unprivileged ICMP ping socket: "

@@ -81,9 +81,10 @@ async def resolve(reactor: Any, host: str, timeout: float) -> tuple[str, int]:
         address = await Lookup(reactor, timeout=timeout or DEFAULT_TIMEOUT).resolve_ip(host)
     except InvalidLookupError as e:
         # Nothing was looked up: say what is wrong with the text, not "cannot resolve".
-        raise UnreachableError(str(e)) from None
+        raise UnreachableError(str(e)) from e
     except NameLookupError as e:
-        raise UnreachableError(f"cannot resolve {e}") from None
+        # The lookup's error stays the cause: what kind of failure it was.
+        raise UnreachableError(f"cannot resolve {e}") from e
     return str(address), socket.AF_INET6 if address.version == 6 else socket.AF_INET
 
 

@@ -3,11 +3,14 @@ The ``netproto`` command: one subcommand per capability, run on the reactor,
 every outcome an exit status and at most one line on standard error.
 
 Inside: ``_main`` (the parser and the run), ``_command`` (what command
-modules share: exit statuses, :func:`add_command`), ``_output`` (sanitised
-text, JSON lines, one-line errors), and one module per group of commands:
-``_address`` (ip, mask, defaultmask), ``_lookup`` (resolve, lookup-*),
-``_services`` (daytime, echo), ``_head``, ``_ping`` (with ``_ping_host`` and
-``_ping_sweep`` for its two outputs).
+modules share: exit statuses and each command's table of them, the parser
+class, :func:`add_command`), ``_output`` (sanitised text, JSON lines,
+one-line errors, the JSON error kinds), ``_names`` (reverse lookups of what a
+command shows), and one module per group of commands: ``_address`` (ip,
+mask, defaultmask), ``_lookup`` (resolve, lookup-host, -cname, -addr, -port),
+``_records`` (lookup-mx, -txt, -srv, -ns, -soa), ``_services`` (daytime,
+echo), ``_head`` (with ``_writeout`` for ``-w``), ``_ping`` (with
+``_ping_host`` and ``_ping_sweep`` for its two outputs), ``_traceroute``.
 """
 
 from netproto.cli._command import (

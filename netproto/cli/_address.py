@@ -72,7 +72,7 @@ def _address_record(text: str) -> dict[str, Any]:
             "address": None,
             "version": None,
             "ipv4_mapped": None,
-            "error": str(e),
+            "error": {"kind": "invalid", "message": str(e)},
         }
     mapped = ipv4_mapped(address)
     return {
@@ -97,7 +97,7 @@ async def _run_ip(reactor: object, args: argparse.Namespace) -> int:
             extra = f", IPv4-mapped {record['ipv4_mapped']}" if record["ipv4_mapped"] else ""
             print(f"{printable(text)} -> {record['address']} (IPv{record['version']}{extra})")
         else:
-            print(f"netproto ip: {printable(text)}: {record['error']}", file=sys.stderr)
+            print(f"netproto ip: {printable(text)}: {record['error']['message']}", file=sys.stderr)
     return status
 
 
@@ -105,7 +105,7 @@ def _parse(text: str) -> Address:
     try:
         return parse_ip(text)
     except AddressError as e:
-        raise CommandError(f"{printable(text)}: {e}") from None
+        raise CommandError(f"{printable(text)}: {e}", kind="invalid") from None
 
 
 def _mask_of(address: Address, text: str) -> Mask:
@@ -115,14 +115,14 @@ def _mask_of(address: Address, text: str) -> Mask:
             return Mask.cidr(int(text), address.max_prefixlen)
         return Mask.from_address(parse_ip(text))
     except (AddressError, MaskError) as e:
-        raise CommandError(f"mask {printable(text)}: {e}") from None
+        raise CommandError(f"mask {printable(text)}: {e}", kind="invalid") from None
 
 
 def _mask_record(address: Address, mask: Mask) -> dict[str, Any]:
     try:
         net, part = network(address, mask), host(address, mask)
     except MaskError as e:
-        raise CommandError(str(e)) from None
+        raise CommandError(str(e), kind="invalid") from None
     ones, bits = mask.size()
     return {
         "address": canonical(address),
@@ -171,7 +171,7 @@ async def _run_mask(reactor: object, args: argparse.Namespace) -> int:
             bits = address.max_prefixlen if args.bits is None else args.bits
             mask = Mask.cidr(args.ones, bits)
         except MaskError as e:
-            raise CommandError(str(e)) from None
+            raise CommandError(str(e), kind="invalid") from None
     _print_mask(_mask_record(address, mask), args.json)
     return EXIT_OK
 
@@ -181,6 +181,6 @@ async def _run_defaultmask(reactor: object, args: argparse.Namespace) -> int:
     try:
         mask = default_mask(address)
     except MaskError as e:
-        raise CommandError(str(e)) from None
+        raise CommandError(str(e), kind="invalid") from None
     _print_mask(_mask_record(address, mask), args.json)
     return EXIT_OK

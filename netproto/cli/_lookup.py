@@ -1,6 +1,8 @@
 """
-``netproto resolve``, ``lookup-host``, ``lookup-cname`` and ``lookup-port``:
-Go's ResolveIPAddr, LookupHost, LookupPort and LookupCNAME.
+``netproto resolve``, ``lookup-host``, ``lookup-cname``, ``lookup-addr`` and
+``lookup-port``: Go's ResolveIPAddr, LookupHost, LookupCNAME, LookupAddr and
+LookupPort (and its reverse, the service on a port), with getent's exit
+statuses, which the record commands (``_records``) share.
 """
 
 from __future__ import annotations
@@ -8,9 +10,34 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from netproto.cli._command import EXIT_OK, Subcommands, add_command
-from netproto.cli._output import emit_json, failed, printable
+from netproto.cli._command import EXIT_OK, ExitTable, Subcommands, add_command, usage_error
+from netproto.cli._output import CommandError, emit_json, printable
 from netproto.util import positive_seconds
+
+__all__ = ["LOOKUP_EXITS", "USAGE_STATUS", "lookup_failure", "register", "server_options"]
+
+USAGE_STATUS = 1
+"""getent's status for a usage error (missing arguments, unknown database)."""
+
+NOT_FOUND = 2
+FAILED = 3
+
+LOOKUP_EXITS: ExitTable = (
+    ("0", "found"),
+    ("1", "usage error: unknown option, missing or malformed argument (as getent)"),
+    (
+        "2",
+        "not found: no such name, no address of that family, no record of that type, "
+        "no name for the address, unknown service (as getent); or not a name at all",
+    ),
+    (
+        "3",
+        "no answer: timeout, the server refused or failed, a CNAME loop (getent says 2; "
+        "--json's error kind tells which)",
+    ),
+    ("130", "interrupted (Ctrl-C)"),
+)
+"""The exit statuses of every lookup command: getent's, and 3 for "could not find out"."""
 
 _SOURCES = (
     "Without --server or --hosts, names are looked up by the system (getaddrinfo: "
@@ -19,6 +46,9 @@ _SOURCES = (
     "of /etc/resolv.conf. With --server\nand no --hosts, no hosts file is read. IP "
     "addresses are answered without any query."
 )
+
+
+_EXITS: dict[str, Any] = {"exits": LOOKUP_EXITS, "usage_status": USAGE_STATUS}
 
 
 def register(subcommands: Subcommands) -> None:
@@ -30,7 +60,8 @@ def register(subcommands: Subcommands) -> None:
         help="resolve a host name to one IP address",
         description="Print one address of HOST for the network (Go's ResolveIPAddr): "
         "ip (default)\nthe first IPv4 address, else the first IPv6 one; ip4 IPv4 only; "
-        "ip6 IPv6 only.\n\n" + _SOURCES + "\n\nExit status 1 if HOST has no such address.",
+        "ip6 IPv6 only.\n\n" + _SOURCES,
+        **_EXITS,
     )
     resolve.add_argument(
         "--net",
@@ -47,6 +78,7 @@ def register(subcommands: Subcommands) -> None:
         help="list all IP addresses of a host",
         description="Print every address of HOST, one a line: IPv4 first, then IPv6, each "
         "in the order\nits source gave, without duplicates.\n\n" + _SOURCES,
+        **_EXITS,
     )
     _name_options(host)
 
@@ -58,17 +90,35 @@ def register(subcommands: Subcommands) -> None:
         description="Print the canonical name of HOST, fully qualified: the end of its "
         "CNAME chain\n(at most 10 records), or the name itself when it has none. From a "
         "hosts file: the\nfirst name of the line that lists HOST.\n\n" + _SOURCES,
+        **_EXITS,
     )
     _name_options(cname)
+
+    addr = add_command(
+        subcommands,
+        "lookup-addr",
+        _run_lookup_addr,
+        help="list the names of an IP address (reverse lookup, PTR)",
+        description="Print every name of ADDR, fully qualified, one a line (Go's LookupAddr; "
+        "'dig +short -x'):\nfrom a hosts file that lists it (every name of its lines, the "
+        "canonical one first),\nelse the PTR records of its reverse name (in-addr.arpa, "
+        "ip6.arpa) from the DNS\nservers, else the one name the system's getnameinfo "
+        "finds.\n\n" + _SOURCES,
+        **_EXITS,
+    )
+    addr.add_argument("address", metavar="ADDR", help="an IPv4 or IPv6 address")
+    server_options(addr, hosts=True)
 
     port = add_command(
         subcommands,
         "lookup-port",
         _run_lookup_port,
-        help="look up the port of a service",
+        help="look up the port of a service, or the service on a port",
         description="Print the port of SERVICE for NETWORK from the services database "
-        "(/etc/services):\n'tcp telnet' is 23, 'udp domain' is 53. A number passes "
-        "through after a range check.",
+        "(/etc/services):\n'tcp telnet' is 23, 'udp domain' is 53 (Go's LookupPort). Given "
+        "a port number, print\nthe name of its service instead, as 'getent services 23/tcp' "
+        "finds it: 'tcp 23' is\ntelnet. --json gives both.",
+        **_EXITS,
     )
     port.add_argument(
         "network",
@@ -76,7 +126,7 @@ def register(subcommands: Subcommands) -> None:
         metavar="NETWORK",
         help="tcp, tcp4, tcp6, udp, udp4 or udp6",
     )
-    port.add_argument("service", metavar="SERVICE", help="a service name or a port number")
+    port.add_argument("service", metavar="SERVICE|PORT", help="a service name or a port number")
     _timeout_option(port)
 
 
@@ -108,6 +158,11 @@ def _timeout_option(parser: argparse.ArgumentParser) -> None:
 
 def _name_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("host", metavar="HOST", help="a host name or an IP address")
+    server_options(parser, hosts=True)
+
+
+def server_options(parser: argparse.ArgumentParser, *, hosts: bool) -> None:
+    """--server (and --hosts if *hosts*) and --timeout, as every name lookup takes them."""
     parser.add_argument(
         "--server",
         action="append",
@@ -117,22 +172,54 @@ def _name_options(parser: argparse.ArgumentParser) -> None:
         help="ask this DNS server (port 53 by default; IPv6 as [::1]:5353); repeat to "
         "add servers, asked in order",
     )
-    parser.add_argument(
-        "--hosts",
-        metavar="FILE",
-        help="read this hosts file first (default: the system's, through the system "
-        "resolver, unless --server is given)",
-    )
+    if hosts:
+        parser.add_argument(
+            "--hosts",
+            metavar="FILE",
+            help="read this hosts file first (default: the system's, through the system "
+            "resolver, unless --server is given)",
+        )
     _timeout_option(parser)
+
+
+def lookup_failure(error: Exception, status: int | None = None, **context: Any) -> CommandError:
+    """
+    The :class:`CommandError` of a failed lookup, with getent's exit status
+    (or *status*, for the commands that resolve a host first) and the JSON
+    error kind of its class; *context* goes into the JSON object.
+    """
+    from netproto.lookup import (
+        CNAMELoopError,
+        InvalidLookupError,
+        LookupRefusedError,
+        LookupTimeoutError,
+        NameNotFoundError,
+    )
+
+    exit, kind = FAILED, "server-failure"
+    if isinstance(error, InvalidLookupError):
+        exit, kind = NOT_FOUND, "invalid"
+    elif isinstance(error, NameNotFoundError):
+        exit, kind = NOT_FOUND, "not-found"
+    elif isinstance(error, LookupTimeoutError):
+        kind = "timeout"
+    elif isinstance(error, LookupRefusedError):
+        kind = "refused"
+    elif isinstance(error, CNAMELoopError):
+        kind = "protocol"
+    exit = exit if status is None else status
+    return CommandError(printable(str(error)), exit, kind=kind, context=context)
 
 
 def _lookup(reactor: Any, args: argparse.Namespace) -> Any:
     from netproto.lookup import Lookup, NameLookupError
 
     try:
-        return Lookup(reactor, servers=args.server, hosts=args.hosts, timeout=args.timeout)
+        return Lookup(
+            reactor, servers=args.server, hosts=getattr(args, "hosts", None), timeout=args.timeout
+        )
     except NameLookupError as e:
-        raise failed(e) from None
+        raise usage_error(printable(str(e))) from None
 
 
 async def _run_resolve(reactor: Any, args: argparse.Namespace) -> int:
@@ -144,7 +231,7 @@ async def _run_resolve(reactor: Any, args: argparse.Namespace) -> int:
         answer = await lookup.lookup(args.host, args.net)
         address = answer.pick(args.net)
     except NameLookupError as e:
-        raise failed(e) from None
+        raise lookup_failure(e, host=args.host, network=args.net) from None
     text = canonical(address)
     if args.json:
         emit_json(
@@ -172,7 +259,7 @@ async def _run_lookup_host(reactor: Any, args: argparse.Namespace) -> int:
         if not answer.addresses:
             raise answer.no_address()
     except NameLookupError as e:
-        raise failed(e) from None
+        raise lookup_failure(e, host=args.host) from None
     addresses = [canonical(a) for a in answer.addresses]
     if args.json:
         emit_json({"host": args.host, "addresses": addresses, "source": answer.source})
@@ -189,27 +276,61 @@ async def _run_lookup_cname(reactor: Any, args: argparse.Namespace) -> int:
     try:
         name = await lookup.lookup_cname(args.host)
     except NameLookupError as e:
-        raise failed(e) from None
+        raise lookup_failure(e, host=args.host) from None
     if args.json:
-        if lookup.hosts is not None and args.host in lookup.hosts:
-            source = "hosts"
-        else:
-            source = "dns" if lookup.uses_dns else "system"
-        emit_json({"host": args.host, "cname": name, "source": source})
+        in_file = lookup.hosts is not None and args.host in lookup.hosts
+        emit_json({"host": args.host, "cname": name, "source": _source(lookup, in_file)})
     else:
         print(printable(name))
     return EXIT_OK
 
 
-async def _run_lookup_port(reactor: Any, args: argparse.Namespace) -> int:
-    from netproto.lookup import NameLookupError, lookup_port
+async def _run_lookup_addr(reactor: Any, args: argparse.Namespace) -> int:
+    from netproto.lookup import NameLookupError
 
+    lookup = _lookup(reactor, args)
     try:
-        port = await lookup_port(args.network, args.service, reactor=reactor, timeout=args.timeout)
+        names = await lookup.lookup_addr(args.address)
     except NameLookupError as e:
-        raise failed(e) from None
+        raise lookup_failure(e, address=args.address) from None
     if args.json:
-        emit_json({"network": args.network, "service": args.service, "port": port})
+        in_file = lookup.hosts is not None and bool(lookup.hosts.names(_parsed(args.address)))
+        emit_json({"address": args.address, "names": names, "source": _source(lookup, in_file)})
     else:
-        print(port)
+        for name in names:
+            print(printable(name))
+    return EXIT_OK
+
+
+def _source(lookup: Any, in_file: bool) -> str:
+    """Where an answer came from: ``hosts`` when the file listed it, else DNS or the system."""
+    if in_file:
+        return "hosts"
+    return "dns" if lookup.uses_dns else "system"
+
+
+def _parsed(address: str) -> Any:
+    from netproto.util import parse_ip
+
+    return parse_ip(address, allow_scope=True)
+
+
+async def _run_lookup_port(reactor: Any, args: argparse.Namespace) -> int:
+    from netproto.lookup import Lookup, NameLookupError
+
+    lookup = Lookup(reactor, timeout=args.timeout)
+    reverse = args.service.isascii() and args.service.isdigit()
+    try:
+        if reverse:
+            port = int(args.service)
+            service = await lookup.lookup_service(args.network, args.service)
+        else:
+            service = args.service
+            port = await lookup.lookup_port(args.network, args.service)
+    except NameLookupError as e:
+        raise lookup_failure(e, network=args.network, service=args.service) from None
+    if args.json:
+        emit_json({"network": args.network, "service": service, "port": port})
+    else:
+        print(printable(service) if reverse else port)
     return EXIT_OK

@@ -7,14 +7,10 @@ Each group of subcommands lives in a small module of this package, listed in
 the command, so that starting any command stays cheap. A command is an
 ``async def run(reactor, args) -> int``; this module parses the arguments,
 runs the reactor until the command returns, and turns every outcome into an
-exit status and at most one line on standard error:
-
-====  ==========================================================
- 0    success
- 1    the operation failed (invalid input, unreachable, timeout)
- 2    usage error (unknown option, missing or malformed argument)
-130   interrupted (Ctrl-C) before the command could finish
-====  ==========================================================
+exit status and at most one line on standard error (with ``--json``, also
+one error object on standard output). Each command has its own table of exit
+statuses, following the classic tool it replaces (:func:`add_command`'s
+*exits*); a usage error before any command is named exits 2.
 
 No traceback is printed unless ``--debug`` is given.
 """
@@ -29,59 +25,49 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, NoReturn
 
-from netproto.cli import _address, _head, _lookup, _ping, _services, _traceroute
-from netproto.cli._command import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, Run
+from netproto.cli import _address, _head, _lookup, _ping, _records, _services, _traceroute
+from netproto.cli._command import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Parser,
+    Run,
+    UsageError,
+)
 from netproto.cli._output import CommandError, emit_json, error_record, say_error
 
-__all__ = ["COMMAND_GROUPS", "build_parser", "main", "run_command"]
+__all__ = [
+    "COMMAND_GROUPS",
+    "build_parser",
+    "main",
+    "parse",
+    "report_failure",
+    "report_interrupted",
+    "run_command",
+]
 
-COMMAND_GROUPS: tuple[ModuleType, ...] = (_address, _lookup, _services, _head, _ping, _traceroute)
+COMMAND_GROUPS: tuple[ModuleType, ...] = (
+    _address,
+    _lookup,
+    _records,
+    _services,
+    _head,
+    _ping,
+    _traceroute,
+)
 """The modules whose ``register(subcommands)`` add the commands, in ``--help`` order."""
-
-
-class _UsageError(Exception):
-    """A command line that cannot be parsed; exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """
-    An argument parser that reports errors in one line (without the usage
-    block) and leaves the exit to :func:`main`.
-    """
-
-    _intermixing = False
-
-    def error(self, message: str) -> NoReturn:
-        raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        """
-        A subcommand's arguments may come in any order (``echo HOST:PORT --udp
-        MESSAGE``): options between operands are parsed as GNU tools do. After
-        ``--`` everything is an operand, so a command line holding ``--`` is
-        parsed in order (argparse's intermixed mode loses operands after it).
-        """
-        arguments = list(sys.argv[1:] if args is None else args)
-        if self._subparsers is not None or self._intermixing or "--" in arguments:
-            return super().parse_known_args(arguments, namespace)
-        self._intermixing = True
-        try:
-            return self.parse_known_intermixed_args(arguments, namespace)
-        finally:
-            self._intermixing = False
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The parser of the whole ``netproto`` command line."""
     from netproto import __version__
 
-    parser = _Parser(
+    parser = Parser(
         prog="netproto",
         description="Internet services and diagnostics: addresses, masks, lookups, "
         "daytime, echo, HTTP HEAD and ping.",
-        epilog="Exit status: 0 success, 1 operation failed, 2 usage error, 130 interrupted.",
+        epilog="Exit status: each command's own, as the classic tool it replaces "
+        "(see 'netproto COMMAND --help'); 2 for a usage error before the command.",
     )
     parser.add_argument("--version", action="version", version=f"netproto {__version__}")
     parser.add_argument(
@@ -95,9 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _drive(run: Run, args: argparse.Namespace) -> int:
+def _drive(run: Run, args: argparse.Namespace, cut: list[bool] | None = None) -> int:
     """
-    Run one command on the global reactor and return its exit status.
+    Run one command on the global reactor and return its exit status (130,
+    and True appended to *cut*, when it was cut short before it returned).
 
     SIGINT and SIGTERM cancel the command's Deferred: a command that catches
     :class:`~twisted.internet.defer.CancelledError` can still report (ping
@@ -112,6 +99,7 @@ def _drive(run: Run, args: argparse.Namespace) -> int:
     from twisted.python.failure import Failure
 
     reactor: Any = _reactor
+    cut = [] if cut is None else cut
 
     outcome: list[object] = []
     running: list[Deferred[int]] = []
@@ -159,10 +147,12 @@ def _drive(run: Run, args: argparse.Namespace) -> int:
         for s, handler in previous.items():
             signal.signal(s, handler)
     if not outcome:
+        cut.append(True)
         return EXIT_INTERRUPTED
     result = outcome[0]
     if isinstance(result, Failure):
         if interrupted or result.check(CancelledError):
+            cut.append(True)
             return EXIT_INTERRUPTED
         result.raiseException()
     assert isinstance(result, int), f"command returned {result!r}, not an exit status"
@@ -184,21 +174,59 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     sys.exit(status)
 
 
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether ``--json`` is among the options of *argv* (before any ``--``)."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    return "--json" in options
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """
+    The parsed command line *argv*; a usage error is reported (one line on
+    standard error and, with ``--json``, the error object on standard
+    output) and raised as :class:`UsageError` for its exit status.
+    """
+    try:
+        return build_parser().parse_args(list(argv))
+    except UsageError as e:
+        say_error(str(e))
+        if _wants_json(argv):
+            emit_json(error_record("usage", e.message))
+        raise
+
+
+def report_failure(args: argparse.Namespace, error: CommandError) -> int:
+    """Say *error* (stderr; and its JSON object with ``--json``); return its exit status."""
+    if not error.silent:
+        say_error(f"netproto {args.command}: {error}")
+    if getattr(args, "json", False):
+        emit_json(error_record(error.kind, str(error), **error.context))
+    if error.kind == "usage" and error.status == EXIT_USAGE:
+        # usage_error(): the command's own usage status (getent's 1 for lookups).
+        return int(getattr(args, "usage_status", EXIT_USAGE))
+    return error.status
+
+
+def report_interrupted(args: argparse.Namespace) -> None:
+    """Say that the command was interrupted before it could report (and its JSON object)."""
+    say_error(f"netproto {args.command}: interrupted")
+    if getattr(args, "json", False):
+        emit_json(error_record("interrupted", "interrupted"))
+
+
 def run_command(argv: list[str]) -> int:
     """Parse *argv*, run the command, report errors; return the exit status."""
     try:
-        args = build_parser().parse_args(argv)
-    except _UsageError as e:
-        say_error(str(e))
-        return EXIT_USAGE
-    try:
-        status = _drive(args.run, args)
-    except CommandError as e:
-        say_error(f"netproto {args.command}: {e}")
-        if getattr(args, "json", False):
-            emit_json(error_record(e.kind, str(e), **e.context))
+        args = parse(argv)
+    except UsageError as e:
         return e.status
+    cut: list[bool] = []
+    try:
+        status = _drive(args.run, args, cut)
+    except CommandError as e:
+        return report_failure(args, e)
     except KeyboardInterrupt:
+        cut.append(True)
         status = EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``netproto ... | head -1``): nothing to report.
@@ -207,11 +235,15 @@ def run_command(argv: list[str]) -> int:
     except Exception as e:
         if args.debug:
             traceback.print_exc()
-        say_error(
-            f"netproto: internal error: {type(e).__name__}: {e} (--debug shows the traceback)"
-        )
+        message = f"internal error: {type(e).__name__}: {e} (--debug shows the traceback)"
+        say_error(f"netproto: {message}")
+        if getattr(args, "json", False):
+            emit_json(error_record("failed", message))
         return EXIT_FAILED
-    if status == EXIT_INTERRUPTED:
+    if cut:
+        report_interrupted(args)
+    elif status == EXIT_INTERRUPTED:
+        # The command reported what it had (traceroute's summary) and was cut short.
         say_error(f"netproto {args.command}: interrupted")
     return status
 

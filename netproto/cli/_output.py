@@ -22,19 +22,27 @@ __all__ = [
 ]
 
 
-ERROR_KINDS = (
-    "usage",
-    "not-found",
-    "refused",
-    "timeout",
-    "unreachable",
-    "tls",
-    "protocol",
-    "permission",
-    "interrupted",
-    "failed",
-)
-"""The ``kind`` of a JSON error object: a stable word a script can branch on."""
+ERROR_KINDS: dict[str, str] = {
+    "usage": "the command line cannot be used: unknown option, missing or malformed argument",
+    "invalid": "an argument is not what it must be: not an address, a mask, a host name, a URL",
+    "not-found": "the name, address, record or service does not exist (NXDOMAIN, no record)",
+    "refused": "the peer refused: connection refused, port unreachable, a DNS server's REFUSED",
+    "timeout": "no answer in the time allowed",
+    "unreachable": "no route or no way to the peer (network or host unreachable, ICMP errors)",
+    "server-failure": "a DNS server or the system resolver failed (SERVFAIL, no server answer)",
+    "tls": "the TLS handshake failed",
+    "certificate": "the server's certificate could not be verified (untrusted, wrong name)",
+    "protocol": "the peer answered, but not as the protocol says (not HTTP, a CNAME loop)",
+    "http": "with --fail, an HTTP status of 400 or more",
+    "redirect": "a redirect could not be followed: too many, a loop, not http(s)",
+    "permission": "not allowed here: a raw socket without privilege, a file not readable",
+    "interrupted": "interrupted (Ctrl-C, SIGTERM) before the command could report",
+    "failed": "any other failure (an internal error, a mismatch, a system call)",
+}
+"""
+The ``kind`` of a JSON error object, and what it means: a stable word a
+script can branch on (new kinds may be added; none is renamed).
+"""
 
 
 class CommandError(Exception):
@@ -61,6 +69,8 @@ class CommandError(Exception):
         if self.kind not in ERROR_KINDS:
             raise ValueError(f"unknown error kind {self.kind!r}")
         self.context = dict(context or {})
+        self.silent = False
+        """Whether the line on standard error is left out (``head -s``, as curl's)."""
 
 
 def error_record(kind: str, message: str, **context: Any) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import os
 import socket
 from typing import Any
 
-from netproto.cli._command import Subcommands, add_command, usage_error
+from netproto.cli._command import EXIT_USAGE, ExitTable, Subcommands, add_command, usage_error
+from netproto.cli._lookup import lookup_failure
 from netproto.cli._output import CommandError, printable
 from netproto.cli._ping_host import run_one
 from netproto.cli._ping_sweep import run_sweep
@@ -38,8 +39,20 @@ sockets for every group, as root:
 and, to keep it across reboots, the line
 "net.ipv4.ping_group_range = 0 2147483647" in a file of /etc/sysctl.d/.
 
-Exit status: 0 if any reply came back, 1 if none (or on a failure such as an
-unknown host), 2 on usage errors."""
+Options -n, -H, -D, -O and -p are ping(8)'s, for one host."""
+
+PING_EXITS: ExitTable = (
+    ("0", "one host: at least one reply came back (as iputils ping)"),
+    ("1", "one host: no reply; or, with -c and -w, fewer than COUNT replies by the deadline"),
+    ("2", "one host: any other error: unknown host, usage error, no ICMP socket"),
+    ("0", "sweep: every target answered (with --any: at least one)"),
+    ("1", "sweep: some target did not answer"),
+    ("2", "sweep: a host name was not found"),
+    ("3", "sweep: invalid arguments (usage error)"),
+    ("4", "sweep: a system call failed (no ICMP socket)"),
+    ("130", "interrupted before the statistics (a single ping reports them, then exits 0 or 1)"),
+)
+"""The exit statuses of ping: iputils' for one host, fping's for a sweep."""
 
 
 def register(subcommands: Subcommands) -> None:
@@ -50,6 +63,7 @@ def register(subcommands: Subcommands) -> None:
         _run,
         help="send ICMP echo requests (ping, sweeps)",
         description=_DESCRIPTION,
+        exits=PING_EXITS,
     )
     parser.add_argument(
         "-c",
@@ -100,6 +114,38 @@ def register(subcommands: Subcommands) -> None:
     parser.add_argument(
         "-q", dest="quiet", action="store_true", help="quiet: only the header and the statistics"
     )
+    names = parser.add_mutually_exclusive_group()
+    names.add_argument(
+        "-n",
+        dest="numeric",
+        action="store_true",
+        help="one host: show addresses only, no names (the default for an address given)",
+    )
+    names.add_argument(
+        "-H",
+        dest="names",
+        action="store_true",
+        help="one host: show the name of every replier, even for an address given",
+    )
+    parser.add_argument(
+        "-D",
+        dest="timestamps",
+        action="store_true",
+        help="one host: start each line with the time, [seconds.microseconds] since 1970",
+    )
+    parser.add_argument(
+        "-O",
+        dest="outstanding",
+        action="store_true",
+        help="one host: say 'no answer yet for icmp_seq=N' when the next probe goes unanswered",
+    )
+    parser.add_argument(
+        "-p",
+        dest="pattern",
+        type=_pattern,
+        metavar="PATTERN",
+        help="one host: fill the payload with these hex bytes (up to 16: -p ff00)",
+    )
     parser.add_argument(
         "--rate",
         type=float,
@@ -120,6 +166,19 @@ def register(subcommands: Subcommands) -> None:
     )
 
 
+def _pattern(text: str) -> bytes:
+    """-p: up to 16 bytes in hex, two digits each (a last single digit is one byte), as ping(8)."""
+    if not text or any(c not in "0123456789abcdefABCDEF" for c in text):
+        raise argparse.ArgumentTypeError(f"patterns must be given as hex digits: {text!r}")
+    if len(text) > 32:
+        raise argparse.ArgumentTypeError(f"at most 16 bytes (32 hex digits), not {len(text)}")
+    return bytes(int(text[i : i + 2], 16) for i in range(0, len(text), 2))
+
+
+MAX_SIZE = {4: 65507, 6: 65527}
+"""The largest -s: what fits in an IPv4 packet (65535 - 20 - 8), an IPv6 payload (65535 - 8)."""
+
+
 def _check(args: argparse.Namespace) -> None:
     """Refuse option values ping(8) would refuse, naming the option."""
     if args.count is not None and args.count < 1:
@@ -137,8 +196,8 @@ def _check(args: argparse.Namespace) -> None:
             raise usage_error(f"{flag} {value}: {name} {e}") from None
     if args.interval < 0.002 and os.geteuid() != 0:
         raise usage_error(f"-i {args.interval}: intervals under 0.002 s need root")
-    if not 0 <= args.size <= 65507:
-        raise usage_error(f"-s {args.size}: SIZE must be 0 to 65507")
+    if not 0 <= args.size <= MAX_SIZE[6]:
+        raise usage_error(f"-s {args.size}: SIZE must be 0 to 65507 (65527 for IPv6)")
     if args.ttl is not None and not 1 <= args.ttl <= 255:
         raise usage_error(f"-t {args.ttl}: TTL must be 1 to 255")
     if args.rate is not None and not args.rate >= 0:
@@ -166,8 +225,12 @@ def _source(args: argparse.Namespace) -> tuple[str | None, str | None]:
     return canonical(address), None
 
 
-async def _resolve(reactor: Any, host: str, version: int | None) -> str:
-    """An address for HOST, through :mod:`netproto.lookup`: the literal itself, or the first."""
+async def _resolve(reactor: Any, host: str, version: int | None, status: int = 1) -> str:
+    """
+    An address for HOST, through :mod:`netproto.lookup`: the literal itself,
+    or the first; a failure exits *status* (iputils ping: 2), its JSON kind
+    the lookup's.
+    """
     from netproto.lookup import Lookup, NameLookupError
     from netproto.ping import expand_targets
     from netproto.util import AddressError, parse_ip
@@ -182,7 +245,7 @@ async def _resolve(reactor: Any, host: str, version: int | None) -> str:
     try:
         address = await Lookup(reactor).resolve_ip(host, network)
     except NameLookupError as e:
-        raise CommandError(printable(str(e))) from None
+        raise lookup_failure(e, status, host=host) from None
     return expand_targets([str(address).partition("%")[0]])[0]
 
 
@@ -205,18 +268,23 @@ async def _run(reactor: Any, args: argparse.Namespace) -> int:
                 targets.append(await _resolve(reactor, host, args.version))
         targets = expand_targets(targets)
     else:
-        target = await _resolve(reactor, args.hosts[0], args.version)
+        target = await _resolve(reactor, args.hosts[0], args.version, EXIT_USAGE)
+    if args.size > MAX_SIZE[4] and any(":" not in t for t in (targets if sweep else [target])):
+        raise usage_error(f"-s {args.size}: SIZE must be 0 to 65507 for IPv4")
     client = PingClient(reactor, args.socket, ttl=args.ttl, source=source, interface=interface)
     try:
         try:
             for version in sorted({6 if ":" in t else 4 for t in (targets if sweep else [target])}):
                 client.socket_for(version)
         except PingPermissionError as e:
-            raise CommandError(str(e)) from None
+            # iputils exits 2 for one host (the sweep's status is its own).
+            raise CommandError(str(e), 1 if sweep else 2, kind="permission") from None
         except AddressError as e:
             raise usage_error(f"-I {args.source}: {e}") from None
         except OSError as e:
-            raise CommandError(f"cannot set up the ICMP socket: {e.strerror or e}") from None
+            raise CommandError(
+                f"cannot set up the ICMP socket: {e.strerror or e}", 1 if sweep else 2
+            ) from None
         if sweep:
             return await run_sweep(reactor, client, targets, args)
         return await run_one(reactor, client, args.hosts[0], target, source, args)

@@ -11,7 +11,7 @@ import sys
 from typing import Any
 
 from netproto.cli._command import EXIT_OK, EXIT_USAGE, Subcommands, add_command, seconds
-from netproto.cli._output import CommandError, emit_json, failed, printable
+from netproto.cli._output import CommandError, emit_json, printable
 from netproto.util import AddressError, split_host_port
 
 _MAX_STDIN = 65527 * 1024  # far more than anyone echoes; bounds memory
@@ -79,6 +79,35 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _failure(error: Exception, host: str, port: int) -> CommandError:
+    """The CommandError of a failed exchange, its JSON kind the error's (or its lookup's)."""
+    from netproto.daytime import (
+        ProtocolError,
+        RefusedError,
+        ServiceTimeoutError,
+        UnreachableError,
+    )
+    from netproto.lookup import InvalidLookupError, LookupTimeoutError, NameNotFoundError
+
+    kind = "failed"
+    cause = error.__cause__
+    if isinstance(cause, InvalidLookupError):
+        kind = "invalid"
+    elif isinstance(cause, NameNotFoundError):
+        kind = "not-found"
+    elif isinstance(cause, LookupTimeoutError) or isinstance(error, ServiceTimeoutError):
+        kind = "timeout"
+    elif cause is not None:
+        kind = "server-failure"
+    elif isinstance(error, RefusedError):
+        kind = "refused"
+    elif isinstance(error, UnreachableError):
+        kind = "unreachable"
+    elif isinstance(error, ProtocolError):
+        kind = "protocol"
+    return CommandError(printable(str(error)), kind=kind, context={"host": host, "port": port})
+
+
 def parse_target(text: str, default_port: int) -> tuple[str, int]:
     """
     Split ``HOST:PORT``, ``[V6]:PORT``, ``HOST``, ``[V6]`` or a bare IPv6
@@ -88,7 +117,7 @@ def parse_target(text: str, default_port: int) -> tuple[str, int]:
     try:
         return split_host_port(text, default_port)
     except AddressError as e:
-        raise CommandError(f"{printable(text)}: {e}", EXIT_USAGE) from None
+        raise CommandError(f"{printable(text)}: {e}", EXIT_USAGE, kind="usage") from None
 
 
 async def _read_stdin(reactor: Any) -> bytes:
@@ -139,7 +168,7 @@ async def _run_daytime(reactor: Any, args: argparse.Namespace) -> int:
         else:
             line = await daytime_tcp(reactor, host, port, timeout=timeout)
     except ServiceError as e:
-        raise failed(e) from None
+        raise _failure(e, host, port) from None
     elapsed = reactor.seconds() - started
     text = line.decode("ascii", "backslashreplace").rstrip("\r\n")
     if args.json:
@@ -180,7 +209,7 @@ async def _run_echo(reactor: Any, args: argparse.Namespace) -> int:
         else:
             got = await echo_tcp(reactor, host, port, data, timeout=timeout)
     except ServiceError as e:
-        raise failed(e) from None
+        raise _failure(e, host, port) from None
     elapsed = reactor.seconds() - started
     if args.json:
         echoed, encoding = _json_bytes(got)

@@ -20,6 +20,7 @@ from netproto.cli._command import (
     seconds,
     usage_error,
 )
+from netproto.cli._names import Names
 from netproto.cli._output import CommandError, emit_json, ms, printable, say
 from netproto.util import positive_seconds
 
@@ -188,60 +189,7 @@ def _payload(args: argparse.Namespace, version: int) -> int:
     return int(args.packetlen - smallest)
 
 
-class _Names:
-    """Reverse lookups of responders, started as each hop arrives, kept per address."""
-
-    def __init__(self, reactor: Any, enabled: bool) -> None:
-        self.enabled = enabled
-        self._reactor = reactor
-        self._lookup: Any = None
-        self._found: dict[str, str | None] = {}
-        self._pending: dict[str, Any] = {}
-
-    def prefetch(self, hop: Any) -> None:
-        """Start looking up the names of *hop*'s responders (the trace's on_hop)."""
-        if not self.enabled:
-            return
-        from twisted.internet.defer import Deferred
-
-        if self._lookup is None:
-            from netproto.lookup import Lookup
-
-            self._lookup = Lookup(self._reactor)
-        for responder in hop.responders:
-            address = responder.address
-            if address in self._found or address in self._pending:
-                continue
-            lookup = Deferred.fromCoroutine(self._lookup.lookup_addr(address))
-            lookup.addCallbacks(
-                lambda names, a=address: self._keep(a, names[0].rstrip(".")),
-                lambda _, a=address: self._keep(a, None),
-            )
-            self._pending[address] = lookup
-
-    def _keep(self, address: str, name: str | None) -> None:
-        self._found[address] = name
-        self._pending.pop(address, None)
-
-    async def name(self, address: str) -> str | None:
-        """The name of *address* without its final dot (None when unknown, or with -n)."""
-        lookup = self._pending.get(address)
-        if lookup is not None:
-            from twisted.internet.defer import Deferred
-
-            waiter: Deferred[None] = Deferred()
-
-            def wake(result: object) -> object:
-                if not waiter.called:
-                    waiter.callback(None)
-                return result
-
-            lookup.addBoth(wake)
-            await waiter
-        return self._found.get(address)
-
-
-async def _hop_line(hop: Any, names: _Names, numeric: bool) -> str:
+async def _hop_line(hop: Any, names: Names, numeric: bool) -> str:
     """traceroute(8)'s line for *hop*."""
     parts = [f"{hop.ttl:2d} "]
     previous = None
@@ -262,7 +210,7 @@ async def _hop_line(hop: Any, names: _Names, numeric: bool) -> str:
     return "".join(parts)
 
 
-async def _hop_record(hop: Any, names: _Names) -> dict[str, Any]:
+async def _hop_record(hop: Any, names: Names) -> dict[str, Any]:
     responders = []
     for responder in hop.responders:
         name = await names.name(responder.address)
@@ -312,7 +260,7 @@ def _summary_record(host: str, summary: Any, packet: int, interrupted: bool) -> 
     }
 
 
-def _start(reactor: Any, target: str, args: argparse.Namespace, names: _Names) -> Any:
+def _start(reactor: Any, target: str, args: argparse.Namespace, names: Names) -> Any:
     """Open the sockets and start the trace; failures become one-line errors."""
     from netproto.traceroute import TracePermissionError, trace
     from netproto.util import AddressError
@@ -358,7 +306,7 @@ async def _run(reactor: Any, args: argparse.Namespace) -> int:
     _check(args)
     target = await _resolve(reactor, args.host, args.version)
     version = 6 if ":" in target else 4
-    names = _Names(reactor, enabled=not args.numeric)
+    names = Names(reactor, enabled=not args.numeric)
     running = _start(reactor, target, args, names)
     packet = IP_HEADER[version] + 8 + running.size
     shown = printable(args.host)

@@ -29,6 +29,10 @@ blocking the reactor.
 
     task.react(lambda reactor: Deferred.fromCoroutine(main(reactor)))
 
+curl's options have their keyword arguments (``headers``, ``resolve``,
+``family``, ``proxy``, ``proxy_env``), and each response its
+:class:`Timing` (name lookup, connect, TLS, first byte, total).
+
 The parsing rules (RFC 9112 choices) are listed in the guide, *HTTP HEAD*.
 """
 
@@ -42,22 +46,27 @@ from netproto.head._parser import (
     NotHTTPError,
     ResponseHead,
 )
+from netproto.head._proxy import parse_proxy, proxy_for
 from netproto.head._response import (
     REDIRECT_STATUSES,
+    HeadCertificateError,
     HeadConnectError,
     HeadError,
     HeadProtocolError,
+    HeadProxyError,
+    HeadResolveError,
     HeadResponse,
     HeadTimeoutError,
     HeadTLSError,
     RedirectError,
     Timing,
 )
-from netproto.head._target import Target, TargetError, build_request, parse_target
+from netproto.head._target import Target, TargetError, build_request, parse_header, parse_target
 
 __all__ = [
     "CLOSE_GRACE",
     "REDIRECT_STATUSES",
+    "HeadCertificateError",
     "HeadClientProtocol",
     "HeadConnectError",
     "HeadError",
@@ -66,6 +75,8 @@ __all__ = [
     "HeadParseError",
     "HeadParser",
     "HeadProtocolError",
+    "HeadProxyError",
+    "HeadResolveError",
     "HeadResponse",
     "HeadTLSError",
     "HeadTimeoutError",
@@ -78,5 +89,8 @@ __all__ = [
     "Timing",
     "build_request",
     "head",
+    "parse_header",
+    "parse_proxy",
     "parse_target",
+    "proxy_for",
 ]

@@ -6,38 +6,53 @@ the head of the response; :func:`head` connects (resolving names through
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, cast
 from urllib.parse import urljoin
 
 from OpenSSL import SSL
 from service_identity import VerificationError
-from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHandshakeListener, IReactorTime, ITransport
 from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto._service import connect_reason
+from netproto.head._connect import (
+    Deadline,
+    Route,
+    connect_error,
+    find_addresses,
+    host_port,
+    seconds,
+    tls_creator,
+)
 from netproto.head._connect import endpoint_for as _endpoint
-from netproto.head._connect import host_port
 from netproto.head._parser import HeadLimits, HeadParseError, HeadParser, ResponseHead
+from netproto.head._proxy import connect_request, parse_proxy, proxy_for
 from netproto.head._response import (
     REDIRECT_STATUSES,
-    HeadConnectError,
+    HeadCertificateError,
     HeadError,
     HeadProtocolError,
+    HeadProxyError,
     HeadResponse,
     HeadTimeoutError,
     HeadTLSError,
     RedirectError,
     Timing,
 )
-from netproto.head._target import Target, TargetError, build_request, parse_target, redirect_target
-from netproto.lookup import InvalidLookupError, Lookup, NameLookupError
+from netproto.head._target import (
+    Target,
+    TargetError,
+    build_request,
+    parse_header,
+    parse_target,
+    redirect_target,
+)
+from netproto.lookup import Lookup
 from netproto.util import format_host_port, positive_seconds
 
 __all__ = ["CLOSE_GRACE", "HeadClientProtocol", "head"]
@@ -54,17 +69,23 @@ def _peer_text(transport: ITransport) -> str:
     return format_host_port(str(getattr(address, "host", "?")), getattr(address, "port", 0))
 
 
-def _tls_reason(value: BaseException) -> str:
+def _tls_error(value: BaseException) -> HeadTLSError:
+    """The error of a failed handshake: the certificate's when it was not verified."""
     if isinstance(value, VerificationError):
-        return "the certificate does not match the host name"
+        return HeadCertificateError(
+            "TLS handshake failed: the certificate does not match the host name"
+        )
     if isinstance(value, SSL.Error):
         parts = [
             str(item[2])
             for item in (value.args[0] if value.args else [])
             if isinstance(item, tuple) and len(item) >= 3 and item[2]
         ]
-        return "; ".join(parts) or "TLS error"
-    return str(value) or type(value).__name__
+        why = "; ".join(parts) or "TLS error"
+        if "certificate verify failed" in why:
+            return HeadCertificateError(f"TLS handshake failed: {why}")
+        return HeadTLSError(f"TLS handshake failed: {why}")
+    return HeadTLSError(f"TLS handshake failed: {value or type(value).__name__}")
 
 
 @implementer(IHandshakeListener)
@@ -75,6 +96,10 @@ class HeadClientProtocol(Protocol):
     :attr:`finished` fires after the connection is closed: with this
     protocol (read :attr:`head`, :attr:`interim` and the times) if the head
     was complete, or with a :class:`HeadError`. Time comes from *clock*.
+    With *tunnel* (the ``CONNECT`` request and the TLS client of the
+    target), it first asks a proxy for a tunnel, then starts TLS in it and
+    sends *request*. *on_request* is called with the peer and the request
+    bytes as they are sent.
     """
 
     transport: ITransport
@@ -86,10 +111,15 @@ class HeadClientProtocol(Protocol):
         *,
         limits: HeadLimits | None = None,
         started: float | None = None,
+        tunnel: tuple[bytes, Any] | None = None,
+        on_request: Callable[[str, bytes], object] | None = None,
     ) -> None:
         self._request = request
         self._clock = clock
         self._parser = HeadParser(limits or HeadLimits())
+        self._tunnel = tunnel
+        self._tunnel_parser = HeadParser(limits or HeadLimits()) if tunnel else None
+        self._on_request = on_request
         self.started = clock.seconds() if started is None else started
         self.finished: Deferred[HeadClientProtocol] = Deferred(self._cancel)
         self.head: ResponseHead | None = None
@@ -107,16 +137,49 @@ class HeadClientProtocol(Protocol):
         """Bytes of response head received so far."""
         return self._parser.received
 
+    @property
+    def tunnelling(self) -> bool:
+        """Whether the proxy's answer to ``CONNECT`` is still awaited."""
+        return self._tunnel_parser is not None
+
     def connectionMade(self) -> None:
         self.connected_at = self._clock.seconds()
         self.peer = _peer_text(self.transport)
+        if self._tunnel is not None:
+            self.transport.write(self._tunnel[0])
+        else:
+            self._send()
+
+    def _send(self) -> None:
+        if self._on_request is not None:
+            self._on_request(self.peer, self._request)
         self.transport.write(self._request)
 
     def handshakeCompleted(self) -> None:
         self.tls_at = self._clock.seconds()
 
+    def _tunnel_data(self, data: bytes) -> None:
+        """The proxy's answer to ``CONNECT``: on 2xx, TLS in the tunnel, then the request."""
+        assert self._tunnel_parser is not None and self._tunnel is not None
+        try:
+            answer = self._tunnel_parser.feed(data)
+        except HeadParseError as e:
+            self.abort(HeadProxyError(f"the proxy's answer to CONNECT: {e}"))
+            return
+        if answer is None:
+            return
+        if not 200 <= answer.status < 300:
+            self.abort(HeadProxyError(f"the proxy refused the tunnel: {answer.status_line}"))
+            return
+        self._tunnel_parser = None
+        self.transport.startTLS(self._tunnel[1])  # type: ignore[attr-defined]
+        self._send()
+
     def dataReceived(self, data: bytes) -> None:
         if self.head is not None or self._error is not None:
+            return
+        if self._tunnel_parser is not None:
+            self._tunnel_data(data)
             return
         if self.first_byte_at is None:
             self.first_byte_at = self._clock.seconds()
@@ -159,100 +222,28 @@ class HeadClientProtocol(Protocol):
             return
         if self._error is None:
             if reason.check(SSL.Error, VerificationError):
-                why = _tls_reason(reason.value or Exception())
-                self._error = HeadTLSError(f"TLS handshake failed: {why}")
+                self._error = _tls_error(reason.value or Exception())
+            elif self._tunnel_parser is not None:
+                self._error = HeadProxyError("the proxy closed the connection before the tunnel")
             else:
                 try:
                     self._parser.eof()
                 except HeadParseError as e:
-                    self._error = HeadProtocolError(str(e), e)
+                    self._error = HeadProtocolError(str(e), e, empty=self.received == 0)
         assert self._error is not None
         self.finished.errback(self._error)
 
 
 class _HeadFactory(Factory):
-    def __init__(self, request: bytes, clock: IReactorTime, limits: HeadLimits, started: float):
-        self._args = request, clock, limits, started
+    def __init__(self, request: bytes, clock: IReactorTime, **options: Any) -> None:
+        self._args = request, clock
+        self._options = options
         self.protocol_instance: HeadClientProtocol | None = None
 
     def buildProtocol(self, addr: object) -> HeadClientProtocol:
-        request, clock, limits, started = self._args
-        self.protocol_instance = HeadClientProtocol(request, clock, limits=limits, started=started)
+        request, clock = self._args
+        self.protocol_instance = HeadClientProtocol(request, clock, **self._options)
         return self.protocol_instance
-
-
-def _connect_error(target: Target, error: BaseException) -> HeadConnectError:
-    where = host_port(target)
-    if isinstance(error, ConnectionRefusedError):
-        return HeadConnectError(f"connection to {where} refused")
-    return HeadConnectError(f"cannot connect to {where}: {connect_reason(error)}")
-
-
-def _seconds(value: float) -> str:
-    return f"{value:g}"
-
-
-class _Deadline:
-    """
-    The deadline of one exchange: when it passes, what is pending (the name
-    lookup, a connect) is cancelled, or the connected protocol aborted.
-    """
-
-    def __init__(self, reactor: Any, remaining: float, timeout: float) -> None:
-        self.timeout = timeout
-        self.expired = False
-        self.pending: Deferred[Any] | None = None
-        self.protocol: Callable[[], HeadClientProtocol | None] = lambda: None
-        self.stage: Callable[[HeadClientProtocol], str] = lambda proto: ""
-        self._timer = reactor.callLater(remaining, self._expire)
-
-    def _expire(self) -> None:
-        self.expired = True
-        proto = self.protocol()
-        if proto is not None and proto.connected_at is not None:
-            proto.abort(self.error(self.stage(proto)))
-        elif self.pending is not None:
-            self.pending.cancel()
-
-    def error(self, stage: str) -> HeadTimeoutError:
-        """The timeout error, *stage* saying what was being waited for."""
-        return HeadTimeoutError(f"timed out after {_seconds(self.timeout)} s {stage}")
-
-    async def wait(self, pending: Deferred[Any], stage: str) -> Any:
-        """The result of *pending*, or the timeout error naming *stage* if it expired first."""
-        self.pending = pending
-        try:
-            return await pending
-        except CancelledError:
-            if self.expired:
-                raise self.error(stage) from None
-            raise
-        finally:
-            self.pending = None
-
-    def cancel(self) -> None:
-        """The exchange ended: the deadline no longer matters."""
-        if self._timer.active():
-            self._timer.cancel()
-
-
-async def _addresses(
-    reactor: Any, target: Target, lookup: Lookup | None, deadline: _Deadline
-) -> list[str]:
-    """The addresses to try for *target*: the literal itself, or what *lookup* finds."""
-    if target.is_ipv4 or target.is_ipv6:
-        return [target.host]
-    finder = lookup if lookup is not None else Lookup(reactor, timeout=deadline.timeout)
-    pending = Deferred.fromCoroutine(finder.lookup_host(target.host))
-    try:
-        found = await deadline.wait(pending, f"resolving host name {target.host!r}")
-    except InvalidLookupError as e:
-        # Nothing was looked up: say what is wrong with the text.
-        raise HeadConnectError(str(e)) from None
-    except NameLookupError as e:
-        # The lookup's own words say which: no such host, no answer, ...
-        raise HeadConnectError(f"cannot resolve {e}") from None
-    return [str(address) for address in found]
 
 
 async def _exchange(
@@ -265,21 +256,43 @@ async def _exchange(
     limits: HeadLimits,
     insecure: bool,
     trust_root: Any,
-    lookup: Lookup | None,
+    route: Route,
 ) -> HeadResponse:
     """
     One request on one connection, bounded by *deadline* (reactor seconds):
-    the name looked up, then its addresses tried in order until one connects.
+    the name looked up (the proxy's, with a proxy), then its addresses tried
+    in order until one connects.
     """
     started = reactor.seconds()
     remaining = deadline - started
     if remaining <= 0:
-        raise HeadTimeoutError(f"timed out after {_seconds(timeout)} s")
-    factory = _HeadFactory(build_request(target, http10=http10), reactor, limits, started)
-    timer = _Deadline(reactor, remaining, timeout)
+        raise HeadTimeoutError(f"timed out after {seconds(timeout)} s")
+    proxy = route.proxy
+    tunnel = None
+    if proxy is not None and target.scheme == "https":
+        tunnel = (connect_request(target), tls_creator(target, insecure, trust_root))
+    request = build_request(
+        target,
+        http10=http10,
+        headers=route.headers,
+        absolute=proxy is not None and tunnel is None,
+    )
+    factory = _HeadFactory(
+        request,
+        reactor,
+        limits=limits,
+        started=started,
+        tunnel=tunnel,
+        on_request=route.on_request,
+    )
+    timer = Deadline(reactor, remaining, timeout)
     timer.protocol = lambda: factory.protocol_instance
+    peer = proxy or target
+    where = f"proxy {host_port(peer)}" if proxy is not None else host_port(target)
 
     def stage(proto: HeadClientProtocol) -> str:
+        if proto.tunnelling:
+            return f"waiting for the answer of {where} to CONNECT"
         if target.scheme == "https" and proto.tls_at is None:
             return f"in the TLS handshake with {host_port(target)}"
         return (
@@ -289,17 +302,16 @@ async def _exchange(
 
     timer.stage = stage
     try:
-        addresses = await _addresses(reactor, target, lookup, timer)
+        addresses = await find_addresses(reactor, peer, route, timer)
+        looked_up = reactor.seconds()
         failure: BaseException | None = None
         for address in addresses:
             left = deadline - reactor.seconds()
-            connecting = _endpoint(reactor, target, address, left, insecure, trust_root)
+            connecting = _endpoint(reactor, peer, address, left, insecure, trust_root)
             try:
                 proto = cast(
                     HeadClientProtocol,
-                    await timer.wait(
-                        connecting.connect(factory), f"connecting to {host_port(target)}"
-                    ),
+                    await timer.wait(connecting.connect(factory), f"connecting to {where}"),
                 )
             except HeadError:
                 raise
@@ -308,7 +320,7 @@ async def _exchange(
                 continue
             break
         else:
-            raise _connect_error(target, failure or Exception("no address"))
+            raise connect_error(peer, failure or Exception("no address"), proxy is not None)
         await proto.finished
     finally:
         timer.cancel()
@@ -335,6 +347,7 @@ async def _exchange(
             tls=None if proto.tls_at is None else proto.tls_at - started,
             first_byte=proto.first_byte_at - started,
             total=proto.done_at - started,
+            name_lookup=looked_up - started,
         ),
         redirect=redirect,
     )
@@ -352,13 +365,17 @@ async def _head(
     trust_root: Any,
     limits: HeadLimits,
     on_response: Callable[[HeadResponse], object] | None,
-    lookup: Lookup | None,
+    route: Route,
+    proxy_env: Mapping[str, str] | None,
 ) -> HeadResponse:
     current = parse_target(target) if isinstance(target, str) else target
     deadline = reactor.seconds() + timeout
     hops: list[HeadResponse] = []
     seen = {current.url}
     while True:
+        hop_route = route
+        if proxy_env is not None and route.proxy is None:
+            hop_route = replace(route, proxy=proxy_for(current, proxy_env))
         response = await _exchange(
             reactor,
             current,
@@ -368,7 +385,7 @@ async def _head(
             limits=limits,
             insecure=insecure,
             trust_root=trust_root,
-            lookup=lookup,
+            route=hop_route,
         )
         response = replace(response, history=tuple(hops))
         log.debug(
@@ -408,6 +425,12 @@ def head(
     limits: HeadLimits | None = None,
     on_response: Callable[[HeadResponse], object] | None = None,
     lookup: Lookup | None = None,
+    headers: Sequence[str | tuple[str, str | None]] = (),
+    resolve: Mapping[tuple[str, int], str] | None = None,
+    family: int | None = None,
+    proxy: str | None = None,
+    proxy_env: Mapping[str, str] | None = None,
+    on_request: Callable[[str, bytes], object] | None = None,
 ) -> Deferred[HeadResponse]:
     """
     Send a HEAD request to *target* and return a Deferred (awaitable) firing
@@ -428,8 +451,25 @@ def head(
     (by default the system's, within the deadline); its addresses are tried
     in order.
 
-    Errors: :class:`TargetError` (bad target, raised at once),
-    :class:`HeadTimeoutError`, :class:`HeadConnectError`, :class:`HeadTLSError`,
+    As curl's options: *headers* are request fields, ``"Name: value"`` or
+    ``(name, value)`` (curl's ``-H``: they replace the client's own of that
+    name, ``"Name:"`` removes one, ``"Name;"`` sends it empty).
+    *resolve* maps ``(host, port)`` to the address to connect to instead of
+    looking the host up (``--resolve HOST:PORT:ADDR``; the ``Host`` field and
+    TLS still name the host). *family*: 4 or 6, that family only (``-4``,
+    ``-6``). *proxy*: an HTTP proxy URL for every hop (``-x``): ``http://``
+    targets are asked through it with the whole URL, ``https://`` ones
+    through a ``CONNECT`` tunnel. *proxy_env*: the environment whose
+    ``http_proxy``, ``https_proxy``, ``all_proxy`` and ``no_proxy`` choose
+    each hop's proxy, as curl reads them (:func:`proxy_for`; pass
+    ``os.environ``). *on_request*: called with the peer and the request
+    bytes as each request is sent (``-v``). The timing of each hop is in
+    :attr:`HeadResponse.timing`.
+
+    Errors: :class:`TargetError` (bad target or header, raised at once),
+    :class:`HeadTimeoutError`, :class:`HeadConnectError` (with
+    :class:`HeadResolveError` and :class:`HeadProxyError`),
+    :class:`HeadTLSError` (with :class:`HeadCertificateError`),
     :class:`HeadProtocolError` and :class:`RedirectError`, all
     :class:`HeadError` with a one-line message. HTTP error statuses (4xx,
     5xx) are responses, not errors.
@@ -437,6 +477,19 @@ def head(
     timeout = positive_seconds(timeout)
     if isinstance(target, str):
         target = parse_target(target)
+    if family not in (None, 4, 6):
+        raise ValueError(f"family must be 4, 6 or None, not {family!r}")
+    fields = tuple(parse_header(h) if isinstance(h, str) else h for h in headers)
+    route = Route(
+        lookup=lookup,
+        resolve={
+            (host.lower(), port): address for (host, port), address in (resolve or {}).items()
+        },
+        family=family,
+        proxy=parse_proxy(proxy) if proxy else None,
+        headers=fields,
+        on_request=on_request,
+    )
     return Deferred.fromCoroutine(
         _head(
             reactor,
@@ -449,6 +502,7 @@ def head(
             trust_root=trust_root,
             limits=limits or HeadLimits(),
             on_response=on_response,
-            lookup=lookup,
+            route=route,
+            proxy_env=proxy_env,
         )
     )

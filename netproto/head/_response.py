@@ -11,9 +11,12 @@ from netproto.head._parser import HeadFields, HeadParseError, ResponseHead
 
 __all__ = [
     "REDIRECT_STATUSES",
+    "HeadCertificateError",
     "HeadConnectError",
     "HeadError",
     "HeadProtocolError",
+    "HeadProxyError",
+    "HeadResolveError",
     "HeadResponse",
     "HeadTLSError",
     "HeadTimeoutError",
@@ -37,16 +40,37 @@ class HeadConnectError(HeadError):
     """No connection: the name did not resolve, or the peer refused."""
 
 
+class HeadResolveError(HeadConnectError):
+    """The host name (with :attr:`proxy`, the proxy's) could not be resolved."""
+
+    def __init__(self, message: str, *, proxy: bool = False) -> None:
+        super().__init__(message)
+        self.proxy = proxy
+        """Whether the name was the proxy's."""
+
+
+class HeadProxyError(HeadConnectError):
+    """The proxy did not open the tunnel (its answer to ``CONNECT`` was not 2xx)."""
+
+
 class HeadTLSError(HeadError):
     """The TLS handshake failed (certificate not trusted, wrong name, not TLS)."""
+
+
+class HeadCertificateError(HeadTLSError):
+    """The server's certificate could not be verified: not trusted, expired, another name."""
 
 
 class HeadProtocolError(HeadError):
     """The peer's response is not a valid HTTP/1.x head (or it is too large)."""
 
-    def __init__(self, message: str, cause: HeadParseError | None = None) -> None:
+    def __init__(
+        self, message: str, cause: HeadParseError | None = None, *, empty: bool = False
+    ) -> None:
         super().__init__(message)
         self.cause = cause
+        self.empty = empty
+        """Whether the peer closed the connection without sending a byte."""
 
 
 class RedirectError(HeadError):
@@ -60,16 +84,22 @@ class RedirectError(HeadError):
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds since the request started (name resolution included)."""
+    """
+    Seconds since the request started, each point after the one before
+    (curl's ``time_namelookup``, ``time_connect``, ``time_appconnect``,
+    ``time_starttransfer``, ``time_total``).
+    """
 
     connect: float
-    """TCP connection established."""
+    """TCP connection established (to the proxy, when there is one)."""
     tls: float | None
     """TLS handshake complete (None for ``http://``)."""
     first_byte: float
     """First byte of the response."""
     total: float
     """End of the response head."""
+    name_lookup: float = 0.0
+    """The host name resolved (0 for an IP address or a ``resolve`` entry)."""
 
 
 @dataclass(frozen=True)

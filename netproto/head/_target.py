@@ -13,13 +13,21 @@ from urllib.parse import SplitResult, quote, urljoin, urlsplit
 from netproto import __version__
 from netproto.util import AddressError, parse_ip, split_host_port
 
-__all__ = ["Target", "TargetError", "build_request", "parse_target", "redirect_target"]
+__all__ = [
+    "Target",
+    "TargetError",
+    "build_request",
+    "parse_header",
+    "parse_target",
+    "redirect_target",
+]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _HOSTNAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?\Z")
 # What may stay unescaped in a request target; everything else (space,
 # control bytes, non-ASCII) is percent-encoded so it cannot split the request.
 _SAFE_PATH = "/%:@!$&'()*+,;=-._~?[]"
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 USER_AGENT = f"netproto/{__version__}"
 """The ``User-Agent`` of every HTTP/1.1 request."""
@@ -194,19 +202,65 @@ def _host(text: str, *, bracketed: bool) -> tuple[str, int]:
     return ascii_host.lower(), 0
 
 
-def build_request(target: Target, *, http10: bool = False) -> bytes:
+def parse_header(text: str) -> tuple[str, str | None]:
+    """
+    A header given as curl's ``-H`` takes it: ``Name: value`` sets the field
+    (replacing the client's own of that name), ``Name:`` removes the client's
+    own, ``Name;`` sends it empty. Returns ``(name, value)``, value ``None``
+    for a removal.
+
+    :raises TargetError: not a field name, or a value holding CR, LF or NUL
+        (which would split the request).
+    """
+    name, separator, value = text.partition(":")
+    if not separator and text.endswith(";"):
+        name, value = text[:-1], ""
+        empty = True
+    else:
+        empty = False
+        if not separator:
+            raise TargetError(f"header {text!r}: expected 'Name: value'")
+    name = name.strip()
+    if not _TOKEN.match(name):
+        raise TargetError(f"header {text!r}: {name!r} is not a field name")
+    if any(c in value for c in "\r\n\x00"):
+        raise TargetError(f"header {name}: CR, LF or NUL in the value")
+    value = value.strip(" \t")
+    if not value and not empty:
+        return name, None
+    return name, value
+
+
+def build_request(
+    target: Target,
+    *,
+    http10: bool = False,
+    headers: tuple[tuple[str, str | None], ...] = (),
+    absolute: bool = False,
+) -> bytes:
     """
     The request bytes. HTTP/1.1: request line, exactly one ``Host``,
-    ``User-Agent`` and ``Connection: close``. *http10*: the bare HTTP/1.0 request,
-    ``HEAD <path> HTTP/1.0`` and nothing else.
+    ``User-Agent``, ``Accept`` and ``Connection: close``, each replaced or
+    removed by *headers* of the same name (:func:`parse_header`), which come
+    in order after them. *http10*: the bare HTTP/1.0 request, ``HEAD <path>
+    HTTP/1.0`` and only the *headers*. *absolute*: the request target is the
+    whole URL, as a request to an HTTP proxy must be (RFC 9112 §3.2.2).
     """
+    where = target.url if absolute else target.path
     if http10:
-        return f"HEAD {target.path} HTTP/1.0\r\n\r\n".encode("ascii")
-    return (
-        f"HEAD {target.path} HTTP/1.1\r\n"
-        f"Host: {target.authority}\r\n"
-        f"User-Agent: {USER_AGENT}\r\n"
-        "Accept: */*\r\n"
-        "Connection: close\r\n"
-        "\r\n"
-    ).encode("ascii")
+        own: list[tuple[str, str]] = []
+    else:
+        own = [
+            ("Host", target.authority),
+            ("User-Agent", USER_AGENT),
+            ("Accept", "*/*"),
+            ("Connection", "close"),
+        ]
+    given = {name.lower(): value for name, value in headers}
+    fields = [(name, given.pop(name.lower(), value)) for name, value in own]
+    replaced = {name.lower() for name, _ in own}
+    fields += [(n, v) for n, v in headers if n.lower() not in replaced]
+    version = "1.0" if http10 else "1.1"
+    lines = [f"HEAD {where} HTTP/{version}"]
+    lines += [f"{name}: {value}" for name, value in fields if value is not None]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace")

@@ -1,7 +1,8 @@
 """
 Name and service lookups, asynchronous, never blocking the reactor: the
-Go's ResolveIPAddr, LookupHost, LookupPort, LookupCNAME and LookupAddr, on
-Twisted.
+Go's ResolveIPAddr, LookupHost, LookupPort, LookupCNAME, LookupAddr,
+LookupMX, LookupTXT, LookupSRV and LookupNS, on Twisted (and SOA records,
+and the service name on a port).
 
 A :class:`Lookup` answers from one of two sources, chosen when it is made:
 
@@ -33,8 +34,28 @@ Failures raise a subclass of :class:`NameLookupError` with a one-line message:
 :class:`InvalidLookupError` (bad input; nothing was sent), :class:`NameNotFoundError`,
 :class:`ServiceNotFoundError`, :class:`LookupTimeoutError`, :class:`LookupRefusedError`,
 :class:`ServerFailureError`, :class:`CNAMELoopError`.
+
+Records other than addresses (:meth:`Lookup.lookup_mx`, ``lookup_txt``,
+``lookup_srv``, ``lookup_ns``, ``lookup_soa``) always come from DNS servers:
+those given, or else the ``nameserver`` lines of ``resolv.conf`` (the system
+has no call for them); a hosts file never answers them. A CNAME chain inside
+the answer is followed. :func:`record_text` writes a record as ``dig +short``
+does.
 """
 
+from netproto.lookup._calls import (
+    lookup_addr,
+    lookup_cname,
+    lookup_host,
+    lookup_mx,
+    lookup_ns,
+    lookup_port,
+    lookup_service,
+    lookup_soa,
+    lookup_srv,
+    lookup_txt,
+    resolve_ip,
+)
 from netproto.lookup._errors import (
     CNAMELoopError,
     InvalidLookupError,
@@ -57,24 +78,23 @@ from netproto.lookup._names import (
     order_addresses,
     parse_server,
     pick_address,
+    service_name,
     service_port,
 )
-from netproto.lookup._resolver import (
-    Answer,
-    Lookup,
-    lookup_addr,
-    lookup_cname,
-    lookup_host,
-    lookup_port,
-    resolve_ip,
-)
+from netproto.lookup._records import MX, NS, RECORD_TYPES, SOA, SRV, record_text
+from netproto.lookup._resolver import Answer, Lookup
 
 __all__ = [
     "DEFAULT_DNS_PORT",
     "DEFAULT_TIMEOUT",
     "IP_NETWORKS",
     "MAX_CNAME_HOPS",
+    "MX",
+    "NS",
     "PORT_NETWORKS",
+    "RECORD_TYPES",
+    "SOA",
+    "SRV",
     "Answer",
     "CNAMELoopError",
     "HostsFile",
@@ -91,11 +111,19 @@ __all__ = [
     "lookup_addr",
     "lookup_cname",
     "lookup_host",
+    "lookup_mx",
+    "lookup_ns",
     "lookup_port",
+    "lookup_service",
+    "lookup_soa",
+    "lookup_srv",
+    "lookup_txt",
     "order_addresses",
     "parse_resolv_conf",
     "parse_server",
     "pick_address",
+    "record_text",
     "resolve_ip",
+    "service_name",
     "service_port",
 ]

@@ -133,14 +133,35 @@ class DNSAsker:
         answer (RFC 2317 delegations), fully qualified; names that are not
         valid host names are dropped.
         """
+        records = await self.ask_records(address.reverse_pointer, dns.PTR, str(address))
+        names: list[str] = []
+        for payload in records:
+            name = payload.name.name.decode("ascii", "backslashreplace")
+            try:
+                check_host_name(name)
+            except InvalidLookupError:
+                continue
+            if absolute(name) not in names:
+                names.append(absolute(name))
+        if not names:
+            raise NameNotFoundError(f"{address}: no valid name")
+        return names
+
+    async def ask_records(self, name: str, kind: int, shown: str | None = None) -> list[Any]:
+        """
+        The record data (``twisted.names`` payloads) of the *kind* records
+        of *name*, in answer order, following a CNAME chain inside the
+        answer. *shown* names the question in errors (default: *name*).
+
+        :raises NameNotFoundError: the name does not exist, or has no such record.
+        """
         deadline = self._reactor.seconds() + self.timeout
-        reverse = address.reverse_pointer
         try:
-            answers, _nxdomain = await self._query(reverse, dns.PTR, deadline)
+            answers, nxdomain = await self._query(name, kind, deadline)
         finally:
             if self._client is not None and self._client.connections:
                 await self._client.close()
-        owners = {name_key(reverse)}
+        owners = {name_key(name)}
         for _ in range(MAX_CNAME_HOPS):
             aliases = {
                 name_key(rr.payload.name.name.decode("ascii", "backslashreplace"))
@@ -150,21 +171,15 @@ class DNSAsker:
             if aliases <= owners:
                 break
             owners |= aliases
-        names: list[str] = []
-        for rr in answers:
-            if rr.type != dns.PTR or _owner(rr) not in owners:
-                continue
-            name = rr.payload.name.name.decode("ascii", "backslashreplace")
-            try:
-                check_host_name(name)
-            except InvalidLookupError:
-                continue
-            if absolute(name) not in names:
-                names.append(absolute(name))
-        if not names:
-            found = any(rr.type == dns.PTR for rr in answers)
-            raise NameNotFoundError(f"{address}: no {'valid ' if found else ''}name")
-        return names
+        found = [rr.payload for rr in answers if rr.type == kind and _owner(rr) in owners]
+        if not found:
+            label = shown or name
+            if nxdomain and len(owners) == 1:
+                missing = "no such host" if kind != dns.PTR else "no name"
+                raise NameNotFoundError(f"{label}: {missing}")
+            what = "name" if kind == dns.PTR else f"{dns.QUERY_TYPES.get(kind, kind)} record"
+            raise NameNotFoundError(f"{label}: no {what}")
+        return found
 
     async def _chase(
         self, name: str, kind: int, deadline: float
@@ -225,6 +240,11 @@ class DNSAsker:
             dns.A: self._client.lookupAddress,
             dns.AAAA: self._client.lookupIPV6Address,
             dns.PTR: self._client.lookupPointer,
+            dns.MX: self._client.lookupMailExchange,
+            dns.TXT: self._client.lookupText,
+            dns.SRV: self._client.lookupService,
+            dns.NS: self._client.lookupNameservers,
+            dns.SOA: self._client.lookupAuthority,
         }[kind]
         try:
             answers, _authority, _additional = await ask(name, attempts)

@@ -41,6 +41,7 @@ __all__ = [
     "order_addresses",
     "parse_server",
     "pick_address",
+    "service_name",
     "service_port",
 ]
 
@@ -253,3 +254,36 @@ def service_port(
         if isinstance(port, int) and 0 <= port <= 65535:
             return port
     raise ServiceNotFoundError(f"{service}/{protocol}: unknown service")
+
+
+def service_name(
+    network: str,
+    port: int | str,
+    *,
+    getservbyport: Callable[[int, str], str] = socket.getservbyport,
+) -> str:
+    """
+    The name of the service on *port* for *network* (the reverse of
+    :func:`service_port`, as ``getent services 23/tcp``): ``tcp 23`` is
+    ``telnet``, from the services database through ``getservbyport``.
+
+    :raises InvalidLookupError: unknown network, or *port* is not a port number
+        (0 to 65535).
+    :raises ServiceNotFoundError: the database names no service on that port.
+    """
+    check_network(network, PORT_NETWORKS)
+    text = str(port)
+    if not (text.isascii() and text.isdigit()):
+        raise InvalidLookupError(f"{text!r} is not a port number")
+    try:
+        number = parse_port(text, allow_zero=True)
+    except AddressError as e:
+        raise InvalidLookupError(str(e)) from None
+    protocol = network[:3]
+    try:
+        name = getservbyport(number, protocol)
+    except OSError:
+        raise ServiceNotFoundError(f"{number}/{protocol}: no service on this port") from None
+    if not isinstance(name, str) or not _SERVICE.match(name):
+        raise ServiceNotFoundError(f"{number}/{protocol}: no valid service name")
+    return name

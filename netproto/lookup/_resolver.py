@@ -22,30 +22,24 @@ from netproto.lookup._files import HostsFile, parse_resolv_conf, read_text
 from netproto.lookup._names import (
     DEFAULT_TIMEOUT,
     PORT_NETWORKS,
+    absolute,
     check_host_name,
     check_network,
     literal,
     name_key,
     order_addresses,
     pick_address,
+    service_name,
     service_port,
 )
+from netproto.lookup._records import MX, NS, SOA, SRV, order_mx, order_srv, srv_name, txt_text
 from netproto.lookup._system import SystemAsker
 from netproto.util import Address, positive_seconds
 
 if TYPE_CHECKING:
     from netproto.lookup._dns import DNSAsker
 
-__all__ = [
-    "SYSTEM_RESOLV_CONF",
-    "Answer",
-    "Lookup",
-    "lookup_addr",
-    "lookup_cname",
-    "lookup_host",
-    "lookup_port",
-    "resolve_ip",
-]
+__all__ = ["SYSTEM_RESOLV_CONF", "Answer", "Lookup"]
 
 SYSTEM_RESOLV_CONF = "/etc/resolv.conf"
 
@@ -111,6 +105,26 @@ def _check_name(host: str) -> None:
         raise InvalidLookupError(f"{host}: {e}" if host else str(e)) from None
 
 
+def _name(data: Any) -> str:
+    """A domain name of record data (``twisted.names`` ``Name``), fully qualified."""
+    return absolute(data.name.decode("ascii", "backslashreplace"))
+
+
+async def _in_thread(reactor: Any, timeout: float, what: str, function: Any, *args: Any) -> Any:
+    r"""
+    *function(\*args)* in the reactor's thread pool (the services database
+    may be remote under some ``nsswitch.conf``), for at most *timeout* seconds.
+    """
+    pending = deferToThreadPool(reactor, reactor.getThreadPool(), function, *args)
+    pending.addTimeout(timeout, reactor)
+    try:
+        return await pending
+    except defer.TimeoutError:
+        raise LookupTimeoutError(
+            f"{what}: the services database did not answer within {timeout:g} s"
+        ) from None
+
+
 def _check_timeout(timeout: float) -> float:
     try:
         return positive_seconds(timeout)
@@ -166,6 +180,7 @@ class Lookup:
         self.timeout = _check_timeout(timeout)
         self.hosts = HostsFile.read(hosts) if isinstance(hosts, str) else hosts
         self.servers: list[tuple[str, int]] = [(h, p) for h, p in servers]
+        self._resolv_conf = resolv_conf
         if not self.servers and (self.hosts is not None or resolv_conf is not None):
             self.servers = parse_resolv_conf(read_text(resolv_conf or SYSTEM_RESOLV_CONF))
         self._system = SystemAsker(reactor, self.timeout, name_resolver, getaddrinfo, getnameinfo)
@@ -264,6 +279,94 @@ class Lookup:
             return await self._dns_asker().ask_names(parsed)
         return await self._system.names(parsed)
 
+    async def lookup_port(self, network: str, service: str) -> int:
+        """
+        The port of *service* for *network* (Go's ``LookupPort``,
+        :func:`service_port`): a port number is answered at once, a name is
+        looked up in the services database, in the reactor's thread pool
+        (it may be remote under some ``nsswitch.conf``) within the timeout.
+        """
+        check_network(network, PORT_NETWORKS)
+        if isinstance(service, str) and service.isascii() and service.isdigit():
+            return service_port(network, service)
+        port: int = await _in_thread(
+            self._reactor, self.timeout, f"{service}/{network[:3]}", service_port, network, service
+        )
+        return port
+
+    async def lookup_service(self, network: str, port: int | str) -> str:
+        """
+        The name of the service on *port* for *network* (the reverse of
+        :func:`lookup_port`): ``tcp 23`` is ``telnet``. From the services
+        database, read in the reactor's thread pool within the timeout.
+
+        :raises InvalidLookupError: unknown network, or not a port number.
+        :raises ServiceNotFoundError: the database names no service on that port.
+        """
+        name: str = await _in_thread(
+            self._reactor, self.timeout, f"{port}/{network[:3]}", service_name, network, port
+        )
+        return name
+
+    async def lookup_mx(self, name: str) -> list[MX]:
+        """
+        The mail exchangers of *name* (Go's ``LookupMX``), by preference,
+        lowest first (equal preferences in random order).
+        """
+        found = await self._records(name, "MX")
+        return order_mx(MX(_name(p.name), p.preference) for p in found)
+
+    async def lookup_txt(self, name: str) -> list[str]:
+        """
+        The TXT records of *name* (Go's ``LookupTXT``), each one string: its
+        character strings joined. :meth:`lookup_txt_strings` keeps them apart.
+        """
+        return [txt_text(strings) for strings in await self.lookup_txt_strings(name)]
+
+    async def lookup_txt_strings(self, name: str) -> list[tuple[bytes, ...]]:
+        """The TXT records of *name*, each the tuple of its character strings, as sent."""
+        return [tuple(p.data) for p in await self._records(name, "TXT")]
+
+    async def lookup_srv(self, service: str, proto: str, name: str) -> tuple[str, list[SRV]]:
+        """
+        The SRV records of ``_service._proto.name`` (Go's ``LookupSRV``; with
+        *service* and *proto* empty, of *name* itself): the name asked,
+        fully qualified, and the records by priority, each priority in the
+        weighted random order of RFC 2782.
+        """
+        asked = srv_name(service, proto, name)
+        found = await self._records(asked, "SRV")
+        records = [SRV(_name(p.target), p.port, p.priority, p.weight) for p in found]
+        return absolute(asked), order_srv(records)
+
+    async def lookup_ns(self, name: str) -> list[NS]:
+        """The name servers of the zone *name* (Go's ``LookupNS``), in answer order."""
+        return [NS(_name(p.name)) for p in await self._records(name, "NS")]
+
+    async def lookup_soa(self, name: str) -> SOA:
+        """
+        The SOA record of the zone *name* (at its apex; Go has no such lookup).
+
+        :raises NameNotFoundError: *name* does not exist, or is not a zone's apex.
+        """
+        p = (await self._records(name, "SOA"))[0]
+        return SOA(
+            _name(p.mname), _name(p.rname), p.serial, p.refresh, p.retry, p.expire, p.minimum
+        )
+
+    async def _records(self, name: str, kind: str) -> list[Any]:
+        """
+        The ``twisted.names`` payloads of *name*'s *kind* records, from the DNS
+        servers: those given, or else those of ``resolv.conf`` (the system has
+        no call for these records), never from a hosts file.
+        """
+        from twisted.names import dns
+
+        _check_name(name)
+        if not self.servers:
+            self.servers = parse_resolv_conf(read_text(self._resolv_conf or SYSTEM_RESOLV_CONF))
+        return await self._dns_asker().ask_records(name, getattr(dns, kind))
+
     def _dns_asker(self) -> DNSAsker:
         """The asker of :attr:`servers` (made again if they were changed)."""
         if self._dns is None or self._dns.servers != self.servers:
@@ -272,84 +375,3 @@ class Lookup:
 
             self._dns = DNSAsker(list(self.servers), self._reactor, self.timeout)
         return self._dns
-
-
-async def resolve_ip(
-    host: str,
-    network: str = "ip",
-    *,
-    reactor: Any = None,
-    servers: list[tuple[str, int]] | tuple[tuple[str, int], ...] = (),
-    hosts: str | HostsFile | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> Address:
-    """:meth:`Lookup.resolve_ip` with a :class:`Lookup` made of the keyword arguments."""
-    lookup = Lookup(reactor, servers=servers, hosts=hosts, timeout=timeout)
-    return await lookup.resolve_ip(host, network)
-
-
-async def lookup_host(
-    host: str,
-    *,
-    reactor: Any = None,
-    servers: list[tuple[str, int]] | tuple[tuple[str, int], ...] = (),
-    hosts: str | HostsFile | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> list[Address]:
-    """:meth:`Lookup.lookup_host` with a :class:`Lookup` made of the keyword arguments."""
-    lookup = Lookup(reactor, servers=servers, hosts=hosts, timeout=timeout)
-    return await lookup.lookup_host(host)
-
-
-async def lookup_cname(
-    host: str,
-    *,
-    reactor: Any = None,
-    servers: list[tuple[str, int]] | tuple[tuple[str, int], ...] = (),
-    hosts: str | HostsFile | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> str:
-    """:meth:`Lookup.lookup_cname` with a :class:`Lookup` made of the keyword arguments."""
-    lookup = Lookup(reactor, servers=servers, hosts=hosts, timeout=timeout)
-    return await lookup.lookup_cname(host)
-
-
-async def lookup_addr(
-    address: str,
-    *,
-    reactor: Any = None,
-    servers: list[tuple[str, int]] | tuple[tuple[str, int], ...] = (),
-    hosts: str | HostsFile | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> list[str]:
-    """:meth:`Lookup.lookup_addr` with a :class:`Lookup` made of the keyword arguments."""
-    lookup = Lookup(reactor, servers=servers, hosts=hosts, timeout=timeout)
-    return await lookup.lookup_addr(address)
-
-
-async def lookup_port(
-    network: str, service: str, *, reactor: Any = None, timeout: float = DEFAULT_TIMEOUT
-) -> int:
-    """
-    :func:`service_port` without blocking the reactor: a port number is
-    answered at once; a name is looked up in the reactor's thread pool (the
-    services database may be remote under some ``nsswitch.conf``), for at
-    most *timeout* seconds.
-    """
-    _check_timeout(timeout)
-    check_network(network, PORT_NETWORKS)
-    if isinstance(service, str) and service.isascii() and service.isdigit():
-        return service_port(network, service)
-    if reactor is None:
-        from twisted.internet import reactor as global_reactor
-
-        reactor = global_reactor
-    pending = deferToThreadPool(reactor, reactor.getThreadPool(), service_port, network, service)
-    pending.addTimeout(timeout, reactor)
-    try:
-        port: int = await pending
-    except defer.TimeoutError:
-        raise LookupTimeoutError(
-            f"{service}/{network[:3]}: the services database did not answer within {timeout:g} s"
-        ) from None
-    return port

@@ -84,6 +84,8 @@ class PingClient:
         deadline: float | None = None,
         size: int = 56,
         on_result: Callable[[ProbeResult], object] | None = None,
+        pattern: bytes = b"",
+        outstanding: bool = False,
     ) -> Ping:
         """
         Start pinging *host* (an address literal): *count* probes (None: until
@@ -91,6 +93,9 @@ class PingClient:
         waiting up to *timeout* seconds, *size* payload bytes. With a
         *deadline* (seconds), stop then at the latest; with a count too,
         stop as soon as *count* replies came back (ping(8)'s ``-c -w``).
+        *pattern* fills the payload after its random cookie (``-p``);
+        *outstanding* reports a probe still unanswered when the next one
+        goes (an ``outstanding`` result, ``-O``).
         """
         target = address_text(host)
         sock = self.socket_for(parse_ip(target).version)
@@ -103,6 +108,8 @@ class PingClient:
             deadline=deadline,
             size=size,
             on_result=on_result,
+            pattern=pattern,
+            outstanding=outstanding,
         )
 
     def sweep(self, targets: Iterable[str], **options: Any) -> Sweep:

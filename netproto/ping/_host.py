@@ -26,6 +26,7 @@ _QUEUED = 10_000
 # ProbeResult kinds beyond the table's verdicts.
 TIMEOUT = "timeout"
 SEND_ERROR = "send-error"
+OUTSTANDING = "outstanding"
 
 
 class ProbeResult(NamedTuple):
@@ -36,8 +37,9 @@ class ProbeResult(NamedTuple):
     seq: int
     """The probe's number for this host, from 1 (ping's ``icmp_seq``)."""
     kind: str
-    """``reply``, ``duplicate``, ``damaged``, ``error``, ``late``, ``timeout``
-    or ``send-error``."""
+    """``reply``, ``duplicate``, ``damaged``, ``error``, ``late``, ``timeout``,
+    ``send-error``, or (with ``outstanding=True``) ``outstanding``: the probe
+    had no answer yet when the next one was sent (ping(8)'s ``-O``)."""
     source: str | None = None
     """Who sent the packet: the host, or the router reporting an error."""
     ttl: int | None = None
@@ -133,6 +135,8 @@ class Ping:
         deadline: float | None,
         size: int,
         on_result: Callable[[ProbeResult], object] | None,
+        pattern: bytes = b"",
+        outstanding: bool = False,
     ) -> None:
         self.socket = sock
         self.reactor = sock.reactor
@@ -145,7 +149,9 @@ class Ping:
         self.on_result = on_result
         self.statistics = Statistics(target)
         self.done: Deferred[Summary] = Deferred()
-        self._payloads = Payloads(size)
+        self._payloads = Payloads(size, pattern)
+        self._outstanding = outstanding
+        self._last: Probe | None = None
         self._started = sock.clock()
         self._waiting = 0
         self._next_call: Any = None
@@ -174,7 +180,11 @@ class Ping:
             if self._finished:
                 return
             stats = self.statistics
+            last = self._last
+            if self._outstanding and last is not None and last.state is PENDING:
+                self._emit(ProbeResult(self.target, last.number, OUTSTANDING))
             probe = Probe(self.target, self._payloads.next(), self, stats.transmitted + 1)
+            self._last = probe
             if not self.socket.send(probe, self.timeout):
                 self._next_call = self.reactor.callLater(0.001, self._send)
                 return

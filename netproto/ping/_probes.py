@@ -312,12 +312,20 @@ class ProbeTable:
 
 
 class Payloads:
-    """Payloads of a fixed size, each starting with a fresh random cookie."""
+    """
+    Payloads of a fixed size, each starting with a fresh random cookie; the
+    rest is *pattern* repeated (ping(8)'s ``-p``), or by default the bytes
+    counting up from the cookie's end, as ping(8) fills them.
+    """
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, pattern: bytes = b"") -> None:
         self.size = size
         self._cookie = min(size, COOKIE_SIZE)
-        self._tail = bytes(i & 0xFF for i in range(self._cookie, size))
+        if pattern:
+            rest = size - self._cookie
+            self._tail = (pattern * (rest // len(pattern) + 1))[:rest]
+        else:
+            self._tail = bytes(i & 0xFF for i in range(self._cookie, size))
         self._pool = b""
         self._at = 0
 
