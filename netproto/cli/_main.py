@@ -25,7 +25,16 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, NoReturn
 
-from netproto.cli import _address, _head, _lookup, _ping, _records, _services, _traceroute
+from netproto.cli import (
+    _address,
+    _fping,
+    _head,
+    _lookup,
+    _ping,
+    _records,
+    _services,
+    _traceroute,
+)
 from netproto.cli._command import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -53,6 +62,7 @@ COMMAND_GROUPS: tuple[ModuleType, ...] = (
     _services,
     _head,
     _ping,
+    _fping,
     _traceroute,
 )
 """The modules whose ``register(subcommands)`` add the commands, in ``--help`` order."""
