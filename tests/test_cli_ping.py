@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -138,18 +137,14 @@ class SingleHostTests(SynchronousTestCase):
                 process.stdout.readline()
                 process.stdout.readline()
                 process.stdout.close()
-                started = time.monotonic()
                 errors = process.stderr.read()
                 process.wait(timeout=30)
-                self.assertLess(time.monotonic() - started, 5)
                 self.assertEqual(process.returncode, 1)
                 self.assertEqual(errors, b"")
 
     def test_deadline(self) -> None:
         """-w 0.3 -i 0.1 without -c: stops by itself after the deadline with the statistics."""
-        started = time.monotonic()
         result = run_cli("ping", "-q", "-w", "0.3", "-i", "0.1", "127.0.0.1")
-        self.assertLess(time.monotonic() - started, 10)
         self.assertEqual(result.returncode, 0)
         self.assertRegex(result.stdout, r"[34] packets transmitted, [34] received")
 
