@@ -213,10 +213,11 @@ class UnprivilegedTests(SynchronousTestCase):
 
     def test_sweep_unprivileged(self) -> None:
         """An unprivileged sweep of 127.0.0.0/26 finds all 62 hosts alive."""
-        command = netproto("ping", "-q", "--rate", "0", "127.0.0.0/26")
+        command = netproto("ping", "-a", "--rate", "0", "127.0.0.0/26")
         result = in_netns(f"{OPEN_RANGE} && {NO_RAW} {command}")
         self.assertEqual(result.returncode, 0, result.stderr)
-        self.assertIn("62 targets: 62 alive, 0 unreachable", result.stdout)
+        self.assertEqual(len(result.stdout.splitlines()), 62, result.stdout)
+        self.assertIn("62 targets: 62 alive, 0 unreachable", result.stderr)
 
     def test_forcing_raw_refused(self) -> None:
         """--socket raw without CAP_NET_RAW: exit 2 (iputils) and one line, no fallback."""
