@@ -6,6 +6,7 @@ TCP and UDP exchanges with their errors. Private: :mod:`netproto.daytime` and
 :mod:`netproto.echo` re-export what users need.
 """
 
+from netproto._service._answer import AnswerFactory, AnswerProtocol
 from netproto._service._client import (
     MismatchError,
     ProtocolError,
@@ -14,6 +15,7 @@ from netproto._service._client import (
     ServiceTimeoutError,
     UnreachableError,
     connect_reason,
+    resolve,
     tcp_exchange,
     udp_exchange,
 )
@@ -21,6 +23,8 @@ from netproto._service._tcp import LimitedFactory, Refused, WatchedProtocol
 from netproto._service._udp import PolicedDatagramProtocol
 
 __all__ = [
+    "AnswerFactory",
+    "AnswerProtocol",
     "LimitedFactory",
     "MismatchError",
     "PolicedDatagramProtocol",
@@ -32,6 +36,7 @@ __all__ = [
     "UnreachableError",
     "WatchedProtocol",
     "connect_reason",
+    "resolve",
     "tcp_exchange",
     "udp_exchange",
 ]
