@@ -25,7 +25,16 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, NoReturn
 
-from netproto.cli import _address, _head, _lookup, _ping, _records, _services, _traceroute
+from netproto.cli import (
+    _address,
+    _head,
+    _inetd,
+    _lookup,
+    _ping,
+    _records,
+    _services,
+    _traceroute,
+)
 from netproto.cli._command import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -51,6 +60,7 @@ COMMAND_GROUPS: tuple[ModuleType, ...] = (
     _lookup,
     _records,
     _services,
+    _inetd,
     _head,
     _ping,
     _traceroute,
