@@ -153,9 +153,15 @@ class ChargenProtocol(WatchedProtocol):
 
     def pauseProducing(self) -> None:
         self._paused = True
+        later, self._later = self._later, None
+        if later is not None and later.active():
+            later.cancel()
 
     def resumeProducing(self) -> None:
         self._paused = False
+        self._produce()
+
+    def _produce(self) -> None:
         self._later = None
         write = self._write
         block = _BLOCK
@@ -169,7 +175,7 @@ class ChargenProtocol(WatchedProtocol):
             write(block)
             self._tx += len(block)
         if not self._paused and self._producing:
-            self._later = self.factory.reactor.callLater(0, self.resumeProducing)
+            self._later = self.factory.reactor.callLater(0, self._produce)
 
     def stopProducing(self) -> None:
         self._paused = True
@@ -184,8 +190,7 @@ class ChargenProtocol(WatchedProtocol):
         rest, so the number falls whenever the peer reads (the write-stall
         deadline sees progress) and stands still when it does not.
         """
-        queued = queued_bytes(self.transport)
-        return None if queued is None else queued + _OWED - self._tx
+        return (queued_bytes(self.transport) or 0) + _OWED - self._tx
 
 
 class ChargenFactory(LimitedFactory):
