@@ -3,8 +3,10 @@ The Character Generator Protocol (RFC 864), over TCP and UDP, server and client.
 
 The stream is RFC 864's: the 95 printable ASCII characters (space to ``~``) as a
 ring, lines of 72 characters ending in CRLF, each line starting one character
-further along the ring than the one before; after 95 lines it repeats
-(:data:`PERIOD`, 7,030 bytes).
+further along the ring than the one before, the first with ``!`` as in the
+RFC's example; after 95 lines it repeats (:data:`PERIOD`, 7,030 bytes).
+(xinetd's built-in leaves space and ``~`` out of its ring: it agrees for 22
+lines, then drifts.)
 
 TCP streams as fast as the peer reads, with flow control: the protocol is the
 transport's push producer, so it writes only while the transport has room. A
@@ -80,8 +82,11 @@ LINE_LENGTH = 72
 _LINE = LINE_LENGTH + 2
 _RING2 = RING + RING
 
-PERIOD = b"".join(_RING2[i : i + LINE_LENGTH] + b"\r\n" for i in range(len(RING)))
-"""One whole period of the stream: 95 lines, 7,030 bytes; the stream repeats it."""
+PERIOD = b"".join(_RING2[i : i + LINE_LENGTH] + b"\r\n" for i in range(1, len(RING) + 1))
+"""
+One whole period of the stream: 95 lines, 7,030 bytes; the stream repeats it.
+The first line starts with ``!``, as RFC 864's example and every inetd's does.
+"""
 
 MAX_UDP_REPLY = 512
 """The largest UDP reply RFC 864 allows (``0`` to ``512`` characters)."""
@@ -96,8 +101,8 @@ _TURN = 64
 
 
 def chargen_line(n: int) -> bytes:
-    """Line *n* (from 0) of the stream: 72 characters and CRLF."""
-    start = n % len(RING)
+    """Line *n* (from 0) of the stream: 72 characters and CRLF; line 0 starts with ``!``."""
+    start = (n + 1) % len(RING)
     return _RING2[start : start + LINE_LENGTH] + b"\r\n"
 
 
@@ -113,7 +118,7 @@ def check_stream(data: bytes) -> bool:
     start = RING.find(line[:1])
     if start < 0:
         return False
-    offset = start * _LINE
+    offset = (start - 1) % len(RING) * _LINE
     whole = PERIOD * (len(data) // len(PERIOD) + 2)
     return whole[offset : offset + len(data)] == data
 

@@ -35,11 +35,12 @@ SOURCE = ("127.0.0.1", 40000)
 
 
 def rfc864_stream(lines: int) -> bytes:
-    """The stream as RFC 864 describes it, built character by character (the oracle)."""
+    """The stream as RFC 864 describes it, built character by character (the oracle):
+    the ring of 95 printable characters, the first line the RFC's example line."""
     printable = [chr(c) for c in range(0x20, 0x7F)]  # space to tilde: 95 characters
     out = []
     for n in range(lines):
-        out.append("".join(printable[(n + i) % 95] for i in range(72)) + "\r\n")
+        out.append("".join(printable[(n + 1 + i) % 95] for i in range(72)) + "\r\n")
     return "".join(out).encode("ascii")
 
 
@@ -54,6 +55,11 @@ class PatternTests(SynchronousTestCase):
 
     def test_period_matches_rfc(self) -> None:
         """Two periods (190 lines) are the RFC's stream; line 95 is line 0 again."""
+        example = (
+            b"!\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefgh\r\n"
+            b"\"#$%&'()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghi\r\n"
+        )
+        self.assertEqual(PERIOD[:148], example)  # RFC 864's first two example lines
         self.assertEqual(len(PERIOD), 95 * 74)
         self.assertEqual(PERIOD * 2, rfc864_stream(190))
         self.assertEqual(chargen_line(95), chargen_line(0))
