@@ -41,6 +41,8 @@ from netproto._service import (
 )
 from netproto.util import format_host_port
 
+_READ_SIZE = 1 << 18
+
 __all__ = [
     "DiscardDatagramProtocol",
     "DiscardFactory",
@@ -60,6 +62,14 @@ class DiscardProtocol(WatchedProtocol):
     """One TCP discard connection: count what arrives; close when the peer has sent all."""
 
     factory: DiscardFactory
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        # Twisted reads bufferSize bytes per recv (64 KiB); nothing is kept, so
+        # larger reads cost no memory beyond the one read, and halve the turns.
+        transport: Any = self.transport
+        if isinstance(getattr(transport, "bufferSize", None), int):
+            transport.bufferSize = _READ_SIZE
 
     def dataReceived(self, data: bytes) -> None:
         # The hot path: one count, which also tells the idle sweep we are busy.
