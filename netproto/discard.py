@@ -16,14 +16,10 @@ within a short grace), or raise a :class:`ServiceError` subclass.
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.error import MessageLengthError
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
-from twisted.internet.protocol import DatagramProtocol
-from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netproto._service import (
@@ -35,13 +31,10 @@ from netproto._service import (
     ServiceTimeoutError,
     UnreachableError,
     WatchedProtocol,
-    connect_reason,
-    resolve,
     tcp_exchange,
+    udp_send,
 )
 from netproto.util import format_host_port
-
-_READ_SIZE = 1 << 18
 
 __all__ = [
     "DiscardDatagramProtocol",
@@ -55,6 +48,8 @@ __all__ = [
     "discard_tcp",
     "discard_udp",
 ]
+
+_READ_SIZE = 1 << 18
 
 
 @implementer(IHalfCloseableProtocol)
@@ -137,38 +132,6 @@ def discard_tcp(
     return Deferred.fromCoroutine(run())
 
 
-class _UDPSend(DatagramProtocol):
-    """Send one datagram on a connected socket; fail if the port is unreachable."""
-
-    def __init__(self, host: str, port: int, payload: bytes, what: str) -> None:
-        self.host, self.port, self.payload, self.what = host, port, payload, what
-        self.done: Deferred[None] = Deferred()
-
-    def startProtocol(self) -> None:
-        assert self.transport is not None
-        try:
-            self.transport.connect(self.host, self.port)
-            self.transport.write(self.payload)  # type: ignore[call-arg]
-        except MessageLengthError:
-            self._fail(UnreachableError(f"{self.what}: a datagram of this size cannot be sent"))
-        except OSError as e:
-            self._fail(UnreachableError(f"{self.what}: cannot send: {connect_reason(e)}"))
-
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
-        self._fail(ProtocolError(f"{self.what}: the discard server answered"))
-
-    def connectionRefused(self) -> None:
-        self._fail(RefusedError(f"{self.what}: port unreachable (nothing listening)"))
-
-    def stopProtocol(self) -> None:
-        # Twisted's epoll reactor drops a connected UDP port on the ICMP error.
-        self.connectionRefused()
-
-    def _fail(self, error: ServiceError) -> None:
-        if not self.done.called:
-            self.done.errback(Failure(error))
-
-
 def discard_udp(
     reactor: Any, host: str, port: int = 9, data: bytes = b"", *, grace: float = 0.5
 ) -> Deferred[int]:
@@ -181,22 +144,7 @@ def discard_udp(
     what = f"{format_host_port(host, port)} (udp)"
 
     async def run() -> int:
-        address, family = await resolve(reactor, host, grace + 5)
-        sender = _UDPSend(address, port, data, what)
-        interface = "::" if family == socket.AF_INET6 else ""
-        listening = reactor.listenUDP(0, sender, interface=interface, maxPacketSize=65535)
-
-        def passed() -> None:
-            if not sender.done.called:
-                sender.done.callback(None)
-
-        call = reactor.callLater(grace, passed)
-        try:
-            await sender.done
-        finally:
-            if call.active():
-                call.cancel()
-            await maybeDeferred(listening.stopListening)
+        await udp_send(reactor, host, port, data, grace=grace, what=what)
         return len(data)
 
     return Deferred.fromCoroutine(run())

@@ -234,3 +234,20 @@ class AccessLoopbackTests(TestCase):
         await wait_until(lambda: factory.limiter.total == 0)
 
     test_connection_rate_dual_stack.skip = IPV6_SKIP  # type: ignore[attr-defined]
+
+    async def rate_capped(self, interface: str, host: str) -> None:
+        factory, port = self.tcp(AccessRules(connection_rate=0.01, connection_burst=1), interface)
+        results = [await self.answered_tcp(host, port) for _ in range(2)]
+        self.assertEqual(results, [True, False])
+        self.assertEqual(factory.counters.get("tcp_refused_rate"), 1)
+        await wait_until(lambda: factory.limiter.total == 0)
+
+    async def test_connection_rate_ipv4(self) -> None:
+        """The cap on an IPv4 listener."""
+        await self.rate_capped("127.0.0.1", "127.0.0.1")
+
+    async def test_connection_rate_ipv6(self) -> None:
+        """The cap on an IPv6 listener."""
+        await self.rate_capped("::1", "::1")
+
+    test_connection_rate_ipv6.skip = IPV6_SKIP  # type: ignore[attr-defined]

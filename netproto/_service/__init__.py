@@ -15,9 +15,9 @@ from netproto._service._client import (
     ServiceTimeoutError,
     UnreachableError,
     connect_reason,
-    resolve,
     tcp_exchange,
     udp_exchange,
+    udp_send,
 )
 from netproto._service._tcp import LimitedFactory, Refused, WatchedProtocol
 from netproto._service._udp import PolicedDatagramProtocol
@@ -36,7 +36,7 @@ __all__ = [
     "UnreachableError",
     "WatchedProtocol",
     "connect_reason",
-    "resolve",
     "tcp_exchange",
     "udp_exchange",
+    "udp_send",
 ]
