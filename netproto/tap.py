@@ -169,13 +169,11 @@ class Options(usage.Options):
         self["deny"] = []
 
     def opt_allow(self, network: str) -> None:
-        """Serve only sources in this address or CIDR network (like xinetd's only_from);
-        may be repeated. With --deny too, the longest matching prefix decides."""
+        """Serve only sources in this address or CIDR network (xinetd's only_from); repeatable."""
         self["allow"].append(network)
 
     def opt_deny(self, network: str) -> None:
-        """Never serve sources in this address or CIDR network (like xinetd's no_access);
-        may be repeated."""
+        """Never serve sources in this address or CIDR network (xinetd's no_access); repeatable."""
         self["deny"].append(network)
 
     def postOptions(self) -> None:
