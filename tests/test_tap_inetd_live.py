@@ -401,3 +401,40 @@ class PrivilegeTests(SynchronousTestCase):
         self.assertTrue(seen["qotd"].endswith("\r\n"))
         self.assertEqual((seen["discard"], seen["chargen_udp"]), ("", stream_from(0, 3).decode()))
         self.assertNotIn("running as root", seen["log"])
+
+
+class SystemdTests(SynchronousTestCase):
+    """Socket activation serves the new services as it serves echo."""
+
+    def setUp(self) -> None:
+        reason = _skip()
+        if reason:
+            self.skipTest(reason)
+
+    def test_chargen_tcp_and_time_udp(self) -> None:
+        """An inherited TCP socket serves chargen, an inherited UDP socket serves time."""
+        from tests.test_tap_live import _LAUNCHER
+
+        port = free_port()
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(tcp.close)
+        tcp.bind(("127.0.0.1", port))
+        tcp.listen(50)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(udp.close)
+        udp.bind(("127.0.0.1", port))
+        server = Twistd(
+            "--chargen=systemd:domain=INET:index=0",
+            "--time=systemd:domain=INET:index=1",
+            listeners=2,
+            prefix=(sys.executable, "-c", _LAUNCHER, str(tcp.fileno()), str(udp.fileno()), "--"),
+            pass_fds=(tcp.fileno(), udp.fileno()),
+        )
+        self.addCleanup(server.stop)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+            got = b""
+            while len(got) < 1000:
+                got += c.recv(1000 - len(got))
+        self.assertEqual(got, stream_from(0, 1000))
+        answer = udp_exchange("127.0.0.1", port, b"")
+        self.assertLessEqual(abs(from_rfc868(answer, time.time())[0] - time.time()), 2)
