@@ -225,7 +225,7 @@ def forged_outcome() -> dict[str, Any]:
             def run(item: tuple[str, tuple[tuple[str, ...], str]]) -> tuple[str, dict[str, Any]]:
                 name, (flags, target) = item
                 argv = netproto(
-                    "traceroute", "--json", "-n", "-w", "1,0,0", "-m", "6", *flags, target
+                    "traceroute", "--json", "-n", "-w", "3,0,0", "-m", "6", *flags, target
                 )
                 return name, _result(spaces.run(roles["fc"], *argv))
 

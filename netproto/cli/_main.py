@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 
 from netproto.cli import (
     _address,
+    _fping,
     _head,
     _inetd,
     _lookup,
@@ -63,6 +64,7 @@ COMMAND_GROUPS: tuple[ModuleType, ...] = (
     _inetd,
     _head,
     _ping,
+    _fping,
     _traceroute,
 )
 """The modules whose ``register(subcommands)`` add the commands, in ``--help`` order."""

@@ -14,7 +14,15 @@ from netproto.cli._command import EXIT_USAGE, ExitTable, Subcommands, add_comman
 from netproto.cli._lookup import lookup_failure
 from netproto.cli._output import CommandError, printable
 from netproto.cli._ping_host import run_one
-from netproto.cli._ping_sweep import run_sweep
+from netproto.cli._ping_sweep import (
+    SWEEP_SYSTEM,
+    SWEEP_USAGE,
+    SweepRequest,
+    gather_targets,
+    generated,
+    read_target_file,
+    run_sweep,
+)
 from netproto.util import positive_seconds
 
 _DESCRIPTION = """\
@@ -24,10 +32,15 @@ With one HOST, behave like ping(8): one line per reply (DUP! for duplicates,
 ICMP errors such as Destination Host Unreachable), the statistics block at
 the end or on Ctrl-C. Without -c or -w, ping until interrupted.
 
-With several HOSTs or a CIDR range (127.0.0.0/24), sweep like fping: one
-line per target, alive or unreachable, then a summary. A sweep sends one
-probe per target (-c for more) at --rate probes a second (default 1000;
-0: as fast as the machine allows) and waits -W seconds (default 1) for each.
+With several HOSTs, a CIDR range (127.0.0.0/24), -g or -f, sweep like
+fping: one line per target on standard output, alive or unreachable, then a
+summary line on standard error (-q: neither; -a, -u: bare lists of the
+alive, the unreachable). A sweep sends one probe per target (-c for more)
+at --rate probes a second (default 100, fping's 10 ms interval; 0: as fast
+as the machine allows), waits -W seconds (default 1) for each, and tries
+the unanswered -r more times, each wait -B times the one before. A name
+that cannot be resolved is reported and the sweep goes on (exit 2). For
+fping's own flags (-t ms, -i ms, -b, -s statistics), use netproto fping.
 
 Needs a raw ICMP socket (root or CAP_NET_RAW) or a Linux unprivileged ping
 socket, which needs no privilege once net.ipv4.ping_group_range admits your
@@ -150,8 +163,9 @@ def register(subcommands: Subcommands) -> None:
         "--rate",
         type=float,
         metavar="N",
-        help="sweep: at most N probes a second (default 1000, 0: no limit)",
+        help="sweep: at most N probes a second (default 100, 0: no limit)",
     )
+    add_sweep_arguments(parser)
     parser.add_argument(
         "--socket",
         choices=("auto", "raw", "dgram"),
@@ -160,9 +174,62 @@ def register(subcommands: Subcommands) -> None:
     )
     parser.add_argument(
         "hosts",
-        nargs="+",
+        nargs="*",
         metavar="HOST",
         help="an address, a host name, or a CIDR range (a sweep)",
+    )
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags fping and ping's sweeps share: -a -u -f -g -r -B --any."""
+    parser.add_argument(
+        "-a",
+        "--alive",
+        dest="alive",
+        action="store_true",
+        help="sweep: list the alive targets only",
+    )
+    parser.add_argument(
+        "-u",
+        "--unreach",
+        dest="unreachable",
+        action="store_true",
+        help="sweep: list the unreachable targets only",
+    )
+    parser.add_argument(
+        "-f",
+        "--file",
+        dest="file",
+        metavar="FILE",
+        help="sweep: read targets from FILE, one a line, # comments (-: standard input)",
+    )
+    parser.add_argument(
+        "-g",
+        "--generate",
+        dest="generate",
+        action="store_true",
+        help="sweep: the operands are one CIDR range, or a START and an END address",
+    )
+    parser.add_argument(
+        "-r",
+        "--retry",
+        dest="retries",
+        type=int,
+        metavar="N",
+        help="sweep: try the unanswered N more times (one probe per target)",
+    )
+    parser.add_argument(
+        "-B",
+        "--backoff",
+        dest="backoff",
+        type=float,
+        metavar="F",
+        help="sweep: each retry waits F times longer than the try before (default 1.5)",
+    )
+    parser.add_argument(
+        "--any",
+        action="store_true",
+        help="sweep: exit 0 when at least one target answered (fping: only when all did)",
     )
 
 
@@ -249,44 +316,109 @@ async def _resolve(reactor: Any, host: str, version: int | None, status: int = 1
     return expand_targets([str(address).partition("%")[0]])[0]
 
 
-async def _run(reactor: Any, args: argparse.Namespace) -> int:
-    from netproto.ping import PingClient, PingPermissionError, expand_targets
-    from netproto.util import AddressError
+def is_sweep(args: argparse.Namespace) -> bool:
+    """Several hosts, a range, or a flag only sweeps have: fping's mode."""
+    return (
+        len(args.hosts) > 1
+        or any("/" in h for h in args.hosts)
+        or args.file is not None
+        or args.generate
+        or args.alive
+        or args.unreachable
+        or args.retries is not None
+        or args.backoff is not None
+        or args.any
+    )
 
+
+def sweep_request(args: argparse.Namespace, retries: int = 0, **fields: Any) -> SweepRequest:
+    """
+    The :class:`SweepRequest` of the sweep flags *args* share (*retries*
+    when -r is not given), with *fields* on top.
+    """
+    if args.retries is not None and args.retries < 0:
+        raise usage_error(f"-r {args.retries}: N must be 0 or more")
+    if args.backoff is not None and not 1.0 <= args.backoff <= 5.0:
+        raise usage_error(f"-B {args.backoff}: F must be 1 to 5")
+    return SweepRequest(
+        alive=args.alive,
+        unreachable=args.unreachable,
+        retries=retries if args.retries is None else args.retries,
+        backoff=args.backoff if args.backoff is not None else 1.5,
+        any=args.any,
+        json=args.json,
+        **fields,
+    )
+
+
+async def sweep_targets(
+    reactor: Any, args: argparse.Namespace, request: SweepRequest
+) -> tuple[list[str], list[tuple[str, Exception]]]:
+    """The targets of a sweep: operands (or -g's range), then -f's file; names resolved."""
+    texts = list(args.hosts)
+    if args.generate:
+        texts = generated(texts, args.version)
+    if args.file is not None:
+        texts.extend(read_target_file(args.file))
+    if not texts:
+        raise usage_error("no targets: give a HOST, -g RANGE or -f FILE")
+    return await gather_targets(reactor, texts, args.version, request)
+
+
+async def _run(reactor: Any, args: argparse.Namespace) -> int:
+    from netproto.ping import PingClient
+
+    if not args.hosts and args.file is None:
+        raise usage_error("give a HOST to ping (or several, or a range, to sweep)")
+    sweep = is_sweep(args)
+    if sweep:
+        args.usage_status = SWEEP_USAGE
     _check(args)
     source, interface = _source(args)
-    sweep = len(args.hosts) > 1 or any("/" in h for h in args.hosts)
     if sweep:
-        targets: list[str] = []
-        for host in args.hosts:
-            if "/" in host:
-                try:
-                    targets.extend(expand_targets([host], args.version))
-                except AddressError as e:
-                    raise usage_error(f"{printable(host)}: {e}") from None
-            else:
-                targets.append(await _resolve(reactor, host, args.version))
-        targets = expand_targets(targets)
+        request = sweep_request(
+            args,
+            count=args.count or 1,
+            interval=args.interval,
+            timeout=args.timeout if args.timeout is not None else 1.0,
+            rate=args.rate if args.rate is not None else 100.0,
+            size=args.size,
+            quiet=args.quiet,
+            deadline=args.deadline,
+        )
+        targets, failed = await sweep_targets(reactor, args, request)
     else:
         target = await _resolve(reactor, args.hosts[0], args.version, EXIT_USAGE)
-    if args.size > MAX_SIZE[4] and any(":" not in t for t in (targets if sweep else [target])):
+        targets, failed = [target], []
+    if args.size > MAX_SIZE[4] and any(":" not in t for t in targets):
         raise usage_error(f"-s {args.size}: SIZE must be 0 to 65507 for IPv4")
     client = PingClient(reactor, args.socket, ttl=args.ttl, source=source, interface=interface)
     try:
-        try:
-            for version in sorted({6 if ":" in t else 4 for t in (targets if sweep else [target])}):
-                client.socket_for(version)
-        except PingPermissionError as e:
-            # iputils exits 2 for one host (the sweep's status is its own).
-            raise CommandError(str(e), 1 if sweep else 2, kind="permission") from None
-        except AddressError as e:
-            raise usage_error(f"-I {args.source}: {e}") from None
-        except OSError as e:
-            raise CommandError(
-                f"cannot set up the ICMP socket: {e.strerror or e}", 1 if sweep else 2
-            ) from None
+        open_sockets(client, targets, sweep, args.source)
         if sweep:
-            return await run_sweep(reactor, client, targets, args)
-        return await run_one(reactor, client, args.hosts[0], target, source, args)
+            return await run_sweep(reactor, client, targets, failed, request)
+        return await run_one(reactor, client, args.hosts[0], targets[0], source, args)
     finally:
         client.close()
+
+
+def open_sockets(client: Any, targets: list[str], sweep: bool, source: str | None) -> None:
+    """
+    Open the client's socket for each IP version of *targets* now, so that a
+    missing privilege is one line: iputils' status 2 for one host, fping's 4
+    for a sweep.
+    """
+    from netproto.ping import PingPermissionError
+    from netproto.util import AddressError
+
+    try:
+        for version in sorted({6 if ":" in t else 4 for t in targets}):
+            client.socket_for(version)
+    except PingPermissionError as e:
+        raise CommandError(str(e), SWEEP_SYSTEM if sweep else 2, kind="permission") from None
+    except AddressError as e:
+        raise usage_error(f"-I {source}: {e}") from None
+    except OSError as e:
+        raise CommandError(
+            f"cannot set up the ICMP socket: {e.strerror or e}", SWEEP_SYSTEM if sweep else 2
+        ) from None
