@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from twisted.logger import Logger
 
+from netproto.access import ACCESS_COUNTERS
 from netproto.util import unmap
 
 __all__ = [
@@ -152,6 +153,7 @@ COUNTERS: dict[str, str] = {
     "udp_global_limited": "replies dropped: the global reply budget was empty",
     "udp_sources_overflow": "datagrams charged to the shared overflow bucket (source table full)",
     "udp_send_errors": "replies lost: the socket refused them (EAGAIN, ENOBUFS, ...)",
+    **ACCESS_COUNTERS,
 }
 """Every counter name, with what it counts. Counters start at 0 and only grow."""
 

@@ -23,8 +23,10 @@ from netproto._listen import (
     parse_metrics_spec,
     parse_service_spec,
 )
+from netproto.access import AccessRules, Network, parse_network
 from netproto.daytime import FORMATS
 from netproto.limits import Limits
+from netproto.qotd import load_quotes
 from netproto.util import AddressError, parse_port
 
 __all__ = ["Options", "makeService"]
@@ -105,7 +107,8 @@ class Options(usage.Options):
 
     synopsis = " ".join(f"[--{name}=SPEC]..." for name in SERVICES) + " [options]"
     longdesc = (
-        "Serve the classic Internet services (RFC 867 daytime, RFC 862 echo) over TCP "
+        "Serve the classic Internet services (RFC 867 daytime, RFC 862 echo, RFC 863 "
+        "discard, RFC 864 chargen, RFC 868 time, RFC 865 qotd) over TCP "
         "and UDP, IPv4 and IPv6, with abuse protection on by default. "
         "SPEC is a bare port (TCP and UDP, dual-stack), a Twisted server endpoint "
         "description for TCP only (tcp:13:interface=127.0.0.1, tcp6:13, unix:/path, "
@@ -115,9 +118,36 @@ class Options(usage.Options):
 
     optFlags = [
         ["utc", None, "daytime: UTC instead of local time"],
+        [
+            "chargen-rfc-udp",
+            None,
+            "chargen: answer every UDP datagram, even an empty one, with a whole 74-byte "
+            "line as RFC 864 and inetd do (an amplifier for forged sources); without it a "
+            "reply is never larger than the datagram asking for it",
+        ],
     ]
     optParameters = [
         ["daytime-format", None, "ctime", "daytime line format: " + ", ".join(FORMATS)],
+        [
+            "qotd-file",
+            None,
+            None,
+            "qotd: the quotes, separated by lines holding only % (or by blank lines); "
+            "printable ASCII, each under 512 bytes",
+        ],
+        [
+            "connection-rate",
+            None,
+            0,
+            "new TCP connections per second one source address may open, per service, "
+            "like xinetd's cps but per source (0: no cap)",
+        ],
+        [
+            "connection-burst",
+            None,
+            0,
+            "TCP connections a source may open at once above --connection-rate (0: twice the rate)",
+        ],
         [
             "metrics",
             None,
@@ -135,6 +165,16 @@ class Options(usage.Options):
         super().__init__()
         for name in SERVICES:
             self[name] = []
+        self["allow"] = []
+        self["deny"] = []
+
+    def opt_allow(self, network: str) -> None:
+        """Serve only sources in this address or CIDR network (xinetd's only_from); repeatable."""
+        self["allow"].append(network)
+
+    def opt_deny(self, network: str) -> None:
+        """Never serve sources in this address or CIDR network (xinetd's no_access); repeatable."""
+        self["deny"].append(network)
 
     def postOptions(self) -> None:
         """Check every option, build ``limits`` and ``listeners``; UsageError names the option."""
@@ -154,6 +194,12 @@ class Options(usage.Options):
             raise usage.UsageError(
                 f"--daytime-format: {self['daytime-format']!r} is not one of " + ", ".join(FORMATS)
             )
+        self["access"] = self._access_rules()
+        if self["qotd-file"] is not None:
+            try:
+                self["qotd-quotes"] = load_quotes(self["qotd-file"])
+            except ValueError as exc:
+                raise usage.UsageError(f"--qotd-file: {exc}") from None
         listeners: list[Listener] = []
         for service in SERVICES:
             for spec in self[service]:
@@ -170,6 +216,32 @@ class Options(usage.Options):
             choices = " and/or ".join(f"--{service}=SPEC" for service in SERVICES)
             raise usage.UsageError(f"nothing to serve: give {choices}")
         self["listeners"] = listeners
+
+    def _access_rules(self) -> AccessRules:
+        networks: dict[str, list[Network]] = {"allow": [], "deny": []}
+        for option, found in networks.items():
+            for text in self[option]:
+                try:
+                    found.append(parse_network(text))
+                except ValueError as exc:
+                    raise usage.UsageError(f"--{option}={text}: {exc}") from None
+        numbers: dict[str, Any] = {}
+        for option, kind in (("connection-rate", float), ("connection-burst", int)):
+            value = self[option]
+            try:
+                number = kind(value)
+            except (TypeError, ValueError):
+                what = "a whole number" if kind is int else "a number"
+                raise usage.UsageError(f"--{option}: {value!r} is not {what}") from None
+            if not 0 <= number < float("inf"):
+                raise usage.UsageError(f"--{option}: must be >= 0 (0: no cap), not {value}")
+            numbers[option] = self[option] = number
+        return AccessRules(
+            allow=tuple(networks["allow"]),
+            deny=tuple(networks["deny"]),
+            connection_rate=numbers["connection-rate"],
+            connection_burst=numbers["connection-burst"],
+        )
 
     def parseArgs(self, *extra: str) -> None:
         """No positional arguments: everything is an option."""

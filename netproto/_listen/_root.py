@@ -19,6 +19,7 @@ from netproto._listen._bound import BindError, BoundService
 from netproto._listen._listeners import Listener
 from netproto._listen._metrics import MetricsRegistry, metrics_site
 from netproto._listen._table import SERVICES
+from netproto.access import AccessControl, AccessRules
 from netproto.limits import Limits
 
 __all__ = ["NetprotoService", "build_listeners"]
@@ -132,6 +133,11 @@ class _Wiring:
         self.served_ports: set[int] = set()
         self.registry = MetricsRegistry()
         self._factories: dict[str, Factory] = {}
+        rules = options.get("access")
+        # Only when a rule is set: otherwise the data path has no check at all.
+        self.access: AccessRules | None = (
+            rules if isinstance(rules, AccessRules) and rules.active else None
+        )
 
     def tcp_factory(self, service: str) -> Factory:
         made = self._factories.get(service)
@@ -140,6 +146,8 @@ class _Wiring:
                 made = metrics_site(self.registry)
             else:
                 made = SERVICES[service].tcp(self.reactor, self.limits, self.options)
+                if self.access is not None:
+                    made.access = AccessControl(self.access)  # type: ignore[attr-defined]
                 self.registry.register(service, "tcp", made)
             self._factories[service] = made
         return made
@@ -148,6 +156,8 @@ class _Wiring:
         if service == "metrics":
             return None
         made = SERVICES[service].udp(self.reactor, self.limits, self.options, self.served_ports)
+        if self.access is not None:
+            made.access = AccessControl(self.access)  # type: ignore[attr-defined]
         self.registry.register(service, "udp", made)
         return made
 

@@ -13,9 +13,13 @@ from typing import Any
 
 from twisted.internet.protocol import DatagramProtocol, Factory
 
+from netproto.chargen import ChargenDatagramProtocol, ChargenFactory
 from netproto.daytime import DaytimeDatagramProtocol, DaytimeFactory
+from netproto.discard import DiscardDatagramProtocol, DiscardFactory
 from netproto.echo import EchoDatagramProtocol, EchoFactory
 from netproto.limits import Limits
+from netproto.qotd import DEFAULT_QUOTES, QotdDatagramProtocol, QotdFactory
+from netproto.time import TimeDatagramProtocol, TimeFactory
 
 __all__ = ["SERVICES", "ServiceRow"]
 
@@ -60,6 +64,44 @@ SERVICES: dict[str, ServiceRow] = {
             tcp=lambda reactor, limits, options: EchoFactory(reactor, limits),
             udp=lambda reactor, limits, options, served: EchoDatagramProtocol(
                 reactor, limits, served_ports=served
+            ),
+        ),
+        ServiceRow(
+            "discard",
+            "serve discard (RFC 863) on SPEC; may be repeated",
+            tcp=lambda reactor, limits, options: DiscardFactory(reactor, limits),
+            udp=lambda reactor, limits, options, served: DiscardDatagramProtocol(
+                reactor, limits, served_ports=served
+            ),
+        ),
+        ServiceRow(
+            "chargen",
+            "serve chargen (RFC 864) on SPEC; may be repeated. A UDP reply is never "
+            "larger than its request unless --chargen-rfc-udp is given",
+            tcp=lambda reactor, limits, options: ChargenFactory(reactor, limits),
+            udp=lambda reactor, limits, options, served: ChargenDatagramProtocol(
+                reactor, limits, rfc=bool(options.get("chargen-rfc-udp")), served_ports=served
+            ),
+        ),
+        ServiceRow(
+            "time",
+            "serve time (RFC 868) on SPEC; may be repeated",
+            tcp=lambda reactor, limits, options: TimeFactory(reactor, limits),
+            udp=lambda reactor, limits, options, served: TimeDatagramProtocol(
+                reactor, limits, served_ports=served
+            ),
+        ),
+        ServiceRow(
+            "qotd",
+            "serve qotd (RFC 865) on SPEC, quotes from --qotd-file; may be repeated",
+            tcp=lambda reactor, limits, options: QotdFactory(
+                reactor, limits, quotes=options.get("qotd-quotes", DEFAULT_QUOTES)
+            ),
+            udp=lambda reactor, limits, options, served: QotdDatagramProtocol(
+                reactor,
+                limits,
+                quotes=options.get("qotd-quotes", DEFAULT_QUOTES),
+                served_ports=served,
             ),
         ),
     )

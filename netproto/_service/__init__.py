@@ -6,6 +6,7 @@ TCP and UDP exchanges with their errors. Private: :mod:`netproto.daytime` and
 :mod:`netproto.echo` re-export what users need.
 """
 
+from netproto._service._answer import AnswerFactory, AnswerProtocol
 from netproto._service._client import (
     MismatchError,
     ProtocolError,
@@ -16,11 +17,14 @@ from netproto._service._client import (
     connect_reason,
     tcp_exchange,
     udp_exchange,
+    udp_send,
 )
 from netproto._service._tcp import LimitedFactory, Refused, WatchedProtocol
 from netproto._service._udp import PolicedDatagramProtocol
 
 __all__ = [
+    "AnswerFactory",
+    "AnswerProtocol",
     "LimitedFactory",
     "MismatchError",
     "PolicedDatagramProtocol",
@@ -34,4 +38,5 @@ __all__ = [
     "connect_reason",
     "tcp_exchange",
     "udp_exchange",
+    "udp_send",
 ]

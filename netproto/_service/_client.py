@@ -41,6 +41,7 @@ __all__ = [
     "resolve",
     "tcp_exchange",
     "udp_exchange",
+    "udp_send",
 ]
 
 MAX_UDP = 65535
@@ -323,4 +324,37 @@ async def _udp_exchange(
     try:
         return await exchange.done
     finally:
+        await defer.maybeDeferred(listening.stopListening)
+
+
+class _UDPSend(_UDPExchange):
+    """Send one datagram and expect nothing back: an answer is a protocol error."""
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        self._fail(ProtocolError(f"{self.what}: answered, and should not have"))
+
+
+async def udp_send(
+    reactor: Any, host: str, port: int, payload: bytes, *, grace: float, what: str
+) -> None:
+    """
+    Send *payload* in one datagram to (*host*, *port*); return after *grace*
+    seconds unless an ICMP port unreachable (:class:`RefusedError`) or an
+    answer (:class:`ProtocolError`) came back first.
+    """
+    address, family = await resolve(reactor, host, grace + 5)
+    sender = _UDPSend(address, port, payload, what)
+    interface = "::" if family == socket.AF_INET6 else ""
+    listening = reactor.listenUDP(0, sender, interface=interface, maxPacketSize=MAX_UDP)
+
+    def passed() -> None:
+        if not sender.done.called:
+            sender.done.callback(b"")
+
+    call = reactor.callLater(grace, passed)
+    try:
+        await sender.done
+    finally:
+        if call.active():
+            call.cancel()
         await defer.maybeDeferred(listening.stopListening)

@@ -15,6 +15,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netproto._twisted import queued_bytes
+from netproto.access import AccessControl
 from netproto.limits import (
     DEFAULT_LIMITS,
     ConnectionLimiter,
@@ -128,6 +129,8 @@ class LimitedFactory(Factory):
 
     protocol_class: ClassVar[type[WatchedProtocol]] = WatchedProtocol
     service: ClassVar[str] = "tcp"
+    #: Who may connect (:mod:`netproto.access`); ``None``: everyone, no rate cap.
+    access: AccessControl | None = None
 
     def __init__(self, reactor: Any, limits: Limits = DEFAULT_LIMITS) -> None:
         self.reactor = reactor
@@ -158,7 +161,10 @@ class LimitedFactory(Factory):
         host = getattr(addr, "host", None)
         # A dotted quad is already canonical; anything else is normalised.
         peer = host if type(host) is str and ":" not in host else peer_key(addr)
-        refusal = self.limiter.admit(peer)
+        access = self.access
+        refusal = None if access is None else access.admit_tcp(peer, self.reactor.seconds())
+        if refusal is None:
+            refusal = self.limiter.admit(peer)
         if refusal is not None:
             self.counters.add(refusal)
             # Not None: wrapping factories (TLS for ssl: endpoints) would wrap

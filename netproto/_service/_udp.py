@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from twisted.internet.error import MessageLengthError
 from twisted.internet.protocol import DatagramProtocol
 
+from netproto.access import AccessControl
 from netproto.limits import (
     DEFAULT_LIMITS,
     Counters,
@@ -38,6 +39,8 @@ class PolicedDatagramProtocol(DatagramProtocol):
     """
 
     service: ClassVar[str] = "udp"
+    #: Who may be answered (:mod:`netproto.access`); ``None``: everyone.
+    access: AccessControl | None = None
 
     def __init__(
         self,
@@ -82,7 +85,10 @@ class PolicedDatagramProtocol(DatagramProtocol):
         values = self.counters.values
         values["udp_datagrams_received"] += 1
         values["udp_bytes_received"] += len(datagram)
-        refusal = self.policy.check(addr[0], addr[1], self.reactor.seconds())
+        access = self.access
+        refusal = None if access is None else access.admit_udp(addr[0])
+        if refusal is None:
+            refusal = self.policy.check(addr[0], addr[1], self.reactor.seconds())
         if refusal is not None:
             values[refusal] += 1
             return

@@ -5,6 +5,7 @@ from twisted.application.service import ServiceMaker
 netproto = ServiceMaker(
     "netproto",
     "netproto.tap",
-    "Daytime and echo (TCP and UDP, IPv4 and IPv6) with abuse protection",
+    "The inetd small servers: daytime, echo, discard, chargen, time, qotd (TCP and UDP, "
+    "IPv4 and IPv6) with abuse protection",
     "netproto",
 )
