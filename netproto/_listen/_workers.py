@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -111,7 +112,8 @@ def share_of(limits: Limits, workers: int, index: int) -> Limits:
         if isinstance(value, int):
             changes[name] = value // workers + (1 if index < value % workers else 0)
         else:
-            changes[name] = value / workers
+            # Never 0 (unlimited) for a tiny rate: the smallest positive float.
+            changes[name] = max(value / workers, math.nextafter(0.0, 1.0))
     return dataclasses.replace(limits, **changes)
 
 
