@@ -18,6 +18,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from tests._helpers import root_skip_reason, tool_skip_reason
 from tests.test_tap_live import (
+    _LAUNCHER,
     CTIME,
     TWISTD,
     Twistd,
@@ -428,3 +429,94 @@ class WorkersPrivilegeTests(SynchronousTestCase):
         self.assertEqual((seen["echo_tcp"], seen["echo_udp"]), ("seven", "udp seven"))
         self.assertEqual(seen["uids"], [nobody] * 3)
         self.assertNotIn("running as root", seen["log"])
+
+
+class WorkersSystemdTests(SynchronousTestCase):
+    """Socket activation with workers: the inherited sockets are shared by the workers."""
+
+    def setUp(self) -> None:
+        reason = _skip()
+        if reason:
+            self.skipTest(reason)
+
+    def test_listen_fds(self) -> None:
+        """LISTEN_FDS as systemd sets it: a TCP socket (by index) and a UDP socket (by name)
+        serve echo from two workers, the activating datagram included."""
+        port = free_port()
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.addCleanup(tcp.close)
+        tcp.bind(("127.0.0.1", port))
+        tcp.listen(50)
+        udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        self.addCleanup(udp.close)
+        udp.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        udp.bind(("::", port))
+        early = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(early.close)
+        early.settimeout(30)
+        early.sendto(b"the activating datagram", ("127.0.0.1", port))
+        server = Twistd(
+            "--echo=systemd:domain=INET:index=0",
+            "--echo=systemd:domain=INET6:name=echo-udp",
+            "--workers=2",
+            listeners=2,
+            prefix=(sys.executable, "-c", _LAUNCHER, str(tcp.fileno()), str(udp.fileno()), "--"),
+            pass_fds=(tcp.fileno(), udp.fileno()),
+        )
+        self.addCleanup(server.stop)
+        server.wait_for(lambda text: len(SERVING.findall(text)) >= 2, "serving with workers")
+        self.assertEqual(early.recvfrom(100)[0], b"the activating datagram")
+        for n in range(10):
+            self.assertEqual(tcp_exchange("127.0.0.1", port, b"%d" % n), b"%d" % n)
+        data = os.urandom(65527)
+        self.assertEqual(udp_exchange("::1", port, data), data)
+        self.assertIn("netproto: 2 workers serve echo on 2 sockets", server.text())
+
+    def test_systemd_socket_activate(self) -> None:
+        """systemd's own systemd-socket-activate starts twistd on the first connection;
+        that connection and the next are echoed by the workers."""
+        reason = tool_skip_reason("systemd-socket-activate")
+        if reason:
+            self.skipTest(reason)
+        assert TWISTD is not None
+        port = free_port()
+        work = tempfile.mkdtemp(prefix="netproto-activate-")
+        log = Path(work) / "twistd.log"
+        with open(log, "wb") as out:
+            process = subprocess.Popen(
+                [
+                    "systemd-socket-activate",
+                    f"--listen=127.0.0.1:{port}",
+                    # Twisted reads LISTEN_FDS only with LISTEN_FDNAMES beside it.
+                    "--fdname=echo",
+                    "--",
+                    TWISTD,
+                    "-n",
+                    "--pidfile=",
+                    "netproto",
+                    "--echo=systemd:domain=INET:name=echo",
+                    "--workers=2",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=work,
+                stdin=subprocess.DEVNULL,
+            )
+
+        def stop() -> None:
+            if process.poll() is None:
+                process.terminate()
+                process.wait(30)
+
+        self.addCleanup(stop)
+        deadline = time.monotonic() + 30
+        while "Listening on" not in log.read_text(errors="replace"):
+            self.assertIsNone(process.poll(), log.read_text(errors="replace"))
+            self.assertLess(time.monotonic(), deadline, log.read_text(errors="replace"))
+            time.sleep(0.05)
+        self.assertEqual(tcp_exchange("127.0.0.1", port, b"wake up", timeout=60), b"wake up")
+        self.assertEqual(tcp_exchange("127.0.0.1", port, b"again"), b"again")
+        stop()
+        text = log.read_text(errors="replace")
+        self.assertIn("netproto: 2 workers serve echo on 1 socket\n", text)
+        self.assertIn("netproto: every worker stopped", text)

@@ -113,10 +113,10 @@ class WorkerProcess(ProcessProtocol):
         elif "ready" in message:
             self.ready = True
             log.info(
-                "netproto: worker {worker} (pid {pid}) serving {sockets} sockets",
+                "netproto: worker {worker} (pid {pid}) serving {sockets}",
                 worker=self.worker,
                 pid=self.pid,
-                sockets=message["ready"].get("sockets"),
+                sockets=_sockets(message["ready"].get("sockets")),
             )
 
     def errReceived(self, data: bytes) -> None:
@@ -233,10 +233,10 @@ class SupervisedService(NetprotoService):
         super().startService()
         services = sorted({child.listener.service for child, _ in self.sockets})
         log.info(
-            "netproto: {workers} workers serve {services} on {count} sockets",
+            "netproto: {workers} workers serve {services} on {sockets}",
             workers=self.workers,
             services=", ".join(services),
-            count=len(self.sockets),
+            sockets=_sockets(len(self.sockets)),
         )
         for worker in range(1, self.workers + 1):
             self._spawn(worker)
@@ -404,6 +404,10 @@ class SupervisedService(NetprotoService):
                     f'transport="{transport}"}} {count}'
                 )
         return "".join(line + "\n" for line in lines)
+
+
+def _sockets(count: object) -> str:
+    return f"{count} socket" if count == 1 else f"{count} sockets"
 
 
 def _why(reason: Failure) -> str:
