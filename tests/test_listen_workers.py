@@ -8,12 +8,14 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
 from twisted.python import usage
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto._listen._supervisor import (
     MAX_RESTART_DELAY,
+    POLL_TIMEOUT,
     RESTART_DELAY,
     SupervisedService,
     WorkerProcess,
@@ -190,3 +192,54 @@ class RestartTests(SynchronousTestCase):
         self.assertEqual([supervisor.plan(w).limits.udp_burst for w in (1, 2, 3)], [14, 13, 13])
         self.assertIsInstance(WorkerProcess(supervisor, 1), WorkerProcess)
         self.assertEqual(dataclasses.asdict(supervisor.plan(1).limits)["udp_burst"], 14)
+
+
+class MetricsSumTests(SynchronousTestCase):
+    """The supervisor's metrics: sums over live workers and the ones that died."""
+
+    def test_sum_and_retire(self) -> None:
+        """Two workers' counters add up; a dead worker's counters stay in the sums
+        and in its worker's line, so no counter goes down."""
+        reactor = _Reactor()
+        supervisor = SupervisedService(
+            reactor, [], workers=2, limits=Limits(), options={}, stats_interval=0
+        )
+        supervisor._spawn(1)
+        supervisor._spawn(2)
+        for worker, count in ((1, 3), (2, 4)):
+            process = supervisor.processes[worker]
+            process.ready = True
+            process.outReceived(
+                b'{"stats": [["echo", "tcp", {"tcp_connections": %d}]], '
+                b'"gauges": [["echo", "tcp_connections_open", 1]]}\n' % count
+            )
+        text = supervisor.render_metrics()
+        self.assertIn('netproto_tcp_connections_total{service="echo"} 7\n', text)
+        self.assertIn('netproto_tcp_connections_open{service="echo"} 2\n', text)
+        self.assertIn(
+            'netproto_worker_requests_total{worker="2",service="echo",transport="tcp"} 4\n', text
+        )
+        supervisor.worker_ended(supervisor.processes[1], Failure(_EndedError()))
+        text = supervisor.render_metrics()
+        self.assertIn('netproto_tcp_connections_total{service="echo"} 7\n', text)
+        self.assertIn('netproto_tcp_connections_open{service="echo"} 1\n', text)
+        self.assertIn('netproto_worker_up{worker="1"} 0\n', text)
+        self.assertIn('netproto_worker_restarts_total{worker="1"} 1\n', text)
+        self.assertIn(
+            'netproto_worker_requests_total{worker="1",service="echo",transport="tcp"} 3\n', text
+        )
+
+    def test_poll_times_out(self) -> None:
+        """A scrape waits for the workers at most POLL_TIMEOUT seconds."""
+        reactor = _Reactor()
+        supervisor = SupervisedService(
+            reactor, [], workers=1, limits=Limits(), options={}, stats_interval=0
+        )
+        supervisor._spawn(1)
+        pipe = StringTransport()
+        supervisor.processes[1].makeConnection(pipe)
+        done: list[object] = []
+        supervisor.poll().addCallback(done.append)
+        self.assertEqual((done, pipe.value()), ([], b"s\n"))
+        reactor.advance(POLL_TIMEOUT)
+        self.assertEqual(done, [None])
