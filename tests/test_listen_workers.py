@@ -17,6 +17,7 @@ from netproto._listen._supervisor import (
     MAX_RESTART_DELAY,
     POLL_TIMEOUT,
     RESTART_DELAY,
+    STOP_TIMEOUT,
     SupervisedService,
     WorkerProcess,
 )
@@ -243,3 +244,62 @@ class MetricsSumTests(SynchronousTestCase):
         self.assertEqual((done, pipe.value()), ([], b"s\n"))
         reactor.advance(POLL_TIMEOUT)
         self.assertEqual(done, [None])
+
+
+class _Pipe(StringTransport):
+    """A worker's transport that records the signals sent to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.signals: list[str] = []
+
+    def signalProcess(self, name: str) -> None:
+        self.signals.append(name)
+
+
+class StopTests(SynchronousTestCase):
+    """Stopping: SIGTERM to every worker, SIGKILL to those alive after STOP_TIMEOUT."""
+
+    def test_term_then_kill(self) -> None:
+        """A worker that ignores SIGTERM is killed after STOP_TIMEOUT; stopService's
+        Deferred fires once every worker has ended."""
+        reactor = _Reactor()
+        supervisor = SupervisedService(
+            reactor, [], workers=2, limits=Limits(), options={}, stats_interval=0
+        )
+        supervisor._spawn(1)
+        supervisor._spawn(2)
+        pipes = {}
+        for worker, process in supervisor.processes.items():
+            pipes[worker] = _Pipe()
+            process.makeConnection(pipes[worker])
+        supervisor.running = True
+        stopped: list[object] = []
+        supervisor.stopService().addCallback(stopped.append)
+        self.assertEqual([p.signals for p in pipes.values()], [["TERM"], ["TERM"]])
+        supervisor.processes[1].processEnded(Failure(_EndedError()))
+        reactor.advance(STOP_TIMEOUT)
+        self.assertEqual(pipes[2].signals, ["TERM", "KILL"])
+        self.assertEqual(stopped, [])
+        supervisor.processes[2].processEnded(Failure(_EndedError()))
+        self.assertEqual(len(stopped), 1)
+        self.assertEqual(reactor.getDelayedCalls(), [])
+
+    def test_spawn_failure_retried(self) -> None:
+        """A worker that cannot be started at all is tried again later, not given up."""
+        reactor = _Reactor()
+        supervisor = SupervisedService(
+            reactor, [], workers=1, limits=Limits(), options={}, stats_interval=0
+        )
+        calls: list[int] = []
+
+        def failing(*args: Any, **kwargs: Any) -> None:
+            calls.append(1)
+            raise OSError(13, "Permission denied")
+
+        reactor.spawnProcess = failing  # type: ignore[method-assign]
+        supervisor._spawn(1)
+        self.assertEqual(supervisor.processes, {})
+        reactor.advance(RESTART_DELAY)
+        self.assertEqual(len(calls), 2)
+        self.flushLoggedErrors()

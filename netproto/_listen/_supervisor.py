@@ -269,14 +269,33 @@ class SupervisedService(NetprotoService):
         for index, (_, fd) in enumerate(self.sockets):
             fds[_FIRST_SOCKET + index] = fd
         executable = sys.executable
-        self.reactor.spawnProcess(
-            process,
-            executable,
-            [executable, "-m", "netproto._listen._worker", self.plan(worker).to_json()],
-            env=_worker_environment(),
-            childFDs=fds,
-        )
+        try:
+            self.reactor.spawnProcess(
+                process,
+                executable,
+                [executable, "-m", "netproto._listen._worker", self.plan(worker).to_json()],
+                env=_worker_environment(),
+                childFDs=fds,
+            )
+        except Exception as exc:
+            delay = self._schedule(worker, lived=0.0)
+            log.error(
+                "netproto: cannot start worker {worker}: {why}; trying again in {delay:.1f} s",
+                worker=worker,
+                why=str(exc) or type(exc).__name__,
+                delay=delay,
+            )
+            return
         self.processes[worker] = process
+
+    def _schedule(self, worker: int, lived: float) -> float:
+        """Start *worker* again later: after RESTART_DELAY, doubled each time it died young."""
+        delay = self._delays[worker]
+        if lived >= YOUNG:
+            delay = RESTART_DELAY
+        self._delays[worker] = min(delay * 2, MAX_RESTART_DELAY)
+        self._pending[worker] = self.reactor.callLater(delay, self._spawn, worker)
+        return delay
 
     def worker_ended(self, process: WorkerProcess, reason: Failure) -> None:
         """A worker ended: keep its counters, restart it unless stopping."""
@@ -288,10 +307,7 @@ class SupervisedService(NetprotoService):
         if self._stopping:
             return
         lived = self.reactor.seconds() - process.started
-        delay = self._delays[worker]
-        if lived >= YOUNG:
-            delay = RESTART_DELAY
-        self._delays[worker] = min(delay * 2, MAX_RESTART_DELAY)
+        delay = self._schedule(worker, lived)
         self.restarts[worker] += 1
         log.warn(
             "netproto: worker {worker} (pid {pid}) ended ({why}) after {lived:.1f} s; "
@@ -302,7 +318,6 @@ class SupervisedService(NetprotoService):
             lived=lived,
             delay=delay,
         )
-        self._pending[worker] = self.reactor.callLater(delay, self._spawn, worker)
 
     def stopService(self) -> defer.Deferred[None]:
         """SIGTERM every worker (SIGKILL after STOP_TIMEOUT), then close the sockets."""
