@@ -303,3 +303,35 @@ class StopTests(SynchronousTestCase):
         reactor.advance(RESTART_DELAY)
         self.assertEqual(len(calls), 2)
         self.flushLoggedErrors()
+
+
+class StandbyTests(SynchronousTestCase):
+    """A standby process, imported ahead of need, replaces the first worker to die."""
+
+    def test_takeover(self) -> None:
+        """The standby gets the dead worker's plan at once and a new standby follows after
+        RESTART_DELAY; a second death within YOUNG seconds waits as a restart does."""
+        reactor = _Reactor()
+        supervisor = SupervisedService(
+            reactor, [], workers=2, limits=Limits(udp_burst=40), options={}, stats_interval=0
+        )
+        supervisor.startService()
+        self.assertEqual([args[-1] for _, args in reactor.spawned][2], "--standby")
+        standby = supervisor.standby
+        assert standby is not None
+        pipe = _Pipe()
+        standby.makeConnection(pipe)
+        supervisor.worker_ended(supervisor.processes[1], Failure(_EndedError()))
+        self.assertIs(supervisor.processes[1], standby)
+        self.assertIsNone(supervisor.standby)
+        plan = WorkerPlan.from_json(pipe.value().decode().strip())
+        self.assertEqual((plan.worker, plan.limits.udp_burst), (1, 20))
+        reactor.advance(RESTART_DELAY)
+        self.assertEqual(len(reactor.spawned), 4)
+        self.assertIsNotNone(supervisor.standby)
+        supervisor.worker_ended(supervisor.processes[1], Failure(_EndedError()))
+        self.assertNotIn(1, supervisor.processes)
+        self.assertEqual(supervisor.restarts[1], 2)
+        reactor.advance(RESTART_DELAY * 2)
+        self.assertEqual(len(reactor.spawned), 5)
+        self.assertIsNotNone(supervisor.standby)

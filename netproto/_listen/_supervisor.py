@@ -35,7 +35,7 @@ from netproto._listen._bound import BoundService
 from netproto._listen._listeners import Listener
 from netproto._listen._metrics import CONTENT_TYPE, render
 from netproto._listen._root import NetprotoService, build_listeners
-from netproto._listen._workers import WorkerPlan, WorkerSocket, share_of
+from netproto._listen._workers import STANDBY, WorkerPlan, WorkerSocket, share_of
 from netproto.limits import Limits
 
 __all__ = [
@@ -61,6 +61,8 @@ POLL_TIMEOUT = 1.0
 """Seconds a metrics scrape waits for the workers' fresh counters."""
 _FIRST_SOCKET = 3
 """A worker's first inherited descriptor; the others follow."""
+STANDBY_ID = 0
+"""The worker id of the standby process (workers are 1 to N)."""
 
 
 class WorkerProcess(ProcessProtocol):
@@ -208,6 +210,10 @@ class SupervisedService(NetprotoService):
         self._retired: list[Any] = []
         self._retired_by_worker: dict[int, list[Any]] = {}
         self._stopping = False
+        self._delays[STANDBY_ID] = RESTART_DELAY
+        #: A worker process started ahead of need (imported, waiting for its
+        #: plan): the next worker to die is replaced by it at once.
+        self.standby: WorkerProcess | None = None
 
     def privilegedStartService(self) -> None:
         """Bind every socket (as NetprotoService does), then stop reading the shared ones."""
@@ -240,6 +246,7 @@ class SupervisedService(NetprotoService):
         )
         for worker in range(1, self.workers + 1):
             self._spawn(worker)
+        self._spawn(STANDBY_ID)
 
     def plan(self, worker: int) -> WorkerPlan:
         """What worker *worker* (1 to N) is started with."""
@@ -262,7 +269,7 @@ class SupervisedService(NetprotoService):
 
     def _spawn(self, worker: int) -> None:
         self._pending.pop(worker, None)
-        if self._stopping:
+        if self._stopping or (worker == STANDBY_ID and self.standby is not None):
             return
         process = WorkerProcess(self, worker)
         fds: dict[int, int | str] = {0: "w", 1: "r", 2: "r"}
@@ -273,7 +280,7 @@ class SupervisedService(NetprotoService):
             self.reactor.spawnProcess(
                 process,
                 executable,
-                [executable, "-m", "netproto._listen._worker", self.plan(worker).to_json()],
+                [executable, "-m", "netproto._listen._worker", self._argument(worker)],
                 env=_worker_environment(),
                 childFDs=fds,
             )
@@ -286,7 +293,26 @@ class SupervisedService(NetprotoService):
                 delay=delay,
             )
             return
+        if worker == STANDBY_ID:
+            self.standby = process
+        else:
+            self.processes[worker] = process
+
+    def _argument(self, worker: int) -> str:
+        return STANDBY if worker == STANDBY_ID else self.plan(worker).to_json()
+
+    def _take_standby(self, worker: int) -> bool:
+        """Make the standby process worker *worker* now; False if there is none."""
+        process, self.standby = self.standby, None
+        if process is None or process.transport is None:
+            return False
+        process.worker = worker
+        process.started = self.reactor.seconds()
+        process.transport.write(self.plan(worker).to_json().encode("utf-8") + b"\n")
         self.processes[worker] = process
+        # Another standby, no sooner than a restart would have been.
+        self._pending[STANDBY_ID] = self.reactor.callLater(RESTART_DELAY, self._spawn, STANDBY_ID)
+        return True
 
     def _schedule(self, worker: int, lived: float) -> float:
         """Start *worker* again later: after RESTART_DELAY, doubled each time it died young."""
@@ -300,6 +326,19 @@ class SupervisedService(NetprotoService):
     def worker_ended(self, process: WorkerProcess, reason: Failure) -> None:
         """A worker ended: keep its counters, restart it unless stopping."""
         worker = process.worker
+        if process is self.standby:
+            self.standby = None
+            if not self._stopping:
+                lived = self.reactor.seconds() - process.started
+                delay = self._schedule(STANDBY_ID, lived)
+                log.warn(
+                    "netproto: the standby worker (pid {pid}) ended ({why}); "
+                    "starting another in {delay:.1f} s",
+                    pid=process.pid,
+                    why=_why(reason),
+                    delay=delay,
+                )
+            return
         if self.processes.get(worker) is process:
             del self.processes[worker]
         self._retired.extend(process.stats)
@@ -307,8 +346,24 @@ class SupervisedService(NetprotoService):
         if self._stopping:
             return
         lived = self.reactor.seconds() - process.started
-        delay = self._schedule(worker, lived)
         self.restarts[worker] += 1
+        if lived >= YOUNG:
+            self._delays[worker] = RESTART_DELAY
+        if self._delays[worker] <= RESTART_DELAY and self._take_standby(worker):
+            # Not dying young in a row: the standby takes over at once; the
+            # next death within YOUNG seconds waits as a restart would.
+            self._delays[worker] = RESTART_DELAY * 2
+            log.warn(
+                "netproto: worker {worker} (pid {pid}) ended ({why}) after {lived:.1f} s; "
+                "the standby (pid {standby}) takes over",
+                worker=worker,
+                pid=process.pid,
+                why=_why(reason),
+                lived=lived,
+                standby=self.processes[worker].pid,
+            )
+            return
+        delay = self._schedule(worker, lived)
         log.warn(
             "netproto: worker {worker} (pid {pid}) ended ({why}) after {lived:.1f} s; "
             "restarting it in {delay:.1f} s",
@@ -326,8 +381,9 @@ class SupervisedService(NetprotoService):
             if call.active():
                 call.cancel()
         self._pending.clear()
-        ended = [process.ended for process in self.processes.values()]
-        for process in list(self.processes.values()):
+        everyone = [*self.processes.values(), *([self.standby] if self.standby else [])]
+        ended = [process.ended for process in everyone]
+        for process in everyone:
             process.signal("TERM")
         kill = self.reactor.callLater(STOP_TIMEOUT, self._kill_all)
 
@@ -340,7 +396,7 @@ class SupervisedService(NetprotoService):
         return defer.DeferredList(ended).addCallback(close)
 
     def _kill_all(self) -> None:
-        for process in list(self.processes.values()):
+        for process in [*self.processes.values(), *([self.standby] if self.standby else [])]:
             log.warn(
                 "netproto: worker {worker} (pid {pid}) did not stop in {timeout} s; killing it",
                 worker=process.worker,

@@ -35,7 +35,7 @@ from twisted.logger import ILogObserver, LogLevel, eventAsJSON, globalLogBeginne
 from netproto._listen._bound import BindError, BoundService
 from netproto._listen._listeners import Inherited
 from netproto._listen._root import build_listeners
-from netproto._listen._workers import WorkerPlan
+from netproto._listen._workers import STANDBY, WorkerPlan
 
 __all__ = ["Worker", "main"]
 
@@ -143,21 +143,37 @@ class Worker(Protocol):
             self.reactor.stop()
 
 
+def _read_plan_line() -> bytes:
+    """One line from standard input, read without buffering past it (EOF: b"")."""
+    line = bytearray()
+    while True:
+        byte = os.read(0, 1)
+        if not byte or byte == b"\n":
+            return bytes(line)
+        line += byte
+
+
 def main(argv: list[str]) -> int:
-    """Run one worker with the plan in ``argv[1]``; the exit status."""
+    """Run one worker with the plan in ``argv[1]`` (or, with ``--standby``, the
+    first line of standard input, once everything is imported); the exit status."""
     if len(argv) != 2:
         sys.stderr.write("usage: python -m netproto._listen._worker PLAN (run by the supervisor)\n")
         return 2
-    try:
-        plan = WorkerPlan.from_json(argv[1])
-    except ValueError as exc:
-        sys.stderr.write(f"netproto worker: {exc}\n")
-        return 2
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from twisted.internet import reactor as global_reactor
 
     reactor: Any = global_reactor
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    text = argv[1]
+    if text == STANDBY:
+        # Imported and ready: a restart now costs no interpreter start-up.
+        text = _read_plan_line().decode("utf-8", "replace")
+        if not text:
+            return 0
+    try:
+        plan = WorkerPlan.from_json(text)
+    except ValueError as exc:
+        sys.stderr.write(f"netproto worker: {exc}\n")
+        return 2
     worker = Worker(reactor, plan)
     stdio.StandardIO(worker, reactor=reactor)
     globalLogBeginner.beginLoggingTo(

@@ -31,6 +31,7 @@ from netproto.limits import Limits
 
 __all__ = [
     "SPLIT_LIMITS",
+    "STANDBY",
     "WorkerPlan",
     "WorkerSocket",
     "check_shares",
@@ -50,6 +51,9 @@ SPLIT_LIMITS = (
     "udp_max_sources",
 )
 """The :class:`~netproto.limits.Limits` fields divided between the workers."""
+
+STANDBY = "--standby"
+"""A worker's argument when started ahead of need: its plan comes on standard input."""
 
 MAX_WORKERS = 256
 """More worker processes than this is a typo, not a plan."""
