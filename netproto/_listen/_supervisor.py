@@ -8,10 +8,8 @@ The sockets are bound (or taken over from systemd) in
 are never read here: each worker gets all of them as inherited descriptors,
 so binding, socket activation and the privilege drop work as with one
 process, and a worker that dies leaves the sockets open for the others (no
-connection is refused while it is restarted). One more worker process, the
-standby, is started ahead of need and waits, imported, for a plan: the first
-worker to die is replaced by it at once. After that, a dead worker is started
-again after a delay that doubles while workers keep dying young (from
+connection is refused while it is restarted). The supervisor restarts a dead
+worker after a delay that doubles while workers keep dying young (from
 :data:`RESTART_DELAY` up to :data:`MAX_RESTART_DELAY`); stopping (SIGTERM,
 SIGINT) sends SIGTERM to every worker and SIGKILL to any still alive after
 :data:`STOP_TIMEOUT` seconds. ``--metrics`` is served here, with every

@@ -1,8 +1,6 @@
 """
 One worker process of ``twistd netproto --workers N``:
-``python -m netproto._listen._worker PLAN``, or ``--standby`` for a worker
-started ahead of need, which reads its plan from standard input once it has
-imported everything.
+``python -m netproto._listen._worker PLAN``.
 
 The supervisor (:mod:`netproto._listen._supervisor`) bound every socket and
 passes them as descriptors 3, 4, ...; the worker adopts each one (a stream
@@ -30,7 +28,7 @@ import sys
 from typing import Any, cast
 
 from twisted.application.service import MultiService
-from twisted.internet import stdio, task, tcp
+from twisted.internet import stdio, task
 from twisted.internet.protocol import Protocol
 from twisted.logger import ILogObserver, LogLevel, eventAsJSON, globalLogBeginner
 
@@ -76,10 +74,6 @@ class Worker(Protocol):
                 sys.stderr.flush()
                 raise SystemExit(1) from None
         self.root.startService()
-        for child in self.root:
-            port = child.port if isinstance(child, BoundService) else None
-            if isinstance(port, tcp.Port):
-                _fair_accepts(port)
         self._quiet = False
         self.send({"ready": {"pid": os.getpid(), "sockets": len(self.plan.sockets)}})
         if self.plan.stats_interval > 0:
@@ -147,23 +141,6 @@ class Worker(Protocol):
     def _exit(self) -> None:
         if self.reactor.running:
             self.reactor.stop()
-
-
-ACCEPTS_PER_WAKEUP = 16
-"""Connections a worker accepts per turn of its reactor (Twisted's port grows its own
-batch from 100 under a burst: one worker would take the whole burst)."""
-
-
-def _fair_accepts(port: tcp.Port) -> None:
-    """Make *port* accept at most ACCEPTS_PER_WAKEUP connections per turn, leaving the
-    rest of a burst in the shared queue for the other workers."""
-    read = port.doRead
-
-    def doRead() -> Any:
-        port.numberAccepts = ACCEPTS_PER_WAKEUP
-        return read()
-
-    port.doRead = doRead  # type: ignore[method-assign]
 
 
 def _read_plan_line() -> bytes:
