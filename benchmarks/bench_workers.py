@@ -88,8 +88,17 @@ class Server:
 
     def per_worker(self, service: str, transport: str) -> dict[int, int]:
         """Requests served so far by each worker (1 worker: the process's own counters)."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics}/metrics") as response:
-            text = response.read().decode()
+        for attempt in range(5):
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.metrics}/metrics", timeout=10
+                ) as response:
+                    text = response.read().decode()
+                break
+            except OSError:
+                if attempt == 4 or self.process.poll() is not None:
+                    raise
+                time.sleep(0.2)
         if self.workers == 1:
             name = "tcp_connections" if transport == "tcp" else "udp_datagrams_received"
             match = re.search(rf'netproto_{name}_total\{{service="{service}"\}} (\d+)', text)
@@ -208,6 +217,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per row")
     parser.add_argument("--curve", action="store_true", help="also 4, 8, ... workers")
     parser.add_argument("--workers", type=int, default=2, help="the N compared with 1")
+    parser.add_argument("--only", default="", help="run the rows whose name contains this")
     args = parser.parse_args()
     cpus = len(os.sched_getaffinity(0))
     counts = [1, args.workers]
@@ -225,7 +235,7 @@ def main() -> int:
         f"{'rate x1':>7} {'/cpu x1':>7}  shares"
     )
     try:
-        for row in ROWS:
+        for row in [r for r in ROWS if args.only in r[0]]:
             runs: dict[int, list[Run]] = {n: [] for n in counts}
             ratios: dict[int, list[tuple[float, float]]] = {n: [] for n in counts}
             for _ in range(args.rounds):
