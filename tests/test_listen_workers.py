@@ -335,3 +335,35 @@ class StandbyTests(SynchronousTestCase):
         reactor.advance(RESTART_DELAY * 2)
         self.assertEqual(len(reactor.spawned), 5)
         self.assertIsNotNone(supervisor.standby)
+
+
+class ReactorTests(SynchronousTestCase):
+    """A worker runs the supervisor's kind of reactor (``twistd -r``)."""
+
+    def test_environment_names_the_reactor_module(self) -> None:
+        """The worker's environment names the module of the supervisor's reactor, whose
+        install() a worker calls first; without LISTEN_* variables."""
+        from twisted.internet import reactor as running
+
+        from netproto._listen._supervisor import _worker_environment
+        from netproto._listen._workers import REACTOR_VARIABLE
+
+        env = _worker_environment(running)
+        self.assertEqual(env[REACTOR_VARIABLE], type(running).__module__)
+        self.assertNotIn("LISTEN_FDS", env)
+
+    def test_worker_installs_it(self) -> None:
+        """A fresh Python given the variable runs the asyncio reactor."""
+        import subprocess
+        import sys
+
+        script = (
+            "from netproto._listen._worker import _install_reactor\n"
+            "_install_reactor('twisted.internet.asyncioreactor')\n"
+            "from twisted.internet import reactor\n"
+            "print(type(reactor).__name__)\n"
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+        )
+        self.assertEqual(result.stdout.strip(), "AsyncioSelectorReactor", result.stderr)

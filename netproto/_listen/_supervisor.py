@@ -35,7 +35,13 @@ from netproto._listen._bound import BoundService
 from netproto._listen._listeners import Listener
 from netproto._listen._metrics import CONTENT_TYPE, render
 from netproto._listen._root import NetprotoService, build_listeners
-from netproto._listen._workers import STANDBY, WorkerPlan, WorkerSocket, share_of
+from netproto._listen._workers import (
+    REACTOR_VARIABLE,
+    STANDBY,
+    WorkerPlan,
+    WorkerSocket,
+    share_of,
+)
 from netproto.limits import Limits
 
 __all__ = [
@@ -281,7 +287,7 @@ class SupervisedService(NetprotoService):
                 process,
                 executable,
                 [executable, "-m", "netproto._listen._worker", self._argument(worker)],
-                env=_worker_environment(),
+                env=_worker_environment(self.reactor),
                 childFDs=fds,
             )
         except Exception as exc:
@@ -493,8 +499,9 @@ def _why(reason: Failure) -> str:
     return f"exit status {code}"
 
 
-def _worker_environment() -> dict[str, str]:
-    """This process's environment for a worker: the same imports, no systemd variables."""
+def _worker_environment(reactor: Any) -> dict[str, str]:
+    """This process's environment for a worker: the same imports, the same kind of
+    reactor (``twistd -r``), no systemd variables."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -504,6 +511,9 @@ def _worker_environment() -> dict[str, str]:
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    module = sys.modules.get(type(reactor).__module__)
+    if module is not None and callable(getattr(module, "install", None)):
+        env[REACTOR_VARIABLE] = module.__name__
     return env
 
 

@@ -21,6 +21,7 @@ ignored: a Ctrl-C reaches the supervisor, which stops every worker itself.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -35,7 +36,7 @@ from twisted.logger import ILogObserver, LogLevel, eventAsJSON, globalLogBeginne
 from netproto._listen._bound import BindError, BoundService
 from netproto._listen._listeners import Inherited
 from netproto._listen._root import build_listeners
-from netproto._listen._workers import STANDBY, WorkerPlan
+from netproto._listen._workers import REACTOR_VARIABLE, STANDBY, WorkerPlan
 
 __all__ = ["Worker", "main"]
 
@@ -143,6 +144,16 @@ class Worker(Protocol):
             self.reactor.stop()
 
 
+def _install_reactor(name: str | None) -> None:
+    """Install the reactor of module *name* (the supervisor's kind), or leave the default."""
+    if not name or "twisted.internet.reactor" in sys.modules:
+        return
+    try:
+        importlib.import_module(name).install()
+    except Exception as exc:
+        sys.stderr.write(f"netproto worker: cannot install the reactor of {name}: {exc}\n")
+
+
 def _read_plan_line() -> bytes:
     """One line from standard input, read without buffering past it (EOF: b"")."""
     line = bytearray()
@@ -160,6 +171,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: python -m netproto._listen._worker PLAN (run by the supervisor)\n")
         return 2
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _install_reactor(os.environ.get(REACTOR_VARIABLE))
     from twisted.internet import reactor as global_reactor
 
     reactor: Any = global_reactor

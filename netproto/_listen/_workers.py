@@ -30,6 +30,7 @@ from typing import Any
 from netproto.limits import Limits
 
 __all__ = [
+    "REACTOR_VARIABLE",
     "SPLIT_LIMITS",
     "STANDBY",
     "WorkerPlan",
@@ -54,6 +55,10 @@ SPLIT_LIMITS = (
 
 STANDBY = "--standby"
 """A worker's argument when started ahead of need: its plan comes on standard input."""
+
+REACTOR_VARIABLE = "NETPROTO_WORKER_REACTOR"
+"""The environment variable naming the module whose ``install()`` gives a worker the
+supervisor's kind of reactor (``twisted.internet.epollreactor``, ...)."""
 
 MAX_WORKERS = 256
 """More worker processes than this is a typo, not a plan."""
