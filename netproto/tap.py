@@ -19,7 +19,9 @@ from netproto._listen import (
     SERVICES,
     Listener,
     NetprotoService,
+    SupervisedService,
     build_listeners,
+    check_workers,
     parse_metrics_spec,
     parse_service_spec,
 )
@@ -155,6 +157,13 @@ class Options(usage.Options):
             "serve counters in the Prometheus text format on this TCP endpoint "
             "(a bare port means tcp:PORT:interface=127.0.0.1)",
         ],
+        [
+            "workers",
+            None,
+            1,
+            "worker processes sharing the sockets: a number, or auto (one per CPU); "
+            "the limits are split between them",
+        ],
         *_limit_parameters(),
     ]
 
@@ -216,6 +225,10 @@ class Options(usage.Options):
             choices = " and/or ".join(f"--{service}=SPEC" for service in SERVICES)
             raise usage.UsageError(f"nothing to serve: give {choices}")
         self["listeners"] = listeners
+        try:
+            self["workers"] = check_workers(self["workers"], self["limits"], listeners)
+        except ValueError as exc:
+            raise usage.UsageError(str(exc)) from None
 
     def _access_rules(self) -> AccessRules:
         networks: dict[str, list[Network]] = {"allow": [], "deny": []}
@@ -304,6 +317,17 @@ def makeService(config: Options, reactor: Any = None) -> IService:
         and not parent.get("syslog")
         and parent.get("logfile") in (None, "-")
     )
+    workers = config.get("workers", 1)
+    if workers > 1:
+        return SupervisedService(
+            reactor,
+            config["listeners"],
+            workers=workers,
+            limits=config["limits"],
+            options=config,
+            daemon=daemon,
+            log_to_stdout=log_to_stdout,
+        )
     service = NetprotoService(daemon=daemon, log_to_stdout=log_to_stdout)
     build_listeners(service, reactor, config["listeners"], limits=config["limits"], options=config)
     return service

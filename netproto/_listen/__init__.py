@@ -12,8 +12,10 @@ from netproto._listen._metrics import MetricsRegistry
 from netproto._listen._root import NetprotoService, build_listeners
 from netproto._listen._spec import parse_metrics_spec, parse_service_spec, parse_udp_spec
 from netproto._listen._stream import AnyAddressTCPEndpoint, StreamService
+from netproto._listen._supervisor import SupervisedService
 from netproto._listen._table import SERVICES, ServiceRow
 from netproto._listen._udp import MAX_DATAGRAM, DestinationCheckingPort, UDPService, UDPSpec
+from netproto._listen._workers import check_workers
 
 __all__ = [
     "MAX_DATAGRAM",
@@ -31,9 +33,11 @@ __all__ = [
     "NetprotoService",
     "ServiceRow",
     "StreamService",
+    "SupervisedService",
     "UDPService",
     "UDPSpec",
     "build_listeners",
+    "check_workers",
     "parse_metrics_spec",
     "parse_service_spec",
     "parse_udp_spec",
