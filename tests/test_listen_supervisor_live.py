@@ -138,6 +138,37 @@ class WorkersServingTests(SynchronousTestCase):
         self.assertEqual(sum(by_worker), 20)
 
 
+class WorkersAccessTests(SynchronousTestCase):
+    """--allow/--deny hold in every worker, over TCP and UDP."""
+
+    def setUp(self) -> None:
+        reason = _skip()
+        if reason:
+            self.skipTest(reason)
+
+    def test_deny_holds_with_workers(self) -> None:
+        """127.0.0.1 denied, ::1 allowed: nothing for the one, daytime for the other."""
+        daytime, port = free_port(), free_port()
+        server = start(
+            f"--daytime={daytime}",
+            f"--metrics={port}",
+            "--deny=127.0.0.1",
+            workers=2,
+            listeners=5,
+        )
+        self.addCleanup(server.stop)
+        for _ in range(6):
+            try:
+                answer = tcp_exchange("127.0.0.1", daytime, b"")
+            except ConnectionResetError:  # refused connections are aborted
+                answer = b""
+            self.assertEqual(answer, b"")
+        self.assertRegex(tcp_exchange("::1", daytime, b""), CTIME)
+        self.assertRegex(udp_exchange("::1", daytime, b"x"), CTIME)
+        values = metrics(port)
+        self.assertEqual(values["tcp_refused_access{daytime}"], 6)
+
+
 class SupervisionTests(SynchronousTestCase):
     """A killed worker comes back while the others keep serving; SIGTERM stops them all."""
 

@@ -30,6 +30,7 @@ from netproto._listen._workers import (
     share_of,
     usable_cpus,
 )
+from netproto.access import AccessRules
 from netproto.limits import Limits
 from netproto.tap import Options
 
@@ -123,6 +124,35 @@ class PlanTests(SynchronousTestCase):
         self.assertEqual((back.worker, back.workers), (2, 3))
         self.assertRaises(ValueError, WorkerPlan.from_json, "{}")
         self.assertRaises(ValueError, WorkerPlan.from_json, "not json")
+
+    def test_access_rules_carried(self) -> None:
+        """--allow/--deny reach every worker whole, the connection rate and burst split."""
+        rules = AccessRules(
+            allow=("10.0.0.0/8", "::1"),
+            deny=("10.1.0.0/16",),
+            connection_rate=9.0,
+            connection_burst=5,
+        )
+        supervisor = SupervisedService(
+            _Reactor(),
+            [],
+            workers=2,
+            limits=Limits(),
+            options={"access": rules},
+            stats_interval=0,
+        )
+        plans = [WorkerPlan.from_json(supervisor.plan(w).to_json()) for w in (1, 2)]
+        for plan in plans:
+            assert plan.access is not None
+            self.assertEqual((plan.access.allow, plan.access.deny), (rules.allow, rules.deny))
+            self.assertEqual(plan.access.connection_rate, 4.5)
+            self.assertFalse(plan.access.allows("10.1.2.3"))
+            self.assertTrue(plan.access.allows("10.2.3.4"))
+        self.assertEqual([p.access.connection_burst for p in plans if p.access], [3, 2])
+        quiet = SupervisedService(
+            _Reactor(), [], workers=2, limits=Limits(), options={}, stats_interval=0
+        )
+        self.assertIsNone(WorkerPlan.from_json(quiet.plan(1).to_json()).access)
 
 
 class _Reactor(Clock):

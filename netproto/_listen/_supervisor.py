@@ -40,8 +40,10 @@ from netproto._listen._workers import (
     STANDBY,
     WorkerPlan,
     WorkerSocket,
+    access_share,
     share_of,
 )
+from netproto.access import AccessRules
 from netproto.limits import Limits
 
 __all__ = [
@@ -271,6 +273,7 @@ class SupervisedService(NetprotoService):
                 for index, (child, _) in enumerate(self.sockets)
             ),
             stats_interval=self.stats_interval,
+            access=access_share(_access(self.options), self.workers, worker - 1),
         )
 
     def _spawn(self, worker: int) -> None:
@@ -560,3 +563,9 @@ def _metrics_site(supervisor: SupervisedService) -> Any:
             pass
 
     return MetricsSite(Metrics())
+
+
+def _access(options: Mapping[str, Any]) -> AccessRules | None:
+    """The plugin's ``--allow``/``--deny``/``--connection-rate`` rules, if any is set."""
+    rules = options.get("access")
+    return rules if isinstance(rules, AccessRules) and rules.active else None

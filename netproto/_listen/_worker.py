@@ -56,7 +56,7 @@ class Worker(Protocol):
             reactor,
             [Inherited(s.service, s.option, s.description, s.fd) for s in plan.sockets],
             limits=plan.limits,
-            options=plan.options,
+            options={**plan.options, "access": plan.access},
         )
         self._buffer = b""
         self._stopping = False

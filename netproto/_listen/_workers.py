@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from netproto.access import AccessRules
 from netproto.limits import Limits
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "STANDBY",
     "WorkerPlan",
     "WorkerSocket",
+    "access_share",
     "check_shares",
     "check_workers",
     "parse_workers",
@@ -126,6 +128,38 @@ def share_of(limits: Limits, workers: int, index: int) -> Limits:
     return dataclasses.replace(limits, **changes)
 
 
+def access_share(rules: AccessRules | None, workers: int, index: int) -> AccessRules | None:
+    """
+    Worker *index*'s (0-based) share of the access rules: the same allow and
+    deny networks, the per-source connection rate divided as :func:`share_of`
+    divides rates (a burst as it divides caps, at least 1), so that a source
+    gets no more new connections from N workers than from one.
+    """
+    if rules is None or workers == 1:
+        return rules
+    changes: dict[str, Any] = {}
+    if rules.connection_rate:
+        changes["connection_rate"] = max(rules.connection_rate / workers, math.nextafter(0.0, 1.0))
+    burst = rules.connection_burst
+    if burst:
+        changes["connection_burst"] = max(
+            1, burst // workers + (1 if index < burst % workers else 0)
+        )
+    return dataclasses.replace(rules, **changes)
+
+
+def _access_json(rules: AccessRules | None) -> dict[str, Any] | None:
+    if rules is None:
+        return None
+    return {
+        "allow": [str(n) for n in rules.allow],
+        "deny": [str(n) for n in rules.deny],
+        "connection_rate": rules.connection_rate,
+        "connection_burst": rules.connection_burst,
+        "max_sources": rules.max_sources,
+    }
+
+
 @dataclass(frozen=True)
 class WorkerSocket:
     """One bound socket a worker serves: its service, the option it came from, its fd there."""
@@ -163,6 +197,9 @@ class WorkerPlan:
     sockets: tuple[WorkerSocket, ...]
     stats_interval: float = 1.0
     """Seconds between two counter reports to the supervisor."""
+    access: AccessRules | None = None
+    """This worker's share of ``--allow``/``--deny`` and the connection rate (see
+    :func:`access_share`); the services read it as the ``access`` option."""
 
     def to_json(self) -> str:
         """The plan as one line of JSON."""
@@ -180,6 +217,7 @@ class WorkerPlan:
                 "options": options,
                 "sockets": [dataclasses.asdict(s) for s in self.sockets],
                 "stats_interval": self.stats_interval,
+                "access": _access_json(self.access),
             }
         )
 
@@ -204,8 +242,9 @@ class WorkerPlan:
                 options=dict(data["options"]),
                 sockets=tuple(WorkerSocket(**s) for s in data["sockets"]),
                 stats_interval=float(data["stats_interval"]),
+                access=AccessRules(**data["access"]) if data.get("access") else None,
             )
-        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a worker plan: {exc}") from None
 
 
