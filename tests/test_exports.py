@@ -95,6 +95,7 @@ PUBLIC: dict[str, list[str]] = {
         "NOT_OURS",
         "OTHER",
         "Packet",
+        "Permutation",
         "Ping",
         "PingClient",
         "PingPermissionError",
@@ -107,6 +108,7 @@ PUBLIC: dict[str, list[str]] = {
         "Summary",
         "Sweep",
         "SweepSummary",
+        "TargetSpace",
         "describe_error",
         "echo_request",
         "expand_targets",
@@ -115,6 +117,7 @@ PUBLIC: dict[str, list[str]] = {
         "parse_icmpv6",
         "parse_ipv4",
         "ping",
+        "read_exclude_file",
         "sweep",
     ],
     "netproto.head": [

@@ -35,6 +35,7 @@ from netproto.ping._codec import (
 )
 from netproto.ping._host import Ping, ProbeResult, Statistics, Summary
 from netproto.ping._open import AUTO, DGRAM, RAW, PingPermissionError
+from netproto.ping._permutation import Permutation
 from netproto.ping._probes import (
     DAMAGED,
     DUPLICATE,
@@ -45,8 +46,9 @@ from netproto.ping._probes import (
     ProbeTable,
 )
 from netproto.ping._socket import IcmpSocket
-from netproto.ping._sweep import HostResult, Sweep, SweepSummary
-from netproto.ping._targets import expand_targets
+from netproto.ping._sweep import Sweep
+from netproto.ping._targets import TargetSpace, expand_targets, read_exclude_file
+from netproto.ping._verdicts import HostResult, SweepSummary
 
 __all__ = [
     "AUTO",
@@ -65,6 +67,7 @@ __all__ = [
     "HostResult",
     "IcmpSocket",
     "Packet",
+    "Permutation",
     "Ping",
     "PingClient",
     "PingPermissionError",
@@ -75,6 +78,7 @@ __all__ = [
     "Summary",
     "Sweep",
     "SweepSummary",
+    "TargetSpace",
     "describe_error",
     "echo_request",
     "expand_targets",
@@ -83,5 +87,6 @@ __all__ = [
     "parse_icmpv6",
     "parse_ipv4",
     "ping",
+    "read_exclude_file",
     "sweep",
 ]

@@ -15,8 +15,9 @@ from twisted.internet.defer import Deferred
 from netproto.ping._host import Ping, ProbeResult, Summary
 from netproto.ping._open import AUTO
 from netproto.ping._socket import IcmpSocket
-from netproto.ping._sweep import HostResult, Sweep, SweepSummary
+from netproto.ping._sweep import Sweep
 from netproto.ping._targets import address_text, expand_targets
+from netproto.ping._verdicts import HostResult, SweepSummary
 from netproto.util import AddressError, parse_ip
 
 __all__ = ["PingClient", "ping", "sweep"]
