@@ -299,3 +299,108 @@ class SweepCommandTests(SynchronousTestCase):
         self.assertIn(b"targets decided", shown)
         self.assertTrue(shown.endswith(b"\r\x1b[K"), shown[-40:])
         self.assertIn(b"1022 targets: 1022 alive", out)
+
+
+def _hosts(stdout: str) -> list[str]:
+    """The hosts of a --json sweep's output (its per-target objects)."""
+    return [r["host"] for r in map(json.loads, stdout.splitlines()) if "host" in r]
+
+
+class ShardedSweepTests(SynchronousTestCase):
+    """Shards, processes, exclusions, resuming, fping's -a and -u."""
+
+    skip = ping_skip_reason()
+
+    def test_two_shards_cover_once(self) -> None:
+        """Shards 1/2 and 2/2 of one seed report each target of a /22 once between them."""
+        seen: list[str] = []
+        for shard in ("1/2", "2/2"):
+            result = run_cli(
+                "ping", "--json", "--rate", "0", "--seed", "42", "--shard", shard, "127.0.0.0/22"
+            )
+            self.assertEqual(result.returncode, 0, result.stderr)
+            hosts = _hosts(result.stdout)
+            self.assertGreater(len(hosts), 400)
+            seen += hosts
+        self.assertEqual(len(seen), 1022)
+        self.assertEqual(len(set(seen)), 1022)
+
+    def test_processes(self) -> None:
+        """--processes 2: the same, in one command, one merged stream and one summary."""
+        result = run_cli("ping", "--json", "--rate", "0", "--processes", "2", "127.0.0.0/22")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        hosts = _hosts(result.stdout)
+        self.assertEqual(sorted(hosts), sorted(set(hosts)))
+        self.assertEqual(len(hosts), 1022)
+        summary = json.loads(result.stdout.splitlines()[-1])
+        self.assertEqual((summary["targets"], summary["alive"]), (1022, 1022))
+        text = run_cli("ping", "-q", "--rate", "0", "--processes", "3", "127.0.0.0/24")
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertIn("254 targets: 254 alive, 0 unreachable", text.stdout)
+
+    def test_exclusions(self) -> None:
+        """--exclude and --exclude-file take their ranges out before anything is sent."""
+        path = "exclude.txt"
+        with open(path, "w") as f:
+            f.write("# not these\n127.0.0.0/26\n127.0.0.100-127.0.0.109 # nor these\n")
+        result = run_cli(
+            "ping", "--json", "--rate", "0", "--exclude", "127.0.0.254",
+            "--exclude-file", path, "127.0.0.0/24",
+        )  # fmt: skip
+        self.assertEqual(result.returncode, 0, result.stderr)
+        hosts = {int(h.rsplit(".", 1)[1]) for h in _hosts(result.stdout)}
+        self.assertEqual(hosts, set(range(64, 254)) - set(range(100, 110)))
+
+    def test_alive_and_unreachable_only(self) -> None:
+        """-a prints the alive addresses alone, one a line, as fping -a; -u none of them here."""
+        alive = run_cli("ping", "-a", "--rate", "0", "127.0.0.1-127.0.0.4")
+        self.assertEqual(alive.returncode, 0, alive.stderr)
+        lines = alive.stdout.splitlines()
+        self.assertEqual(sorted(lines[:-1]), ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"])
+        self.assertIn("4 targets: 4 alive", lines[-1])
+        unreachable = run_cli("ping", "-u", "--rate", "0", "127.0.0.1-127.0.0.4")
+        self.assertEqual(unreachable.stdout.splitlines()[:-1], [])
+
+    def test_resume(self) -> None:
+        """
+        A sweep stopped by -w keeps its place in the --resume file; run again,
+        it probes the rest: every target once or (its window open at the
+        stop) twice, and the file then says complete.
+        """
+        state = "sweep.state"
+        first = run_cli(
+            "ping", "--json", "--rate", "500", "-W", "0.1", "-w", "0.5", "--seed", "3",
+            "--resume", state, "127.0.0.0/22",
+        )  # fmt: skip
+        self.assertEqual(first.returncode, 0, first.stderr)
+        saved = json.loads(open(state).read())
+        self.assertEqual(saved["format"], "netproto-sweep/1")
+        self.assertFalse(saved["complete"])
+        self.assertGreater(saved["next"], 0)
+        second = run_cli("ping", "--json", "--rate", "0", "--resume", state, "127.0.0.0/22")
+        self.assertEqual(second.returncode, 0, second.stderr)
+        before, after = _hosts(first.stdout), _hosts(second.stdout)
+        self.assertEqual(len(set(before) | set(after)), 1022)
+        self.assertLess(len(set(before) & set(after)), 64)
+        self.assertTrue(json.loads(open(state).read())["complete"])
+        other = run_cli("ping", "--resume", state, "127.0.0.0/24")
+        self.assertEqual(other.returncode, 2)
+        self.assertIn("saved for other targets", other.stderr)
+
+    def test_sweep_usage_errors(self) -> None:
+        """Bad shard, retries with -c, payloads too small for the proof: exit 2, one line."""
+        for args in (
+            ["--shard", "3/2", "127.0.0.0/30"],
+            ["--shard", "1/2", "127.0.0.0/30"],
+            ["-s", "10", "127.0.0.0/30"],
+            ["-r", "1", "-c", "2", "127.0.0.0/30"],
+            ["--exclude", "127.0.0.0/99", "127.0.0.0/30"],
+            ["--exclude-file", "no-such-file", "127.0.0.0/30"],
+            ["--processes", "0", "127.0.0.0/30"],
+            ["127.0.0.9-127.0.0.1"],
+        ):
+            with self.subTest(args=args):
+                result = run_cli("ping", *args)
+                self.assertEqual(result.returncode, 2, result.stderr)
+                self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+                self.assertEqual(result.stdout, "")

@@ -82,6 +82,8 @@ PUBLIC: dict[str, list[str]] = {
     ],
     "netproto.ping": [
         "AUTO",
+        "MAX_PROBES",
+        "PROOF_SIZE",
         "DAMAGED",
         "DGRAM",
         "DUPLICATE",
@@ -113,6 +115,7 @@ PUBLIC: dict[str, list[str]] = {
         "echo_request",
         "expand_targets",
         "icmpv6_checksum",
+        "key_text",
         "parse_icmpv4",
         "parse_icmpv6",
         "parse_ipv4",

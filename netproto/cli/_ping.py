@@ -14,6 +14,7 @@ from netproto.cli._command import EXIT_USAGE, ExitTable, Subcommands, add_comman
 from netproto.cli._lookup import lookup_failure
 from netproto.cli._output import CommandError, printable
 from netproto.cli._ping_host import run_one
+from netproto.cli._ping_shards import run_shards
 from netproto.cli._ping_sweep import run_sweep
 from netproto.util import positive_seconds
 
@@ -153,6 +154,64 @@ def register(subcommands: Subcommands) -> None:
         help="sweep: at most N probes a second (default 1000, 0: no limit)",
     )
     parser.add_argument(
+        "-a",
+        dest="alive_only",
+        action="store_true",
+        help="sweep: show only the alive targets, one address a line (fping -a)",
+    )
+    parser.add_argument(
+        "-u",
+        dest="unreachable_only",
+        action="store_true",
+        help="sweep: show only the unreachable targets, one address a line (fping -u)",
+    )
+    parser.add_argument(
+        "-r",
+        dest="retries",
+        type=int,
+        metavar="RETRIES",
+        default=0,
+        help="sweep: probe targets that did not answer again, up to RETRIES times (default 0)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        metavar="N",
+        help="sweep: the number that picks the probing order (default: random); shards need one",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="RANGE",
+        help="sweep: never probe this address, CIDR or FIRST-LAST range (repeatable)",
+    )
+    parser.add_argument(
+        "--exclude-file",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="sweep: never probe the ranges of FILE, one a line, # comments (repeatable)",
+    )
+    parser.add_argument(
+        "--shard",
+        type=_shard,
+        default=(0, 1),
+        metavar="K/N",
+        help="sweep: probe only part K of N of the order (1 <= K <= N); needs --seed",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="sweep: run N shards as processes on this machine, their output merged",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="FILE",
+        help="sweep: keep the sweep's state in FILE; if it exists, continue from it",
+    )
+    parser.add_argument(
         "--socket",
         choices=("auto", "raw", "dgram"),
         default="auto",
@@ -164,6 +223,18 @@ def register(subcommands: Subcommands) -> None:
         metavar="HOST",
         help="an address, a host name, or a CIDR range (a sweep)",
     )
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """--shard K/N: the 0-based part and the number of parts."""
+    k, slash, n = text.partition("/")
+    try:
+        part, parts = int(k), int(n)
+    except ValueError:
+        part = parts = 0
+    if not slash or not 1 <= part <= parts:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N with 1 <= K <= N")
+    return part - 1, parts
 
 
 def _pattern(text: str) -> bytes:
@@ -202,6 +273,17 @@ def _check(args: argparse.Namespace) -> None:
         raise usage_error(f"-t {args.ttl}: TTL must be 1 to 255")
     if args.rate is not None and not args.rate >= 0:
         raise usage_error(f"--rate {args.rate}: N must be 0 or more")
+    if args.retries < 0:
+        raise usage_error(f"-r {args.retries}: RETRIES must be 0 or more")
+    if args.retries and (args.count or 1) > 1:
+        raise usage_error("-r: retries apply to one probe per target (not with -c)")
+    if args.shard[1] > 1 and args.seed is None:
+        raise usage_error("--shard: give every shard the same --seed")
+    if args.processes is not None:
+        if not 1 <= args.processes <= 256:
+            raise usage_error(f"--processes {args.processes}: N must be 1 to 256")
+        if args.shard[1] > 1:
+            raise usage_error("--processes: not with --shard (it makes the shards)")
 
 
 def _source(args: argparse.Namespace) -> tuple[str | None, str | None]:
@@ -249,32 +331,81 @@ async def _resolve(reactor: Any, host: str, version: int | None, status: int = 1
     return expand_targets([str(address).partition("%")[0]])[0]
 
 
+def _is_range(host: str) -> bool:
+    """Whether *host* is a CIDR or FIRST-LAST range (a sweep), not a host."""
+    if "/" in host:
+        return True
+    first, dash, last = host.partition("-")
+    if not dash:
+        return False
+    from netproto.util import AddressError, parse_ip
+
+    try:
+        parse_ip(first.strip())
+        parse_ip(last.strip())
+    except AddressError:
+        return False
+    return True
+
+
+async def _space(reactor: Any, args: argparse.Namespace) -> Any:
+    """The sweep's targets: ranges as given, names resolved (once, up front), exclusions out."""
+    from netproto.ping import MAX_PROBES, TargetSpace, read_exclude_file
+    from netproto.util import AddressError
+
+    texts = []
+    for host in args.hosts:
+        texts.append(host if _is_range(host) else await _resolve(reactor, host, args.version))
+    exclude = list(args.exclude)
+    try:
+        for path in args.exclude_file:
+            exclude += read_exclude_file(path)
+    except AddressError as e:
+        raise usage_error(f"--exclude-file {e}") from None
+    try:
+        TargetSpace(exclude)
+    except AddressError as e:
+        raise usage_error(f"--exclude: {e}") from None
+    try:
+        space = TargetSpace(texts, args.version, exclude)
+    except AddressError as e:
+        raise usage_error(printable(str(e))) from None
+    if len(space) * (args.count or 1) > MAX_PROBES:
+        raise usage_error(f"{len(space)} targets: more than a sweep takes ({MAX_PROBES})")
+    return space
+
+
 async def _run(reactor: Any, args: argparse.Namespace) -> int:
-    from netproto.ping import PingClient, PingPermissionError, expand_targets
+    from netproto.ping import PROOF_SIZE, PingClient, PingPermissionError
     from netproto.util import AddressError
 
     _check(args)
     source, interface = _source(args)
-    sweep = len(args.hosts) > 1 or any("/" in h for h in args.hosts)
+    sweep = (
+        len(args.hosts) > 1
+        or any(_is_range(h) for h in args.hosts)
+        or args.exclude
+        or args.exclude_file
+        or args.shard[1] > 1
+        or args.processes is not None
+        or args.resume is not None
+    )
     if sweep:
-        targets: list[str] = []
-        for host in args.hosts:
-            if "/" in host:
-                try:
-                    targets.extend(expand_targets([host], args.version))
-                except AddressError as e:
-                    raise usage_error(f"{printable(host)}: {e}") from None
-            else:
-                targets.append(await _resolve(reactor, host, args.version))
-        targets = expand_targets(targets)
+        space = await _space(reactor, args)
+        versions = space.versions
+        if args.size < PROOF_SIZE:
+            raise usage_error(f"-s {args.size}: a sweep's probes need at least {PROOF_SIZE} bytes")
+        if args.processes is not None:
+            return await run_shards(reactor, space, args)
     else:
         target = await _resolve(reactor, args.hosts[0], args.version, EXIT_USAGE)
-    if args.size > MAX_SIZE[4] and any(":" not in t for t in (targets if sweep else [target])):
+        versions = {6 if ":" in target else 4}
+    if args.size > MAX_SIZE[4] and 4 in versions:
         raise usage_error(f"-s {args.size}: SIZE must be 0 to 65507 for IPv4")
     client = PingClient(reactor, args.socket, ttl=args.ttl, source=source, interface=interface)
     try:
         try:
-            for version in sorted({6 if ":" in t else 4 for t in (targets if sweep else [target])}):
+            for version in sorted(versions):
                 client.socket_for(version)
         except PingPermissionError as e:
             # iputils exits 2 for one host (the sweep's status is its own).
@@ -286,7 +417,7 @@ async def _run(reactor: Any, args: argparse.Namespace) -> int:
                 f"cannot set up the ICMP socket: {e.strerror or e}", 1 if sweep else 2
             ) from None
         if sweep:
-            return await run_sweep(reactor, client, targets, args)
+            return await run_sweep(reactor, client, space, args)
         return await run_one(reactor, client, args.hosts[0], target, source, args)
     finally:
         client.close()

@@ -46,8 +46,14 @@ from netproto.ping._probes import (
     ProbeTable,
 )
 from netproto.ping._socket import IcmpSocket
-from netproto.ping._sweep import Sweep
-from netproto.ping._targets import TargetSpace, expand_targets, read_exclude_file
+from netproto.ping._stamp import PROOF_SIZE
+from netproto.ping._sweep import MAX_PROBES, Sweep
+from netproto.ping._targets import (
+    TargetSpace,
+    expand_targets,
+    key_text,
+    read_exclude_file,
+)
 from netproto.ping._verdicts import HostResult, SweepSummary
 
 __all__ = [
@@ -60,8 +66,10 @@ __all__ = [
     "ERROR",
     "LATE",
     "MALFORMED",
+    "MAX_PROBES",
     "NOT_OURS",
     "OTHER",
+    "PROOF_SIZE",
     "RAW",
     "REPLY",
     "HostResult",
@@ -83,6 +91,7 @@ __all__ = [
     "echo_request",
     "expand_targets",
     "icmpv6_checksum",
+    "key_text",
     "parse_icmpv4",
     "parse_icmpv6",
     "parse_ipv4",

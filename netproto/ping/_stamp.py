@@ -54,6 +54,12 @@ class Stamper:
         self.tail = bytes(i & 0xFF for i in range(PROOF_SIZE, size))
         """The fill after the proof, as ping(8) fills a payload."""
         self._type = 8 if version == 4 else 128
+        # RFC 1071 arithmetic (as RFC 1624 updates a sum): the words that never
+        # change (type and code, identifier, fill) are summed once; each probe
+        # adds only its sequence number and proof.
+        fixed = _HEADER.pack(8, 0, 0, self.ident, 0) + bytes(PROOF_SIZE) + self.tail
+        self.fixed_sum = int.from_bytes(fixed + b"\0" * (len(fixed) & 1), "big") % 0xFFFF
+        """The one's complement sum (mod 0xffff) of the unchanging words of a request."""
 
     def request(self, packed: bytes, number: int, sent: float) -> bytes:
         """The echo request (ICMP header and payload) of probe *number* to *packed*."""
@@ -64,7 +70,8 @@ class Stamper:
         payload = digest[:8] + body + self.tail
         seq = digest[8] << 8 | digest[9]
         if self.version == 4:
-            total = checksum(_HEADER.pack(8, 0, 0, self.ident, seq) + payload)
+            varying = int.from_bytes(digest[8:10] + digest[:8] + body, "big")
+            total = 0xFFFF - ((self.fixed_sum + varying) % 0xFFFF or 0xFFFF)
             return _HEADER.pack(8, 0, total, self.ident, seq) + payload
         # The kernel fills in ICMPv6 checksums.
         return _HEADER.pack(128, 0, 0, self.ident, seq) + payload

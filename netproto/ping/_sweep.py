@@ -17,6 +17,7 @@ did not answer, so no list of outstanding targets is kept either.
 from __future__ import annotations
 
 import socket
+import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -31,12 +32,17 @@ from netproto.ping._stamp import PROOF_SIZE, Stamper
 from netproto.ping._targets import TargetSpace, key_text
 from netproto.ping._verdicts import HostResult, SweepSummary
 
-__all__ = ["HostResult", "SocketSource", "Sweep", "SweepSummary"]
+__all__ = ["MAX_PROBES", "HostResult", "SocketSource", "Sweep", "SweepSummary"]
+
+MAX_PROBES = 1 << 32
+"""The most targets (times the count) one sweep takes: its bitmap is then 512 MiB."""
 
 _SLICE = 0.005
 """At full speed, how long one turn of the reactor may spend sending."""
 _BLOCKED = (11, 105)  # EAGAIN (EWOULDBLOCK), ENOBUFS
 _V6 = 1 << 129
+_BODY = struct.Struct("!Id")
+_HEADER = struct.Struct("!BBHHH")
 
 
 class SocketSource(Protocol):
@@ -102,6 +108,8 @@ class Sweep:
         space = targets if isinstance(targets, TargetSpace) else TargetSpace(targets)
         if size < PROOF_SIZE:
             raise ValueError(f"a sweep's probes need at least {PROOF_SIZE} payload bytes")
+        if len(space) * count > MAX_PROBES:
+            raise ValueError(f"more than {MAX_PROBES} targets (times -c): too many to sweep")
         if count > 1 and retries:
             raise ValueError("retries apply to a sweep of one probe per target")
         k, m = shard
@@ -125,6 +133,8 @@ class Sweep:
         self._mul = perm.stride(m)
         self._prime = perm.prime
         self._positions = perm.positions(k, m)
+        self.positions = self._positions
+        """Positions of this shard's walk; :attr:`resume_step` reaches it once all is decided."""
         self._first = min(max(0, start), self._positions)
         self._passes = count if count > 1 else retries + 1
         self._rounds = count > 1
@@ -168,9 +178,6 @@ class Sweep:
         self._step_now()
 
     # -- the walk ----------------------------------------------------------
-
-    def _bit(self, index: int, number: int) -> int:
-        return index * self.count + number if self._rounds else index
 
     @property
     def resume_step(self) -> int:
@@ -263,10 +270,13 @@ class Sweep:
         sent = 0
         stamper4 = self._stampers.get(4)
         sock4 = self._socks.get(4)
-        request4 = stamper4.request if stamper4 is not None else None
         sendto4 = sock4.socket.sendto if sock4 is not None else None
+        if stamper4 is not None:
+            mac4, tail4, fixed4 = stamper4._mac.copy, stamper4.tail, stamper4.fixed_sum
+            ident4 = stamper4.ident
         ntop = socket.inet_ntop
         inet = socket.AF_INET
+        pack_body, pack_header = _BODY.pack, _HEADER.pack
         while sent < budget and step < end:
             current = x
             x = x * mul % p
@@ -277,16 +287,33 @@ class Sweep:
             if skip_answered and bits[index >> 3] >> (index & 7) & 1:
                 continue
             key = single + index if single is not None else space.key(index)
-            if key < _V6 and request4 is not None and sendto4 is not None:
+            if key < _V6 and sendto4 is not None:
+                # Stamper.request, inlined: this loop is the sweep's hot path.
                 packed = key.to_bytes(4, "big")
-                data = request4(packed, number, clock())
+                body = pack_body(number, clock())
+                mac = mac4()
+                mac.update(packed + body)
+                digest = mac.digest()
+                proof = digest[:8] + body
+                total = fixed4 + int.from_bytes(digest[8:10] + proof, "big")
+                data = (
+                    pack_header(
+                        8,
+                        0,
+                        0xFFFF - (total % 0xFFFF or 0xFFFF),
+                        ident4,
+                        digest[8] << 8 | digest[9],
+                    )
+                    + proof
+                    + tail4
+                )
                 try:
                     sendto4(data, (ntop(inet, packed), 0))
                 except OSError as e:
                     if e.errno in _BLOCKED:
                         x, step, blocked = current, step - 1, True
                         break
-                    self._send_failed(index, number, e)
+                    self._error(index, number, e.strerror or str(e))
             else:
                 packed = (key - _V6).to_bytes(16, "big")
                 data = self._stampers[6].request(packed, number, clock())
@@ -296,7 +323,7 @@ class Sweep:
                     if e.errno in _BLOCKED:
                         x, step, blocked = current, step - 1, True
                         break
-                    self._send_failed(index, number, e)
+                    self._error(index, number, e.strerror or str(e))
             sent += 1
             if first_pass:
                 self.covered += 1
@@ -304,10 +331,6 @@ class Sweep:
         self._x, self._step = x, step
         self.transmitted += sent
         return blocked
-
-    def _send_failed(self, index: int, number: int, error: OSError) -> None:
-        """A probe that cannot be sent (no route...): an error, final on the last pass."""
-        self._error(index, number, error.strerror or str(error))
 
     def _later(self, delay: float) -> None:
         if self._call is None and not self._finished:
@@ -378,7 +401,8 @@ class Sweep:
         Take raw IPv4 *data* if it is a plain echo reply (IHL 5, unfragmented)
         whose proof verifies: credited, or a duplicate, late or damaged.
         """
-        found = self._stampers[4].check_raw4(data)
+        stamper = self._stampers.get(4)
+        found = stamper.check_raw4(data) if stamper is not None else None
         if found is None or self._finished:
             return False
         self._taken(found, now)
@@ -413,14 +437,20 @@ class Sweep:
         if self._finished:
             return
         number, sent = proof
-        index = self.targets.index_of(key)
+        single = self._single
+        if single is not None:
+            index: int | None = key - single
+            if not 0 <= key - single < self._n:
+                return
+        else:
+            index = self.targets.index_of(key)
         if index is None or number >= self._passes:
             return
         rtt = now - sent
         if rtt > self.timeout:
             self.late += 1
             return
-        bit = self._bit(index, number)
+        bit = index * self.count + number if self._rounds else index
         bits = self._bits
         if bits[bit >> 3] >> (bit & 7) & 1:
             self.duplicates += 1

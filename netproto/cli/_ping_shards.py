@@ -1,0 +1,166 @@
+"""
+``netproto ping --processes N``: the sweep's N shards run as child processes
+of this one (``--shard K/N`` all with one ``--seed``, ``--json`` on a pipe), their
+streams merged into one output as their lines come, their summaries added up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from netproto.cli._command import EXIT_FAILED, EXIT_OK
+from netproto.cli._output import CommandError, emit_json
+from netproto.cli._ping_sweep import PROGRESS_FROM, Progress, host_line, summary_line
+
+__all__ = ["CHILD_ENV", "run_shards"]
+
+CHILD_ENV = "NETPROTO_SWEEP_SHARD"
+"""Set in the children's environment: they show no progress line of their own."""
+
+_ADDED = ("transmitted", "received", "duplicates", "damaged", "errors", "late")
+
+
+def _child_args(space: Any, args: argparse.Namespace, seed: int, k: int, n: int) -> list[str]:
+    """The command line of shard *k* (0-based) of *n*: the same sweep, one part of it."""
+    from netproto.ping import key_text
+
+    words = ["ping", "--json", "--seed", str(seed), "--shard", f"{k + 1}/{n}"]
+    words += ["-i", repr(args.interval), "-s", str(args.size), "--socket", args.socket]
+    words += ["-r", str(args.retries)]
+    for flag, value in (
+        ("-c", args.count),
+        ("-W", args.timeout),
+        ("-w", args.deadline),
+        ("-t", args.ttl),
+        ("-I", args.source),
+    ):
+        if value is not None:
+            words += [flag, str(value)]
+    if args.version is not None:
+        words.append(f"-{args.version}")
+    rate = args.rate if args.rate is not None else 1000.0
+    words += ["--rate", repr(rate / n)]
+    if args.resume is not None:
+        words += ["--resume", f"{args.resume}.{k + 1}"]
+    words.append("--")
+    words += [f"{key_text(first)}-{key_text(last)}" for first, last in space.spans]
+    return words
+
+
+class _Merged:
+    """The shards' streams, as one sweep: what the progress line and the summary read."""
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.decided = 0
+        self.alive = 0
+        self.summaries: list[dict[str, Any]] = []
+
+
+async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
+    """Run the sweep of *space* as ``--processes`` shards; return the exit status."""
+    from twisted.internet.defer import CancelledError, Deferred, gatherResults
+    from twisted.internet.protocol import ProcessProtocol
+    from twisted.internet.task import LoopingCall
+
+    n = args.processes
+    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(8), "big")
+    merged = _Merged(len(space))
+    out = sys.stdout
+
+    def take(line: bytes) -> None:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            return
+        if not isinstance(record, dict):
+            return
+        if record.get("summary"):
+            merged.summaries.append(record)
+            return
+        if "host" not in record:
+            return
+        merged.decided += 1
+        merged.alive += bool(record["alive"])
+        if args.json:
+            emit_json(record)
+        elif not args.quiet:
+            text = host_line(record, args)
+            if text is not None:
+                out.write(text + "\n")
+                out.flush()
+
+    class Child(ProcessProtocol):
+        def __init__(self) -> None:
+            self.buffer = b""
+            self.ended: Deferred[int] = Deferred()
+            self.reaper: LoopingCall | None = None
+
+        def outReceived(self, data: bytes) -> None:
+            self.buffer += data
+            *lines, self.buffer = self.buffer.split(b"\n")
+            for line in lines:
+                take(line)
+
+        def outConnectionLost(self) -> None:
+            # The command's reactor runs without a SIGCHLD handler: once the
+            # child's output ends, reap it ourselves until it has exited.
+            transport: Any = self.transport
+            self.reaper = LoopingCall(transport.reapProcess)
+            self.reaper.clock = reactor
+            self.reaper.start(0.02, now=True)
+
+        def processEnded(self, reason: Any) -> None:
+            if self.reaper is not None and self.reaper.running:
+                self.reaper.stop()
+            if self.buffer:
+                take(self.buffer)
+            self.ended.callback(getattr(reason.value, "exitCode", None) or 0)
+
+    children = []
+    env = dict(os.environ, **{CHILD_ENV: "1"})
+    for k in range(n):
+        child = Child()
+        words = [sys.executable, "-m", "netproto", *_child_args(space, args, seed, k, n)]
+        transport = reactor.spawnProcess(
+            child, sys.executable, words, env=env, childFDs={0: "w", 1: "r", 2: 2}
+        )
+        children.append((child, transport))
+    progress = None
+    if len(space) >= PROGRESS_FROM and sys.stderr.isatty():
+        progress = Progress(reactor, merged)
+    everyone = gatherResults([c.ended for c, _ in children])
+    try:
+        try:
+            statuses = await everyone
+        except CancelledError:
+            for child, transport in children:
+                if not child.ended.called:
+                    try:
+                        transport.signalProcess("INT")
+                    except Exception:
+                        pass
+            statuses = await gatherResults([c.ended for c, _ in children])
+    finally:
+        if progress is not None:
+            progress.stop()
+    if len(merged.summaries) < n:
+        failed = max((s for s in statuses if s not in (0, 1)), default=4)
+        raise CommandError(f"{n - len(merged.summaries)} of {n} shards failed", failed)
+    total: dict[str, Any] = {"summary": True}
+    for key in ("targets", "alive", "unreachable", *_ADDED):
+        total[key] = sum(s[key] for s in merged.summaries)
+    total["time_ms"] = max(s["time_ms"] for s in merged.summaries)
+    total["complete"] = all(s["complete"] for s in merged.summaries)
+    if args.json:
+        emit_json(total)
+    else:
+        if not args.quiet and not (args.alive_only or args.unreachable_only):
+            out.write("\n")
+        out.write(summary_line(total) + "\n")
+    out.flush()
+    return EXIT_OK if total["received"] else EXIT_FAILED
