@@ -136,8 +136,8 @@ def load_state(path: str, space: Any, args: argparse.Namespace) -> dict[str, Any
             f"--resume {printable(path)}: saved for other targets, -c or -r; "
             "give the same ones, or remove the file"
         )
-    if args.seed is not None and args.seed != state.get("seed"):
-        raise usage_error(f"--resume {printable(path)}: saved with --seed {state.get('seed')}")
+    if args.seed is not None and args.seed != state.get("order"):
+        raise usage_error(f"--resume {printable(path)}: saved with --seed {state.get('order')}")
     if list(args.shard) != state.get("shard"):
         shard = state.get("shard") or [0, 1]
         raise usage_error(
@@ -151,7 +151,7 @@ def save_state(path: str, sweep: Any, space: Any, args: argparse.Namespace, step
     state = {
         "format": STATE_FORMAT,
         "targets": fingerprint(space, args),
-        "seed": sweep.seed,
+        "order": sweep.seed,
         "shard": list(sweep.shard),
         "next": step,
         "complete": step >= sweep.positions,
@@ -176,7 +176,7 @@ async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namesp
     if args.resume is not None:
         state = load_state(args.resume, space, args)
         if state is not None:
-            seed, start = state["seed"], int(state["next"])
+            seed, start = int(state["order"]), int(state["next"])
     if seed is None:
         seed = int.from_bytes(os.urandom(8), "big")
 
