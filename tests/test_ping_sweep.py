@@ -13,6 +13,7 @@ from typing import Any
 
 from twisted.trial.unittest import SynchronousTestCase
 
+import netproto.ping._sweep as module
 from netproto.ping import Sweep, TargetSpace
 from netproto.util import checksum
 from tests._icmp_packets import icmp_error, ipv4
@@ -260,3 +261,59 @@ class StatelessSweepTests(SynchronousTestCase):
     def test_small_payload_refused(self) -> None:
         """A payload too small for the proof is refused at once."""
         self.assertRaises(ValueError, self.h.client.sweep, ["127.0.0.2"], size=19)
+
+
+class FakeBatch:
+    """A BatchSender that hands its datagrams to a FakeSocket, the kernel full once, one failure."""
+
+    def __init__(self, fake: FakeSocket) -> None:
+        self.fake = fake
+        self.queue: list[tuple[bytes, bytes]] = []
+        self.full_once = True
+        self.flushes = 0
+
+    def add(self, data: bytes, packed: bytes) -> bool:
+        self.queue.append((data, packed))
+        return len(self.queue) == 8
+
+    def flush(self) -> tuple[int, list[tuple[int, int]]]:
+        self.flushes += 1
+        queue, self.queue = self.queue, []
+        done = len(queue)
+        if self.full_once and len(queue) == 8:
+            self.full_once, done = False, 5
+        failed = []
+        for slot, (data, packed) in enumerate(queue[:done]):
+            if self.flushes == 2 and slot == 0:
+                failed.append((slot, 113))  # EHOSTUNREACH
+                continue
+            self.fake.sendto(data, (".".join(str(b) for b in packed), 0))
+        return done, failed
+
+
+class BatchedSendTests(SynchronousTestCase):
+    """The sendmmsg path's bookkeeping: the walk rewinds to the first probe not sent."""
+
+    def test_rewind_and_failures(self) -> None:
+        """
+        A batch the kernel takes only in part is sent again from its first
+        unsent probe; a probe that fails for good is an error: every target
+        once, none lost, none twice.
+        """
+        h = Harness()
+        hosts: list[Any] = []
+        batch = FakeBatch(h.fake)
+        original = module.batch_sender
+        module.batch_sender = lambda sock, size: batch  # type: ignore[assignment]
+        self.addCleanup(setattr, module, "batch_sender", original)
+        sweep = h.client.sweep(["127.0.0.0/27"], rate=0, on_host=hosts.append)
+        h.reactor.advance(0.01)
+        h.reactor.advance(1.0)
+        summary = self.successResultOf(sweep.done)
+        sent = [a[0] for _, a in h.fake.sent]
+        self.assertEqual(len(sent), len(set(sent)))
+        self.assertEqual(len(sent), 29)
+        self.assertEqual((summary.alive, summary.unreachable, summary.errors), (29, 1, 1))
+        self.assertEqual(summary.transmitted, 30)
+        failed = [r for r in hosts if not r.alive]
+        self.assertEqual(failed[0].error, "No route to host")

@@ -16,8 +16,6 @@ did not answer, so no list of outstanding targets is kept either.
 
 from __future__ import annotations
 
-import socket
-import struct
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
@@ -25,8 +23,10 @@ from typing import Any, Protocol
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
+from netproto.ping._batch import batch_sender
 from netproto.ping._codec import ERROR, Packet, describe_error
 from netproto.ping._permutation import Permutation
+from netproto.ping._sending import send_run
 from netproto.ping._socket import IcmpSocket
 from netproto.ping._stamp import PROOF_SIZE, Stamper
 from netproto.ping._targets import TargetSpace, key_text
@@ -39,10 +39,7 @@ MAX_PROBES = 1 << 32
 
 _SLICE = 0.005
 """At full speed, how long one turn of the reactor may spend sending."""
-_BLOCKED = (11, 105)  # EAGAIN (EWOULDBLOCK), ENOBUFS
 _V6 = 1 << 129
-_BODY = struct.Struct("!Id")
-_HEADER = struct.Struct("!BBHHH")
 
 
 class SocketSource(Protocol):
@@ -145,6 +142,7 @@ class Sweep:
             sock = client.socket_for(version)
             self._socks[version] = sock
             self._stampers[version] = Stamper(version, sock.table.ident, size, key)
+        self._batch = batch_sender(self._socks[4].socket, size + 8) if 4 in self._socks else None
         self._single = space.spans[0][0] if len(space.spans) == 1 else None
         self._stats: dict[int, list[Any]] = {}
         self._windows: deque[_Window] = deque()
@@ -243,7 +241,7 @@ class Sweep:
                 return self._pass_at - now
         number = self._pass
         window = _Window(number, self._step, self._x)
-        blocked = self._send_run(window, budget, now)
+        blocked = send_run(self, window, budget)
         if window.steps:
             window.deadline = self.clock() + self.timeout
             self._windows.append(window)
@@ -254,83 +252,6 @@ class Sweep:
         if self._finished:
             return None
         return 0.001 if blocked else 0.0
-
-    def _send_run(self, window: _Window, budget: int, now: float) -> bool:
-        """Send up to *budget* probes from the walk; True if the kernel pushed back."""
-        x, step, end = self._x, self._step, self._positions
-        mul, p, n = self._mul, self._prime, self._n
-        number = self._pass
-        skip_answered = number > 0 and not self._rounds
-        bits = self._bits
-        single = self._single
-        space = self.targets
-        clock = self.clock
-        first_pass = number == 0
-        blocked = False
-        sent = 0
-        stamper4 = self._stampers.get(4)
-        sock4 = self._socks.get(4)
-        sendto4 = sock4.socket.sendto if sock4 is not None else None
-        if stamper4 is not None:
-            mac4, tail4, fixed4 = stamper4._mac.copy, stamper4.tail, stamper4.fixed_sum
-            ident4 = stamper4.ident
-        ntop = socket.inet_ntop
-        inet = socket.AF_INET
-        pack_body, pack_header = _BODY.pack, _HEADER.pack
-        while sent < budget and step < end:
-            current = x
-            x = x * mul % p
-            step += 1
-            if current > n:
-                continue
-            index = current - 1
-            if skip_answered and bits[index >> 3] >> (index & 7) & 1:
-                continue
-            key = single + index if single is not None else space.key(index)
-            if key < _V6 and sendto4 is not None:
-                # Stamper.request, inlined: this loop is the sweep's hot path.
-                packed = key.to_bytes(4, "big")
-                body = pack_body(number, clock())
-                mac = mac4()
-                mac.update(packed + body)
-                digest = mac.digest()
-                proof = digest[:8] + body
-                total = fixed4 + int.from_bytes(digest[8:10] + proof, "big")
-                data = (
-                    pack_header(
-                        8,
-                        0,
-                        0xFFFF - (total % 0xFFFF or 0xFFFF),
-                        ident4,
-                        digest[8] << 8 | digest[9],
-                    )
-                    + proof
-                    + tail4
-                )
-                try:
-                    sendto4(data, (ntop(inet, packed), 0))
-                except OSError as e:
-                    if e.errno in _BLOCKED:
-                        x, step, blocked = current, step - 1, True
-                        break
-                    self._error(index, number, e.strerror or str(e))
-            else:
-                packed = (key - _V6).to_bytes(16, "big")
-                data = self._stampers[6].request(packed, number, clock())
-                try:
-                    self._socks[6].socket.sendto(data, (ntop(socket.AF_INET6, packed), 0))
-                except OSError as e:
-                    if e.errno in _BLOCKED:
-                        x, step, blocked = current, step - 1, True
-                        break
-                    self._error(index, number, e.strerror or str(e))
-            sent += 1
-            if first_pass:
-                self.covered += 1
-        window.steps = step - window.start
-        self._x, self._step = x, step
-        self.transmitted += sent
-        return blocked
 
     def _later(self, delay: float) -> None:
         if self._call is None and not self._finished:
