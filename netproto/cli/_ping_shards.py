@@ -14,12 +14,10 @@ from typing import Any
 
 from netproto.cli._command import EXIT_FAILED, EXIT_OK
 from netproto.cli._output import CommandError, emit_json
-from netproto.cli._ping_sweep import PROGRESS_FROM, Progress, host_line, summary_line
+from netproto.cli._ping_sweep import CHILD_ENV, PROGRESS_FROM, Progress, host_line, summary_line
 
-__all__ = ["CHILD_ENV", "run_shards"]
+__all__ = ["run_shards"]
 
-CHILD_ENV = "NETPROTO_SWEEP_SHARD"
-"""Set in the children's environment: they show no progress line of their own."""
 
 _ADDED = ("transmitted", "received", "duplicates", "damaged", "errors", "late")
 
@@ -122,7 +120,8 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
             self.ended.callback(getattr(reason.value, "exitCode", None) or 0)
 
     children = []
-    env = dict(os.environ, **{CHILD_ENV: "1"})
+    quiet = args.quiet and not args.json
+    env = dict(os.environ, **{CHILD_ENV: "quiet" if quiet else "1"})
     for k in range(n):
         child = Child()
         words = [sys.executable, "-m", "netproto", *_child_args(space, args, seed, k, n)]

@@ -16,12 +16,15 @@ from typing import Any
 from netproto.cli._command import EXIT_FAILED, EXIT_OK, finish, usage_error
 from netproto.cli._output import CommandError, emit_json, format_ms, ms, printable
 
-__all__ = ["STATE_FORMAT", "fingerprint", "host_line", "run_sweep", "summary_line"]
+__all__ = ["CHILD_ENV", "STATE_FORMAT", "fingerprint", "host_line", "run_sweep", "summary_line"]
 
 PROGRESS_FROM = 256
 """Sweeps of at least this many targets show a progress line on a terminal."""
 _PROGRESS_EVERY = 0.25
 _SAVE_EVERY = 1.0
+CHILD_ENV = "NETPROTO_SWEEP_SHARD"
+"""Set in the environment of ``--processes`` children: they show no progress line,
+and with the value ``quiet`` send no per-target objects (the parent prints none)."""
 STATE_FORMAT = "netproto-sweep/1"
 """The ``format`` of a ``--resume`` state file."""
 
@@ -171,6 +174,7 @@ async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namesp
     from twisted.internet.task import LoopingCall
 
     out = sys.stdout
+    child = os.environ.get(CHILD_ENV)
     seed = args.seed
     start = 0
     if args.resume is not None:
@@ -202,12 +206,12 @@ async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namesp
             seed=seed,
             shard=args.shard,
             start=start,
-            on_host=None if args.quiet and not args.json else on_host,
+            on_host=None if (args.quiet and not args.json) or child == "quiet" else on_host,
         )
     except ValueError as e:
         raise usage_error(str(e)) from None
     progress = None
-    shown = sys.stderr.isatty() and not os.environ.get("NETPROTO_SWEEP_SHARD")
+    shown = sys.stderr.isatty() and not child
     if running.expected >= PROGRESS_FROM and shown and not running.done.called:
         progress = Progress(reactor, running)
     saver = None
