@@ -56,7 +56,8 @@ def ours_sweep(net: str, *extra: str) -> tuple[float, float, int, float, int]:
 
 def fping_sweep(net: str) -> tuple[float, float, int, float, int]:
     """The same for ``fping -i 0 -r 0 -g``."""
-    out, wall, rss, cpu = measure(["fping", "-q", "-s", "-i", "0", "-r", "0", "-t", "1000", "-g", net])
+    command = ["fping", "-q", "-s", "-i", "0", "-r", "0", "-t", "1000", "-g", net]
+    out, wall, rss, cpu = measure(command)
     elapsed = re.search(r"([\d.]+) sec \(elapsed real time\)", out)
     targets = re.search(r"(\d+) targets", out)
     alive = re.search(r"(\d+) alive", out)

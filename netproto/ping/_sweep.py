@@ -335,13 +335,15 @@ class Sweep:
             return False
         address = packet.target if packet.kind is ERROR else packet.source
         stamper = self._stampers.get(6 if address and ":" in address else 4)
-        found = stamper.check(packet) if stamper is not None else None
+        if stamper is None:
+            return False
+        found = stamper.check(packet)
         if found is None:
             return False
         if packet.kind is ERROR:
             index = self.targets.index_of(found[0])
             if index is not None and found[1] is not None:
-                text = describe_error(stamper.version, packet.type, packet.code)  # type: ignore[union-attr]
+                text = describe_error(stamper.version, packet.type, packet.code)
                 self._error(index, found[1][0], f"{text} from {packet.source}")
             return True
         self._taken(found, now)
