@@ -408,7 +408,11 @@ class IcmpSocket:
                 answered.owner.on_reply(answered, data[8], len(data) - 20, now)
             else:
                 sweeps = self.sweeps
-                if sweeps and _taken_raw(sweeps, data, now):
+                if sweeps and (
+                    sweeps[0].take_raw4(data, now)
+                    if len(sweeps) == 1
+                    else _taken_raw(sweeps, data, now)
+                ):
                     if self._closed:
                         break
                     continue

@@ -142,6 +142,7 @@ class Sweep:
             sock = client.socket_for(version)
             self._socks[version] = sock
             self._stampers[version] = Stamper(version, sock.table.ident, size, key)
+        self._check_raw4 = self._stampers[4].check_raw4 if 4 in self._stampers else None
         self._batch = batch_sender(self._socks[4].socket, size + 8) if 4 in self._socks else None
         self._single = space.spans[0][0] if len(space.spans) == 1 else None
         self._stats: dict[int, list[Any]] = {}
@@ -322,11 +323,13 @@ class Sweep:
         Take raw IPv4 *data* if it is a plain echo reply (IHL 5, unfragmented)
         whose proof verifies: credited, or a duplicate, late or damaged.
         """
-        stamper = self._stampers.get(4)
-        found = stamper.check_raw4(data) if stamper is not None else None
+        found = self._check_raw4(data) if self._check_raw4 is not None else None
         if found is None or self._finished:
             return False
-        self._taken(found, now)
+        if found[1] is None:
+            self.damaged += 1
+        else:
+            self._reply(found[0], found[1], now)
         return True
 
     def take(self, packet: Packet, now: float) -> bool:
