@@ -275,6 +275,20 @@ class SweepCommandTests(SynchronousTestCase):
         self.assertIn("127.0.0.1 is unreachable\n", result.stdout)
         self.assertIn("2 targets: 0 alive, 2 unreachable", result.stdout)
 
+    def test_unreachable_only_with_retries(self) -> None:
+        """-u -r 1 on silent targets: two probes each, then their addresses alone, as fping -u."""
+        reason = netns_skip_reason()
+        if reason:
+            raise self.skipTest(reason)
+        result = in_netns(
+            "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all && "
+            + netproto("ping", "-u", "-r", "1", "-W", "0.2", "127.0.0.1-127.0.0.3")
+        )
+        self.assertEqual(result.returncode, 1, result.stderr)
+        lines = result.stdout.splitlines()
+        self.assertEqual(sorted(lines[:-1]), ["127.0.0.1", "127.0.0.2", "127.0.0.3"])
+        self.assertIn("3 targets: 0 alive, 3 unreachable; 6 probes sent, 0 replies", lines[-1])
+
     def test_interrupted_sweep(self) -> None:
         """Ctrl-C during a slow sweep: targets so far, a summary marked interrupted, exit 0."""
         process = subprocess.Popen(
