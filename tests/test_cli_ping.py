@@ -352,6 +352,23 @@ class ShardedSweepTests(SynchronousTestCase):
         self.assertEqual(text.returncode, 0, text.stderr)
         self.assertIn("254 targets: 254 alive, 0 unreachable", text.stdout)
 
+    def test_processes_interrupted(self) -> None:
+        """Ctrl-C to --processes: the children stop, their summaries merge, marked interrupted."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "netproto", "ping", "--rate", "20", "--processes", "2",
+             "127.0.0.0/24"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        out, errors = process.communicate(timeout=30)
+        self.assertEqual(process.returncode, 0, errors)
+        self.assertIn("is alive", first)
+        self.assertRegex(out, r"254 targets: \d+ alive, 0 unreachable; .*interrupted\n")
+
     def test_exclusions(self) -> None:
         """--exclude and --exclude-file take their ranges out before anything is sent."""
         path = "exclude.txt"

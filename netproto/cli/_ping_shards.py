@@ -133,9 +133,13 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
     if len(space) >= PROGRESS_FROM and sys.stderr.isatty():
         progress = Progress(reactor, merged)
     everyone = gatherResults([c.ended for c, _ in children])
+    # Wait through a Deferred of our own: cancelling it (Ctrl-C) must not
+    # cancel the children's, whose summaries are still to come.
+    waiter: Deferred[list[int]] = Deferred()
+    everyone.addBoth(lambda result: None if waiter.called else waiter.callback(result))
     try:
         try:
-            statuses = await everyone
+            statuses = await waiter
         except CancelledError:
             for child, transport in children:
                 if not child.ended.called:
@@ -143,7 +147,7 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
                         transport.signalProcess("INT")
                     except Exception:
                         pass
-            statuses = await gatherResults([c.ended for c, _ in children])
+            statuses = await everyone
     finally:
         if progress is not None:
             progress.stop()
