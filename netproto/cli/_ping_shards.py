@@ -66,7 +66,16 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
     from twisted.internet.task import LoopingCall
 
     n = args.processes
-    seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(8), "big")
+    seed = args.seed
+    if seed is None and args.resume is not None:
+        # Resuming: the shards' order is the one their first state file saved.
+        try:
+            with open(f"{args.resume}.1", encoding="utf-8") as f:
+                seed = int(json.load(f)["order"])
+        except (OSError, ValueError, KeyError, TypeError):
+            seed = None
+    if seed is None:
+        seed = int.from_bytes(os.urandom(8), "big")
     merged = _Merged(len(space))
     out = sys.stdout
 
