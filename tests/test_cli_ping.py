@@ -418,6 +418,18 @@ class ShardedSweepTests(SynchronousTestCase):
         self.assertEqual(other.returncode, 2)
         self.assertIn("saved for other targets", other.stderr)
 
+    def test_processes_resume(self) -> None:
+        """--processes with --resume: a state file per shard; run again, they finish the sweep."""
+        common = ["ping", "-q", "--processes", "2", "--resume", "state", "127.0.0.0/22"]
+        first = run_cli(*common[:1], "--rate", "400", "-W", "0.1", "-w", "0.6", *common[1:])
+        self.assertEqual(first.returncode, 0, first.stderr)
+        second = run_cli(*common[:1], "--rate", "0", *common[1:])
+        self.assertEqual((second.returncode, second.stderr), (0, ""))
+        for k in (1, 2):
+            with open(f"state.{k}") as f:
+                saved = json.load(f)
+            self.assertEqual((saved["shard"], saved["complete"]), ([k - 1, 2], True))
+
     def test_sweep_usage_errors(self) -> None:
         """Bad shard, retries with -c, payloads too small for the proof: exit 2, one line."""
         for args in (
