@@ -316,7 +316,9 @@ class WordingTests(SynchronousTestCase):
     def test_no_seed(self) -> None:
         """
         "seed" (the name of the programs netproto grew from, which users never
-        saw) appears in no --help text, not the README and no guide.
+        saw) appears in no --help text, not the README and no guide; the
+        sweep's ``--seed`` option (the number that picks its probing order, a
+        name zmap and masscan users know) is the one use allowed.
         """
         import re
         from pathlib import Path
@@ -336,7 +338,7 @@ class WordingTests(SynchronousTestCase):
             texts[str(path.relative_to(root))] = path.read_text()
         for where, text in texts.items():
             with self.subTest(where=where):
-                self.assertIsNone(re.search(r"\bseeds?\b", text, re.I))
+                self.assertIsNone(re.search(r"(?<!--)\bseeds?\b", text, re.I))
 
 
 class ParserTests(TestCase):

@@ -258,7 +258,7 @@ class SweepCommandTests(SynchronousTestCase):
         self.assertEqual(result.stdout.count("3/3 replies"), 2, result.stdout)
 
     def test_unreachable(self) -> None:
-        """A silent target is unreachable; exit 1 (fping's: some target did not answer)."""
+        """A silent target is unreachable; exit 1 when no target answered."""
         reason = netns_skip_reason()
         if reason:
             raise self.skipTest(reason)
@@ -269,6 +269,21 @@ class SweepCommandTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 1, result.stderr)
         self.assertIn("127.0.0.1 is unreachable\n", result.stdout)
         self.assertIn("2 targets: 0 alive, 2 unreachable", result.stderr)
+
+    def test_unreachable_only_with_retries(self) -> None:
+        """-u -r 1 on silent targets: two probes each, then their addresses alone, as fping -u."""
+        reason = netns_skip_reason()
+        if reason:
+            raise self.skipTest(reason)
+        result = in_netns(
+            "echo 1 > /proc/sys/net/ipv4/icmp_echo_ignore_all && "
+            + netproto("ping", "-u", "-r", "1", "-W", "0.2", "127.0.0.1-127.0.0.3")
+        )
+        self.assertEqual(result.returncode, 1, result.stderr)
+        self.assertEqual(
+            sorted(result.stdout.splitlines()), ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+        )
+        self.assertIn("3 targets: 0 alive, 3 unreachable; 6 probes sent, 0 replies", result.stderr)
 
     def test_interrupted_sweep(self) -> None:
         """Ctrl-C during a slow sweep: targets so far, a summary marked interrupted, exit 0."""
@@ -296,3 +311,143 @@ class SweepCommandTests(SynchronousTestCase):
         self.assertIn(b"targets decided", shown)
         self.assertIn(b"\r\x1b[K1022 targets: 1022 alive", shown)
         self.assertEqual(out.count(b" is alive ("), 1022)
+
+
+def _hosts(stdout: str) -> list[str]:
+    """The hosts of a --json sweep's output (its per-target objects)."""
+    return [r["host"] for r in map(json.loads, stdout.splitlines()) if "host" in r]
+
+
+class ShardedSweepTests(SynchronousTestCase):
+    """Shards, processes, exclusions, resuming, fping's -a and -u."""
+
+    skip = ping_skip_reason()
+
+    def test_two_shards_cover_once(self) -> None:
+        """Shards 1/2 and 2/2 of one seed report each target of a /22 once between them."""
+        seen: list[str] = []
+        for shard in ("1/2", "2/2"):
+            result = run_cli(
+                "ping", "--json", "--rate", "0", "--seed", "42", "--shard", shard, "127.0.0.0/22"
+            )
+            self.assertEqual(result.returncode, 0, result.stderr)
+            hosts = _hosts(result.stdout)
+            self.assertGreater(len(hosts), 400)
+            seen += hosts
+        self.assertEqual(len(seen), 1022)
+        self.assertEqual(len(set(seen)), 1022)
+
+    def test_processes(self) -> None:
+        """--processes 2: the same, in one command, one merged stream and one summary."""
+        result = run_cli("ping", "--json", "--rate", "0", "--processes", "2", "127.0.0.0/22")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        hosts = _hosts(result.stdout)
+        self.assertEqual(sorted(hosts), sorted(set(hosts)))
+        self.assertEqual(len(hosts), 1022)
+        summary = json.loads(result.stdout.splitlines()[-1])
+        self.assertEqual((summary["targets"], summary["alive"]), (1022, 1022))
+        text = run_cli("ping", "-a", "--rate", "0", "--processes", "3", "127.0.0.0/24")
+        self.assertEqual(text.returncode, 0, text.stderr)
+        self.assertEqual(len(text.stdout.splitlines()), 254)
+        self.assertIn("254 targets: 254 alive, 0 unreachable", text.stderr)
+
+    def test_processes_interrupted(self) -> None:
+        """Ctrl-C to --processes: the children stop, their summaries merge, marked interrupted."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "netproto", "ping", "--rate", "20", "--processes", "2",
+             "127.0.0.0/24"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        _, errors = process.communicate(timeout=30)
+        self.assertEqual(process.returncode, 0, errors)
+        self.assertIn("is alive", first)
+        self.assertRegex(errors, r"254 targets: \d+ alive, 0 unreachable; .*interrupted\n")
+
+    def test_exclusions(self) -> None:
+        """--exclude and --exclude-file take their ranges out before anything is sent."""
+        path = "exclude.txt"
+        with open(path, "w") as f:
+            f.write("# not these\n127.0.0.0/26\n127.0.0.100-127.0.0.109 # nor these\n")
+        result = run_cli(
+            "ping", "--json", "--rate", "0", "--exclude", "127.0.0.254",
+            "--exclude-file", path, "127.0.0.0/24",
+        )  # fmt: skip
+        self.assertEqual(result.returncode, 0, result.stderr)
+        hosts = {int(h.rsplit(".", 1)[1]) for h in _hosts(result.stdout)}
+        self.assertEqual(hosts, set(range(64, 254)) - set(range(100, 110)))
+
+    def test_alive_and_unreachable_only(self) -> None:
+        """-a prints the alive addresses alone, one a line, as fping -a; -u none of them here."""
+        alive = run_cli("ping", "-a", "--rate", "0", "127.0.0.1-127.0.0.4")
+        self.assertEqual(alive.returncode, 0, alive.stderr)
+        lines = alive.stdout.splitlines()
+        self.assertEqual(sorted(lines), ["127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4"])
+        self.assertIn("4 targets: 4 alive", alive.stderr)
+        unreachable = run_cli("ping", "-u", "--rate", "0", "127.0.0.1-127.0.0.4")
+        self.assertEqual((unreachable.returncode, unreachable.stdout), (0, ""))
+
+    def test_resume(self) -> None:
+        """
+        A sweep stopped by -w keeps its place in the --resume file; run again,
+        it probes the rest: every target once or (its window open at the
+        stop) twice, and the file then says complete.
+        """
+        state = "sweep.state"
+        first = run_cli(
+            "ping", "--json", "--rate", "500", "-W", "0.1", "-w", "0.5", "--seed", "3",
+            "--resume", state, "127.0.0.0/22",
+        )  # fmt: skip
+        self.assertEqual(first.returncode, 0, first.stderr)
+        saved = json.loads(open(state).read())
+        self.assertEqual(saved["format"], "netproto-sweep/1")
+        self.assertFalse(saved["complete"])
+        self.assertGreater(saved["next"], 0)
+        second = run_cli("ping", "--json", "--rate", "0", "--resume", state, "127.0.0.0/22")
+        self.assertEqual(second.returncode, 0, second.stderr)
+        before, after = _hosts(first.stdout), _hosts(second.stdout)
+        self.assertEqual(len(set(before) | set(after)), 1022)
+        self.assertLess(len(set(before) & set(after)), 64)
+        self.assertTrue(json.loads(open(state).read())["complete"])
+        other = run_cli("ping", "--resume", state, "127.0.0.0/24")
+        self.assertEqual(other.returncode, 3)  # fping's status for invalid arguments
+        self.assertIn("saved for other targets", other.stderr)
+
+    def test_processes_resume(self) -> None:
+        """--processes with --resume: a state file per shard; run again, they finish the sweep."""
+        common = ["ping", "-q", "--processes", "2", "--resume", "state", "127.0.0.0/22"]
+        first = run_cli(*common[:1], "--rate", "400", "-W", "0.1", "-w", "0.6", *common[1:])
+        self.assertEqual(first.returncode, 0, first.stderr)
+        second = run_cli(*common[:1], "--rate", "0", *common[1:])
+        self.assertEqual((second.returncode, second.stderr), (0, ""))
+        for k in (1, 2):
+            with open(f"state.{k}") as f:
+                saved = json.load(f)
+            self.assertEqual((saved["shard"], saved["complete"]), ([k - 1, 2], True))
+
+    def test_sweep_usage_errors(self) -> None:
+        """
+        Bad shard, retries with -c, payloads too small for the proof: one line;
+        exit 3 (fping's), or 2 (ping's) when the parser refuses the value before
+        it is known to be a sweep.
+        """
+        for args in (
+            ["--shard", "3/2", "127.0.0.0/30"],
+            ["--shard", "1/2", "127.0.0.0/30"],
+            ["-s", "10", "127.0.0.0/30"],
+            ["-r", "1", "-c", "2", "127.0.0.0/30"],
+            ["--exclude", "127.0.0.0/99", "127.0.0.0/30"],
+            ["--exclude-file", "no-such-file", "127.0.0.0/30"],
+            ["--processes", "0", "127.0.0.0/30"],
+            ["127.0.0.9-127.0.0.1"],
+        ):
+            with self.subTest(args=args):
+                result = run_cli("ping", *args)
+                parser_refused = args[:2] == ["--shard", "3/2"]
+                self.assertEqual(result.returncode, 2 if parser_refused else 3, result.stderr)
+                self.assertEqual(len(result.stderr.splitlines()), 1, result.stderr)
+                self.assertEqual(result.stdout, "")

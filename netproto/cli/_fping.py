@@ -11,14 +11,8 @@ import sys
 from typing import Any
 
 from netproto.cli._command import ExitTable, Subcommands, add_command, usage_error
-from netproto.cli._ping import (
-    MAX_SIZE,
-    add_sweep_arguments,
-    open_sockets,
-    sweep_request,
-    sweep_targets,
-)
-from netproto.cli._ping_sweep import SWEEP_USAGE, run_sweep
+from netproto.cli._ping import MAX_SIZE, add_sweep_arguments, ping_or_sweep, sweep_defaults
+from netproto.cli._ping_sweep import SWEEP_USAGE
 
 _DESCRIPTION = """\
 Ping many hosts as fping does, with fping's flags: one line per target
@@ -64,7 +58,7 @@ def register(subcommands: Subcommands) -> None:
         exits=FPING_EXITS,
         usage_status=SWEEP_USAGE,
     )
-    add_sweep_arguments(parser)
+    add_sweep_arguments(parser, retries=3)
     parser.add_argument(
         "-q", "--quiet", dest="quiet", action="store_true", help="no per-target lines"
     )
@@ -160,10 +154,13 @@ def _check(args: argparse.Namespace) -> None:
         raise usage_error(f"-t {args.timeout:g}: MS must be more than 0")
     if args.period <= 0:
         raise usage_error(f"-p {args.period:g}: MS must be more than 0")
+    if args.retries < 0:
+        raise usage_error(f"-r {args.retries}: N must be 0 or more")
+    if not 1.0 <= args.backoff <= 5.0:
+        raise usage_error(f"-B {args.backoff:g}: F must be 1 to 5")
 
 
 async def _run(reactor: Any, args: argparse.Namespace) -> int:
-    from netproto.ping import PingClient
     from netproto.util import AddressError, canonical, parse_ip
 
     _check(args)
@@ -177,28 +174,23 @@ async def _run(reactor: Any, args: argparse.Namespace) -> int:
             source = canonical(parse_ip(args.source))
         except AddressError:
             raise usage_error(f"-S {args.source}: not an address") from None
-    request = sweep_request(
-        args,
-        retries=3,
-        count=args.count or 1,
-        interval=args.period / 1000.0,
-        timeout=args.timeout / 1000.0,
-        rate=1000.0 / args.interval if args.interval else 0.0,
-        size=args.size,
-        quiet=args.quiet,
-        style="fping",
-        elapsed=args.elapsed,
-        statistics=args.statistics,
-    )
-    targets, failed = await sweep_targets(reactor, args, request)
-    if args.addresses:
-        for address, given in request.labels.items():
-            request.labels[address] = [address] * len(given)
-    if args.size > MAX_SIZE[4] and any(":" not in t for t in targets):
-        raise usage_error(f"-b {args.size}: BYTES must be 0 to 65507 for IPv4")
-    client = PingClient(reactor, args.socket, ttl=args.ttl, source=source, interface=args.interface)
-    try:
-        open_sockets(client, targets, True, args.source)
-        return await run_sweep(reactor, client, targets, failed, request)
-    finally:
-        client.close()
+    # fping's flags as the sweep of netproto ping reads them.
+    args.style = "fping"
+    sweep_defaults(args)
+    milliseconds = {"timeout": args.timeout, "period": args.period, "interval": args.interval}
+    args.timeout = milliseconds["timeout"] / 1000.0
+    args.interval = milliseconds["period"] / 1000.0
+    args.rate = 1000.0 / milliseconds["interval"] if milliseconds["interval"] else 0.0
+    if (args.count or 1) > 1:
+        args.retries = 0  # fping retries only one probe per target
+    for name, value in (
+        ("deadline", None),
+        ("seed", None),
+        ("shard", (0, 1)),
+        ("processes", None),
+        ("resume", None),
+        ("exclude", []),
+        ("exclude_file", []),
+    ):
+        setattr(args, name, value)
+    return await ping_or_sweep(reactor, args, True, source, args.interface)

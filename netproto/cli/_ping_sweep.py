@@ -1,32 +1,35 @@
 """
-Sweeps, for ``netproto ping`` with several hosts and for ``netproto fping``:
-the targets gathered (operands, ``-f FILE``, ``-g``; a name that cannot be
-resolved is reported and the sweep goes on), then probed in passes (``-r``
-retries the unanswered with a timeout ``-B`` times longer each time), one
-line or JSON object per target, fping's exit statuses.
+The sweep mode of ``netproto ping`` (several hosts or ranges): one line (or
+JSON object) per target as it is decided, a progress line on a terminal, a
+summary; shards, resuming, and the state file ``--resume`` keeps.
 """
 
 from __future__ import annotations
 
-import ipaddress
+import argparse
+import hashlib
+import json
+import os
 import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 from netproto.cli._command import finish, usage_error
 from netproto.cli._output import CommandError, emit_json, error_record, format_ms, ms, printable
 
 __all__ = [
+    "CHILD_ENV",
+    "STATE_FORMAT",
     "SWEEP_ALIVE",
     "SWEEP_NOT_FOUND",
     "SWEEP_SYSTEM",
     "SWEEP_UNREACHABLE",
     "SWEEP_USAGE",
-    "SweepRequest",
-    "gather_targets",
-    "read_target_file",
+    "Tally",
+    "fingerprint",
+    "report_failed_names",
     "run_sweep",
+    "show_host",
+    "summary_line",
 ]
 
 SWEEP_ALIVE = 0
@@ -39,448 +42,340 @@ SWEEP_SYSTEM = 4
 PROGRESS_FROM = 256
 """Sweeps of at least this many targets show a progress line on a terminal."""
 _PROGRESS_EVERY = 0.25
+_SAVE_EVERY = 1.0
+CHILD_ENV = "NETPROTO_SWEEP_SHARD"
+"""Set in the environment of ``--processes`` children: they show no progress line,
+and with the value ``quiet`` send no per-target objects (the parent prints none)."""
+STATE_FORMAT = "netproto-sweep/1"
+"""The ``format`` of a ``--resume`` state file."""
 
 
-@dataclass
-class SweepRequest:
-    """What a sweep command asks for, whichever command's flags said it."""
+def host_record(result: Any) -> dict[str, Any]:
+    """The JSON object of one target's verdict."""
+    return {
+        "host": result.host,
+        "alive": result.alive,
+        "rtt_ms": ms(result.rtt),
+        "transmitted": result.transmitted,
+        "received": result.received,
+        "duplicates": result.duplicates,
+        "error": result.error,
+    }
 
-    count: int = 1
-    interval: float = 1.0
-    """Seconds between the probes to one target (``-c`` rounds)."""
-    timeout: float = 1.0
-    """Seconds to wait for a reply (the first pass; retries wait longer)."""
-    rate: float = 100.0
-    """Probes a second at most, over all targets (0: no limit)."""
-    size: int = 56
-    retries: int = 0
-    """Passes after the first over the targets not heard from (not with count > 1)."""
-    backoff: float = 1.5
-    """How much longer each retry waits than the pass before."""
-    alive: bool = False
-    """-a: list the alive targets, one address a line."""
-    unreachable: bool = False
-    """-u: list the unreachable targets, one address a line."""
-    quiet: bool = False
-    """No per-target lines (the -a and -u lists still print), no error lines."""
-    style: str = "netproto"
-    """``netproto`` lines (RTT, replies) and a summary line; or ``fping``'s own lines."""
-    elapsed: bool = False
-    """fping -e: the round trip after 'is alive'."""
-    statistics: bool = False
-    """fping -s: fping's statistics block on standard error at the end."""
-    any: bool = False
-    """Exit 0 when at least one target answered, not only when all did."""
-    json: bool = False
-    deadline: float | None = None
-    labels: dict[str, list[str]] = field(default_factory=dict)
+
+def host_line(record: dict[str, Any], args: argparse.Namespace, label: str) -> str | None:
     """
-    Address -> how each operand naming it was written (a name, a literal):
-    one line each, as fping pings ``localhost`` and ``127.0.0.1`` apart.
-    Addresses of ranges are shown as they are.
+    The text line of one target's verdict, shown as *label* (the name or
+    literal given for it): netproto's (the round trip, replies, the error),
+    fping's (``netproto fping``), or a bare address for -a/-u; None when
+    -a/-u leave it out.
     """
+    alive = record["alive"]
+    name = printable(label)
+    if args.alive_only or args.unreachable_only:
+        wanted = args.alive_only if alive else args.unreachable_only
+        return name if wanted else None
+    if args.style == "fping":
+        if (args.count or 1) > 1:
+            return None  # fping -c: the statistics lines say it
+        if alive and args.elapsed:
+            return f"{name} is alive ({format_ms(record['rtt_ms'] / 1000.0)} ms)"
+        return f"{name} is {'alive' if alive else 'unreachable'}"
+    if alive:
+        extra = ""
+        if record["transmitted"] > 1:
+            extra = f", {record['received']}/{record['transmitted']} replies"
+        rtt = record["rtt_ms"]
+        return f"{name} is alive ({format_ms(rtt / 1000.0)} ms{extra})"
+    reason = f" ({record['error']})" if record["error"] else ""
+    return f"{name} is unreachable{reason}"
 
 
-def read_target_file(path: str, stdin: TextIO | None = None) -> list[str]:
-    """
-    Targets from *path* (``-`` for standard input), as fping reads them: the
-    first word of each line; blank lines and ``#`` comments skipped.
-    """
-    try:
-        if path == "-":
-            text = (stdin or sys.stdin).read()
-        else:
-            with open(path, encoding="utf-8", errors="surrogateescape") as f:
-                text = f.read()
-    except OSError as e:
-        raise usage_error(f"-f {printable(path)}: {e.strerror or e}") from None
-    targets = []
-    for line in text.splitlines():
-        words = line.partition("#")[0].split()
-        if words:
-            targets.append(words[0])
-    return targets
+def _fping_counts(record: dict[str, Any], label: str, rtts: list[float]) -> str:
+    """fping -c's line for a target: xmt/rcv/%loss, and min/avg/max when it answered."""
+    sent, got = record["transmitted"], record["received"]
+    loss = round(100 * (sent - got) / sent) if sent else 0
+    line = f"{printable(label)} : xmt/rcv/%loss = {sent}/{got}/{loss}%"
+    if rtts:
+        line += f", min/avg/max = {min(rtts):.3f}/{sum(rtts) / len(rtts):.3f}/{max(rtts):.3f}"
+    return line
 
 
-def generated(operands: list[str], version: int | None) -> list[str]:
-    """
-    ``-g``: one CIDR range (its hosts, as fping: without the network and
-    broadcast addresses), or START END, every address from START to END.
-    """
-    from netproto.ping import expand_targets
-    from netproto.util import AddressError, parse_ip
+class Tally:
+    """The round trips seen, for fping's -s statistics (min, sum, max over every reply)."""
 
-    try:
-        if len(operands) == 1 and "/" in operands[0]:
-            return list(expand_targets(operands, version))
-        if len(operands) == 2:
-            start, end = (parse_ip(text) for text in operands)
-            if start.version != end.version or int(end) < int(start):
-                raise AddressError(f"{operands[0]} to {operands[1]} is not a range")
-            if int(end) - int(start) >= 1 << 24:
-                raise AddressError("more than 16777216 targets")
-            first = int(start)
-            kind = ipaddress.IPv4Address if start.version == 4 else ipaddress.IPv6Address
-            return list(
-                expand_targets([str(kind(first + i)) for i in range(int(end) - first + 1)], version)
-            )
-    except AddressError as e:
-        raise usage_error(f"-g {printable(' '.join(operands))}: {e}") from None
-    raise usage_error("-g takes one CIDR range, or a START and an END address")
+    def __init__(self) -> None:
+        self.low = float("inf")
+        self.high = 0.0
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, rtts_ms: list[float]) -> None:
+        for rtt in rtts_ms:
+            self.low = min(self.low, rtt)
+            self.high = max(self.high, rtt)
+            self.total += rtt
+            self.count += 1
 
 
-async def gather_targets(
-    reactor: Any, texts: Iterable[str], version: int | None, request: SweepRequest
-) -> tuple[list[str], list[tuple[str, Exception]]]:
-    """
-    The addresses of *texts* (literals and CIDR ranges as they are, names
-    resolved one by one) and the names that failed, each with its error.
-    A malformed literal or range is a usage error.
-    """
-    from netproto.lookup import Lookup, NameLookupError
-    from netproto.ping import expand_targets
-    from netproto.util import AddressError, parse_ip
-
-    literals: list[str] = []
-    failed: list[tuple[str, Exception]] = []
-    lookup: Any = None
-    network = {4: "ip4", 6: "ip6"}.get(version or 0, "ip")
-    for text in texts:
-        try:
-            parse_ip(text)
-        except AddressError:
-            literal = "/" in text
-        else:
-            literal = True
-        if literal:
-            try:
-                addresses = expand_targets([text], version)
-            except AddressError as e:
-                raise usage_error(f"{printable(text)}: {e}") from None
-            if "/" not in text:
-                request.labels.setdefault(addresses[0], []).append(text)
-            literals.extend(addresses)
-            continue
-        lookup = lookup or Lookup(reactor)
-        try:
-            address = await lookup.resolve_ip(text, network)
-        except NameLookupError as e:
-            failed.append((text, e))
-            continue
-        try:
-            found = expand_targets([str(address).partition("%")[0]], version)[0]
-        except (AddressError, IndexError) as e:
-            failed.append((text, e))
-            continue
-        request.labels.setdefault(found, []).append(text)
-        literals.append(found)
-    try:
-        return list(expand_targets(literals, version)), failed
-    except AddressError as e:
-        raise usage_error(str(e)) from None
+def show_host(record: dict[str, Any], args: argparse.Namespace, tally: Tally) -> None:
+    """Print one verdict, once for each operand that named its address (JSON: one object)."""
+    rtts = [1000.0 * t for t in record.pop("rtts", ())]
+    tally.add(rtts)
+    labels = args.labels.get(record["host"], [record["host"]])
+    if os.environ.get(CHILD_ENV):
+        # A --processes shard: its parent prints (and wants the round trips for -s).
+        emit_json({**record, "rtts_ms": rtts})
+        return
+    if args.json:
+        for label in labels:
+            emit_json({**record, **({"name": label} if label != record["host"] else {})})
+        return
+    out = sys.stdout
+    for label in labels:
+        if not args.quiet or args.alive_only or args.unreachable_only:
+            line = host_line(record, args, label)
+            if line is not None:
+                out.write(line + "\n")
+        if args.style == "fping" and (args.count or 1) > 1:
+            sys.stderr.write(_fping_counts(record, label, rtts) + "\n")
+    out.flush()
 
 
-class _Totals:
-    """What the passes decided, target by target, summed."""
+def report_failed_names(args: argparse.Namespace) -> None:
+    """Say each name that could not be resolved (stderr; JSON: an error object each)."""
+    from netproto.cli._lookup import lookup_failure
 
-    def __init__(self, targets: int, unknown: int) -> None:
-        self.targets = targets
-        self.unknown = unknown
-        self.alive = 0
-        self.unreachable = 0
-        self.transmitted = 0
-        self.received = 0
-        self.duplicates = 0
-        self.errors = 0
-        self.damaged = 0
-        self.late = 0
-        self.rtts = (float("inf"), 0.0, 0.0)  # min, max, sum
-        self.elapsed = 0.0
-        self.complete = True
-
-    def add(self, result: Any) -> None:
-        if result.alive:
-            self.alive += 1
-        else:
-            self.unreachable += 1
-        self.transmitted += result.transmitted
-        self.received += result.received
-        self.duplicates += result.duplicates
-        self.errors += result.errors
-        if result.rtts:
-            low, high, total = self.rtts
-            self.rtts = (min(low, *result.rtts), max(high, *result.rtts), total + sum(result.rtts))
-
-    def add_pass(self, summary: Any) -> None:
-        self.damaged += summary.damaged
-        self.late += summary.late
-        self.elapsed += summary.elapsed
-        self.complete = self.complete and summary.complete
-
-
-def _merge(before: Any, after: Any) -> Any:
-    """One target's results over two passes."""
-    if before is None:
-        return after
-    return after._replace(
-        transmitted=before.transmitted + after.transmitted,
-        received=before.received + after.received,
-        duplicates=before.duplicates + after.duplicates,
-        errors=before.errors + after.errors,
-        rtts=before.rtts + after.rtts,
-        error=after.error or before.error,
-    )
-
-
-class _Report:
-    """How each verdict, name failure and the totals are shown."""
-
-    def __init__(self, request: SweepRequest) -> None:
-        self.request = request
-        self.out = sys.stdout
-
-    def decided(self, result: Any) -> None:
-        """Show *result* once for each operand that named its address."""
-        for label in self.request.labels.get(result.host, [result.host]):
-            self.show(result, label)
-
-    def failed_name(self, name: str, error: Exception) -> None:
-        from netproto.cli._lookup import lookup_failure
-
+    for name, error in args.failed:
         failure = lookup_failure(error, SWEEP_NOT_FOUND, host=name)
-        if self.request.json:
+        if args.json:
             emit_json(error_record(failure.kind, str(failure), host=name))
         else:
             print(f"{printable(name)}: {failure}", file=sys.stderr)
 
-    def show(self, result: Any, label: str) -> None:
-        r = self.request
-        if r.json:
-            emit_json(
-                {
-                    "host": result.host,
-                    **({"name": label} if label != result.host else {}),
-                    "alive": result.alive,
-                    "rtt_ms": ms(result.rtt),
-                    "transmitted": result.transmitted,
-                    "received": result.received,
-                    "duplicates": result.duplicates,
-                    "error": result.error,
-                }
-            )
-            return
-        name = printable(label)
-        if r.alive or r.unreachable:
-            if (r.alive and result.alive) or (r.unreachable and not result.alive):
-                self.out.write(name + "\n")
-        elif not r.quiet and (r.style == "netproto" or r.count == 1):
-            self.out.write(self.line(result, name) + "\n")
-        if r.style == "fping" and r.count > 1:
-            sys.stderr.write(self.fping_counts(result, name) + "\n")
-        if r.style == "fping" and result.error and not r.quiet and not result.alive:
-            sys.stderr.write(f"{name}: {result.error}\n")
 
-    def line(self, result: Any, name: str) -> str:
-        r = self.request
-        if r.style == "fping":
-            if result.alive:
-                extra = f" ({format_ms(result.rtt)} ms)" if r.elapsed else ""
-                return f"{name} is alive{extra}"
-            return f"{name} is unreachable"
-        if result.alive:
-            extra = ""
-            if result.transmitted > 1:
-                extra = f", {result.received}/{result.transmitted} replies"
-            return f"{name} is alive ({format_ms(result.rtt)} ms{extra})"
-        reason = f" ({result.error})" if result.error else ""
-        return f"{name} is unreachable{reason}"
-
-    def fping_counts(self, result: Any, name: str) -> str:
-        """fping -c's line for a target: xmt/rcv/%loss, and min/avg/max when it answered."""
-        sent, got = result.transmitted, result.received
-        loss = round(100 * (sent - got) / sent) if sent else 0
-        line = f"{name} : xmt/rcv/%loss = {sent}/{got}/{loss}%"
-        if result.rtts:
-            rtts = [1000.0 * t for t in result.rtts]
-            line += f", min/avg/max = {min(rtts):.3f}/{sum(rtts) / len(rtts):.3f}/{max(rtts):.3f}"
-        return line
-
-    def summary(self, totals: _Totals) -> None:
-        r = self.request
-        if r.json:
-            emit_json(
-                {
-                    "summary": True,
-                    "targets": totals.targets,
-                    "alive": totals.alive,
-                    "unreachable": totals.unreachable,
-                    "unknown": totals.unknown,
-                    "transmitted": totals.transmitted,
-                    "received": totals.received,
-                    "duplicates": totals.duplicates,
-                    "damaged": totals.damaged,
-                    "errors": totals.errors,
-                    "time_ms": round(totals.elapsed * 1000.0),
-                    "complete": totals.complete,
-                }
-            )
-        elif r.statistics:
-            sys.stderr.write(_statistics(totals))
-        elif r.style == "netproto" and not r.quiet:
-            print(_summary_line(totals), file=sys.stderr)
-        self.out.flush()
+def report_summary(record: dict[str, Any], args: argparse.Namespace, tally: Tally) -> int:
+    """Print the summary as the command asks; the sweep's exit status, fping's."""
+    record["unknown"] = len(args.failed)
+    if args.json:
+        emit_json(record)
+    elif args.statistics:
+        sys.stderr.write(_statistics(record, tally))
+    elif args.style == "netproto" and not args.quiet:
+        print(summary_line(record), file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if args.failed:
+        return SWEEP_NOT_FOUND
+    if record["unreachable"] and not (args.any and record["alive"]):
+        return SWEEP_UNREACHABLE
+    if not record["alive"]:
+        return SWEEP_UNREACHABLE
+    return SWEEP_ALIVE
 
 
-def _summary_line(t: _Totals) -> str:
-    seconds = t.elapsed
-    rate = f" ({t.targets / seconds:,.0f} targets/s)" if seconds > 0 else ""
-    stopped = ", interrupted" if not t.complete else ""
-    extras = ""
-    for count, what in (
-        (t.unknown, "names not found"),
-        (t.duplicates, "duplicates"),
-        (t.damaged, "corrupted"),
-        (t.errors, "errors"),
-    ):
-        if count:
-            extras += f", {count} {what}"
-    return (
-        f"{t.targets} targets: {t.alive} alive, {t.unreachable} unreachable; "
-        f"{t.transmitted} probes sent, {t.received} replies{extras}; "
-        f"time {seconds * 1000.0:.0f}ms{rate}{stopped}"
-    )
-
-
-def _statistics(t: _Totals) -> str:
+def _statistics(r: dict[str, Any], tally: Tally) -> str:
     """fping -s's block."""
-    low, high, total = t.rtts
-    average = total / t.received if t.received else 0.0
-    if not t.received:
-        low = 0.0
+    low = tally.low if tally.count else 0.0
+    average = tally.total / tally.count if tally.count else 0.0
     lines = [
         "",
-        f"{t.targets + t.unknown:8d} targets",
-        f"{t.alive:8d} alive",
-        f"{t.unreachable:8d} unreachable",
-        f"{t.unknown:8d} unknown addresses",
+        f"{r['targets'] + r['unknown']:8d} targets",
+        f"{r['alive']:8d} alive",
+        f"{r['unreachable']:8d} unreachable",
+        f"{r['unknown']:8d} unknown addresses",
         "",
-        f"{t.transmitted - t.received - t.errors:8d} timeouts (waiting for response)",
-        f"{t.transmitted:8d} ICMP Echos sent",
-        f"{t.received:8d} ICMP Echo Replies received",
-        f"{t.errors:8d} other ICMP received",
+        f"{max(0, r['transmitted'] - r['received'] - r['errors']):8d} timeouts "
+        "(waiting for response)",
+        f"{r['transmitted']:8d} ICMP Echos sent",
+        f"{r['received']:8d} ICMP Echo Replies received",
+        f"{r['errors']:8d} other ICMP received",
         "",
-        f" {low * 1000:.3f} ms (min round trip time)",
-        f" {average * 1000:.3f} ms (avg round trip time)",
-        f" {high * 1000:.3f} ms (max round trip time)",
-        f"{t.elapsed:13.3f} sec (elapsed real time)",
+        f" {low:.3f} ms (min round trip time)",
+        f" {average:.3f} ms (avg round trip time)",
+        f" {tally.high:.3f} ms (max round trip time)",
+        f"{r['time_ms'] / 1000.0:13.3f} sec (elapsed real time)",
         "",
         "",
     ]
     return "\n".join(lines)
 
 
-class _Progress:
+def summary_record(summary: Any) -> dict[str, Any]:
+    """The JSON object of a sweep's summary."""
+    return {
+        "summary": True,
+        "targets": summary.targets,
+        "alive": summary.alive,
+        "unreachable": summary.unreachable,
+        "transmitted": summary.transmitted,
+        "received": summary.received,
+        "duplicates": summary.duplicates,
+        "damaged": summary.damaged,
+        "errors": summary.errors,
+        "late": summary.late,
+        "time_ms": round(summary.elapsed * 1000.0),
+        "complete": summary.complete,
+    }
+
+
+def summary_line(record: dict[str, Any]) -> str:
+    """The summary line of a sweep."""
+    seconds = record["time_ms"] / 1000.0
+    rate = f" ({record['targets'] / seconds:,.0f} targets/s)" if seconds > 0 else ""
+    stopped = ", interrupted" if not record["complete"] else ""
+    extras = ""
+    for key, name in (
+        ("unknown", "names not found"),
+        ("duplicates", "duplicates"),
+        ("damaged", "corrupted"),
+        ("errors", "errors"),
+    ):
+        if record.get(key):
+            extras += f", {record[key]} {name}"
+    return (
+        f"{record['targets']} targets: {record['alive']} alive, "
+        f"{record['unreachable']} unreachable; {record['transmitted']} probes sent, "
+        f"{record['received']} replies{extras}; time {record['time_ms']}ms{rate}{stopped}"
+    )
+
+
+class Progress:
     """A self-rewriting line on standard error while a long sweep runs."""
 
-    def __init__(self, reactor: Any, text: Callable[[], str]) -> None:
+    def __init__(self, reactor: Any, sweep: Any) -> None:
         from twisted.internet.task import LoopingCall
 
-        self.text = text
+        self.sweep = sweep
         self.loop = LoopingCall(self.show)
         self.loop.clock = reactor
         self.loop.start(_PROGRESS_EVERY, now=False)
 
     def show(self) -> None:
-        sys.stderr.write(f"\r{self.text()}\x1b[K")
+        """Rewrite the line."""
+        s = self.sweep
+        sys.stderr.write(f"\r{s.decided}/{s.expected} targets decided, {s.alive} alive\x1b[K")
         sys.stderr.flush()
 
     def stop(self) -> None:
+        """Stop and erase the line."""
         if self.loop.running:
             self.loop.stop()
         sys.stderr.write("\r\x1b[K")
         sys.stderr.flush()
 
 
-async def run_sweep(
-    reactor: Any,
-    client: Any,
-    targets: list[str],
-    failed: list[tuple[str, Exception]],
-    request: SweepRequest,
-) -> int:
-    """Sweep *targets* as *request* says, after reporting *failed* names; the exit status."""
-    report = _Report(request)
-    for name, error in failed:
-        report.failed_name(name, error)
-    totals = _Totals(len(targets), len(failed))
-    retries = request.retries if request.count == 1 else 0
-    earlier: dict[str, Any] = {}
-    current: list[Any] = []
-    stopped = [False]
+def fingerprint(space: Any, args: argparse.Namespace) -> str:
+    """What a state file must agree on: the targets, the count and the retries."""
+    text = repr((space.spans, args.count or 1, args.retries))
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
-    def stop() -> None:
-        stopped[0] = True
-        for running in current:
-            running.stop()
 
-    deadline = reactor.callLater(request.deadline, stop) if request.deadline else None
-    progress = None
-    decided = [0]
-    if len(targets) >= PROGRESS_FROM and sys.stderr.isatty() and not request.json:
-        progress = _Progress(
-            reactor, lambda: f"{decided[0]}/{len(targets)} targets decided, {totals.alive} alive"
-        )
-    pending = targets
-    timeout = request.timeout
+def load_state(path: str, space: Any, args: argparse.Namespace) -> dict[str, Any] | None:
+    """The state of an interrupted sweep kept in *path*, None if there is none yet."""
     try:
-        for attempt in range(retries + 1):
-            last = attempt == retries
-            unanswered: list[str] = []
+        with open(path, encoding="utf-8") as f:
+            state = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise usage_error(f"--resume {printable(path)}: unreadable state ({e})") from None
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise usage_error(f"--resume {printable(path)}: not a netproto sweep state file")
+    if state.get("targets") != fingerprint(space, args):
+        raise usage_error(
+            f"--resume {printable(path)}: saved for other targets, -c or -r; "
+            "give the same ones, or remove the file"
+        )
+    if args.seed is not None and args.seed != state.get("order"):
+        raise usage_error(f"--resume {printable(path)}: saved with --seed {state.get('order')}")
+    if list(args.shard) != state.get("shard"):
+        shard = state.get("shard") or [0, 1]
+        raise usage_error(
+            f"--resume {printable(path)}: saved for --shard {shard[0] + 1}/{shard[1]}"
+        )
+    return state
 
-            def on_host(result: Any, last: bool = last, unanswered: list[str] = unanswered) -> None:
-                result = _merge(earlier.pop(result.host, None), result)
-                if result.alive or last:
-                    decided[0] += 1
-                    totals.add(result)
-                    report.decided(result)
-                else:
-                    earlier[result.host] = result
-                    unanswered.append(result.host)
 
-            running = client.sweep(
-                pending,
-                count=request.count,
-                interval=request.interval,
-                timeout=timeout,
-                rate=request.rate,
-                size=request.size,
-                on_host=on_host,
-            )
-            current[:] = [running]
-            summary = await finish(running)
-            totals.add_pass(summary)
-            if not summary.complete or stopped[0] or not unanswered:
-                if not summary.complete or stopped[0]:
-                    totals.complete = False
-                break
-            pending = unanswered
-            timeout *= request.backoff
+def save_state(path: str, sweep: Any, space: Any, args: argparse.Namespace, step: int) -> None:
+    """Write the state (atomically: a new file renamed over the old)."""
+    state = {
+        "format": STATE_FORMAT,
+        "targets": fingerprint(space, args),
+        "order": sweep.seed,
+        "shard": list(sweep.shard),
+        "next": step,
+        "complete": step >= sweep.positions,
+    }
+    temporary = f"{path}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as f:
+            json.dump(state, f)
+            f.write("\n")
+        os.replace(temporary, path)
+    except OSError as e:
+        raise CommandError(f"--resume {printable(path)}: cannot save ({e.strerror or e})", 4) from e
+
+
+async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namespace) -> int:
+    """Sweep the targets of *space* as the command line asks; return the exit status."""
+    from twisted.internet.task import LoopingCall
+
+    child = os.environ.get(CHILD_ENV)
+    seed = args.seed
+    start = 0
+    if args.resume is not None:
+        state = load_state(args.resume, space, args)
+        if state is not None:
+            seed, start = int(state["order"]), int(state["next"])
+    if seed is None:
+        seed = int.from_bytes(os.urandom(8), "big")
+
+    tally = Tally()
+    report_failed_names(args)
+
+    def on_host(result: Any) -> None:
+        show_host({**host_record(result), "rtts": result.rtts}, args, tally)
+
+    try:
+        running = client.sweep(
+            space,
+            count=args.count or 1,
+            interval=args.interval,
+            timeout=args.timeout if args.timeout is not None else 1.0,
+            rate=args.rate if args.rate is not None else 100.0,
+            size=args.size,
+            retries=args.retries,
+            backoff=args.backoff,
+            seed=seed,
+            shard=args.shard,
+            start=start,
+            on_host=None if child == "quiet" else on_host,
+        )
+    except ValueError as e:
+        raise usage_error(str(e)) from None
+    progress = None
+    shown = sys.stderr.isatty() and not child
+    if running.expected >= PROGRESS_FROM and shown and not running.done.called:
+        progress = Progress(reactor, running)
+    saver = None
+    if args.resume is not None and not running.done.called:
+        path = args.resume
+        saver = LoopingCall(lambda: save_state(path, running, space, args, running.resume_step))
+        saver.clock = reactor
+        saver.start(_SAVE_EVERY, now=False)
+    deadline = None
+    if args.deadline is not None:
+        deadline = reactor.callLater(args.deadline, running.stop)
+    try:
+        summary = await finish(running)
     finally:
         if deadline is not None and deadline.active():
             deadline.cancel()
         if progress is not None:
             progress.stop()
-    report.summary(totals)
-    if failed:
-        return SWEEP_NOT_FOUND
-    if totals.unreachable and not (request.any and totals.alive):
-        return SWEEP_UNREACHABLE
-    if not totals.alive and not totals.complete and not totals.unreachable:
-        # Interrupted before any verdict: nothing answered.
-        return SWEEP_UNREACHABLE
-    return SWEEP_ALIVE
-
-
-def system_failure(message: str) -> CommandError:
-    """A sweep that could not set up its sockets: fping's status 4."""
-    return CommandError(message, SWEEP_SYSTEM, kind="permission")
+        if saver is not None and saver.running:
+            saver.stop()
+    if args.resume is not None:
+        save_state(args.resume, running, space, args, summary.resume)
+    return report_summary(summary_record(summary), args, tally)

@@ -35,6 +35,7 @@ from netproto.ping._codec import (
 )
 from netproto.ping._host import Ping, ProbeResult, Statistics, Summary
 from netproto.ping._open import AUTO, DGRAM, RAW, PingPermissionError
+from netproto.ping._permutation import Permutation
 from netproto.ping._probes import (
     DAMAGED,
     DUPLICATE,
@@ -45,8 +46,15 @@ from netproto.ping._probes import (
     ProbeTable,
 )
 from netproto.ping._socket import IcmpSocket
-from netproto.ping._sweep import HostResult, Sweep, SweepSummary
-from netproto.ping._targets import expand_targets
+from netproto.ping._stamp import PROOF_SIZE
+from netproto.ping._sweep import MAX_PROBES, Sweep
+from netproto.ping._targets import (
+    TargetSpace,
+    expand_targets,
+    key_text,
+    read_exclude_file,
+)
+from netproto.ping._verdicts import HostResult, SweepSummary
 
 __all__ = [
     "AUTO",
@@ -58,13 +66,16 @@ __all__ = [
     "ERROR",
     "LATE",
     "MALFORMED",
+    "MAX_PROBES",
     "NOT_OURS",
     "OTHER",
+    "PROOF_SIZE",
     "RAW",
     "REPLY",
     "HostResult",
     "IcmpSocket",
     "Packet",
+    "Permutation",
     "Ping",
     "PingClient",
     "PingPermissionError",
@@ -75,13 +86,16 @@ __all__ = [
     "Summary",
     "Sweep",
     "SweepSummary",
+    "TargetSpace",
     "describe_error",
     "echo_request",
     "expand_targets",
     "icmpv6_checksum",
+    "key_text",
     "parse_icmpv4",
     "parse_icmpv6",
     "parse_ipv4",
     "ping",
+    "read_exclude_file",
     "sweep",
 ]

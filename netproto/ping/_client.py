@@ -15,8 +15,9 @@ from twisted.internet.defer import Deferred
 from netproto.ping._host import Ping, ProbeResult, Summary
 from netproto.ping._open import AUTO
 from netproto.ping._socket import IcmpSocket
-from netproto.ping._sweep import HostResult, Sweep, SweepSummary
-from netproto.ping._targets import address_text, expand_targets
+from netproto.ping._sweep import Sweep
+from netproto.ping._targets import TargetSpace, address_text
+from netproto.ping._verdicts import HostResult, SweepSummary
 from netproto.util import AddressError, parse_ip
 
 __all__ = ["PingClient", "ping", "sweep"]
@@ -112,7 +113,7 @@ class PingClient:
             outstanding=outstanding,
         )
 
-    def sweep(self, targets: Iterable[str], **options: Any) -> Sweep:
+    def sweep(self, targets: Iterable[str] | TargetSpace, **options: Any) -> Sweep:
         """Ping many targets at a bounded rate: see :class:`netproto.ping.Sweep`."""
         return Sweep(self, targets, **options)
 
@@ -162,15 +163,16 @@ def sweep(
     **options: Any,
 ) -> Deferred[SweepSummary]:
     """
-    Ping every address of *targets* (literals and CIDR ranges, see
-    :func:`expand_targets`) with a client of its own; the Deferred fires with
+    Ping every address of *targets* (literals, CIDR and ``FIRST-LAST``
+    ranges, see :class:`TargetSpace`) with a client of its own; the Deferred fires with
     the :class:`SweepSummary`. *options* are those of :class:`Sweep`
-    (``count``, ``interval``, ``timeout``, ``rate``, ``size``). Cancelling
+    (``count``, ``interval``, ``timeout``, ``rate``, ``size``, ``retries``,
+    ``seed``, ``shard``, ``start``). Cancelling
     the Deferred stops the sweep; it then fires with the summary so far.
     """
     client = PingClient(reactor, mode, ttl=ttl, source=source)
     try:
-        running = client.sweep(expand_targets(targets), on_host=on_host, **options)
+        running = client.sweep(TargetSpace(targets), on_host=on_host, **options)
     except BaseException:
         client.close()
         raise

@@ -78,6 +78,22 @@ def _dispatch(verdict: str, probe: Probe, packet: Packet, now: float) -> None:
         probe.owner.on_packet(verdict, probe, packet, now)
 
 
+def _taken_raw(sweeps: list[Any], data: bytes, now: float) -> bool:
+    """Whether a sweep took raw IPv4 *data* as its reply."""
+    for sweep in sweeps:
+        if sweep.take_raw4(data, now):
+            return True
+    return False
+
+
+def _taken(sweeps: list[Any], packet: Packet, now: float) -> bool:
+    """Whether a sweep took *packet* (its proof verified)."""
+    for sweep in sweeps:
+        if sweep.take(packet, now):
+            return True
+    return False
+
+
 @implementer(IReadDescriptor, IHalfCloseableDescriptor)
 class IcmpSocket:
     """
@@ -118,6 +134,9 @@ class IcmpSocket:
         self._errors_waiting = False
         self._closed = False
         self.send_errors = 0
+        self.sweeps: list[Any] = []
+        """Stateless sweeps reading this socket: each may ``take_raw4(data, now)`` or
+        ``take(packet, now)`` a packet whose proof verifies, before the table sees it."""
         try:
             self._configure(ttl, source, interface, receive_buffer)
         except BaseException:
@@ -383,12 +402,25 @@ class IcmpSocket:
                 continue
             now = clock()
             count += 1
-            answered = fast(data, now)
+            answered = fast(data, now) if table.pending else None
             if answered is not None:
                 # fast_reply takes only IHL-5 packets: TTL at 8, ICMP after 20.
                 answered.owner.on_reply(answered, data[8], len(data) - 20, now)
             else:
+                sweeps = self.sweeps
+                if sweeps and (
+                    sweeps[0].take_raw4(data, now)
+                    if len(sweeps) == 1
+                    else _taken_raw(sweeps, data, now)
+                ):
+                    if self._closed:
+                        break
+                    continue
                 packet = parse_ipv4(data)
+                if sweeps and _taken(sweeps, packet, now):
+                    if self._closed:
+                        break
+                    continue
                 verdict, probe = classify(packet, now)
                 if probe is None:
                     continue
@@ -426,6 +458,10 @@ class IcmpSocket:
                 packet = parse_icmpv6(data, source, ttl)
             else:
                 packet = parse_icmpv4(data, source, ttl)
+            if self.sweeps and _taken(self.sweeps, packet, now):
+                if self._closed:
+                    break
+                continue
             verdict, probe = classify(packet, now)
             if probe is not None:
                 _dispatch(verdict, probe, packet, now)
@@ -447,6 +483,10 @@ class IcmpSocket:
             count += 1
             packet = self._error_packet(data, cmsgs, address)
             if packet is None:
+                continue
+            if self.sweeps and _taken(self.sweeps, packet, now):
+                if self._closed:
+                    break
                 continue
             verdict, probe = self.table.classify(packet, now)
             if probe is not None and verdict is not NOT_OURS:

@@ -1,0 +1,319 @@
+"""
+:class:`netproto.ping.Sweep`, the stateless sweep, driven by a fake raw
+socket and a fake clock: replies validated by their proof alone (forged,
+damaged, replayed from another address, duplicated and late ones refused),
+errors matched through the quoted probe, shards, retries, resuming, and
+memory that holds one bit per target.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from twisted.trial.unittest import SynchronousTestCase
+
+import netproto.ping._sweep as module
+from netproto.ping import Sweep, TargetSpace
+from netproto.util import checksum
+from tests._icmp_packets import icmp_error, ipv4
+from tests.test_ping_client import US, FakeSocket, Harness
+
+
+def reply_to(request: bytes, source: str) -> bytes:
+    """The reply *source* would send to *request*, IPv4 header included."""
+    return FakeSocket.echo(request, source)[0]
+
+
+def tampered(request: bytes, at: int) -> bytes:
+    """*request* as a reply with one payload byte flipped at *at*, checksum made good again."""
+    reply = bytearray(reply_to(request, "0.0.0.0")[20:])
+    reply[8 + at] ^= 0xFF
+    struct.pack_into("!H", reply, 2, 0)
+    struct.pack_into("!H", reply, 2, checksum(reply))
+    return bytes(reply)
+
+
+class StatelessSweepTests(SynchronousTestCase):
+    """Matching by proof, not by table."""
+
+    def setUp(self) -> None:
+        self.h = Harness()
+        self.hosts: list[Any] = []
+
+    def sweep(self, targets: list[str], **options: Any) -> Sweep:
+        options.setdefault("on_host", self.hosts.append)
+        return self.h.client.sweep(targets, **options)
+
+    def test_every_target_once_in_permuted_order(self) -> None:
+        """A /24 at full speed: 254 probes, each target once, not in address order."""
+        sweep = self.sweep(["127.0.0.0/24"], rate=0)
+        summary = self.successResultOf(sweep.done)
+        sent = [address[0] for _, address in self.h.fake.sent]
+        self.assertEqual(sorted(sent), sorted(f"127.0.0.{i}" for i in range(1, 255)))
+        self.assertNotEqual(sent, sorted(sent, key=lambda a: int(a.rsplit(".", 1)[1])))
+        self.assertEqual((summary.targets, summary.alive, summary.received), (254, 254, 254))
+        self.assertEqual(len(self.hosts), 254)
+
+    def test_seed_repeats_the_order(self) -> None:
+        """The same seed, the same order; another seed, another order."""
+        orders = []
+        for seed in (7, 7, 8):
+            h = Harness()
+            self.successResultOf(h.client.sweep(["127.0.0.0/26"], rate=0, seed=seed).done)
+            orders.append([a[0] for _, a in h.fake.sent])
+        self.assertEqual(orders[0], orders[1])
+        self.assertNotEqual(orders[0], orders[2])
+
+    def test_forged_replies_never_count(self) -> None:
+        """
+        Replies whose proof does not verify for their source: another
+        address's reply, a flipped MAC byte, an altered send time, another
+        sweep's key, a bad checksum, an altered fill. Only the genuine
+        reply is credited; the bad checksum and the fill are counted damaged.
+        """
+        h = self.h
+        other = Harness()
+        self.successResultOf(other.client.sweep(["127.0.0.3"], rate=0).done)
+        foreign = other.fake.sent[0][0]
+
+        def answer(data: bytes, target: str) -> list[bytes]:
+            good = reply_to(data, target)
+            bad_sum = bytearray(good)
+            bad_sum[22] ^= 1
+            fill = bytearray(good)
+            fill[-1] ^= 1
+            struct.pack_into("!H", fill, 22, 0)
+            struct.pack_into("!H", fill, 22, checksum(fill[20:]))
+            return [
+                reply_to(data, "127.0.0.9"),
+                ipv4(target, US, tampered(data, 0)),
+                ipv4(target, US, tampered(data, 15)),
+                reply_to(foreign, target),
+                bytes(bad_sum),
+                bytes(fill),
+                good,
+            ]
+
+        h.fake.answer = answer
+        sweep = self.sweep(["127.0.0.3"], timeout=1.0)
+        summary = self.successResultOf(sweep.done)
+        self.assertEqual((summary.received, summary.alive, summary.damaged), (1, 1, 2))
+        self.assertEqual(summary.duplicates, 0)
+        self.assertGreaterEqual(h.socket.table.not_ours, 4)
+
+    def test_silent_host(self) -> None:
+        """No reply: unreachable when the window closes, not before."""
+        self.h.fake.answer = lambda data, target: []
+        sweep = self.sweep(["127.0.0.2", "127.0.0.3"], timeout=1.0)
+        self.h.reactor.advance(0.9)
+        self.assertEqual(self.hosts, [])
+        self.h.reactor.advance(0.2)
+        summary = self.successResultOf(sweep.done)
+        self.assertEqual((summary.alive, summary.unreachable), (0, 2))
+        self.assertEqual(
+            sorted((r.host, r.alive) for r in self.hosts),
+            [
+                ("127.0.0.2", False),
+                ("127.0.0.3", False),
+            ],
+        )
+
+    def test_duplicates_and_late(self) -> None:
+        """Two copies of a reply: one credited, one duplicate; a silent target unreachable."""
+        h = self.h
+        held: list[bytes] = []
+
+        def answer(data: bytes, target: str) -> list[bytes]:
+            if target == "127.0.0.3":
+                held.append(reply_to(data, target))
+                return []
+            return [reply_to(data, target)] * 2
+
+        h.fake.answer = answer
+        sweep = self.sweep(["127.0.0.2", "127.0.0.3", "127.0.0.4"], timeout=1.0, count=1)
+        h.reactor.advance(0.5)
+        h.reactor.advance(0.6)
+        h.fake.inbox.extend(held)
+        h.socket.doRead()
+        summary = self.successResultOf(sweep.done)
+        self.assertEqual((summary.received, summary.duplicates), (2, 2))
+        self.assertEqual(summary.unreachable, 1)
+
+    def test_late_within_a_retry(self) -> None:
+        """With -r 1, a first-pass reply arriving after its timeout is late; the retry's counts."""
+        h = self.h
+        held: list[bytes] = []
+
+        def answer(data: bytes, target: str) -> list[bytes]:
+            held.append(reply_to(data, target))
+            return []
+
+        h.fake.answer = answer
+        sweep = self.sweep(["127.0.0.2"], timeout=1.0, retries=1)
+        self.assertEqual(len(h.fake.sent), 1)
+        h.reactor.advance(1.0)
+        self.assertEqual(len(h.fake.sent), 2)
+        h.fake.inbox.extend(held)
+        h.reactor.advance(0.5)
+        h.socket.doRead()
+        summary = self.successResultOf(sweep.done)
+        self.assertEqual((summary.transmitted, summary.received, summary.late), (2, 1, 1))
+        self.assertEqual([(r.host, r.transmitted) for r in self.hosts], [("127.0.0.2", 2)])
+
+    def test_retries_only_the_unanswered(self) -> None:
+        """-r 2: silent targets get three probes, answering ones one."""
+        h = self.h
+        h.fake.answer = lambda data, target: (
+            [reply_to(data, target)] if target.endswith((".1", ".3")) else []
+        )
+        sweep = self.sweep(["127.0.0.0/29"], timeout=1.0, retries=2)
+        for _ in range(3):
+            h.reactor.advance(1.0)
+        summary = self.successResultOf(sweep.done)
+        counts: dict[str, int] = {}
+        for _, address in h.fake.sent:
+            counts[address[0]] = counts.get(address[0], 0) + 1
+        self.assertEqual(counts["127.0.0.1"], 1)
+        self.assertEqual(counts["127.0.0.2"], 3)
+        self.assertEqual((summary.alive, summary.unreachable, summary.transmitted), (2, 4, 14))
+
+    def test_error_through_the_quoted_probe(self) -> None:
+        """
+        An unreachable quoting our probe is credited to its target; one
+        quoting a probe with a forged MAC, or only 8 bytes of it, is not.
+        """
+        h = self.h
+
+        def answer(data: bytes, target: str) -> list[bytes]:
+            forged = data[:8] + bytes([data[8] ^ 1]) + data[9:]
+            return [
+                ipv4("127.0.0.9", US, icmp_error(3, 1, ipv4(US, target, forged))),
+                ipv4("127.0.0.9", US, icmp_error(3, 1, ipv4(US, target, data[:8]))),
+                ipv4("127.0.0.9", US, icmp_error(3, 1, ipv4(US, target, data))),
+            ]
+
+        h.fake.answer = answer
+        sweep = self.sweep(["127.0.0.4"], timeout=1.0)
+        summary = self.successResultOf(sweep.done)
+        self.assertEqual((summary.errors, summary.alive, summary.unreachable), (1, 0, 1))
+        self.assertEqual(self.hosts[0].error, "Destination Host Unreachable from 127.0.0.9")
+
+    def test_rounds_statistics(self) -> None:
+        """-c 3: each target reported once, with its three RTTs, when its last reply comes."""
+        h = self.h
+        sweep = self.sweep(["127.0.0.2", "127.0.0.3"], count=3, interval=1.0)
+        h.reactor.advance(1.0)
+        self.assertEqual(self.hosts, [])
+        h.reactor.advance(1.0)
+        summary = self.successResultOf(sweep.done)
+        self.assertEqual((summary.transmitted, summary.received), (6, 6))
+        self.assertEqual([len(r.rtts) for r in self.hosts], [3, 3])
+
+    def test_shards_cover_every_target_once(self) -> None:
+        """Three shards of one seed: every target of a /23 exactly once between them."""
+        seen: list[str] = []
+        for k in range(3):
+            h = Harness()
+            running = h.client.sweep(["127.0.0.0/23"], rate=0, seed=5, shard=(k, 3))
+            summary = self.successResultOf(running.done)
+            self.assertEqual(summary.alive, summary.targets)
+            seen += [a[0] for _, a in h.fake.sent]
+        self.assertEqual(len(seen), 510)
+        self.assertEqual(len(set(seen)), 510)
+
+    def test_resume(self) -> None:
+        """Stopped half way, resumed at its resume point: every target probed, none twice."""
+        h = self.h
+        h.fake.answer = lambda data, target: []
+        sweep = self.sweep(["127.0.0.0/26"], rate=100.0, timeout=0.05, seed=3)
+        h.reactor.pump([0.01] * 30)
+        sweep.stop()
+        summary = self.successResultOf(sweep.done)
+        self.assertFalse(summary.complete)
+        first = [a[0] for _, a in h.fake.sent]
+        h2 = Harness()
+        again = h2.client.sweep(["127.0.0.0/26"], rate=0, seed=3, start=summary.resume)
+        self.successResultOf(again.done)
+        second = [a[0] for _, a in h2.fake.sent]
+        # The probes whose window was still open are sent again; the rest are not.
+        overlap = set(first) & set(second)
+        self.assertLessEqual(len(overlap), 6)
+        self.assertEqual(set(first) | set(second), {f"127.0.0.{i}" for i in range(1, 63)})
+
+    def test_exclusions(self) -> None:
+        """Excluded ranges are never probed."""
+        space = TargetSpace(["127.0.0.0/24"], exclude=["127.0.0.0/25", "127.0.0.200-127.0.0.210"])
+        sweep = self.h.client.sweep(space, rate=0)
+        summary = self.successResultOf(sweep.done)
+        sent = {a[0] for _, a in self.h.fake.sent}
+        self.assertEqual(summary.targets, 127 - 11)
+        self.assertFalse(any(int(a.rsplit(".", 1)[1]) < 128 for a in sent))
+        self.assertNotIn("127.0.0.205", sent)
+
+    def test_one_bit_per_target(self) -> None:
+        """The per-target state is a bitmap of N bits (N*count with rounds)."""
+        sweep = self.h.client.sweep(["127.0.0.0/22"], rate=0)
+        self.successResultOf(sweep.done)
+        self.assertEqual(len(sweep._bits), (1022 + 7) // 8)
+        self.assertEqual(sweep._stats, {})
+
+    def test_small_payload_refused(self) -> None:
+        """A payload too small for the proof is refused at once."""
+        self.assertRaises(ValueError, self.h.client.sweep, ["127.0.0.2"], size=19)
+
+
+class FakeBatch:
+    """A BatchSender that hands its datagrams to a FakeSocket, the kernel full once, one failure."""
+
+    def __init__(self, fake: FakeSocket) -> None:
+        self.fake = fake
+        self.queue: list[tuple[bytes, bytes]] = []
+        self.full_once = True
+        self.flushes = 0
+
+    def add(self, data: bytes, packed: bytes) -> bool:
+        self.queue.append((data, packed))
+        return len(self.queue) == 8
+
+    def flush(self) -> tuple[int, list[tuple[int, int]]]:
+        self.flushes += 1
+        queue, self.queue = self.queue, []
+        done = len(queue)
+        if self.full_once and len(queue) == 8:
+            self.full_once, done = False, 5
+        failed = []
+        for slot, (data, packed) in enumerate(queue[:done]):
+            if self.flushes == 2 and slot == 0:
+                failed.append((slot, 113))  # EHOSTUNREACH
+                continue
+            self.fake.sendto(data, (".".join(str(b) for b in packed), 0))
+        return done, failed
+
+
+class BatchedSendTests(SynchronousTestCase):
+    """The sendmmsg path's bookkeeping: the walk rewinds to the first probe not sent."""
+
+    def test_rewind_and_failures(self) -> None:
+        """
+        A batch the kernel takes only in part is sent again from its first
+        unsent probe; a probe that fails for good is an error: every target
+        once, none lost, none twice.
+        """
+        h = Harness()
+        hosts: list[Any] = []
+        batch = FakeBatch(h.fake)
+        original = module.batch_sender
+        module.batch_sender = lambda sock, size: batch  # type: ignore[assignment]
+        self.addCleanup(setattr, module, "batch_sender", original)
+        sweep = h.client.sweep(["127.0.0.0/27"], rate=0, on_host=hosts.append)
+        h.reactor.advance(0.01)
+        h.reactor.advance(1.0)
+        summary = self.successResultOf(sweep.done)
+        sent = [a[0] for _, a in h.fake.sent]
+        self.assertEqual(len(sent), len(set(sent)))
+        self.assertEqual(len(sent), 29)
+        self.assertEqual((summary.alive, summary.unreachable, summary.errors), (29, 1, 1))
+        self.assertEqual(summary.transmitted, 30)
+        failed = [r for r in hosts if not r.alive]
+        self.assertEqual(failed[0].error, "No route to host")
