@@ -84,6 +84,10 @@ class NetprotoService(MultiService):
             # and shows the first 100 bytes of its last traceback line.
             short = f"{option}: {reason}"
             if len(short) > _REPORTED:
+                # A remedy in parentheses is in the log file; the report keeps the reason.
+                reason = reason.partition(" (")[0]
+                short = f"{option}: {reason}"
+            if len(short) > _REPORTED:
                 short = f"{option[: _REPORTED - len(reason) - 5]}...: {reason}"
             raise _StartError(short[:_REPORTED]) from None
         stderr = sys.__stderr__
