@@ -94,14 +94,16 @@ class EchoProtocol(WatchedProtocol):
             self.dataReceived = self._dataReceivedDirect  # type: ignore[method-assign]
 
     def dataReceived(self, data: bytes) -> None:
-        # The hot path: one count (it also tells the sweep we are not idle)
-        # and one write; no timer, no clock, no log.
+        # The hot path: one count (it also tells the sweep we are not idle),
+        # the clock read that dates it, and one write; no timer, no log.
         self._rx += len(data)
+        self._read_at = self._seconds()
         self._write(data)
 
     def _dataReceivedDirect(self, data: bytes) -> None:
         # The same on a socket transport: sent at once when nothing is queued.
         self._rx += len(data)
+        self._read_at = self._seconds()
         self._write_now(data)
 
     def readConnectionLost(self) -> None:

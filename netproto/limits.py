@@ -273,6 +273,12 @@ class Watched(Protocol):
     def abort(self, reason: str) -> None:
         """Abort the connection at once; *reason* is a counter name."""
 
+    # Optional, read with getattr: when the connection saw the event itself.
+    # Without them, the time of the sweep that noticed the change is used.
+    #
+    # def active_at(self) -> float | None: when the peer last sent, or output drained
+    # def blocked_at(self) -> float | None: when output became blocked, if it is
+
 
 class _Entry:
     __slots__ = ("activity", "last_active", "last_pending", "stalled_since")
@@ -291,7 +297,10 @@ class ConnectionWatch:
     Nothing happens per read: a connection only exposes a number that changes
     when bytes arrive (a byte count it keeps anyway) and its output state; a
     sweep every :meth:`Limits.sweep_period` compares them with the previous
-    sweep. A connection is aborted with reason
+    sweep. The clocks start when the connection itself saw the event (its
+    optional ``active_at()`` and ``blocked_at()``), not when a sweep noticed
+    it, so a deadline fires at the first sweep after it: within one sweep
+    period late, never early. A connection is aborted with reason
 
     - ``tcp_stall_aborted`` when its output has been blocked (the transport
       paused reading because its buffer is full) with no drain progress for
@@ -329,7 +338,7 @@ class ConnectionWatch:
             activity = conn.activity()
             if activity != entry.activity:
                 entry.activity = activity
-                entry.last_active = now
+                entry.last_active = _seen(conn, "active_at", now)
             pending = conn.pending()
             blocked = conn.write_blocked() or bool(pending)
             if blocked:
@@ -339,17 +348,17 @@ class ConnectionWatch:
                     and pending < entry.last_pending
                 )
                 entry.last_pending = pending
-                if entry.stalled_since is None or progress:
-                    entry.stalled_since = now
-                    if progress:
-                        entry.last_active = now
+                if entry.stalled_since is None:
+                    entry.stalled_since = _seen(conn, "blocked_at", now)
+                elif progress:
+                    entry.stalled_since = entry.last_active = now
                 if stall and now - entry.stalled_since >= stall:
                     doomed.append((conn, "tcp_stall_aborted"))
                     continue
             else:
                 if entry.stalled_since is not None:
                     # The output drained since the last sweep: that is activity.
-                    entry.last_active = now
+                    entry.last_active = _seen(conn, "active_at", now)
                 entry.stalled_since = None
                 entry.last_pending = 0
             if idle and now - entry.last_active >= idle and not blocked:
@@ -359,6 +368,13 @@ class ConnectionWatch:
             self.counters.add(reason)
             conn.abort(reason)
         return doomed
+
+
+def _seen(conn: Watched, what: str, now: float) -> float:
+    """When *conn* saw event *what* itself (never later than *now*), else *now*."""
+    at = getattr(conn, what, None)
+    when = at() if at is not None else None
+    return when if isinstance(when, (int, float)) and when <= now else now
 
 
 _BAD_V4 = (

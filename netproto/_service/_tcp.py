@@ -37,6 +37,9 @@ class WatchedProtocol(Protocol):
     ``self._rx`` for every read (the only per-read cost), and register
     ``self`` as the transport's streaming producer when they need flow
     control: the transport then pauses and resumes us, and we pass it on.
+    A subclass that reads also sets ``self._read_at = self._seconds()`` on
+    every read, so the idle deadline counts from the last byte, not from the
+    sweep that noticed it.
     """
 
     factory: LimitedFactory
@@ -49,11 +52,14 @@ class WatchedProtocol(Protocol):
     _rx_flushed = 0
     _tx_flushed = 0
     _paused = False
+    _read_at: float | None = None
+    _blocked_at: float | None = None
 
     def connectionMade(self) -> None:
         factory = self.factory
         factory.counters.add("tcp_connections")
-        factory.watch.add(self, factory.reactor.seconds())
+        self._seconds = factory.reactor.seconds
+        factory.watch.add(self, self._seconds())
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         factory = self.factory
@@ -87,6 +93,14 @@ class WatchedProtocol(Protocol):
         """Whether the transport has paused us because its buffer is full."""
         return self._paused
 
+    def active_at(self) -> float | None:
+        """When the peer last sent a byte or our output last drained, if known."""
+        return self._read_at
+
+    def blocked_at(self) -> float | None:
+        """When the transport paused us (output full), while it is paused."""
+        return self._blocked_at if self._paused else None
+
     def abort(self, reason: str) -> None:
         """Abort the connection at once, dropping what is queued."""
         t: Any = self.transport
@@ -99,11 +113,14 @@ class WatchedProtocol(Protocol):
     # IPushProducer: the transport's flow control, passed on.
 
     def pauseProducing(self) -> None:
+        if not self._paused:
+            self._blocked_at = self._seconds()
         self._paused = True
         self.transport.pauseProducing()  # type: ignore[attr-defined]
 
     def resumeProducing(self) -> None:
         self._paused = False
+        self._read_at = self._seconds()  # the output drained: activity
         self.transport.resumeProducing()  # type: ignore[attr-defined]
 
     def stopProducing(self) -> None:
