@@ -19,7 +19,7 @@ from typing import Any
 
 from twisted.internet import tcp, udp
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python.failure import Failure
 from twisted.python.systemd import ListenFDs
@@ -29,6 +29,7 @@ import twisted
 __all__ = [
     "PRIVATE_NAMES",
     "TESTED",
+    "abort_now",
     "adopt_datagram_port",
     "direct_writer",
     "inherited_sockets",
@@ -123,6 +124,25 @@ def write_and_close(transport: object, data: bytes) -> None:
         data = data[sent:]
     t.write(data)
     t.loseConnection()
+
+
+def abort_now(transport: object) -> None:
+    """
+    Abort the connection and close its socket now, in this reactor turn.
+
+    ``abortConnection`` closes the socket only on the next turn, while a
+    listening port accepts a whole batch of connections in one: refusing
+    them that way holds one descriptor per refused connection until the
+    batch ends. On Twisted's own socket transports (TCP, UNIX) the socket is
+    reset and closed before the next accept; elsewhere (TLS, test doubles),
+    ``abortConnection``.
+    """
+    t: Any = transport
+    if isinstance(t, tcp.Connection) and getattr(t, "socket", None) is not None:
+        if not t.disconnected:
+            t.connectionLost(Failure(ConnectionAborted()))
+        return
+    t.abortConnection()
 
 
 def inherited_sockets() -> ListenFDs:

@@ -81,6 +81,10 @@ class Limits:
     - ``summary_interval`` = 60 s between refusal summaries in the log.
     - ``sweep_interval`` = 0 means derived: a tenth of the shortest timeout,
       between 1 and 30 seconds; timeouts fire within one sweep interval late.
+    - ``listen_backlog`` = 1024 connections the kernel queues for each TCP
+      listener before they are accepted (clamped to ``net.core.somaxconn``;
+      0: that maximum), so a connection storm does not make honest clients
+      wait for SYN retries.
     """
 
     max_connections: int = 4096
@@ -95,6 +99,7 @@ class Limits:
     udp_max_sources: int = 16384
     summary_interval: float = 60.0
     sweep_interval: float = 0.0
+    listen_backlog: int = 1024
 
     def __post_init__(self) -> None:
         for name in (
@@ -109,6 +114,7 @@ class Limits:
             "udp_max_sources",
             "summary_interval",
             "sweep_interval",
+            "listen_backlog",
         ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:

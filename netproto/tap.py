@@ -45,6 +45,8 @@ _LIMIT_HELP: dict[str, str] = {
     "summary_interval": "seconds between refusal summaries in the log (0: no summaries)",
     "sweep_interval": "seconds between idle/stall sweeps (0: a tenth of the shortest timeout, "
     "1-30 s)",
+    "listen_backlog": "connections queued by the kernel per TCP listener before they are "
+    "accepted (clamped to net.core.somaxconn; 0: that maximum)",
 }
 
 

@@ -32,3 +32,37 @@ class BindErrorTests(SynchronousTestCase):
         self.assertEqual(describe_bind_error(in_use), "address already in use")
         path = CannotListenError(None, "/run/x.sock", OSError(errno.EACCES, "Permission denied"))
         self.assertEqual(describe_bind_error(path), "permission denied")
+
+
+class BacklogTests(SynchronousTestCase):
+    """:mod:`netproto._listen._backlog`."""
+
+    def test_with_backlog(self) -> None:
+        """backlog= is added to tcp/tcp6/ssl/unix descriptions without one, nothing else."""
+        from netproto._listen._backlog import with_backlog
+
+        self.assertEqual(with_backlog("tcp:7", 9), "tcp:7:backlog=9")
+        self.assertEqual(
+            with_backlog("tcp6:7:interface=\\:\\:1", 9), "tcp6:7:interface=\\:\\:1:backlog=9"
+        )
+        self.assertEqual(with_backlog("unix:/run/e.sock", 9), "unix:/run/e.sock:backlog=9")
+        self.assertEqual(with_backlog("tcp:7:backlog=3", 9), "tcp:7:backlog=3")
+        self.assertEqual(
+            with_backlog("systemd:domain=INET:index=0", 9), "systemd:domain=INET:index=0"
+        )
+        # An escaped colon is part of a value, not a field separator.
+        self.assertEqual(with_backlog("unix:/x\\:backlog=1", 9), "unix:/x\\:backlog=1:backlog=9")
+
+    def test_effective_backlog(self) -> None:
+        """Clamped to the system maximum; 0 asks for it."""
+        from netproto._listen._backlog import effective_backlog
+
+        self.assertEqual(effective_backlog(1024, 4096), 1024)
+        self.assertEqual(effective_backlog(9000, 4096), 4096)
+        self.assertEqual(effective_backlog(0, 4096), 4096)
+
+    def test_system_maximum_unreadable(self) -> None:
+        """Without /proc, the kernel default (4096) is assumed."""
+        from netproto._listen._backlog import system_maximum
+
+        self.assertEqual(system_maximum("/nonexistent/somaxconn"), 4096)

@@ -15,6 +15,7 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.logger import Logger
 
+from netproto._listen._backlog import effective_backlog
 from netproto._listen._bound import BindError, BoundService
 from netproto._listen._listeners import Listener
 from netproto._listen._metrics import MetricsRegistry, metrics_site
@@ -133,6 +134,7 @@ class _Wiring:
         self.reactor = reactor
         self.limits = limits
         self.options = options
+        self.backlog = effective_backlog(limits.listen_backlog)
         self.served_ports: set[int] = set()
         self.registry = MetricsRegistry()
         self._factories: dict[str, Factory] = {}

@@ -14,7 +14,7 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto._twisted import queued_bytes
+from netproto._twisted import abort_now, queued_bytes
 from netproto.limits import (
     DEFAULT_LIMITS,
     ConnectionLimiter,
@@ -131,7 +131,8 @@ class Refused(Protocol):
     """A connection over a cap: aborted as soon as it is made, nothing read or written."""
 
     def connectionMade(self) -> None:
-        self.transport.abortConnection()  # type: ignore[union-attr]
+        # Closed before the port accepts the next one: refusals hold no fd.
+        abort_now(self.transport)
 
 
 class LimitedFactory(Factory):

@@ -1,0 +1,130 @@
+"""
+The attacks of issue 10, replayed on loopback against a service in a process
+of its own: descriptors never pass the connection cap plus a small constant.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from twisted.trial.unittest import TestCase
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FD_HEADROOM = 1
+"""Descriptors above the cap while accepting: the one just accepted, refused at once."""
+
+
+def _attack_server(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests._attack_server", *args],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _expect(proc: subprocess.Popen[str], key: str) -> int:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if not line.startswith(key + " "):
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+        raise AssertionError(f"expected {key}, got {line!r}; stderr: {err[-2000:]}")
+    return int(line.split()[1])
+
+
+class RefusedCloseTests(TestCase):
+    """Refused connections are closed before the next accept."""
+
+    def test_fds_stay_within_cap(self) -> None:
+        """300 connections queued at once against a cap of 16: at most cap + 1 extra fds."""
+        cap, total = 16, 300
+        proc = _attack_server("fds", str(cap), str(total))
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        self.addCleanup(lambda: proc.wait(30))
+        port = _expect(proc, "PORT")
+        clients: list[socket.socket] = []
+        self.addCleanup(lambda: [c.close() for c in clients])
+        # Stopped, the server accepts nothing: every connection waits in the
+        # backlog and one accept batch meets them all when it resumes.
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            for _ in range(total):
+                clients.append(socket.create_connection(("127.0.0.1", port), timeout=30))
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        peak = _expect(proc, "PEAK")
+        self.assertLessEqual(peak, cap + FD_HEADROOM)
+        self.assertGreaterEqual(peak, cap)  # the admitted ones were really open
+
+
+def _listen_backlog(port: int) -> int | None:
+    """The backlog of the TCP listener on *port*, as ``ss`` shows it (its Send-Q)."""
+    out = subprocess.run(
+        ["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) >= 4 and fields[0] == "LISTEN":
+            return int(fields[2])
+    return None
+
+
+class BacklogTests(TestCase):
+    """``--listen-backlog`` reaches the kernel, for bare ports and endpoint descriptions."""
+
+    def serve(self, *args: str) -> list[int]:
+        from twisted.internet import reactor
+
+        from netproto.tap import Options, makeService
+
+        config = Options()
+        config.parseOptions(list(args))
+        service = makeService(config, reactor)
+        service.privilegedStartService()
+        self.addCleanup(service.stopService)
+        return [
+            child.listening_port()  # type: ignore[attr-defined]
+            for child in service  # type: ignore[attr-defined]
+            if getattr(child, "port", None) is not None and child.listening_port()
+        ]
+
+    def setUp(self) -> None:
+        if shutil.which("ss") is None:
+            self.skipTest("ss (iproute2) is not installed")
+
+    def test_description_gets_option(self) -> None:
+        """``tcp:0:interface=127.0.0.1`` with --listen-backlog=700 listens with 700."""
+        (port,) = self.serve("--echo=tcp:0:interface=127.0.0.1", "--listen-backlog=700")
+        self.assertEqual(_listen_backlog(port), 700)
+
+    def test_description_keeps_its_own(self) -> None:
+        """A description naming its backlog keeps it."""
+        (port,) = self.serve("--echo=tcp:0:interface=127.0.0.1:backlog=33")
+        self.assertEqual(_listen_backlog(port), 33)
+
+    def test_default_and_clamp(self) -> None:
+        """The default is 1024 (or somaxconn if smaller); a larger request is clamped to it."""
+        from netproto._listen._backlog import system_maximum
+
+        top = system_maximum()
+        (port,) = self.serve("--echo=tcp:0:interface=127.0.0.1")
+        self.assertEqual(_listen_backlog(port), min(1024, top))
+        (port,) = self.serve("--echo=tcp:0:interface=127.0.0.1", f"--listen-backlog={top + 5}")
+        self.assertEqual(_listen_backlog(port), top)
+
+    def test_bare_port(self) -> None:
+        """A bare port's TCP sockets (IPv4 and IPv6) listen with the option's backlog."""
+        ports = self.serve("--echo=0", "--listen-backlog=300")
+        tcp = [b for b in map(_listen_backlog, ports) if b is not None]
+        self.assertTrue(tcp)
+        self.assertEqual(set(tcp), {300})
