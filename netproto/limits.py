@@ -29,7 +29,7 @@ from typing import Any, Protocol
 
 from twisted.logger import Logger
 
-from netproto.util import unmap
+from netproto.util import peer_prefix, unmap
 
 __all__ = [
     "COUNTERS",
@@ -81,10 +81,10 @@ class Limits:
     - ``summary_interval`` = 60 s between refusal summaries in the log.
     - ``sweep_interval`` = 0 means derived: a tenth of the shortest timeout,
       between 1 and 30 seconds; timeouts fire within one sweep interval late.
-    - ``listen_backlog`` = 1024 connections the kernel queues for each TCP
-      listener before they are accepted (clamped to ``net.core.somaxconn``;
-      0: that maximum), so a connection storm does not make honest clients
-      wait for SYN retries.
+    - ``listen_backlog`` = 1024 connections the kernel queues per TCP listener
+      (clamped to ``net.core.somaxconn``; 0: that maximum) during a storm.
+    - ``peer_prefix_v4`` = 32, ``peer_prefix_v6`` = 64: the network that is one peer
+      for ``max_connections_per_peer`` and the UDP buckets (a host may hold a /64).
     """
 
     max_connections: int = 4096
@@ -100,6 +100,8 @@ class Limits:
     summary_interval: float = 60.0
     sweep_interval: float = 0.0
     listen_backlog: int = 1024
+    peer_prefix_v4: int = 32
+    peer_prefix_v6: int = 64
 
     def __post_init__(self) -> None:
         for name in (
@@ -115,10 +117,15 @@ class Limits:
             "summary_interval",
             "sweep_interval",
             "listen_backlog",
+            "peer_prefix_v4",
+            "peer_prefix_v6",
         ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0 (0: unlimited), not {value!r}")
+        for name, bits in (("peer_prefix_v4", 32), ("peer_prefix_v6", 128)):
+            if getattr(self, name) > bits or not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} must be a prefix length 0-{bits}")
         for port in self.udp_allowed_ports:
             if not isinstance(port, int) or not 0 <= port <= 65535:
                 raise ValueError(f"udp_allowed_ports: {port!r} is not a port number")
@@ -204,23 +211,20 @@ class Counters:
         return f"Counters({shown})"
 
 
-def peer_key(address: object) -> str | None:
+def peer_key(address: object, v4_prefix: int = 32, v6_prefix: int = 128) -> str | None:
     """
-    The identity of a TCP peer for per-peer limits: the canonical text of its
-    IP address with IPv4-mapped addresses unwrapped, or ``None`` for peers
-    without an IP address (UNIX sockets), which only the total cap applies to.
+    The identity of a TCP peer for per-peer limits: its IP address's network
+    of *v4_prefix* / *v6_prefix* bits (:func:`~netproto.util.peer_prefix`;
+    by default the address itself), IPv4-mapped addresses unwrapped, or
+    ``None`` for peers without an IP address (UNIX sockets), which only the
+    total cap applies to.
     """
     host = getattr(address, "host", None)
     if not isinstance(host, str):
         return None
-    if ":" not in host:
+    if ":" not in host and v4_prefix >= 32:
         return host  # dotted quad from the kernel: already canonical
-    if host.startswith("::ffff:") and "." in host:
-        return host[7:]  # a dual-stack socket's IPv4 peer, as the kernel writes it
-    try:
-        return str(unmap(ip_address(host)))
-    except ValueError:
-        return host
+    return peer_prefix(host, v4_prefix, v6_prefix)
 
 
 class ConnectionLimiter:
@@ -279,11 +283,7 @@ class Watched(Protocol):
     def abort(self, reason: str) -> None:
         """Abort the connection at once; *reason* is a counter name."""
 
-    # Optional, read with getattr: when the connection saw the event itself.
-    # Without them, the time of the sweep that noticed the change is used.
-    #
-    # def active_at(self) -> float | None: when the peer last sent, or output drained
-    # def blocked_at(self) -> float | None: when output became blocked, if it is
+    # Optional (see ConnectionWatch): active_at() and blocked_at(), float | None.
 
 
 class _Entry:
@@ -378,8 +378,7 @@ class ConnectionWatch:
 
 def _seen(conn: Watched, what: str, now: float) -> float:
     """When *conn* saw event *what* itself (never later than *now*), else *now*."""
-    at = getattr(conn, what, None)
-    when = at() if at is not None else None
+    when = getattr(conn, what, lambda: None)()
     return when if isinstance(when, (int, float)) and when <= now else now
 
 
@@ -432,8 +431,10 @@ class SourcePolicy:
     5. the global bucket (``udp_global_rate``, ``udp_global_burst``) is empty
        -> ``udp_global_limited``.
 
-    Buckets are per source *address* (IPv4-mapped unwrapped), whatever the
-    source port, so changing ports buys nothing. The table of buckets holds at
+    Buckets are per source *network* (``peer_prefix_v4`` / ``peer_prefix_v6``
+    bits: an IPv4 address, an IPv6 /64 by default; IPv4-mapped unwrapped),
+    whatever the source port, so changing ports or addresses inside one's
+    own /64 buys nothing. The table of buckets holds at
     most ``udp_max_sources`` addresses: entries that have refilled carry no
     information and are pruned; if the table is still full, new sources share
     one overflow bucket (counted as ``udp_sources_overflow``), so spoofing
@@ -460,6 +461,18 @@ class SourcePolicy:
         self._burst = float(limits.udp_burst)
         self._grate = float(limits.udp_global_rate)
         self._gburst = float(limits.udp_global_burst)
+        self._v4, self._v6 = limits.peer_prefix_v4, limits.peer_prefix_v6
+        self._prefixed = self._v4 < 32 or self._v6 < 128
+        self._keys: dict[str, str] = {}
+
+    def _key(self, host: str) -> str:
+        """The bucket of *host*: its network (``peer_prefix_v4`` / ``_v6``), cached."""
+        key = self._keys.get(host)
+        if key is None:
+            if len(self._keys) >= max(self.limits.udp_max_sources, 1024):
+                self._keys.clear()  # a cache, bounded like the table it serves
+            key = self._keys[host] = peer_prefix(host, self._v4, self._v6)
+        return key
 
     def __len__(self) -> int:
         """How many source addresses the table holds."""
@@ -474,11 +487,14 @@ class SourcePolicy:
             return "udp_refused_served"
         if host.startswith("::ffff:") and "." in host:
             host = host[7:]  # a dual-stack socket's IPv4 peer: one bucket per address
-        bucket = self._buckets.get(host)
+        key = host
+        if self._prefixed and (":" in host or self._v4 < 32):
+            key = self._key(host)
+        bucket = self._buckets.get(key)
         if bucket is None:
             if bad_source(host):
                 return "udp_refused_source"
-            bucket = self._new_bucket(host, now)
+            bucket = self._new_bucket(key, now)
         rate = self._rate
         if rate:
             tokens = bucket.tokens + (now - bucket.stamp) * rate

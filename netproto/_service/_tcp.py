@@ -175,7 +175,11 @@ class LimitedFactory(Factory):
     def buildProtocol(self, addr: IAddress) -> Protocol:  # type: ignore[override]
         host = getattr(addr, "host", None)
         # A dotted quad is already canonical; anything else is normalised.
-        peer = host if type(host) is str and ":" not in host else peer_key(addr)
+        limits = self.limits
+        if type(host) is str and ":" not in host and limits.peer_prefix_v4 >= 32:
+            peer: str | None = host
+        else:
+            peer = peer_key(addr, limits.peer_prefix_v4, limits.peer_prefix_v6)
         refusal = self.limiter.admit(peer)
         if refusal is not None:
             self.counters.add(refusal)
