@@ -128,3 +128,46 @@ class BacklogTests(TestCase):
         tcp = [b for b in map(_listen_backlog, ports) if b is not None]
         self.assertTrue(tcp)
         self.assertEqual(set(tcp), {300})
+
+
+class MetricsBoundsTests(TestCase):
+    """Idle connections to --metrics cannot starve the services."""
+
+    def test_capped(self) -> None:
+        """20 idle connections to metrics: 8 stay, 12 are closed at once; echo still answers."""
+        from netproto._listen._capped import METRICS_MAX_CONNECTIONS
+        from tests._servers import closed_by_peer, deferred, wait_until
+
+        ports = BacklogTests.serve(
+            self,  # type: ignore[arg-type]
+            "--echo=tcp:0:interface=127.0.0.1",
+            "--metrics=tcp:0:interface=127.0.0.1",
+        )
+        echo, metrics = ports
+        # Blocking sockets: closed_by_peer peeks with MSG_DONTWAIT.
+        idle = [socket.create_connection(("127.0.0.1", metrics)) for _ in range(20)]
+        self.addCleanup(lambda: [s.close() for s in idle])
+
+        async def check() -> None:
+            await wait_until(
+                lambda: sum(map(closed_by_peer, idle)) == 20 - METRICS_MAX_CONNECTIONS, 30
+            )
+            client = socket.create_connection(("127.0.0.1", echo), timeout=30)
+            self.addCleanup(client.close)
+            client.setblocking(False)
+            client.send(b"still here")
+            got = b""
+
+            def echoed() -> bool:
+                nonlocal got
+                try:
+                    got += client.recv(100)
+                except BlockingIOError:
+                    pass
+                return got == b"still here"
+
+            await wait_until(echoed, 30)
+            # The ones still open are the first eight, served as usual.
+            self.assertEqual([closed_by_peer(s) for s in idle[:8]], [False] * 8)
+
+        return deferred(check())

@@ -66,3 +66,27 @@ class BacklogTests(SynchronousTestCase):
         from netproto._listen._backlog import system_maximum
 
         self.assertEqual(system_maximum("/nonexistent/somaxconn"), 4096)
+
+
+class MetricsIdleTests(SynchronousTestCase):
+    """A metrics connection without a request is closed after METRICS_IDLE_TIMEOUT."""
+
+    def test_idle_closed(self) -> None:
+        """Closed by the idle timeout, not before; the cap counts it out again."""
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.task import Clock
+        from twisted.internet.testing import StringTransport
+
+        from netproto._listen._capped import METRICS_IDLE_TIMEOUT, bound_metrics
+        from netproto._listen._metrics import MetricsRegistry, metrics_site
+
+        clock = Clock()
+        factory = bound_metrics(metrics_site(MetricsRegistry()), clock)
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.assertEqual(len(factory.protocols), 1)
+        clock.advance(METRICS_IDLE_TIMEOUT - 0.1)
+        self.assertFalse(transport.disconnecting)
+        clock.advance(0.2)
+        self.assertTrue(transport.disconnecting)

@@ -17,6 +17,7 @@ from twisted.logger import Logger
 
 from netproto._listen._backlog import effective_backlog
 from netproto._listen._bound import BindError, BoundService
+from netproto._listen._capped import bound_metrics
 from netproto._listen._listeners import Listener
 from netproto._listen._metrics import MetricsRegistry, metrics_site
 from netproto._listen._table import SERVICES
@@ -143,7 +144,7 @@ class _Wiring:
         made = self._factories.get(service)
         if made is None:
             if service == "metrics":
-                made = metrics_site(self.registry)
+                made = bound_metrics(metrics_site(self.registry), self.reactor)
             else:
                 made = SERVICES[service].tcp(self.reactor, self.limits, self.options)
                 self.registry.register(service, "tcp", made)
