@@ -151,6 +151,7 @@ COUNTERS: dict[str, str] = {
     "tcp_refused_peer": "TCP connections closed at once: max_connections_per_peer reached",
     "tcp_idle_aborted": "TCP connections aborted after idle_timeout without traffic",
     "tcp_stall_aborted": "TCP connections aborted after write_stall_timeout with output stuck",
+    "tcp_accept_errors": "accepts put off: out of file descriptors (EMFILE, ENFILE) or buffers",
     "tcp_bytes_received": "bytes read from TCP peers",
     "tcp_bytes_sent": "bytes handed to TCP transports (echo replies, daytime lines)",
     "udp_datagrams_received": "UDP datagrams received",

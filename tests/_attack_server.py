@@ -7,6 +7,13 @@ log lines) is not blurred by the test's own sockets.
 ``max_connections=CAP`` and a backlog of 1024; prints ``PORT p``, then, once
 *N* connections were handed to the factory, ``PEAK extra`` (the most
 descriptors open at an accept, above those open before the first) and exits.
+
+``python -m tests._attack_server emfile``: the plugin's echo service on
+127.0.0.1 in a process whose descriptors are all taken; prints ``PORT p``.
+Once accepts have failed 5 times it frees the descriptors, so waiting
+connections can be served. On a line on stdin it prints ``ERRORS n`` (the
+``tcp_accept_errors`` counter), ``LINES k`` (log events about descriptors or
+accepts) and exits.
 """
 
 from __future__ import annotations
@@ -58,9 +65,74 @@ def fds(cap: int, total: int) -> None:
     reactor.run()
 
 
+def emfile() -> None:
+    """Serve echo out of descriptors until 5 accepts failed; then report the log."""
+    import resource
+
+    from twisted.internet import reactor as _reactor
+    from twisted.internet import stdio
+    from twisted.internet.task import LoopingCall
+    from twisted.logger import formatEvent, globalLogPublisher
+    from twisted.protocols.basic import LineReceiver
+
+    from netproto.tap import Options, makeService
+
+    reactor: Any = _reactor
+    about: list[str] = []
+
+    def collect(event: dict[str, Any]) -> None:
+        text = formatEvent(event)
+        if any(word in text for word in ("EMFILE", "accept", "descriptor")):
+            about.append(text)
+
+    globalLogPublisher.addObserver(collect)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = min(soft, 256)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    config = Options()
+    config.parseOptions(["--echo=tcp:0:interface=127.0.0.1", "--max-connections=0"])
+    service: Any = makeService(config, reactor)
+    service.privilegedStartService()
+    service.startService()
+    (child,) = list(service)
+    counters = child.factory.counters
+    fillers: list[int] = []
+
+    class Commands(LineReceiver):
+        delimiter = b"\n"
+
+        def lineReceived(self, line: bytes) -> None:
+            print(f"ERRORS {counters.get('tcp_accept_errors')}", flush=True)
+            print(f"LINES {len(about)}", flush=True)
+            for text in about:
+                print(f"# {text}", flush=True)
+            reactor.stop()
+
+    def fill() -> None:
+        stdio.StandardIO(Commands())
+        while True:
+            try:
+                fillers.append(os.open("/dev/null", os.O_RDONLY))
+            except OSError:
+                break
+        print(f"PORT {child.listening_port()}", flush=True)
+
+    def free_when_tried() -> None:
+        if counters.get("tcp_accept_errors") >= 5 and fillers:
+            for fd in fillers:
+                os.close(fd)
+            fillers.clear()
+
+    LoopingCall(free_when_tried).start(0.05)
+    reactor.callWhenRunning(fill)
+    reactor.run()
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "fds":
         fds(int(args[0]), int(args[1]))
+    elif mode == "emfile":
+        emfile()
     else:
         raise SystemExit(f"unknown mode {mode!r}")

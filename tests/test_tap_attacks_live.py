@@ -6,6 +6,7 @@ of its own: descriptors never pass the connection cap plus a small constant.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -49,8 +50,9 @@ class RefusedCloseTests(TestCase):
         """300 connections queued at once against a cap of 16: at most cap + 1 extra fds."""
         cap, total = 16, 300
         proc = _attack_server("fds", str(cap), str(total))
-        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        # Cleanups run last first: kill (if still running), then reap.
         self.addCleanup(lambda: proc.wait(30))
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
         port = _expect(proc, "PORT")
         clients: list[socket.socket] = []
         self.addCleanup(lambda: [c.close() for c in clients])
@@ -171,3 +173,96 @@ class MetricsBoundsTests(TestCase):
             self.assertEqual([closed_by_peer(s) for s in idle[:8]], [False] * 8)
 
         return deferred(check())
+
+
+class ExhaustionTests(TestCase):
+    """Out of descriptors: connections wait in the backlog, the log gets a summary."""
+
+    def test_emfile_episode(self) -> None:
+        """20 clients while every fd is taken: all are served once fds free; <= 3 log lines."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests._attack_server", "emfile"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        # Cleanups run last first: kill (if still running), then reap.
+        self.addCleanup(lambda: proc.wait(30))
+        self.addCleanup(lambda: proc.poll() is None and proc.kill())
+        port = _expect(proc, "PORT")
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(20)]
+        self.addCleanup(lambda: [c.close() for c in clients])
+        for i, client in enumerate(clients):
+            client.sendall(b"%03d" % i)
+        for i, client in enumerate(clients):
+            got = b""
+            while len(got) < 3:
+                chunk = client.recv(3 - len(got))
+                self.assertTrue(chunk, f"client {i} was closed or reset, not served")
+                got += chunk
+            self.assertEqual(got, b"%03d" % i)
+        assert proc.stdin is not None
+        proc.stdin.write("report\n")
+        proc.stdin.flush()
+        errors = _expect(proc, "ERRORS")
+        lines = _expect(proc, "LINES")
+        self.assertGreaterEqual(errors, 5)
+        self.assertLessEqual(lines, 3, proc.stdout.read() if proc.stdout else "")
+        self.assertGreaterEqual(lines, 1)
+
+
+class FdLimitTests(TestCase):
+    """twistd under a low RLIMIT_NOFILE: caps fitted at start, refusals instead of EMFILE."""
+
+    def run_twistd(self, soft: int, hard: int, *args: str) -> tuple[object, int]:
+        import tests.test_tap_live as live
+
+        if live.TWISTD is None:
+            self.skipTest("twistd is not installed")
+        prefix = (sys.executable, "-c", _PRLIMIT % (soft, hard))
+        server = live.Twistd(*args, listeners=1, prefix=prefix)
+        self.addCleanup(server.stop)
+        match = re.search(r"\(port (\d+)\)", server.text())
+        assert match is not None, server.text()
+        return server, int(match.group(1))
+
+    def test_clamped_and_refused(self) -> None:
+        """256 fds: max-connections lowered (one warning); 300 clients: refused, no EMFILE."""
+        server, port = self.run_twistd(256, 256, "--echo=tcp:0:interface=127.0.0.1")
+        text = server.text()  # type: ignore[attr-defined]
+        found = re.search(r"--max-connections lowered from 4096 to (\d+)", text)
+        self.assertIsNotNone(found, text)
+        assert found is not None
+        fitted = int(found.group(1))
+        self.assertLess(fitted, 256)
+        clients = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(300)]
+        self.addCleanup(lambda: [c.close() for c in clients])
+        served = 0
+        for client in clients:
+            try:
+                client.sendall(b"x")
+                served += client.recv(1) == b"x"
+            except ConnectionResetError:
+                pass  # refused: over the fitted cap
+        self.assertEqual(served, fitted)
+        text = server.text()  # type: ignore[attr-defined]
+        self.assertNotIn("EMFILE", text)
+        self.assertNotIn("out of file descriptors", text)
+
+    def test_soft_raised(self) -> None:
+        """Soft 256 under hard 8192: raised at start, max-connections kept."""
+        server, _ = self.run_twistd(256, 8192, "--echo=tcp:0:interface=127.0.0.1")
+        pid = server.process.pid  # type: ignore[attr-defined]
+        limits = Path(f"/proc/{pid}/limits").read_text()
+        (line,) = [x for x in limits.splitlines() if x.startswith("Max open files")]
+        self.assertGreater(int(line.split()[3]), 4096, line)
+        self.assertIn("file descriptor limit raised from 256", server.text())  # type: ignore[attr-defined]
+
+
+_PRLIMIT = (
+    "import os, resource, sys; resource.setrlimit(resource.RLIMIT_NOFILE, (%d, %d)); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+"""Run the rest of the command line under a given RLIMIT_NOFILE (prlimit without util-linux)."""

@@ -90,3 +90,109 @@ class MetricsIdleTests(SynchronousTestCase):
         self.assertFalse(transport.disconnecting)
         clock.advance(0.2)
         self.assertTrue(transport.disconnecting)
+
+
+class FitDescriptorsTests(SynchronousTestCase):
+    """The caps fitted to ``RLIMIT_NOFILE`` at start."""
+
+    def fit(self, soft: int, hard: int, *specs: str, settable: bool = True, **limits: int):  # type: ignore[no-untyped-def]
+        from netproto._listen import parse_service_spec
+        from netproto._listen._fds import fit_descriptors
+        from netproto.limits import Limits
+
+        listeners = [x for spec in specs for x in parse_service_spec(*spec.split("=", 1))]
+        calls: list[tuple[int, int]] = []
+
+        def setrlimit(kind: int, values: tuple[int, int]) -> None:
+            if not settable:
+                raise ValueError("not allowed")
+            calls.append(values)
+
+        result = fit_descriptors(Limits(**limits), listeners, lambda kind: (soft, hard), setrlimit)
+        return result, calls
+
+    def test_fits(self) -> None:
+        """Caps that fit leave the limit and the caps alone."""
+        fit, calls = self.fit(100000, 100000, "echo=7")
+        self.assertEqual((fit.limits.max_connections, fit.raised_from, calls), (4096, None, []))
+
+    def test_soft_raised(self) -> None:
+        """A soft limit of 1024 under a hard one of 1M is raised just far enough."""
+        from netproto._listen import parse_service_spec
+        from netproto._listen._fds import descriptors_needed
+
+        fit, calls = self.fit(1024, 1 << 20, "echo=7", "daytime=13")
+        self.assertEqual(fit.limits.max_connections, 4096)
+        self.assertEqual(fit.raised_from, 1024)
+        self.assertEqual(calls, [(fit.soft, 1 << 20)])
+        listeners = parse_service_spec("echo", "7") + parse_service_spec("daytime", "13")
+        self.assertEqual(fit.soft, descriptors_needed(fit.limits, listeners))
+        self.assertGreaterEqual(fit.soft, 2 * 4096)
+
+    def test_clamped(self) -> None:
+        """1024 hard: max-connections lowered so both services fit, with fds to spare."""
+        from netproto._listen._fds import RESERVED_FDS
+
+        fit, _ = self.fit(1024, 1024, "echo=7", "daytime=13")
+        self.assertEqual(fit.lowered_from, 4096)
+        self.assertLessEqual(2 * fit.limits.max_connections + RESERVED_FDS + 8 * 2, 1024)
+        self.assertGreater(fit.limits.max_connections, 400)
+
+    def test_not_allowed(self) -> None:
+        """If raising fails, the caps are lowered to the soft limit instead."""
+        fit, _ = self.fit(256, 4096, "echo=7", settable=False)
+        self.assertIsNone(fit.raised_from)
+        self.assertEqual(fit.soft, 256)
+        self.assertLess(fit.limits.max_connections, 256)
+
+    def test_unlimited_kept(self) -> None:
+        """--max-connections=0 asks for the hard limit and stays unlimited."""
+        fit, calls = self.fit(1024, 8192, "echo=7", max_connections=0)
+        self.assertEqual((fit.limits.max_connections, calls), (0, [(8192, 8192)]))
+
+    def test_udp_only(self) -> None:
+        """UDP listeners hold no connections: nothing to fit."""
+        fit, calls = self.fit(64, 64, "echo=udp:7", max_connections=4096)
+        self.assertEqual((fit.limits.max_connections, calls), (4096, []))
+
+
+class GuardAcceptsTests(SynchronousTestCase):
+    """The canary of ``_twisted.guard_accepts``: Twisted's accept loop still takes EAGAIN."""
+
+    def test_emfile_becomes_one_callback(self) -> None:
+        """EMFILE on accept: the callback, no log event, no reserved-fd recovery."""
+        from twisted.internet import reactor
+        from twisted.internet.protocol import Factory, Protocol
+        from twisted.logger import globalLogPublisher
+
+        from netproto._twisted import guard_accepts
+
+        class Exhausted:
+            def __init__(self, real: object) -> None:
+                self.real = real
+
+            def accept(self) -> None:
+                raise OSError(errno.EMFILE, "Too many open files")
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(self.real, name)
+
+        port = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")  # type: ignore[attr-defined]
+        self.addCleanup(port.stopListening)
+        port.socket = Exhausted(port.socket)
+        seen: list[int] = []
+        accepted: list[int] = []
+        self.assertTrue(guard_accepts(port, seen.append, lambda: accepted.append(1)))
+        events: list[dict[str, object]] = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        port.doRead()
+        port.doRead()
+        self.assertEqual(seen, [errno.EMFILE, errno.EMFILE])
+        self.assertEqual((events, accepted), ([], []))
+
+    def test_other_ports_refused(self) -> None:
+        """Anything but a Twisted TCP/UNIX port is left alone."""
+        from netproto._twisted import guard_accepts
+
+        self.assertFalse(guard_accepts(object(), lambda e: None, lambda: None))

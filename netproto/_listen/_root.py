@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from netproto._listen._backlog import effective_backlog
 from netproto._listen._bound import BindError, BoundService
 from netproto._listen._capped import bound_metrics
+from netproto._listen._fds import fit_and_report
 from netproto._listen._listeners import Listener
 from netproto._listen._metrics import MetricsRegistry, metrics_site
 from netproto._listen._table import SERVICES
@@ -175,7 +176,9 @@ def build_listeners(
     datagram protocol. Every UDP port bound is added to one shared set of
     served ports, the loop guard of every datagram protocol. *options* are
     the plugin's options the services read (``daytime-format``, ``utc``).
+    The caps are first fitted to the descriptor limit (``_fds``).
     """
+    limits = fit_and_report(limits, listeners)
     wiring = _Wiring(reactor, limits, options or {})
     for listener in listeners:
         listener.make_service(wiring).setServiceParent(root)
