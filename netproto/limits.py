@@ -83,6 +83,8 @@ class Limits:
       between 1 and 30 seconds; timeouts fire within one sweep interval late.
     - ``listen_backlog`` = 1024 connections the kernel queues per TCP listener
       (clamped to ``net.core.somaxconn``; 0: that maximum) during a storm.
+    - ``write_high_water`` = 16 KiB queued for one echo peer before its reads pause, and
+      ``buffer_budget`` = 16 MiB queued per echo service before every read pauses.
     - ``peer_prefix_v4`` = 32, ``peer_prefix_v6`` = 64: the network that is one peer
       for ``max_connections_per_peer`` and the UDP buckets (a host may hold a /64).
     """
@@ -100,6 +102,8 @@ class Limits:
     summary_interval: float = 60.0
     sweep_interval: float = 0.0
     listen_backlog: int = 1024
+    write_high_water: int = 16384
+    buffer_budget: int = 16 << 20
     peer_prefix_v4: int = 32
     peer_prefix_v6: int = 64
 
@@ -117,6 +121,8 @@ class Limits:
             "summary_interval",
             "sweep_interval",
             "listen_backlog",
+            "write_high_water",
+            "buffer_budget",
             "peer_prefix_v4",
             "peer_prefix_v6",
         ):
@@ -284,7 +290,7 @@ class Watched(Protocol):
     def abort(self, reason: str) -> None:
         """Abort the connection at once; *reason* is a counter name."""
 
-    # Optional (see ConnectionWatch): active_at() and blocked_at(), float | None.
+    # Optional (see ConnectionWatch): active_at(), blocked_at() -> float | None.
 
 
 class _Entry:
@@ -464,16 +470,6 @@ class SourcePolicy:
         self._gburst = float(limits.udp_global_burst)
         self._v4, self._v6 = limits.peer_prefix_v4, limits.peer_prefix_v6
         self._prefixed = self._v4 < 32 or self._v6 < 128
-        self._keys: dict[str, str] = {}
-
-    def _key(self, host: str) -> str:
-        """The bucket of *host*: its network (``peer_prefix_v4`` / ``_v6``), cached."""
-        key = self._keys.get(host)
-        if key is None:
-            if len(self._keys) >= max(self.limits.udp_max_sources, 1024):
-                self._keys.clear()  # a cache, bounded like the table it serves
-            key = self._keys[host] = peer_prefix(host, self._v4, self._v6)
-        return key
 
     def __len__(self) -> int:
         """How many source addresses the table holds."""
@@ -490,7 +486,7 @@ class SourcePolicy:
             host = host[7:]  # a dual-stack socket's IPv4 peer: one bucket per address
         key = host
         if self._prefixed and (":" in host or self._v4 < 32):
-            key = self._key(host)
+            key = peer_prefix(host, self._v4, self._v6)  # cached
         bucket = self._buckets.get(key)
         if bucket is None:
             if bad_source(host):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from ipaddress import IPv4Address, IPv6Address, ip_address
 
 __all__ = [
@@ -249,13 +250,15 @@ def unmap(address: Address) -> Address:
     return ipv4_mapped(address) or address
 
 
+@lru_cache(maxsize=16384)
 def peer_prefix(host: str, v4_prefix: int = 32, v6_prefix: int = 128) -> str:
     """
     The identity of a peer at *host* (an address's text) for per-peer limits:
     its network of *v4_prefix* bits (IPv4) or *v6_prefix* bits (IPv6) as
     ``"2001:db8::/64"``, or, with the full length, the address's canonical
     text. IPv4-mapped addresses count as IPv4, a zone (``%eth0``) is
-    dropped, and text that is no address is its own identity.
+    dropped, and text that is no address is its own identity. The last
+    16,384 answers are cached: per-datagram callers pay a dict lookup.
     """
     text = host.partition("%")[0]
     try:

@@ -6,6 +6,7 @@ TCP and UDP exchanges with their errors. Private: :mod:`netproto.daytime` and
 :mod:`netproto.echo` re-export what users need.
 """
 
+from netproto._service._budget import BufferBudget
 from netproto._service._client import (
     MismatchError,
     ProtocolError,
@@ -18,9 +19,11 @@ from netproto._service._client import (
     udp_exchange,
 )
 from netproto._service._tcp import LimitedFactory, Refused, WatchedProtocol
+from netproto._service._trim import Trimmer
 from netproto._service._udp import PolicedDatagramProtocol
 
 __all__ = [
+    "BufferBudget",
     "LimitedFactory",
     "MismatchError",
     "PolicedDatagramProtocol",
@@ -29,6 +32,7 @@ __all__ = [
     "RefusedError",
     "ServiceError",
     "ServiceTimeoutError",
+    "Trimmer",
     "UnreachableError",
     "WatchedProtocol",
     "connect_reason",
