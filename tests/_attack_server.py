@@ -14,6 +14,11 @@ Once accepts have failed 5 times it frees the descriptors, so waiting
 connections can be served. On a line on stdin it prints ``ERRORS n`` (the
 ``tcp_accept_errors`` counter), ``LINES k`` (log events about descriptors or
 accepts) and exits.
+
+``python -m tests._attack_server prefix`` (inside ``unshare -n``, as root):
+puts ten addresses of one IPv6 /64 and one of another on ``lo``, serves echo
+with ``max_connections_per_peer=4`` on ``::``, connects once from each, and
+prints ``ADMITTED a REFUSED r OTHER o`` (o: the other /64's one admitted).
 """
 
 from __future__ import annotations
@@ -128,11 +133,58 @@ def emfile() -> None:
     reactor.run()
 
 
+def prefix() -> None:
+    """Connections from ten addresses of one /64, and one from another, against a cap of 4."""
+    import socket
+    import subprocess
+
+    from twisted.internet import reactor as _reactor
+    from twisted.internet.task import LoopingCall
+
+    from netproto.echo import EchoFactory
+    from netproto.limits import Limits
+
+    reactor: Any = _reactor
+    ours = [f"2001:db8:0:7::{i:x}" for i in range(1, 11)]
+    other = "2001:db8:0:8::1"
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    for address in [*ours, other]:
+        subprocess.run(
+            ["ip", "-6", "addr", "add", f"{address}/64", "dev", "lo", "nodad"], check=True
+        )
+    factory = EchoFactory(reactor, Limits(max_connections_per_peer=4))
+    port = reactor.listenTCP(0, factory, interface="::")
+    number = port.getHost().port
+    clients = []
+    for address in [*ours, other]:
+        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        s.bind((address, 0))
+        s.connect((ours[0], number))
+        clients.append(s)
+
+    def check() -> None:
+        values = factory.counters.values
+        if values["tcp_connections"] + values["tcp_refused_peer"] < len(clients):
+            return
+        other_key = "2001:db8:0:8::/64"
+        print(
+            f"ADMITTED {values['tcp_connections']} REFUSED {values['tcp_refused_peer']} "
+            f"OTHER {factory.limiter.by_peer.get(other_key, 0)}",
+            flush=True,
+        )
+        reactor.stop()
+
+    LoopingCall(check).start(0.05)
+    reactor.run()
+
+
 if __name__ == "__main__":
     mode, *args = sys.argv[1:]
     if mode == "fds":
         fds(int(args[0]), int(args[1]))
     elif mode == "emfile":
         emfile()
+    elif mode == "prefix":
+        prefix()
     else:
         raise SystemExit(f"unknown mode {mode!r}")

@@ -266,3 +266,25 @@ _PRLIMIT = (
     "os.execv(sys.argv[1], sys.argv[1:])"
 )
 """Run the rest of the command line under a given RLIMIT_NOFILE (prlimit without util-linux)."""
+
+
+class PrefixNamespaceTests(TestCase):
+    """One /64 is one peer, with real IPv6 sources in a private namespace."""
+
+    def test_one_64_capped(self) -> None:
+        """Ten addresses of one /64 against a per-peer cap of 4: 4 in, 6 refused; another /64 in."""
+        from tests._helpers import root_skip_reason, tool_skip_reason
+
+        reason = root_skip_reason() or tool_skip_reason("unshare") or tool_skip_reason("ip")
+        if reason:
+            self.skipTest(reason)
+        result = subprocess.run(
+            ["unshare", "-n", sys.executable, "-m", "tests._attack_server", "prefix"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        self.assertEqual(result.returncode, 0, result.stderr[-2000:])
+        self.assertEqual(result.stdout.split(), ["ADMITTED", "5", "REFUSED", "6", "OTHER", "1"])
