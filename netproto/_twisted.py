@@ -14,12 +14,14 @@ Tested with Twisted :data:`TESTED` (oldest and newest release CI runs).
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import tcp, udp
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.error import ConnectionDone
+from twisted.internet.error import ConnectionAborted, ConnectionDone
 from twisted.internet.protocol import DatagramProtocol
 from twisted.python.failure import Failure
 from twisted.python.systemd import ListenFDs
@@ -29,8 +31,10 @@ import twisted
 __all__ = [
     "PRIVATE_NAMES",
     "TESTED",
+    "abort_now",
     "adopt_datagram_port",
     "direct_writer",
+    "guard_accepts",
     "inherited_sockets",
     "queued_bytes",
     "write_and_close",
@@ -125,6 +129,25 @@ def write_and_close(transport: object, data: bytes) -> None:
     t.loseConnection()
 
 
+def abort_now(transport: object) -> None:
+    """
+    Abort the connection and close its socket now, in this reactor turn.
+
+    ``abortConnection`` closes the socket only on the next turn, while a
+    listening port accepts a whole batch of connections in one: refusing
+    them that way holds one descriptor per refused connection until the
+    batch ends. On Twisted's own socket transports (TCP, UNIX) the socket is
+    reset and closed before the next accept; elsewhere (TLS, test doubles),
+    ``abortConnection``.
+    """
+    t: Any = transport
+    if isinstance(t, tcp.Connection) and getattr(t, "socket", None) is not None:
+        if not t.disconnected:
+            t.connectionLost(Failure(ConnectionAborted()))
+        return
+    t.abortConnection()
+
+
 def inherited_sockets() -> ListenFDs:
     """
     The sockets systemd passed to this process (``LISTEN_FDS``).
@@ -165,3 +188,57 @@ def adopt_datagram_port(
         )
     port: udp.Port = adopt(reactor, fileno, family, protocol, max_packet_size)
     return port
+
+
+_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+"""accept() errors that mean the process (or system) is out of descriptors or memory."""
+
+
+class _GuardedListener:
+    """A listening socket whose ``accept`` reports exhaustion instead of raising it."""
+
+    __slots__ = ("_accepted", "_exhausted", "_socket")
+
+    def __init__(
+        self, skt: Any, exhausted: Callable[[int], None], accepted: Callable[[], None]
+    ) -> None:
+        self._socket = skt
+        self._exhausted = exhausted
+        self._accepted = accepted
+
+    def accept(self) -> Any:
+        try:
+            pair = self._socket.accept()
+        except OSError as e:
+            if e.errno in _EXHAUSTED:
+                self._exhausted(e.errno)
+                # What Twisted's accept loop takes for "no more clients": no
+                # log line, no reserved-descriptor recovery that resets them.
+                raise BlockingIOError(errno.EAGAIN, os.strerror(errno.EAGAIN)) from None
+            raise
+        self._accepted()
+        return pair
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._socket, name)
+
+
+def guard_accepts(
+    port: object, exhausted: Callable[[int], None], accepted: Callable[[], None]
+) -> bool:
+    """
+    Make a listening Twisted port (TCP, UNIX, TLS over TCP) call
+    *exhausted(errno)* when ``accept`` fails for lack of descriptors (EMFILE,
+    ENFILE) or buffers, instead of Twisted's handling: one log line per
+    attempt and, for EMFILE, accepting and closing every waiting connection.
+    The connections stay queued; *exhausted* decides when to try again
+    (``port.stopReading()`` / ``startReading()``). *accepted()* is called
+    after every successful accept. False if *port* is not such a port.
+    """
+    p: Any = port
+    skt = getattr(p, "socket", None)
+    if not isinstance(p, tcp.Port) or skt is None:
+        return False
+    if not isinstance(skt, _GuardedListener):
+        p.socket = _GuardedListener(skt, exhausted, accepted)
+    return True

@@ -29,9 +29,12 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netproto._service import (
+    BufferBudget,
     LimitedFactory,
     MismatchError,
     PolicedDatagramProtocol,
@@ -39,12 +42,14 @@ from netproto._service import (
     RefusedError,
     ServiceError,
     ServiceTimeoutError,
+    Trimmer,
     UnreachableError,
     WatchedProtocol,
     tcp_exchange,
     udp_exchange,
 )
-from netproto._twisted import direct_writer
+from netproto._twisted import direct_writer, queued_bytes
+from netproto.limits import DEFAULT_LIMITS, Limits
 from netproto.util import format_host_port
 
 __all__ = [
@@ -86,7 +91,12 @@ class EchoProtocol(WatchedProtocol):
                 no_delay(True)
             except OSError:
                 pass
+        high_water = self.factory.limits.write_high_water
+        if high_water and hasattr(transport, "bufferSize"):
+            # Twisted pauses us past bufferSize queued (and reads that much at once).
+            transport.bufferSize = high_water
         transport.registerProducer(self, True)
+        self.factory.budget.admit(self)
         self._write = transport.write
         write_now = direct_writer(transport)
         if write_now is not None:
@@ -94,14 +104,16 @@ class EchoProtocol(WatchedProtocol):
             self.dataReceived = self._dataReceivedDirect  # type: ignore[method-assign]
 
     def dataReceived(self, data: bytes) -> None:
-        # The hot path: one count (it also tells the sweep we are not idle)
-        # and one write; no timer, no clock, no log.
+        # The hot path: one count (it also tells the sweep we are not idle),
+        # the clock read that dates it, and one write; no timer, no log.
         self._rx += len(data)
+        self._read_at = self._seconds()
         self._write(data)
 
     def _dataReceivedDirect(self, data: bytes) -> None:
         # The same on a socket transport: sent at once when nothing is queued.
         self._rx += len(data)
+        self._read_at = self._seconds()
         self._write_now(data)
 
     def readConnectionLost(self) -> None:
@@ -118,6 +130,41 @@ class EchoProtocol(WatchedProtocol):
         self._tx = self._rx
         super().flush_counters()
 
+    # The service's buffer budget (see netproto._service.BufferBudget).
+
+    def pauseProducing(self) -> None:
+        super().pauseProducing()
+        queued = queued_bytes(self.transport)
+        if queued is None:  # a transport that does not say: assume its whole buffer
+            queued = 2 * (self.factory.limits.write_high_water or 65536)
+        self.factory.budget.charge(self, queued)
+
+    def resumeProducing(self) -> None:
+        if self.factory.budget.refund(self):
+            super().resumeProducing()
+        else:
+            self._paused = False  # drained, but the service is over its budget
+
+    def hold_reading(self) -> None:
+        """Stop reading for the budget (the transport may still be writing)."""
+        self.transport.pauseProducing()  # type: ignore[attr-defined]
+
+    def release_reading(self) -> None:
+        """The budget drained: read again unless our own output is full."""
+        if not self._paused:
+            self.transport.resumeProducing()  # type: ignore[attr-defined]
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self.factory.budget.forget(self)
+        super().connectionLost(reason)
+        # Break the cycles the fast path made (self.dataReceived is a bound
+        # method of self; the writers hold the transport and its queue):
+        # without this, each lost connection's buffers waited for a full
+        # garbage collection, which an idle server may not run for hours.
+        self.__dict__.pop("dataReceived", None)
+        self.__dict__.pop("_write", None)
+        self.__dict__.pop("_write_now", None)
+
 
 class EchoFactory(LimitedFactory):
     """
@@ -127,6 +174,17 @@ class EchoFactory(LimitedFactory):
 
     protocol_class = EchoProtocol
     service = "echo/tcp"
+
+    def __init__(self, reactor: Any, limits: Limits = DEFAULT_LIMITS) -> None:
+        super().__init__(reactor, limits)
+        self.budget = BufferBudget(limits.buffer_budget, self.watch.connections)
+        """Bytes queued for all the service's peers (``buffer_budget``)."""
+        self.trimmer = Trimmer()
+        """Gives the queues' memory back once an attack's peers are gone."""
+
+    def sweep(self) -> None:
+        super().sweep()
+        self.trimmer.observe(len(self.watch), self.budget.used)
 
 
 class EchoDatagramProtocol(PolicedDatagramProtocol):

@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from twisted.logger import Logger
 
 from netproto.access import ACCESS_COUNTERS
-from netproto.util import unmap
+from netproto.util import peer_prefix, unmap
 
 __all__ = [
     "COUNTERS",
@@ -82,6 +82,12 @@ class Limits:
     - ``summary_interval`` = 60 s between refusal summaries in the log.
     - ``sweep_interval`` = 0 means derived: a tenth of the shortest timeout,
       between 1 and 30 seconds; timeouts fire within one sweep interval late.
+    - ``listen_backlog`` = 1024 connections the kernel queues per TCP listener
+      (clamped to ``net.core.somaxconn``; 0: that maximum) during a storm.
+    - ``write_high_water`` = 16 KiB queued for one echo peer before its reads pause, and
+      ``buffer_budget`` = 16 MiB queued per echo service before every read pauses.
+    - ``peer_prefix_v4`` = 32, ``peer_prefix_v6`` = 64: the network that is one peer
+      for ``max_connections_per_peer`` and the UDP buckets (a host may hold a /64).
     """
 
     max_connections: int = 4096
@@ -96,6 +102,11 @@ class Limits:
     udp_max_sources: int = 16384
     summary_interval: float = 60.0
     sweep_interval: float = 0.0
+    listen_backlog: int = 1024
+    write_high_water: int = 16384
+    buffer_budget: int = 16 << 20
+    peer_prefix_v4: int = 32
+    peer_prefix_v6: int = 64
 
     def __post_init__(self) -> None:
         for name in (
@@ -110,10 +121,18 @@ class Limits:
             "udp_max_sources",
             "summary_interval",
             "sweep_interval",
+            "listen_backlog",
+            "write_high_water",
+            "buffer_budget",
+            "peer_prefix_v4",
+            "peer_prefix_v6",
         ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0 (0: unlimited), not {value!r}")
+        for name, bits in (("peer_prefix_v4", 32), ("peer_prefix_v6", 128)):
+            if getattr(self, name) > bits or not isinstance(getattr(self, name), int):
+                raise ValueError(f"{name} must be a prefix length 0-{bits}")
         for port in self.udp_allowed_ports:
             if not isinstance(port, int) or not 0 <= port <= 65535:
                 raise ValueError(f"udp_allowed_ports: {port!r} is not a port number")
@@ -139,6 +158,7 @@ COUNTERS: dict[str, str] = {
     "tcp_refused_peer": "TCP connections closed at once: max_connections_per_peer reached",
     "tcp_idle_aborted": "TCP connections aborted after idle_timeout without traffic",
     "tcp_stall_aborted": "TCP connections aborted after write_stall_timeout with output stuck",
+    "tcp_accept_errors": "accepts put off: out of file descriptors (EMFILE, ENFILE) or buffers",
     "tcp_bytes_received": "bytes read from TCP peers",
     "tcp_bytes_sent": "bytes handed to TCP transports (echo replies, daytime lines)",
     "udp_datagrams_received": "UDP datagrams received",
@@ -200,23 +220,20 @@ class Counters:
         return f"Counters({shown})"
 
 
-def peer_key(address: object) -> str | None:
+def peer_key(address: object, v4_prefix: int = 32, v6_prefix: int = 128) -> str | None:
     """
-    The identity of a TCP peer for per-peer limits: the canonical text of its
-    IP address with IPv4-mapped addresses unwrapped, or ``None`` for peers
-    without an IP address (UNIX sockets), which only the total cap applies to.
+    The identity of a TCP peer for per-peer limits: its IP address's network
+    of *v4_prefix* / *v6_prefix* bits (:func:`~netproto.util.peer_prefix`;
+    by default the address itself), IPv4-mapped addresses unwrapped, or
+    ``None`` for peers without an IP address (UNIX sockets), which only the
+    total cap applies to.
     """
     host = getattr(address, "host", None)
     if not isinstance(host, str):
         return None
-    if ":" not in host:
+    if ":" not in host and v4_prefix >= 32:
         return host  # dotted quad from the kernel: already canonical
-    if host.startswith("::ffff:") and "." in host:
-        return host[7:]  # a dual-stack socket's IPv4 peer, as the kernel writes it
-    try:
-        return str(unmap(ip_address(host)))
-    except ValueError:
-        return host
+    return peer_prefix(host, v4_prefix, v6_prefix)
 
 
 class ConnectionLimiter:
@@ -275,6 +292,8 @@ class Watched(Protocol):
     def abort(self, reason: str) -> None:
         """Abort the connection at once; *reason* is a counter name."""
 
+    # Optional (see ConnectionWatch): active_at(), blocked_at() -> float | None.
+
 
 class _Entry:
     __slots__ = ("activity", "last_active", "last_pending", "stalled_since")
@@ -293,7 +312,10 @@ class ConnectionWatch:
     Nothing happens per read: a connection only exposes a number that changes
     when bytes arrive (a byte count it keeps anyway) and its output state; a
     sweep every :meth:`Limits.sweep_period` compares them with the previous
-    sweep. A connection is aborted with reason
+    sweep. The clocks start when the connection itself saw the event (its
+    optional ``active_at()`` and ``blocked_at()``), not when a sweep noticed
+    it, so a deadline fires at the first sweep after it: within one sweep
+    period late, never early. A connection is aborted with reason
 
     - ``tcp_stall_aborted`` when its output has been blocked (the transport
       paused reading because its buffer is full) with no drain progress for
@@ -331,7 +353,7 @@ class ConnectionWatch:
             activity = conn.activity()
             if activity != entry.activity:
                 entry.activity = activity
-                entry.last_active = now
+                entry.last_active = _seen(conn, "active_at", now)
             pending = conn.pending()
             blocked = conn.write_blocked() or bool(pending)
             if blocked:
@@ -341,17 +363,17 @@ class ConnectionWatch:
                     and pending < entry.last_pending
                 )
                 entry.last_pending = pending
-                if entry.stalled_since is None or progress:
-                    entry.stalled_since = now
-                    if progress:
-                        entry.last_active = now
+                if entry.stalled_since is None:
+                    entry.stalled_since = _seen(conn, "blocked_at", now)
+                elif progress:
+                    entry.stalled_since = entry.last_active = now
                 if stall and now - entry.stalled_since >= stall:
                     doomed.append((conn, "tcp_stall_aborted"))
                     continue
             else:
                 if entry.stalled_since is not None:
                     # The output drained since the last sweep: that is activity.
-                    entry.last_active = now
+                    entry.last_active = _seen(conn, "active_at", now)
                 entry.stalled_since = None
                 entry.last_pending = 0
             if idle and now - entry.last_active >= idle and not blocked:
@@ -361,6 +383,12 @@ class ConnectionWatch:
             self.counters.add(reason)
             conn.abort(reason)
         return doomed
+
+
+def _seen(conn: Watched, what: str, now: float) -> float:
+    """When *conn* saw event *what* itself (never later than *now*), else *now*."""
+    when = getattr(conn, what, lambda: None)()
+    return when if isinstance(when, (int, float)) and when <= now else now
 
 
 _BAD_V4 = (
@@ -412,8 +440,10 @@ class SourcePolicy:
     5. the global bucket (``udp_global_rate``, ``udp_global_burst``) is empty
        -> ``udp_global_limited``.
 
-    Buckets are per source *address* (IPv4-mapped unwrapped), whatever the
-    source port, so changing ports buys nothing. The table of buckets holds at
+    Buckets are per source *network* (``peer_prefix_v4`` / ``peer_prefix_v6``
+    bits: an IPv4 address, an IPv6 /64 by default; IPv4-mapped unwrapped),
+    whatever the source port, so changing ports or addresses inside one's
+    own /64 buys nothing. The table of buckets holds at
     most ``udp_max_sources`` addresses: entries that have refilled carry no
     information and are pruned; if the table is still full, new sources share
     one overflow bucket (counted as ``udp_sources_overflow``), so spoofing
@@ -440,6 +470,8 @@ class SourcePolicy:
         self._burst = float(limits.udp_burst)
         self._grate = float(limits.udp_global_rate)
         self._gburst = float(limits.udp_global_burst)
+        self._v4, self._v6 = limits.peer_prefix_v4, limits.peer_prefix_v6
+        self._prefixed = self._v4 < 32 or self._v6 < 128
 
     def __len__(self) -> int:
         """How many source addresses the table holds."""
@@ -454,11 +486,14 @@ class SourcePolicy:
             return "udp_refused_served"
         if host.startswith("::ffff:") and "." in host:
             host = host[7:]  # a dual-stack socket's IPv4 peer: one bucket per address
-        bucket = self._buckets.get(host)
+        key = host
+        if self._prefixed and (":" in host or self._v4 < 32):
+            key = peer_prefix(host, self._v4, self._v6)  # cached
+        bucket = self._buckets.get(key)
         if bucket is None:
             if bad_source(host):
                 return "udp_refused_source"
-            bucket = self._new_bucket(host, now)
+            bucket = self._new_bucket(key, now)
         rate = self._rate
         if rate:
             tokens = bucket.tokens + (now - bucket.stamp) * rate

@@ -49,6 +49,16 @@ _LIMIT_HELP: dict[str, str] = {
     "summary_interval": "seconds between refusal summaries in the log (0: no summaries)",
     "sweep_interval": "seconds between idle/stall sweeps (0: a tenth of the shortest timeout, "
     "1-30 s)",
+    "listen_backlog": "connections queued by the kernel per TCP listener before they are "
+    "accepted (clamped to net.core.somaxconn; 0: that maximum)",
+    "write_high_water": "bytes queued for one echo peer before reading from it pauses "
+    "(0: Twisted's 64 KiB)",
+    "buffer_budget": "bytes queued for all echo peers of a service before every read "
+    "pauses until they drain (0: unlimited)",
+    "peer_prefix_v4": "IPv4 prefix length that counts as one peer for the per-peer caps "
+    "and UDP buckets",
+    "peer_prefix_v6": "IPv6 prefix length that counts as one peer for the per-peer caps "
+    "and UDP buckets",
 }
 
 

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv6Address
+from functools import lru_cache
+from ipaddress import IPv4Address, IPv6Address, ip_address
 
 __all__ = [
     "Address",
@@ -38,6 +39,7 @@ __all__ = [
     "network",
     "parse_ip",
     "parse_port",
+    "peer_prefix",
     "positive_seconds",
     "split_host_port",
     "unmap",
@@ -246,6 +248,28 @@ def unmap(address: Address) -> Address:
     ``::ffff:a.b.c.d``.
     """
     return ipv4_mapped(address) or address
+
+
+@lru_cache(maxsize=16384)
+def peer_prefix(host: str, v4_prefix: int = 32, v6_prefix: int = 128) -> str:
+    """
+    The identity of a peer at *host* (an address's text) for per-peer limits:
+    its network of *v4_prefix* bits (IPv4) or *v6_prefix* bits (IPv6) as
+    ``"2001:db8::/64"``, or, with the full length, the address's canonical
+    text. IPv4-mapped addresses count as IPv4, a zone (``%eth0``) is
+    dropped, and text that is no address is its own identity. The last
+    16,384 answers are cached: per-datagram callers pay a dict lookup.
+    """
+    text = host.partition("%")[0]
+    try:
+        address = unmap(ip_address(text))
+    except ValueError:
+        return host
+    bits, prefix = (32, v4_prefix) if address.version == 4 else (128, v6_prefix)
+    if prefix >= bits:
+        return str(address)
+    drop = bits - max(prefix, 0)
+    return f"{type(address)(int(address) >> drop << drop)}/{max(prefix, 0)}"
 
 
 def canonical(address: Address) -> str:

@@ -28,6 +28,7 @@ PUBLIC: dict[str, list[str]] = {
         "network",
         "parse_ip",
         "parse_port",
+        "peer_prefix",
         "positive_seconds",
         "split_host_port",
         "unmap",

@@ -561,7 +561,11 @@ class FailureTests(SynchronousTestCase):
         self.assertEqual(result.returncode, 1, result)
         self.assertEqual(
             result.stderr.splitlines(),
-            ["netproto: --echo=7: cannot listen on TCP port 7 (IPv4): permission denied"],
+            [
+                "netproto: --echo=7: cannot listen on TCP port 7 (IPv4): permission denied "
+                "(start as root with twistd --uid/--gid, grant CAP_NET_BIND_SERVICE, "
+                "or use socket activation)"
+            ],
         )
 
     def test_port_in_use_daemon(self) -> None:

@@ -6,6 +6,7 @@ What every listener's service shares: it binds in ``privilegedStartService``
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 from typing import Any
@@ -31,12 +32,27 @@ class BindError(Exception):
     """A listener could not bind; the message is one readable line."""
 
 
+PRIVILEGED_PORT_REMEDY = (
+    "start as root with twistd --uid/--gid, grant CAP_NET_BIND_SERVICE, or use socket activation"
+)
+"""What lets an unprivileged process serve a port below 1024, said with 'permission denied'."""
+
+
 def describe_bind_error(exc: BaseException) -> str:
-    """A short reason for a failed bind: 'address already in use', 'permission denied'..."""
+    """
+    A short reason for a failed bind: 'address already in use', 'permission
+    denied'... A port number refused for lack of privilege also says what
+    fixes it (:data:`PRIVILEGED_PORT_REMEDY`), on the same line.
+    """
+    numbered = False
     if isinstance(exc, error.CannotListenError):
+        numbered = isinstance(exc.port, int)
         exc = exc.socketError
     if isinstance(exc, OSError) and exc.errno is not None:
-        return os.strerror(exc.errno).lower()
+        reason = os.strerror(exc.errno).lower()
+        if numbered and exc.errno in (errno.EACCES, errno.EPERM):
+            reason += f" ({PRIVILEGED_PORT_REMEDY})"
+        return reason
     return str(exc) or type(exc).__name__
 
 

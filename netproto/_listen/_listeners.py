@@ -25,6 +25,7 @@ from twisted.internet.interfaces import IStreamServerEndpoint
 from twisted.internet.protocol import DatagramProtocol, Factory
 from zope.interface import implementer
 
+from netproto._listen._backlog import with_backlog
 from netproto._listen._bound import BindError, BoundService, describe_bind_error
 from netproto._listen._stream import AnyAddressTCPEndpoint, StreamService
 from netproto._listen._udp import UDPService, UDPSpec
@@ -43,6 +44,8 @@ class Wiring(Protocol):
     """What listeners are served with: the reactor, the protocols, the served UDP ports."""
 
     reactor: Any
+    backlog: int
+    """The listen backlog of TCP listeners (``--listen-backlog``, clamped)."""
     served_ports: set[int]
     """Every UDP port bound so far: the loop guard of every datagram protocol."""
 
@@ -93,7 +96,7 @@ class AnyAddressTCP(Listener):
         return f"TCP port {self.port if port is None else port} (IPv{self.family})"
 
     def make_service(self, wiring: Wiring) -> BoundService:
-        endpoint = AnyAddressTCPEndpoint(wiring.reactor, self.port, self.family)
+        endpoint = AnyAddressTCPEndpoint(wiring.reactor, self.port, self.family, wiring.backlog)
         return StreamService(
             self, endpoint, wiring.tcp_factory(self.service), needs_ipv6=self.family == 6
         )
@@ -113,10 +116,11 @@ class EndpointTCP(Listener):
 
     def make_service(self, wiring: Wiring) -> BoundService:
         endpoint: IStreamServerEndpoint
-        if self.description.startswith("unix:") and not _MODE.search(self.description):
-            endpoint = _UmaskUNIXEndpoint(wiring.reactor, self.description)
+        description = with_backlog(self.description, wiring.backlog)
+        if description.startswith("unix:") and not _MODE.search(description):
+            endpoint = _UmaskUNIXEndpoint(wiring.reactor, description)
         else:
-            endpoint = serverFromString(wiring.reactor, self.description)
+            endpoint = serverFromString(wiring.reactor, description)
         return StreamService(self, endpoint, wiring.tcp_factory(self.service))
 
 

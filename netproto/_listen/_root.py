@@ -15,7 +15,10 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.protocol import DatagramProtocol, Factory
 from twisted.logger import Logger
 
+from netproto._listen._backlog import effective_backlog
 from netproto._listen._bound import BindError, BoundService
+from netproto._listen._capped import bound_metrics
+from netproto._listen._fds import fit_and_report
 from netproto._listen._listeners import Listener
 from netproto._listen._metrics import MetricsRegistry, metrics_site
 from netproto._listen._table import SERVICES
@@ -85,6 +88,10 @@ class NetprotoService(MultiService):
             # and shows the first 100 bytes of its last traceback line.
             short = f"{option}: {reason}"
             if len(short) > _REPORTED:
+                # A remedy in parentheses is in the log file; the report keeps the reason.
+                reason = reason.partition(" (")[0]
+                short = f"{option}: {reason}"
+            if len(short) > _REPORTED:
                 short = f"{option[: _REPORTED - len(reason) - 5]}...: {reason}"
             raise _StartError(short[:_REPORTED]) from None
         stderr = sys.__stderr__
@@ -130,6 +137,7 @@ class _Wiring:
         self.reactor = reactor
         self.limits = limits
         self.options = options
+        self.backlog = effective_backlog(limits.listen_backlog)
         self.served_ports: set[int] = set()
         self.registry = MetricsRegistry()
         self._factories: dict[str, Factory] = {}
@@ -143,7 +151,7 @@ class _Wiring:
         made = self._factories.get(service)
         if made is None:
             if service == "metrics":
-                made = metrics_site(self.registry)
+                made = bound_metrics(metrics_site(self.registry), self.reactor)
             else:
                 made = SERVICES[service].tcp(self.reactor, self.limits, self.options)
                 if self.access is not None:
@@ -178,7 +186,9 @@ def build_listeners(
     datagram protocol. Every UDP port bound is added to one shared set of
     served ports, the loop guard of every datagram protocol. *options* are
     the plugin's options the services read (``daytime-format``, ``utc``).
+    The caps are first fitted to the descriptor limit (``_fds``).
     """
+    limits = fit_and_report(limits, listeners)
     wiring = _Wiring(reactor, limits, options or {})
     for listener in listeners:
         listener.make_service(wiring).setServiceParent(root)

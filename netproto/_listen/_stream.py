@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netproto._listen._bound import BindError, BoundService, describe_bind_error, has_ipv6
+from netproto._listen._exhaustion import AcceptPause, pause_when_exhausted
 
 __all__ = ["AnyAddressTCPEndpoint", "StreamService"]
 
@@ -67,6 +68,7 @@ class StreamService(BoundService):
     """
 
     _port: IListeningPort | None = None
+    _pause: AcceptPause | None = None
 
     def __init__(
         self,
@@ -99,3 +101,9 @@ class StreamService(BoundService):
         if isinstance(outcome[0], Failure):
             raise BindError(describe_bind_error(outcome[0].value or Exception()))
         self._port = outcome[0]
+        self._pause = pause_when_exhausted(self._port, self.listener.describe(), self.factory)
+
+    def stopService(self) -> Any:
+        if self._pause is not None:
+            self._pause.stop()
+        return super().stopService()

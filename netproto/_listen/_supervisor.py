@@ -31,7 +31,9 @@ from twisted.logger import Logger, eventFromJSON, formatEvent, globalLogPublishe
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 
+from netproto._listen._backlog import effective_backlog
 from netproto._listen._bound import BoundService
+from netproto._listen._capped import bound_metrics
 from netproto._listen._listeners import Listener
 from netproto._listen._metrics import CONTENT_TYPE, render
 from netproto._listen._root import NetprotoService, build_listeners
@@ -168,10 +170,12 @@ class WorkerProcess(ProcessProtocol):
 class _MetricsWiring:
     """What the supervisor's own listener (``--metrics``) is served with."""
 
-    def __init__(self, reactor: Any, site: Factory) -> None:
+    def __init__(self, reactor: Any, site: Factory, limits: Limits) -> None:
         self.reactor = reactor
+        self.backlog = effective_backlog(limits.listen_backlog)
         self.served_ports: set[int] = set()
-        self.site = site
+        # As one process's metrics port: a few connections, idle ones closed.
+        self.site: Factory = bound_metrics(site, reactor)
 
     def tcp_factory(self, service: str) -> Factory:
         return self.site
@@ -206,7 +210,7 @@ class SupervisedService(NetprotoService):
         self.stats_interval = stats_interval
         served = [listener for listener in listeners if listener.service != "metrics"]
         build_listeners(self, reactor, served, limits=limits, options=options)
-        wiring = _MetricsWiring(reactor, _metrics_site(self))
+        wiring = _MetricsWiring(reactor, _metrics_site(self), limits)
         for listener in listeners:
             if listener.service == "metrics":
                 listener.make_service(wiring).setServiceParent(self)

@@ -52,8 +52,10 @@ SPLIT_LIMITS = (
     "udp_global_rate",
     "udp_global_burst",
     "udp_max_sources",
+    "buffer_budget",
 )
-"""The :class:`~netproto.limits.Limits` fields divided between the workers."""
+"""The :class:`~netproto.limits.Limits` fields divided between the workers (the
+buffered-bytes budget too: memory under attack stays the figure per service)."""
 
 STANDBY = "--standby"
 """A worker's argument when started ahead of need: its plan comes on standard input."""

@@ -7,6 +7,7 @@ TCP and UDP exchanges with their errors. Private: :mod:`netproto.daytime` and
 """
 
 from netproto._service._answer import AnswerFactory, AnswerProtocol
+from netproto._service._budget import BufferBudget
 from netproto._service._client import (
     MismatchError,
     ProtocolError,
@@ -20,11 +21,13 @@ from netproto._service._client import (
     udp_send,
 )
 from netproto._service._tcp import LimitedFactory, Refused, WatchedProtocol
+from netproto._service._trim import Trimmer
 from netproto._service._udp import PolicedDatagramProtocol
 
 __all__ = [
     "AnswerFactory",
     "AnswerProtocol",
+    "BufferBudget",
     "LimitedFactory",
     "MismatchError",
     "PolicedDatagramProtocol",
@@ -33,6 +36,7 @@ __all__ = [
     "RefusedError",
     "ServiceError",
     "ServiceTimeoutError",
+    "Trimmer",
     "UnreachableError",
     "WatchedProtocol",
     "connect_reason",

@@ -14,7 +14,7 @@ from twisted.internet.protocol import Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from netproto._twisted import queued_bytes
+from netproto._twisted import abort_now, queued_bytes
 from netproto.access import AccessControl
 from netproto.limits import (
     DEFAULT_LIMITS,
@@ -38,6 +38,9 @@ class WatchedProtocol(Protocol):
     ``self._rx`` for every read (the only per-read cost), and register
     ``self`` as the transport's streaming producer when they need flow
     control: the transport then pauses and resumes us, and we pass it on.
+    A subclass that reads also sets ``self._read_at = self._seconds()`` on
+    every read, so the idle deadline counts from the last byte, not from the
+    sweep that noticed it.
     """
 
     factory: LimitedFactory
@@ -50,11 +53,14 @@ class WatchedProtocol(Protocol):
     _rx_flushed = 0
     _tx_flushed = 0
     _paused = False
+    _read_at: float | None = None
+    _blocked_at: float | None = None
 
     def connectionMade(self) -> None:
         factory = self.factory
         factory.counters.add("tcp_connections")
-        factory.watch.add(self, factory.reactor.seconds())
+        self._seconds = factory.reactor.seconds
+        factory.watch.add(self, self._seconds())
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         factory = self.factory
@@ -88,6 +94,14 @@ class WatchedProtocol(Protocol):
         """Whether the transport has paused us because its buffer is full."""
         return self._paused
 
+    def active_at(self) -> float | None:
+        """When the peer last sent a byte or our output last drained, if known."""
+        return self._read_at
+
+    def blocked_at(self) -> float | None:
+        """When the transport paused us (output full), while it is paused."""
+        return self._blocked_at if self._paused else None
+
     def abort(self, reason: str) -> None:
         """Abort the connection at once, dropping what is queued."""
         t: Any = self.transport
@@ -100,11 +114,14 @@ class WatchedProtocol(Protocol):
     # IPushProducer: the transport's flow control, passed on.
 
     def pauseProducing(self) -> None:
+        if not self._paused:
+            self._blocked_at = self._seconds()
         self._paused = True
         self.transport.pauseProducing()  # type: ignore[attr-defined]
 
     def resumeProducing(self) -> None:
         self._paused = False
+        self._read_at = self._seconds()  # the output drained: activity
         self.transport.resumeProducing()  # type: ignore[attr-defined]
 
     def stopProducing(self) -> None:
@@ -115,7 +132,8 @@ class Refused(Protocol):
     """A connection over a cap: aborted as soon as it is made, nothing read or written."""
 
     def connectionMade(self) -> None:
-        self.transport.abortConnection()  # type: ignore[union-attr]
+        # Closed before the port accepts the next one: refusals hold no fd.
+        abort_now(self.transport)
 
 
 class LimitedFactory(Factory):
@@ -160,9 +178,17 @@ class LimitedFactory(Factory):
     def buildProtocol(self, addr: IAddress) -> Protocol:  # type: ignore[override]
         host = getattr(addr, "host", None)
         # A dotted quad is already canonical; anything else is normalised.
-        peer = host if type(host) is str and ":" not in host else peer_key(addr)
+        limits = self.limits
+        if type(host) is str and ":" not in host and limits.peer_prefix_v4 >= 32:
+            peer: str | None = host
+        else:
+            peer = peer_key(addr, limits.peer_prefix_v4, limits.peer_prefix_v6)
         access = self.access
-        refusal = None if access is None else access.admit_tcp(peer, self.reactor.seconds())
+        refusal = None
+        if access is not None:
+            # Access rules judge the address itself, not the peer's prefix.
+            source = host if type(host) is str and ":" not in host else peer_key(addr)
+            refusal = access.admit_tcp(source, self.reactor.seconds())
         if refusal is None:
             refusal = self.limiter.admit(peer)
         if refusal is not None:
