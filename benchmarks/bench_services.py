@@ -63,6 +63,10 @@ def serve_twisted(tcp_echo: int, daytime: int, udp_echo: int) -> None:
         def datagramReceived(self, data: bytes, addr: object) -> None:
             self.transport.write(data, addr)
 
+    class UDPDaytime(protocol.DatagramProtocol):
+        def datagramReceived(self, data: bytes, addr: object) -> None:
+            self.transport.write(time.ctime().encode("ascii") + b"\r\n", addr)
+
     reactor.listenTCP(
         tcp_echo, protocol.Factory.forProtocol(wire.Echo), backlog=1024, interface="127.0.0.1"
     )
@@ -70,6 +74,7 @@ def serve_twisted(tcp_echo: int, daytime: int, udp_echo: int) -> None:
         daytime, protocol.Factory.forProtocol(Daytime), backlog=1024, interface="127.0.0.1"
     )
     reactor.listenUDP(udp_echo, UDPEcho(), interface="127.0.0.1", maxPacketSize=65535)
+    reactor.listenUDP(daytime, UDPDaytime(), interface="127.0.0.1", maxPacketSize=65535)
     reactor.run()
 
 
@@ -95,11 +100,16 @@ def serve_asyncio(tcp_echo: int, daytime: int, udp_echo: int, use_uvloop: bool) 
         def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
             self.transport.sendto(data, addr)
 
+    class UDPDaytime(UDPEcho):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.transport.sendto(time.ctime().encode("ascii") + b"\r\n", addr)
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         await loop.create_server(Echo, "127.0.0.1", tcp_echo, backlog=1024)
         await loop.create_server(Daytime, "127.0.0.1", daytime, backlog=1024)
         await loop.create_datagram_endpoint(UDPEcho, local_addr=("127.0.0.1", udp_echo))
+        await loop.create_datagram_endpoint(UDPDaytime, local_addr=("127.0.0.1", daytime))
         await asyncio.Event().wait()
 
     if use_uvloop:
@@ -425,6 +435,7 @@ ROWS: list[tuple[str, str, Callable[[Server, float], Callable[[], tuple[int, int
     ("TCP daytime", "conn/s", lambda s, d: lambda: load_daytime(s.daytime, d), False),
     ("UDP echo 64 B", "req/s", lambda s, d: lambda: load_udp(s.udp_echo, d, 64), False),
     ("UDP echo 1 KiB", "req/s", lambda s, d: lambda: load_udp(s.udp_echo, d, 1024), False),
+    ("UDP daytime", "req/s", lambda s, d: lambda: load_udp(s.daytime, d, 0), False),
 ]
 
 
