@@ -21,6 +21,7 @@ import socket
 import struct
 import sys
 from collections.abc import Sequence
+from itertools import accumulate, chain, repeat
 from typing import Any
 
 __all__ = ["BATCH", "SLOT", "Batch", "ancillary_items", "batch"]
@@ -60,24 +61,52 @@ _IOV = ctypes.sizeof(_IOVec)
 _NAMELEN = _MsgHdr.namelen.offset
 _CONTROLLEN = _MsgHdr.controllen.offset
 _LEN = _MMsgHdr.len.offset
-_U32 = struct.Struct("@I")
-_SIZE = struct.Struct("@N")
 
 
-def _entry_fields() -> struct.Struct:
-    """One ``struct mmsghdr`` read as (namelen, controllen, len), padding skipped."""
-    fields = sorted(
-        [(_NAMELEN, "I", 4), (_CONTROLLEN, "N", ctypes.sizeof(ctypes.c_size_t)), (_LEN, "I", 4)]
-    )
-    fmt, at = "@", 0
-    for offset, code, size in fields:
+def _layout(fields: list[tuple[int, str]], size: int) -> str:
+    """A struct format with *fields* ``(offset, code)`` at their offsets, *size* bytes in all."""
+    fmt, at = "", 0
+    for offset, code in sorted(fields):
         fmt += "x" * (offset - at) + code
-        at = offset + size
-    fmt += "x" * (_ENTRY - at)
-    return struct.Struct(fmt)
+        at = offset + struct.calcsize("@" + code)
+    return "@" + fmt + "x" * (size - at)
 
 
-_FIELDS = _entry_fields()
+_U = "N" if ctypes.sizeof(ctypes.c_size_t) == 8 else "I"
+# What recv reads of one mmsghdr: (namelen, controllen, len).
+_FIELDS = struct.Struct(_layout([(_NAMELEN, "I"), (_CONTROLLEN, _U), (_LEN, "I")], _ENTRY))
+# One iovec (base, len), and one whole mmsghdr as send writes it: (name, namelen,
+# iov, iovlen, control, controllen, flags, len). Pad bytes are written as zeros,
+# so every field is written.
+_IOV_FIELDS = "@PN"
+_MSG_FIELDS = _layout(
+    [
+        (_MsgHdr.name.offset, "P"),
+        (_NAMELEN, "I"),
+        (_MsgHdr.iov.offset, "P"),
+        (_MsgHdr.iovlen.offset, _U),
+        (_MsgHdr.control.offset, "P"),
+        (_CONTROLLEN, _U),
+        (_MsgHdr.flags.offset, "i"),
+        (_LEN, "I"),
+    ],
+    _ENTRY,
+)
+# Where each slot starts in the receive areas.
+_DATA_AT = range(0, BATCH * SLOT, SLOT)
+_NAME_AT = range(0, BATCH * _NAME, _NAME)
+_CONTROL_AT = range(0, BATCH * _CONTROL, _CONTROL)
+# iovlen 1, no control data, flags and len 0: the rest of every mmsghdr sent.
+_TAIL = (repeat(1), repeat(0), repeat(0), repeat(0), repeat(0))
+_REPEATED: dict[tuple[str, int], struct.Struct] = {}
+
+
+def _repeated(unit: str, count: int) -> struct.Struct:
+    """The struct of *count* consecutive *unit* records (cached)."""
+    packer = _REPEATED.get((unit, count))
+    if packer is None:
+        packer = _REPEATED[unit, count] = struct.Struct("@" + unit[1:] * count)
+    return packer
 
 
 def _area(size: int) -> tuple[mmap.mmap, int]:
@@ -110,15 +139,15 @@ class Batch:
         for i in range(BATCH):
             self._rx_iov[i].base = rx_data + i * SLOT
             self._rx_iov[i].len = SLOT
-            self._tx_iov[i].base = tx_data + i * SLOT
             hdr = rx[i].hdr
             hdr.name, hdr.namelen = names + i * _NAME, _NAME
             hdr.iov, hdr.iovlen = ctypes.addressof(self._rx_iov[i]), 1
             hdr.control, hdr.controllen = control + i * _CONTROL, _CONTROL
             out = tx[i].hdr
-            out.name = tx_names + i * _NAME
             out.iov, out.iovlen = ctypes.addressof(self._tx_iov[i]), 1
         self._rx, self._tx = rx, tx
+        self._tx_data_address, self._tx_names_address = tx_data, tx_names
+        self._tx_iov_addresses = [ctypes.addressof(self._tx_iov[i]) for i in range(BATCH)]
         self._rx_address, self._tx_address = ctypes.addressof(rx), ctypes.addressof(tx)
         # The kernel overwrites namelen and controllen: restored from this copy.
         self._rx_view = memoryview(rx).cast("B")
@@ -145,19 +174,12 @@ class Batch:
         view = self._rx_view
         entries = _FIELDS.iter_unpack(view[: got * _ENTRY])
         data, names, control = self._rx_data, self._rx_names, self._rx_control
-        out = []
-        start = name = ctrl = 0
-        for namelen, controllen, size in entries:
-            out.append(
-                (
-                    data[start : start + size],
-                    names[name : name + namelen],
-                    control[ctrl : ctrl + controllen],
-                )
+        out = [
+            (data[at : at + size], names[name : name + namelen], control[ctl : ctl + controllen])
+            for (namelen, controllen, size), at, name, ctl in zip(
+                entries, _DATA_AT, _NAME_AT, _CONTROL_AT, strict=False
             )
-            start += SLOT
-            name += _NAME
-            ctrl += _CONTROL
+        ]
         view[: got * _ENTRY] = self._rx_pristine[: got * _ENTRY]
         return out
 
@@ -169,15 +191,29 @@ class Batch:
         (``EAGAIN``, ``ENOBUFS``, ...) is counted as failed and the rest still
         go.
         """
-        data, names = self._tx_data, self._tx_names
-        tx, iov = self._tx_view, self._tx_iov_view
         count = len(replies)
-        for j, (payload, name) in enumerate(replies):
-            start = j * SLOT
-            data[start : start + len(payload)] = payload
-            _SIZE.pack_into(iov, j * _IOV + _IOVec.len.offset, len(payload))
-            names[j * _NAME : j * _NAME + len(name)] = name
-            _U32.pack_into(tx, j * _ENTRY + _NAMELEN, len(name))
+        payloads = [reply[0] for reply in replies]
+        names = [reply[1] for reply in replies]
+        sizes = list(map(len, payloads))
+        name_sizes = list(map(len, names))
+        # Payloads and addresses laid end to end; the vectors point into them,
+        # written with one pack_into each.
+        blob = b"".join(payloads)
+        self._tx_data[: len(blob)] = blob
+        name_blob = b"".join(names)
+        self._tx_names[: len(name_blob)] = name_blob
+        bases = accumulate(sizes[:-1], initial=self._tx_data_address)
+        name_bases = accumulate(name_sizes[:-1], initial=self._tx_names_address)
+        _repeated(_IOV_FIELDS, count).pack_into(
+            self._tx_iov_view, 0, *chain.from_iterable(zip(bases, sizes, strict=True))
+        )
+        _repeated(_MSG_FIELDS, count).pack_into(
+            self._tx_view,
+            0,
+            *chain.from_iterable(
+                zip(name_bases, name_sizes, self._tx_iov_addresses, *_TAIL, strict=False)
+            ),
+        )
         sent = failed = nbytes = 0
         at = 0
         while at < count:
@@ -188,8 +224,7 @@ class Batch:
                 failed += 1  # the datagram at `at` was refused: skip it
                 at += 1
                 continue
-            for j in range(at, at + done):
-                nbytes += len(replies[j][0])
+            nbytes += sum(sizes[at : at + done])
             sent += done
             at += done
         return sent, nbytes, failed
