@@ -19,9 +19,8 @@ from typing import Any
 
 from twisted.internet import tcp, udp
 from twisted.internet.abstract import FileDescriptor
-from twisted.internet.error import ConnectionDone
-from twisted.internet.protocol import DatagramProtocol
-from twisted.python.failure import Failure
+from twisted.internet.protocol import DatagramProtocol, connectionDone
+from twisted.python import log as legacy_log
 from twisted.python.systemd import ListenFDs
 
 import twisted
@@ -31,6 +30,7 @@ __all__ = [
     "TESTED",
     "adopt_datagram_port",
     "direct_writer",
+    "fast_dispatch",
     "inherited_sockets",
     "queued_bytes",
     "write_and_close",
@@ -49,6 +49,15 @@ PRIVATE_NAMES: dict[str, str] = {
     ),
     "twisted.internet.endpoints._SystemdParser._sddaemon": (
         "the LISTEN_FDS Twisted read (and removed from the environment) at import"
+    ),
+    "twisted.internet.epollreactor.EPollReactor._poller": (
+        "the reactor's epoll object, polled by fast_dispatch"
+    ),
+    "twisted.internet.epollreactor.EPollReactor._selectables": (
+        "descriptor number -> reader/writer, looked up by fast_dispatch"
+    ),
+    "twisted.internet.posixbase.PosixReactorBase._doReadOrWrite": (
+        "the reactor's handling of one event, called by fast_dispatch"
     ),
 }
 """Every private name of Twisted's used here, with what it is used for."""
@@ -117,8 +126,10 @@ def write_and_close(transport: object, data: bytes) -> None:
             sent = 0
         if sent == len(data):
             # Nothing is queued and nothing will be: closing now is what
-            # loseConnection would do one turn later.
-            t.connectionLost(Failure(ConnectionDone()))
+            # loseConnection would do one turn later. (Twisted's own shared
+            # connectionDone failure: no new Failure, and its class walk,
+            # per connection.)
+            t.connectionLost(connectionDone)
             return
         data = data[sent:]
     t.write(data)
@@ -165,3 +176,61 @@ def adopt_datagram_port(
         )
     port: udp.Port = adopt(reactor, fileno, family, protocol, max_packet_size)
     return port
+
+
+def fast_dispatch(reactor: Any) -> bool:
+    """
+    On Twisted's epoll reactor: replace its ``doIteration`` with one that
+    hands each event to the reactor's own handler directly, without the
+    per-event log context of ``log.callWithLogger`` (a dict copy and four
+    calls per event, about 1.5 us, more than the rest of an echo). An
+    exception escaping a handler is still logged, as Twisted logs it; what is
+    lost is only the legacy ``system`` prefix of log lines emitted inside a
+    handler. Return whether it was installed (False: another reactor, or a
+    Twisted without these names; nothing changes).
+    """
+    try:
+        from twisted.internet.epollreactor import EPollReactor
+    except ImportError:  # not Linux
+        return False
+    if type(reactor) is not EPollReactor or getattr(reactor, "_netproto_fast", False):
+        return bool(getattr(reactor, "_netproto_fast", False))
+    poller = getattr(reactor, "_poller", None)
+    selectables = getattr(reactor, "_selectables", None)
+    handle = getattr(reactor, "_doReadOrWrite", None)
+    if not (callable(getattr(poller, "poll", None)) and isinstance(selectables, dict)):
+        return False
+    if not callable(handle):
+        return False
+    poll = poller.poll  # type: ignore[union-attr]
+    lookup = selectables.get
+
+    def do_poll(timeout: float | None) -> None:
+        try:
+            events = poll(-1 if timeout is None else timeout, len(selectables))
+        except InterruptedError:
+            return
+        for fd, event in events:
+            selectable = lookup(fd)
+            if selectable is None:
+                continue
+            try:
+                handle(selectable, fd, event)
+            except KeyboardInterrupt:
+                raise
+            except BaseException:
+                _log_escaped(selectable)
+
+    target: Any = reactor
+    target.doIteration = do_poll
+    target._netproto_fast = True
+    return True
+
+
+def _log_escaped(selectable: Any) -> None:
+    """Log the exception escaping *selectable*'s handler, as ``callWithLogger`` would."""
+    try:
+        prefix = selectable.logPrefix()
+    except Exception:
+        prefix = "(buggy logPrefix method)"
+    legacy_log.err(system=prefix)

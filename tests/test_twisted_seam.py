@@ -40,6 +40,9 @@ class NamesTests(SynchronousTestCase):
                 "twisted.internet.abstract.FileDescriptor._tempDataLen",
                 "twisted.internet.udp.Port._fromListeningDescriptor",
                 "twisted.internet.endpoints._SystemdParser._sddaemon",
+                "twisted.internet.epollreactor.EPollReactor._poller",
+                "twisted.internet.epollreactor.EPollReactor._selectables",
+                "twisted.internet.posixbase.PosixReactorBase._doReadOrWrite",
             },
         )
         for use in _twisted.PRIVATE_NAMES.values():
@@ -168,3 +171,76 @@ class AdoptTests(TestCase):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             sender.sendto(b"hello", ("127.0.0.1", number))
         await wait_until(lambda: keep.got == [b"hello"])
+
+
+try:
+    from twisted.internet.epollreactor import EPollReactor
+except ImportError:  # not Linux
+    EPollReactor = None  # type: ignore[assignment,misc]
+
+
+class _Reader:
+    """A reader on one end of a socket pair that records (or fails on) each read."""
+
+    def __init__(self, sock: socket.socket, fail: bool = False) -> None:
+        self.sock = sock
+        self.fail = fail
+        self.reads = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def logPrefix(self) -> str:
+        return "reader"
+
+    def doRead(self) -> None:
+        self.reads += 1
+        self.sock.recv(100)
+        if self.fail:
+            raise ZeroDivisionError("reader failed")
+
+    def connectionLost(self, reason: Failure) -> None:
+        pass
+
+
+class FastDispatchTests(SynchronousTestCase):
+    """fast_dispatch on a fresh epoll reactor (not the one the tests run on)."""
+
+    skip = None if EPollReactor is not None else "no epoll reactor here"
+
+    def reactor(self) -> Any:
+        fresh = EPollReactor()
+        for name in ("_poller", "_selectables", "_doReadOrWrite"):
+            self.assertTrue(hasattr(fresh, name), f"EPollReactor.{name} is gone")
+        self.addCleanup(fresh._poller.close)
+        self.addCleanup(fresh.waker.connectionLost, None)
+        return fresh
+
+    def test_events_handled_errors_logged(self) -> None:
+        """Each ready reader is read; one that raises is logged and the loop goes on."""
+        fresh = self.reactor()
+        self.assertTrue(_twisted.fast_dispatch(fresh))
+        self.assertTrue(_twisted.fast_dispatch(fresh))  # once is enough, twice is harmless
+        pairs = [socket.socketpair() for _ in range(2)]
+        for a, b in pairs:
+            self.addCleanup(a.close)
+            self.addCleanup(b.close)
+        good, bad = _Reader(pairs[0][0]), _Reader(pairs[1][0], fail=True)
+        fresh.addReader(bad)
+        fresh.addReader(good)
+        for _a, b in pairs:
+            b.send(b"x")
+        fresh.doIteration(1)
+        self.assertEqual((good.reads, bad.reads), (1, 1))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        # The failing reader was disconnected by the reactor, as Twisted does.
+        self.assertNotIn(bad, fresh.getReaders())
+        pairs[0][1].send(b"y")
+        fresh.doIteration(1)
+        self.assertEqual(good.reads, 2)
+        fresh.removeReader(good)
+        fresh.doIteration(0)  # nothing to do, no error
+
+    def test_other_reactors_untouched(self) -> None:
+        """Any reactor but Twisted's epoll reactor is left as it is."""
+        self.assertFalse(_twisted.fast_dispatch(object()))

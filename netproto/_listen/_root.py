@@ -19,6 +19,7 @@ from netproto._listen._bound import BindError, BoundService
 from netproto._listen._listeners import Listener
 from netproto._listen._metrics import MetricsRegistry, metrics_site
 from netproto._listen._table import SERVICES
+from netproto._twisted import fast_dispatch
 from netproto.limits import Limits
 
 __all__ = ["NetprotoService", "build_listeners"]
@@ -95,7 +96,13 @@ class NetprotoService(MultiService):
                 pass
         raise SystemExit(1)
 
+    #: The reactor the services run on (set by :func:`build_listeners`).
+    reactor: Any = None
+
     def startService(self) -> None:
+        # Events go straight to their handlers (see netproto._twisted.fast_dispatch).
+        if self.reactor is not None:
+            fast_dispatch(self.reactor)
         MultiService.startService(self)
         for child in self:
             if isinstance(child, BoundService) and not child.skipped:
@@ -173,5 +180,6 @@ def build_listeners(
     for listener in listeners:
         listener.make_service(wiring).setServiceParent(root)
     root.registry = wiring.registry  # type: ignore[attr-defined]
+    root.reactor = reactor  # type: ignore[attr-defined]
     root.served_ports = wiring.served_ports  # type: ignore[attr-defined]
     return wiring.registry
