@@ -11,7 +11,9 @@ the rounds; each ratio is the median of the ratios of runs in the same round
 server well below 100% means the generator or the machine (other processes on
 the same cores) was the bottleneck, not the server. ``np/tw/cpu`` compares
 the work done per second of *server CPU* (netproto / stock Twisted), which a
-busy shared machine disturbs much less than the raw rate.
+busy shared machine disturbs much less than the raw rate. Last, each
+server's resident memory growth under a TCP echo client that writes and never
+reads (up to 256 MiB, or until the server stops taking bytes for a second).
 
     .venv/bin/python benchmarks/bench_services.py [--duration 2] [--rounds 3]
 
@@ -149,6 +151,13 @@ class Server:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
+
+    def rss(self) -> int:
+        """Resident memory of the server process, in bytes."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
 
     def stop(self) -> None:
         """Terminate the process."""
@@ -375,6 +384,32 @@ def load_udp(
     return done, done * size
 
 
+def nonreader_growth(server: Server, total: int = 256 << 20) -> tuple[float, float]:
+    """
+    A client that writes to TCP echo and never reads, until *total* bytes went
+    or the server stopped taking them for a second; (MiB written, MiB the
+    server's resident memory grew by).
+    """
+    before = server.rss()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.tcp_echo))
+    sock.setblocking(False)
+    block = b"n" * 65536
+    sent = 0
+    last = time.monotonic()
+    while sent < total and time.monotonic() - last < 1.0:
+        try:
+            sent += sock.send(block)
+            last = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.01)
+    time.sleep(0.5)
+    grown = server.rss() - before
+    sock.close()
+    return sent / (1 << 20), grown / (1 << 20)
+
+
 def _load_child(
     conn: multiprocessing.connection.Connection, job: Callable[[], tuple[int, int]]
 ) -> None:
@@ -549,6 +584,15 @@ def main() -> int:
                 + f"  {per_request} (load gen {load * 100:.0f}%)",
                 flush=True,
             )
+        if not args.only or args.only in "non-reader":
+            # Last: the peers without backpressure keep what they buffered.
+            for name in names:
+                wrote, grown = nonreader_growth(servers[name])
+                print(
+                    f"non-reader: {name:9} RSS +{grown:7.1f} MiB after the client wrote "
+                    f"{wrote:.0f} MiB without reading",
+                    flush=True,
+                )
     finally:
         for server in servers.values():
             server.stop()

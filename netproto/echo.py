@@ -86,6 +86,8 @@ class EchoProtocol(WatchedProtocol):
                 no_delay(True)
             except OSError:
                 pass
+        if getattr(transport, "bufferSize", None) == 65536:
+            transport.bufferSize = 1 << 17
         transport.registerProducer(self, True)
         self._write = transport.write
         write_now = direct_writer(transport)
