@@ -25,10 +25,13 @@ subclass (:class:`RefusedError`, :class:`ServiceTimeoutError`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.internet.protocol import connectionDone
+from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from netproto._service import (
@@ -44,7 +47,7 @@ from netproto._service import (
     tcp_exchange,
     udp_exchange,
 )
-from netproto._twisted import direct_writer
+from netproto._twisted import direct_writer, echo_directly
 from netproto.util import format_host_port
 
 __all__ = [
@@ -75,6 +78,7 @@ class EchoProtocol(WatchedProtocol):
     """One TCP echo connection, with flow control and half-close."""
 
     factory: EchoFactory
+    _undo: Callable[[], None] | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -90,6 +94,11 @@ class EchoProtocol(WatchedProtocol):
             transport.bufferSize = 1 << 17
         transport.registerProducer(self, True)
         self._write = transport.write
+        # Twisted's TCP transport: reads echoed in one call; others: sent at
+        # once when nothing is queued; anything else: dataReceived.
+        self._undo = echo_directly(transport, self)
+        if self._undo is not None:
+            return
         write_now = direct_writer(transport)
         if write_now is not None:
             self._write_now = write_now
@@ -105,6 +114,12 @@ class EchoProtocol(WatchedProtocol):
         # The same on a socket transport: sent at once when nothing is queued.
         self._rx += len(data)
         self._write_now(data)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._undo is not None:
+            self._undo()
+            self._undo = None
+        super().connectionLost(reason)
 
     def readConnectionLost(self) -> None:
         # The client shut its side: send what is owed, then close. The

@@ -10,6 +10,7 @@ import socket
 from typing import Any
 
 from twisted.internet import endpoints, tcp, udp
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.python.systemd import ListenFDs
@@ -127,6 +128,43 @@ class TransportTests(TestCase):
         self.assertIsNone(_twisted.direct_writer(object()))
         transport.loseConnection()
         await wait_until(lambda: bool(recorder.lost))
+
+    async def test_echo_order_and_end(self) -> None:
+        """echo_directly: bytes come back at once, behind anything queued; EOF ends it."""
+        transport, recorder, client = await self.connected()
+        recorder._rx = 0  # type: ignore[attr-defined]
+        undo = _twisted.echo_directly(transport, recorder)
+        assert undo is not None
+        self.assertIn("doRead", vars(transport))
+        client.sendall(b"abc")
+        got: list[bytes] = []
+
+        def read(count: int) -> Any:
+            def enough() -> bool:
+                try:
+                    got.append(client.recv(1 << 20, socket.MSG_DONTWAIT))
+                except BlockingIOError:
+                    pass
+                return len(b"".join(got)) >= count
+
+            return enough
+
+        await wait_until(read(3))
+        self.assertEqual(b"".join(got), b"abc")
+        self.assertEqual(recorder._rx, 3)  # type: ignore[attr-defined]
+        got.clear()
+        big = b"q" * (8 << 20)
+        transport.write(big)  # more than the socket buffers take: some stays queued
+        self.assertGreater(_twisted.queued_bytes(transport) or 0, 0)
+        client.sendall(b"after")
+        await wait_until(read(len(big) + 5), 30)
+        self.assertEqual(b"".join(got), big + b"after")
+        client.shutdown(socket.SHUT_WR)
+        await wait_until(lambda: bool(recorder.lost))
+        self.assertTrue(recorder.lost[0].check(ConnectionDone))
+        undo()
+        self.assertNotIn("doRead", vars(transport))
+        self.assertIsNone(_twisted.echo_directly(object(), recorder))
 
     async def test_write_and_close(self) -> None:
         """write_and_close: the bytes, then EOF, and the protocol's connectionLost once, now."""
