@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 from types import SimpleNamespace
@@ -119,6 +120,26 @@ class BatchCallTests(SynchronousTestCase):
         got: list[bytes] = []
         _drain(sender, got)
         self.assertEqual(got, [b"1", b"3"])
+
+    def test_private_after_fork(self) -> None:
+        """A forked worker's reads land in its own copy of the buffers, not in ours."""
+        b = batch()
+        assert b is not None
+        sender = _sender()
+        self.addCleanup(sender.close)
+        sender.sendto(b"parent", ("127.0.0.1", self.port))
+        self.assertEqual(b.recv(self.server.fileno())[0][0], b"parent")
+        sender.sendto(b"child!", ("127.0.0.1", self.port))
+        pid = os.fork()
+        if pid == 0:  # the worker: read into its buffers, leave at once
+            code = 4
+            try:
+                code = 0 if b.recv(self.server.fileno())[0][0] == b"child!" else 3
+            finally:
+                os._exit(code)
+        _pid, status = os.waitpid(pid, 0)
+        self.assertEqual(os.waitstatus_to_exitcode(status), 0)
+        self.assertEqual(b._rx_data[:6], b"parent")
 
     def test_unavailable(self) -> None:
         """A C library without the calls gives no batch (the port reads one by one)."""

@@ -110,8 +110,12 @@ def _repeated(unit: str, count: int) -> struct.Struct:
 
 
 def _area(size: int) -> tuple[mmap.mmap, int]:
-    """An anonymous mapping of *size* bytes and its address."""
-    area = mmap.mmap(-1, size)
+    """A private anonymous mapping of *size* bytes and its address.
+
+    Private, not mmap's default shared mapping: a process forked after the
+    buffers were made (``--workers``) gets its own copy of them.
+    """
+    area = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     return area, ctypes.addressof(ctypes.c_char.from_buffer(area))
 
 
