@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from twisted.internet import endpoints, tcp, udp
+from twisted.internet import endpoints, main, tcp, udp
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
@@ -44,6 +44,7 @@ class NamesTests(SynchronousTestCase):
                 "twisted.internet.epollreactor.EPollReactor._poller",
                 "twisted.internet.epollreactor.EPollReactor._selectables",
                 "twisted.internet.posixbase.PosixReactorBase._doReadOrWrite",
+                "twisted.internet.posixbase.PosixReactorBase._disconnectSelectable",
             },
         )
         for use in _twisted.PRIVATE_NAMES.values():
@@ -224,6 +225,7 @@ class _Reader:
         self.sock = sock
         self.fail = fail
         self.reads = 0
+        self.lost: list[Failure] = []
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -231,14 +233,16 @@ class _Reader:
     def logPrefix(self) -> str:
         return "reader"
 
-    def doRead(self) -> None:
+    def doRead(self) -> object:
         self.reads += 1
-        self.sock.recv(100)
+        if not self.sock.recv(100):
+            return main.CONNECTION_DONE
         if self.fail:
             raise ZeroDivisionError("reader failed")
+        return None
 
     def connectionLost(self, reason: Failure) -> None:
-        pass
+        self.lost.append(reason)
 
 
 class FastDispatchTests(SynchronousTestCase):
@@ -248,14 +252,14 @@ class FastDispatchTests(SynchronousTestCase):
 
     def reactor(self) -> Any:
         fresh = EPollReactor()
-        for name in ("_poller", "_selectables", "_doReadOrWrite"):
+        for name in ("_poller", "_selectables", "_doReadOrWrite", "_disconnectSelectable"):
             self.assertTrue(hasattr(fresh, name), f"EPollReactor.{name} is gone")
         self.addCleanup(fresh._poller.close)
         self.addCleanup(fresh.waker.connectionLost, None)
         return fresh
 
     def test_events_handled_errors_logged(self) -> None:
-        """Each ready reader is read; one that raises is logged and the loop goes on."""
+        """Each ready reader is read; one that raises is logged and dropped, EOF disconnects."""
         fresh = self.reactor()
         self.assertTrue(_twisted.fast_dispatch(fresh))
         self.assertTrue(_twisted.fast_dispatch(fresh))  # once is enough, twice is harmless
@@ -276,7 +280,11 @@ class FastDispatchTests(SynchronousTestCase):
         pairs[0][1].send(b"y")
         fresh.doIteration(1)
         self.assertEqual(good.reads, 2)
-        fresh.removeReader(good)
+        pairs[0][1].shutdown(socket.SHUT_WR)  # a plain read event, then EOF
+        fresh.doIteration(1)
+        self.assertEqual(good.reads, 3)
+        self.assertTrue(good.lost[0].check(ConnectionDone))
+        self.assertNotIn(good, fresh.getReaders())
         fresh.doIteration(0)  # nothing to do, no error
 
     def test_other_reactors_untouched(self) -> None:
