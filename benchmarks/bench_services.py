@@ -33,9 +33,11 @@ import asyncio
 import multiprocessing
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -145,6 +147,7 @@ class Server:
     tcp_echo: int
     daytime: int
     udp_echo: int
+    workdir: str = ""
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process so far."""
@@ -166,6 +169,8 @@ class Server:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _pin(pid: int, cpu: int) -> None:
@@ -204,7 +209,10 @@ def start_server(name: str, baseline: str | None = None) -> Server:
         ]
     else:
         argv = [sys.executable, __file__, "--serve", name, str(echo), str(daytime), str(udp)]
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd="/tmp", env=env)
+    # An empty directory of its own: ``python -c`` puts the working directory
+    # first on sys.path, and a stray ``netproto`` in /tmp would be imported.
+    workdir = tempfile.mkdtemp(prefix="bench-services-")
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd=workdir, env=env)
     _pin(process.pid, SERVER_CPU)
     deadline = time.monotonic() + 20
     while True:
@@ -215,7 +223,7 @@ def start_server(name: str, baseline: str | None = None) -> Server:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} server did not start") from None
             time.sleep(0.1)
-    return Server(name, process, echo, daytime, udp)
+    return Server(name, process, echo, daytime, udp, workdir)
 
 
 # --- the load generator ---------------------------------------------------------------
