@@ -11,7 +11,9 @@ the rounds; each ratio is the median of the ratios of runs in the same round
 server well below 100% means the generator or the machine (other processes on
 the same cores) was the bottleneck, not the server. ``np/tw/cpu`` compares
 the work done per second of *server CPU* (netproto / stock Twisted), which a
-busy shared machine disturbs much less than the raw rate.
+busy shared machine disturbs much less than the raw rate. Last, each
+server's resident memory growth under a TCP echo client that writes and never
+reads (up to 256 MiB, or until the server stops taking bytes for a second).
 
     .venv/bin/python benchmarks/bench_services.py [--duration 2] [--rounds 3]
 
@@ -31,9 +33,11 @@ import asyncio
 import multiprocessing
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -63,6 +67,10 @@ def serve_twisted(tcp_echo: int, daytime: int, udp_echo: int) -> None:
         def datagramReceived(self, data: bytes, addr: object) -> None:
             self.transport.write(data, addr)
 
+    class UDPDaytime(protocol.DatagramProtocol):
+        def datagramReceived(self, data: bytes, addr: object) -> None:
+            self.transport.write(time.ctime().encode("ascii") + b"\r\n", addr)
+
     reactor.listenTCP(
         tcp_echo, protocol.Factory.forProtocol(wire.Echo), backlog=1024, interface="127.0.0.1"
     )
@@ -70,6 +78,7 @@ def serve_twisted(tcp_echo: int, daytime: int, udp_echo: int) -> None:
         daytime, protocol.Factory.forProtocol(Daytime), backlog=1024, interface="127.0.0.1"
     )
     reactor.listenUDP(udp_echo, UDPEcho(), interface="127.0.0.1", maxPacketSize=65535)
+    reactor.listenUDP(daytime, UDPDaytime(), interface="127.0.0.1", maxPacketSize=65535)
     reactor.run()
 
 
@@ -95,11 +104,16 @@ def serve_asyncio(tcp_echo: int, daytime: int, udp_echo: int, use_uvloop: bool) 
         def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
             self.transport.sendto(data, addr)
 
+    class UDPDaytime(UDPEcho):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            self.transport.sendto(time.ctime().encode("ascii") + b"\r\n", addr)
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         await loop.create_server(Echo, "127.0.0.1", tcp_echo, backlog=1024)
         await loop.create_server(Daytime, "127.0.0.1", daytime, backlog=1024)
         await loop.create_datagram_endpoint(UDPEcho, local_addr=("127.0.0.1", udp_echo))
+        await loop.create_datagram_endpoint(UDPDaytime, local_addr=("127.0.0.1", daytime))
         await asyncio.Event().wait()
 
     if use_uvloop:
@@ -133,12 +147,20 @@ class Server:
     tcp_echo: int
     daytime: int
     udp_echo: int
+    workdir: str = ""
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process so far."""
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
+
+    def rss(self) -> int:
+        """Resident memory of the server process, in bytes."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        return 0
 
     def stop(self) -> None:
         """Terminate the process."""
@@ -147,6 +169,8 @@ class Server:
             self.process.wait(10)
         except subprocess.TimeoutExpired:
             self.process.kill()
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _pin(pid: int, cpu: int) -> None:
@@ -185,7 +209,10 @@ def start_server(name: str, baseline: str | None = None) -> Server:
         ]
     else:
         argv = [sys.executable, __file__, "--serve", name, str(echo), str(daytime), str(udp)]
-    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd="/tmp", env=env)
+    # An empty directory of its own: ``python -c`` puts the working directory
+    # first on sys.path, and a stray ``netproto`` in /tmp would be imported.
+    workdir = tempfile.mkdtemp(prefix="bench-services-")
+    process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd=workdir, env=env)
     _pin(process.pid, SERVER_CPU)
     deadline = time.monotonic() + 20
     while True:
@@ -196,7 +223,7 @@ def start_server(name: str, baseline: str | None = None) -> Server:
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} server did not start") from None
             time.sleep(0.1)
-    return Server(name, process, echo, daytime, udp)
+    return Server(name, process, echo, daytime, udp, workdir)
 
 
 # --- the load generator ---------------------------------------------------------------
@@ -365,6 +392,32 @@ def load_udp(
     return done, done * size
 
 
+def nonreader_growth(server: Server, total: int = 256 << 20) -> tuple[float, float]:
+    """
+    A client that writes to TCP echo and never reads, until *total* bytes went
+    or the server stopped taking them for a second; (MiB written, MiB the
+    server's resident memory grew by).
+    """
+    before = server.rss()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", server.tcp_echo))
+    sock.setblocking(False)
+    block = b"n" * 65536
+    sent = 0
+    last = time.monotonic()
+    while sent < total and time.monotonic() - last < 1.0:
+        try:
+            sent += sock.send(block)
+            last = time.monotonic()
+        except BlockingIOError:
+            time.sleep(0.01)
+    time.sleep(0.5)
+    grown = server.rss() - before
+    sock.close()
+    return sent / (1 << 20), grown / (1 << 20)
+
+
 def _load_child(
     conn: multiprocessing.connection.Connection, job: Callable[[], tuple[int, int]]
 ) -> None:
@@ -425,6 +478,7 @@ ROWS: list[tuple[str, str, Callable[[Server, float], Callable[[], tuple[int, int
     ("TCP daytime", "conn/s", lambda s, d: lambda: load_daytime(s.daytime, d), False),
     ("UDP echo 64 B", "req/s", lambda s, d: lambda: load_udp(s.udp_echo, d, 64), False),
     ("UDP echo 1 KiB", "req/s", lambda s, d: lambda: load_udp(s.udp_echo, d, 1024), False),
+    ("UDP daytime", "req/s", lambda s, d: lambda: load_udp(s.daytime, d, 0), False),
 ]
 
 
@@ -538,6 +592,15 @@ def main() -> int:
                 + f"  {per_request} (load gen {load * 100:.0f}%)",
                 flush=True,
             )
+        if not args.only or args.only in "non-reader":
+            # Last: the peers without backpressure keep what they buffered.
+            for name in names:
+                wrote, grown = nonreader_growth(servers[name])
+                print(
+                    f"non-reader: {name:9} RSS +{grown:7.1f} MiB after the client wrote "
+                    f"{wrote:.0f} MiB without reading",
+                    flush=True,
+                )
     finally:
         for server in servers.values():
             server.stop()

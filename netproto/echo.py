@@ -25,6 +25,7 @@ subclass (:class:`RefusedError`, :class:`ServiceTimeoutError`,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -48,7 +49,7 @@ from netproto._service import (
     tcp_exchange,
     udp_exchange,
 )
-from netproto._twisted import direct_writer, queued_bytes
+from netproto._twisted import direct_writer, echo_directly, queued_bytes
 from netproto.limits import DEFAULT_LIMITS, Limits
 from netproto.util import format_host_port
 
@@ -80,6 +81,7 @@ class EchoProtocol(WatchedProtocol):
     """One TCP echo connection, with flow control and half-close."""
 
     factory: EchoFactory
+    _undo: Callable[[], None] | None = None
 
     def connectionMade(self) -> None:
         super().connectionMade()
@@ -93,11 +95,20 @@ class EchoProtocol(WatchedProtocol):
                 pass
         high_water = self.factory.limits.write_high_water
         if high_water and hasattr(transport, "bufferSize"):
-            # Twisted pauses us past bufferSize queued (and reads that much at once).
+            # Twisted pauses us past bufferSize queued (and reads that much at
+            # once): what one non-reading peer may hold stays near it.
             transport.bufferSize = high_water
+        elif getattr(transport, "bufferSize", None) == 65536:
+            # No high-water mark (--write-high-water=0): fewer, larger reads.
+            transport.bufferSize = 1 << 17
         transport.registerProducer(self, True)
         self.factory.budget.admit(self)
         self._write = transport.write
+        # Twisted's TCP transport: reads echoed in one call; others: sent at
+        # once when nothing is queued; anything else: dataReceived.
+        self._undo = echo_directly(transport, self)
+        if self._undo is not None:
+            return
         write_now = direct_writer(transport)
         if write_now is not None:
             self._write_now = write_now
@@ -155,6 +166,9 @@ class EchoProtocol(WatchedProtocol):
             self.transport.resumeProducing()  # type: ignore[attr-defined]
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        if self._undo is not None:
+            self._undo()  # the transport's own doRead back: no cycle through it
+            self._undo = None
         self.factory.budget.forget(self)
         super().connectionLost(reason)
         # Break the cycles the fast path made (self.dataReceived is a bound

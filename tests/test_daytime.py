@@ -21,6 +21,7 @@ from twisted.internet.testing import StringTransport
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
+from netproto import daytime
 from netproto.daytime import (
     FORMATS,
     MAX_LINE,
@@ -146,6 +147,38 @@ class DaytimeTCPTests(SynchronousTestCase):
         tcp(factory)
         assert_refused(self, factory, PEER)
         self.assertEqual(factory.counters.get("tcp_refused_peer"), 1)
+
+
+class LineCacheTests(SynchronousTestCase):
+    """The line is formatted once per second of the injected clock, for TCP and UDP alike."""
+
+    def test_once_per_second(self) -> None:
+        """Many answers in one second format one line; the next second formats anew."""
+        calls: list[float] = []
+
+        def counting(seconds: float, fmt: str = "ctime", utc: bool = False) -> bytes:
+            calls.append(seconds)
+            return format_daytime(seconds, fmt, utc)
+
+        self.patch(daytime, "format_daytime", counting)
+        clock = UDPMemoryReactor()
+        clock.advance(MOMENT + 0.25)
+        factory = DaytimeFactory(clock, fmt="iso", utc=True)
+        protocol = DaytimeDatagramProtocol(clock, fmt="iso", utc=True)
+        port = clock.listenUDP(13, protocol)
+        calls.clear()  # the formats were validated at construction
+        for i in range(50):
+            tcp(factory)
+            protocol.datagramReceived(b"", ("127.0.0.1", 40000 + i))
+        clock.advance(0.7)
+        _, same = tcp(factory)
+        self.assertEqual(calls, [MOMENT, MOMENT])  # one per server, none after
+        clock.advance(0.1)
+        _, later = tcp(factory)
+        self.assertEqual(later.value(), b"2026-11-26T23:48:52Z\r\n")
+        self.assertEqual(same.value(), b"2026-11-26T23:48:51Z\r\n")
+        self.assertEqual(port.fake.sent[-1][0], b"2026-11-26T23:48:51Z\r\n")
+        self.assertEqual(len(calls), 3)
 
 
 class DaytimeUDPTests(SynchronousTestCase):

@@ -9,7 +9,8 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from twisted.internet import endpoints, tcp, udp
+from twisted.internet import endpoints, main, tcp, udp
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
 from twisted.python.systemd import ListenFDs
@@ -40,6 +41,10 @@ class NamesTests(SynchronousTestCase):
                 "twisted.internet.abstract.FileDescriptor._tempDataLen",
                 "twisted.internet.udp.Port._fromListeningDescriptor",
                 "twisted.internet.endpoints._SystemdParser._sddaemon",
+                "twisted.internet.epollreactor.EPollReactor._poller",
+                "twisted.internet.epollreactor.EPollReactor._selectables",
+                "twisted.internet.posixbase.PosixReactorBase._doReadOrWrite",
+                "twisted.internet.posixbase.PosixReactorBase._disconnectSelectable",
             },
         )
         for use in _twisted.PRIVATE_NAMES.values():
@@ -125,6 +130,45 @@ class TransportTests(TestCase):
         transport.loseConnection()
         await wait_until(lambda: bool(recorder.lost))
 
+    async def test_echo_order_and_end(self) -> None:
+        """echo_directly: bytes come back at once, behind anything queued; EOF ends it."""
+        transport, recorder, client = await self.connected()
+        recorder._rx = 0  # type: ignore[attr-defined]
+        recorder._seconds = lambda: 42.0  # type: ignore[attr-defined]
+        undo = _twisted.echo_directly(transport, recorder)
+        assert undo is not None
+        self.assertIn("doRead", vars(transport))
+        client.sendall(b"abc")
+        got: list[bytes] = []
+
+        def read(count: int) -> Any:
+            def enough() -> bool:
+                try:
+                    got.append(client.recv(1 << 20, socket.MSG_DONTWAIT))
+                except BlockingIOError:
+                    pass
+                return len(b"".join(got)) >= count
+
+            return enough
+
+        await wait_until(read(3))
+        self.assertEqual(b"".join(got), b"abc")
+        self.assertEqual(recorder._rx, 3)  # type: ignore[attr-defined]
+        self.assertEqual(recorder._read_at, 42.0)  # type: ignore[attr-defined]
+        got.clear()
+        big = b"q" * (8 << 20)
+        transport.write(big)  # more than the socket buffers take: some stays queued
+        self.assertGreater(_twisted.queued_bytes(transport) or 0, 0)
+        client.sendall(b"after")
+        await wait_until(read(len(big) + 5), 30)
+        self.assertEqual(b"".join(got), big + b"after")
+        client.shutdown(socket.SHUT_WR)
+        await wait_until(lambda: bool(recorder.lost))
+        self.assertTrue(recorder.lost[0].check(ConnectionDone))
+        undo()
+        self.assertNotIn("doRead", vars(transport))
+        self.assertIsNone(_twisted.echo_directly(object(), recorder))
+
     async def test_write_and_close(self) -> None:
         """write_and_close: the bytes, then EOF, and the protocol's connectionLost once, now."""
         transport, recorder, client = await self.connected()
@@ -168,3 +212,83 @@ class AdoptTests(TestCase):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             sender.sendto(b"hello", ("127.0.0.1", number))
         await wait_until(lambda: keep.got == [b"hello"])
+
+
+try:
+    from twisted.internet.epollreactor import EPollReactor
+except ImportError:  # not Linux
+    EPollReactor = None  # type: ignore[assignment,misc]
+
+
+class _Reader:
+    """A reader on one end of a socket pair that records (or fails on) each read."""
+
+    def __init__(self, sock: socket.socket, fail: bool = False) -> None:
+        self.sock = sock
+        self.fail = fail
+        self.reads = 0
+        self.lost: list[Failure] = []
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def logPrefix(self) -> str:
+        return "reader"
+
+    def doRead(self) -> object:
+        self.reads += 1
+        if not self.sock.recv(100):
+            return main.CONNECTION_DONE
+        if self.fail:
+            raise ZeroDivisionError("reader failed")
+        return None
+
+    def connectionLost(self, reason: Failure) -> None:
+        self.lost.append(reason)
+
+
+class FastDispatchTests(SynchronousTestCase):
+    """fast_dispatch on a fresh epoll reactor (not the one the tests run on)."""
+
+    skip = None if EPollReactor is not None else "no epoll reactor here"
+
+    def reactor(self) -> Any:
+        fresh = EPollReactor()
+        for name in ("_poller", "_selectables", "_doReadOrWrite", "_disconnectSelectable"):
+            self.assertTrue(hasattr(fresh, name), f"EPollReactor.{name} is gone")
+        self.addCleanup(fresh._poller.close)
+        self.addCleanup(fresh.waker.connectionLost, None)
+        return fresh
+
+    def test_events_handled_errors_logged(self) -> None:
+        """Each ready reader is read; one that raises is logged and dropped, EOF disconnects."""
+        fresh = self.reactor()
+        self.assertTrue(_twisted.fast_dispatch(fresh))
+        self.assertTrue(_twisted.fast_dispatch(fresh))  # once is enough, twice is harmless
+        pairs = [socket.socketpair() for _ in range(2)]
+        for a, b in pairs:
+            self.addCleanup(a.close)
+            self.addCleanup(b.close)
+        good, bad = _Reader(pairs[0][0]), _Reader(pairs[1][0], fail=True)
+        fresh.addReader(bad)
+        fresh.addReader(good)
+        for _a, b in pairs:
+            b.send(b"x")
+        fresh.doIteration(1)
+        self.assertEqual((good.reads, bad.reads), (1, 1))
+        self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+        # The failing reader was disconnected by the reactor, as Twisted does.
+        self.assertNotIn(bad, fresh.getReaders())
+        pairs[0][1].send(b"y")
+        fresh.doIteration(1)
+        self.assertEqual(good.reads, 2)
+        pairs[0][1].shutdown(socket.SHUT_WR)  # a plain read event, then EOF
+        fresh.doIteration(1)
+        self.assertEqual(good.reads, 3)
+        self.assertTrue(good.lost[0].check(ConnectionDone))
+        self.assertNotIn(good, fresh.getReaders())
+        fresh.doIteration(0)  # nothing to do, no error
+
+    def test_other_reactors_untouched(self) -> None:
+        """Any reactor but Twisted's epoll reactor is left as it is."""
+        self.assertFalse(_twisted.fast_dispatch(object()))

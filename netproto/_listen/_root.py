@@ -22,6 +22,7 @@ from netproto._listen._fds import fit_and_report
 from netproto._listen._listeners import Listener
 from netproto._listen._metrics import MetricsRegistry, metrics_site
 from netproto._listen._table import SERVICES
+from netproto._twisted import fast_dispatch
 from netproto.access import AccessControl, AccessRules
 from netproto.limits import Limits
 
@@ -103,7 +104,13 @@ class NetprotoService(MultiService):
                 pass
         raise SystemExit(1)
 
+    #: The reactor the services run on (set by :func:`build_listeners`).
+    reactor: Any = None
+
     def startService(self) -> None:
+        # Events go straight to their handlers (see netproto._twisted.fast_dispatch).
+        if self.reactor is not None:
+            fast_dispatch(self.reactor)
         MultiService.startService(self)
         for child in self:
             if isinstance(child, BoundService) and not child.skipped:
@@ -193,5 +200,6 @@ def build_listeners(
     for listener in listeners:
         listener.make_service(wiring).setServiceParent(root)
     root.registry = wiring.registry  # type: ignore[attr-defined]
+    root.reactor = reactor  # type: ignore[attr-defined]
     root.served_ports = wiring.served_ports  # type: ignore[attr-defined]
     return wiring.registry

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import struct
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from netproto._listen._bound import BindError, BoundService, describe_bind_error, has_ipv6
+from netproto._listen._mmsg import SLOT, Batch, ancillary_items, batch
 from netproto._twisted import adopt_datagram_port
 
 __all__ = [
@@ -49,6 +51,13 @@ _IPV6_MULTICAST_ALL: int = getattr(socket, "IPV6_MULTICAST_ALL", 29)
 _UNKNOWN = bytes(4)
 _SOL_IP = socket.IPPROTO_IP
 _SOL_IPV6 = socket.IPPROTO_IPV6
+_PKTINFO4_LEN = socket.CMSG_LEN(12)
+_PKTINFO4_SPACE = socket.CMSG_SPACE(12)
+_PKTINFO4_HEAD = struct.pack("@ii", _SOL_IP, _IP_PKTINFO)
+_PKTINFO4_DATA = _PKTINFO4_LEN - 12
+_FAMILY = struct.Struct("@H")
+_SCOPE = struct.Struct("@I")
+_ADDRESSES = 4096  # parsed sources (and destination verdicts) kept per port, then forgotten
 # Room for both an in_pktinfo (12 bytes) and an in6_pktinfo (20 bytes) message:
 # a dual-stack socket gets both for an IPv4 datagram.
 _ANCILLARY_SPACE = socket.CMSG_SPACE(12) + socket.CMSG_SPACE(20)
@@ -154,6 +163,27 @@ def refused_destination(ancillary: list[tuple[int, int, bytes]]) -> bool:
     return False
 
 
+def _refused_raw(control: bytes) -> bool:
+    """:func:`refused_destination` for raw ancillary bytes (a lone ``in_pktinfo``: at once)."""
+    if len(control) in (_PKTINFO4_LEN, _PKTINFO4_SPACE) and control[8:16] == _PKTINFO4_HEAD:
+        info = control[_PKTINFO4_DATA:_PKTINFO4_LEN]
+        return info[8] >= 224 or (info[4:8] != info[8:12] and info[4:8] != _UNKNOWN)
+    return refused_destination(ancillary_items(control))
+
+
+def _source(name: bytes) -> tuple[str, int]:
+    """``(host, port)`` of the raw ``sockaddr_in``/``sockaddr_in6`` *name* (as ``recvmsg``)."""
+    port = int.from_bytes(name[2:4], "big")
+    if _FAMILY.unpack_from(name)[0] == socket.AF_INET:
+        return socket.inet_ntop(socket.AF_INET, name[4:8]), port
+    host = socket.inet_ntop(socket.AF_INET6, name[8:24])
+    scope = _SCOPE.unpack_from(name, 24)[0]
+    if scope:  # link-local: the zone, as Python writes it ("fe80::1%eth0")
+        flags = socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+        host = socket.getnameinfo((host, port, 0, scope), flags)[0]
+    return host, port
+
+
 class DestinationCheckingPort(udp.Port):
     """A UDP port that drops datagrams addressed to broadcast or multicast addresses.
 
@@ -173,17 +203,36 @@ class DestinationCheckingPort(udp.Port):
         return skt
 
     _check_destination = True
+    _batch: Batch | None = None
+    _answer: Any = None
     #: On ``::``: IPv6 only instead of dual-stack.
     v6only = False
+    #: Read and answer in batches (``recvmmsg``/``sendmmsg``) where the C
+    #: library has them; ``False``: one ``recvmsg`` per datagram.
+    batched = True
 
     def startListening(self) -> None:
         """Bind (or take the adopted socket), set up the destination check, start reading."""
         super().startListening()
         # Before the reactor's next turn, so before any datagram is read.
         self._check_destination = _prepare_destination_check(self.socket)
+        self._batch = batch() if self.batched else None
+        self._addresses: dict[bytes, tuple[str, int]] = {}
+        self._verdicts: dict[bytes, bool] = {}
+        protocol = self.protocol
+        if callable(getattr(protocol, "answer", None)) and callable(
+            getattr(protocol, "count_sent", None)
+        ):
+            self._answer = protocol.answer
 
     def doRead(self) -> None:
-        """Read datagrams until the socket is empty or ``maxThroughput`` bytes were read."""
+        """
+        Read what is waiting: a batch of up to :data:`~netproto._listen._mmsg.BATCH`
+        datagrams where batches work, else datagrams one by one until the
+        socket is empty or ``maxThroughput`` bytes were read.
+        """
+        if self._batch is not None:
+            return self._read_batch(self._batch)
         if not self._check_destination:
             # Bound to a unicast address: the kernel never delivers broadcast or
             # multicast here, so Twisted's recvfrom loop is all there is to do.
@@ -223,6 +272,63 @@ class DestinationCheckingPort(udp.Port):
                 deliver(data, addr)
             except Exception:
                 log.failure("datagramReceived raised; datagram dropped")
+        return None
+
+    def _read_batch(self, batch: Batch) -> None:
+        """
+        One ``recvmmsg``: each datagram's destination is checked, then it goes
+        to the protocol's ``answer`` (its policy, its reply) and the replies
+        leave in one ``sendmmsg``, in order. A protocol without ``answer``
+        gets each datagram through ``datagramReceived``.
+        """
+        fd = self.socket.fileno()
+        try:
+            received = batch.recv(fd)
+        except OSError as exc:
+            if exc.errno in _READ_IGNORE:
+                return None
+            raise
+        protocol = self.protocol
+        answer = self._answer
+        check = self._check_destination
+        addresses = self._addresses
+        verdicts = self._verdicts
+        replies = []
+        oversize = 0
+        for data, name, control in received:
+            if check and control:
+                # Few distinct (interface, destination) pairs: judged once each.
+                refused = verdicts.get(control)
+                if refused is None:
+                    if len(verdicts) >= _ADDRESSES:
+                        verdicts.clear()
+                    refused = verdicts[control] = _refused_raw(control)
+                if refused:
+                    counters: _Counting | None = getattr(protocol, "counters", None)
+                    if counters is not None:
+                        counters.add("udp_refused_destination")
+                    continue
+            addr = addresses.get(name)
+            if addr is None:
+                if len(addresses) >= _ADDRESSES:
+                    addresses.clear()
+                addr = addresses[name] = _source(name)
+            try:
+                if answer is None:
+                    protocol.datagramReceived(data, addr)
+                    continue
+                reply = answer(data, addr)
+            except Exception:
+                log.failure("datagramReceived raised; datagram dropped")
+                continue
+            if reply is not None:
+                if len(reply) <= SLOT:
+                    replies.append((reply, name))
+                else:
+                    oversize += 1  # more than a UDP datagram holds: EMSGSIZE
+        if replies or oversize:
+            sent, nbytes, failed = batch.send(fd, replies) if replies else (0, 0, 0)
+            protocol.count_sent(sent, nbytes, failed + oversize)
         return None
 
 

@@ -81,7 +81,16 @@ class PolicedDatagramProtocol(DatagramProtocol):
         """The answer to *data*."""
         raise NotImplementedError
 
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+    def answer(self, datagram: bytes, addr: Any) -> bytes | None:
+        """
+        The answer to *datagram* from *addr*, or ``None`` (refused, counted).
+
+        The one per-datagram hook: every datagram a port hands over, one at a
+        time (:meth:`datagramReceived`) or in a batch (the port then sends the
+        answers itself, with ``sendmmsg``, and reports them to
+        :meth:`count_sent`), passes here, so a rule added here or to the
+        source policy applies on both paths.
+        """
         values = self.counters.values
         values["udp_datagrams_received"] += 1
         values["udp_bytes_received"] += len(datagram)
@@ -91,8 +100,22 @@ class PolicedDatagramProtocol(DatagramProtocol):
             refusal = self.policy.check(addr[0], addr[1], self.reactor.seconds())
         if refusal is not None:
             values[refusal] += 1
+            return None
+        return self.reply(datagram)
+
+    def count_sent(self, replies: int, nbytes: int, errors: int) -> None:
+        """Count answers a batching port sent (*replies*, *nbytes*) or failed to send."""
+        values = self.counters.values
+        values["udp_replies_sent"] += replies
+        values["udp_bytes_sent"] += nbytes
+        if errors:
+            values["udp_send_errors"] += errors
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        answer = self.answer(datagram, addr)
+        if answer is None:
             return
-        answer = self.reply(datagram)
+        values = self.counters.values
         try:
             sock = self._socket
             if sock is not None:
