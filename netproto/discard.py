@@ -96,7 +96,12 @@ class DiscardDatagramProtocol(PolicedDatagramProtocol):
 
     service = "discard/udp"
 
-    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+    def answer(self, datagram: bytes, addr: Any) -> bytes | None:
+        """
+        Count *datagram* and drop it: ``None``, always. This is the one
+        per-datagram hook, so datagrams a port reads in batches (``recvmmsg``)
+        are dropped here too, never answered.
+        """
         values = self.counters.values
         values["udp_datagrams_received"] += 1
         values["udp_bytes_received"] += len(datagram)
@@ -105,6 +110,7 @@ class DiscardDatagramProtocol(PolicedDatagramProtocol):
             refusal = access.admit_udp(addr[0])
             if refusal is not None:
                 values[refusal] += 1
+        return None
 
     def reply(self, data: bytes) -> bytes:
         """Never used: discard answers nothing."""

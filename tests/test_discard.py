@@ -45,6 +45,9 @@ class ServerTests(SynchronousTestCase):
             udp.datagramReceived(b"abc", ("127.0.0.1", source_port))
         self.assertEqual((port.fake.sent, port.written), ([], []))
         self.assertEqual(udp.counters.get("udp_bytes_received"), 9)
+        # The hook a batching port (recvmmsg) calls: no answer to send either.
+        self.assertIsNone(udp.answer(b"abc", ("127.0.0.1", 5000)))
+        self.assertEqual(udp.counters.get("udp_datagrams_received"), 4)
 
 
 class ClientTests(TestCase):
