@@ -285,6 +285,39 @@ class ServingTests(SynchronousTestCase):
         self.assertIn("udp_refused_destination{daytime}", values)
         self.assertNotIn("tcp_connections{metrics}", values)
 
+    def test_quiet_log(self) -> None:
+        """
+        Start-up names no object addresses (factories are quiet), and a HEAD
+        of /metrics (``curl -I``) answers the GET's length, no body, no warning.
+        """
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=10)
+        try:
+            connection.request("HEAD", "/metrics")
+            response = connection.getresponse()
+            self.assertEqual((response.status, response.read()), (200, b""))
+            self.assertGreater(int(response.getheader("content-length", "0")), 0)
+        finally:
+            connection.close()
+        curl = shutil.which("curl")
+        if curl is not None:
+            head = subprocess.run(
+                [curl, "-sSI", f"http://127.0.0.1:{self.metrics_port}/metrics"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            self.assertEqual(head.returncode, 0, head.stderr)
+            self.assertIn("200 OK", head.stdout)
+        assert self.server is not None
+        # A request is logged (if at all) once it is answered: both are, by now.
+        text = self.server.text()
+        self.assertNotRegex(text, r" at 0x[0-9a-f]+")
+        self.assertNotIn("Warning", text)
+        self.assertNotIn("I think I'll eat it", text)
+
     def test_broadcast_destination(self) -> None:
         """A datagram to lo's broadcast address 127.255.255.255 is counted, not answered."""
         before = metrics(self.metrics_port)["udp_refused_destination{echo}"]

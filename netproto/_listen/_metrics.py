@@ -134,7 +134,11 @@ def metrics_site(registry: MetricsRegistry) -> Any:
             return registry.render().encode("utf-8")
 
         def render_HEAD(self, request: Request) -> bytes:
-            return self.render_GET(request)
+            # The length of what GET would send, and no body: Twisted logs a
+            # warning for a HEAD answer that returns one.
+            body = self.render_GET(request)
+            request.setHeader(b"content-length", str(len(body)).encode("ascii"))
+            return b""
 
     class MetricsSite(Site):
         """No access-log line per scrape."""

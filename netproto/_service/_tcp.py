@@ -128,6 +128,8 @@ class LimitedFactory(Factory):
 
     protocol_class: ClassVar[type[WatchedProtocol]] = WatchedProtocol
     service: ClassVar[str] = "tcp"
+    noisy = False
+    """No ``Starting factory <... at 0x...>`` lines: the plugin logs what it serves."""
 
     def __init__(self, reactor: Any, limits: Limits = DEFAULT_LIMITS) -> None:
         self.reactor = reactor

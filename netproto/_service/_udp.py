@@ -38,6 +38,8 @@ class PolicedDatagramProtocol(DatagramProtocol):
     """
 
     service: ClassVar[str] = "udp"
+    noisy = False
+    """No ``Starting protocol <... at 0x...>`` lines: the plugin logs what it serves."""
 
     def __init__(
         self,
