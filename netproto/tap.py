@@ -24,6 +24,7 @@ from netproto._listen import (
     parse_service_spec,
 )
 from netproto.daytime import FORMATS
+from netproto.journal import observer as journal_observer
 from netproto.limits import Limits
 from netproto.util import AddressError, parse_port
 
@@ -226,13 +227,17 @@ def makeService(config: Options, reactor: Any = None) -> IService:
     daemon = parent is not None and not parent.get("nodaemon", True)
     # twistd -n logs to standard output unless told otherwise: a bind failure
     # then goes on standard error only, not on the terminal twice.
+    logger = parent.get("logger") if parent is not None else None
     log_to_stdout = (
         parent is not None
         and not daemon
         and not parent.get("syslog")
+        and logger is None
         and parent.get("logfile") in (None, "-")
     )
-    service = NetprotoService(daemon=daemon, log_to_stdout=log_to_stdout)
+    # --logger=netproto.journal.observer: the log is the journal, stdout.
+    journal = logger is journal_observer and not daemon
+    service = NetprotoService(daemon=daemon, log_to_stdout=log_to_stdout, journal=journal)
     build_listeners(service, reactor, config["listeners"], limits=config["limits"], options=config)
     return service
 

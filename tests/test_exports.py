@@ -80,6 +80,11 @@ PUBLIC: dict[str, list[str]] = {
         "Options",
         "makeService",
     ],
+    "netproto.journal": [
+        "JournalObserver",
+        "PRIORITIES",
+        "observer",
+    ],
     "netproto.ping": [
         "AUTO",
         "DAMAGED",

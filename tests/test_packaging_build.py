@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 _TOP = ("setup.cfg", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE")
 """The files at the top of the source tree that go into the sdist."""
 
-_TREES = ("netproto", "twisted", "tests", "docs", "benchmarks")
+_TREES = ("netproto", "twisted", "tests", "docs", "benchmarks", "contrib")
 """The directories MANIFEST.in and the package list take from the source tree."""
 
 _LEFT_OUT = shutil.ignore_patterns(
@@ -158,7 +158,12 @@ class DistributionTests(SynchronousTestCase):
         self.assertEqual(sdist.name, f"netproto-{version}.tar.gz")
         with tarfile.open(sdist) as archive:
             names = {name.partition("/")[2] for name in archive.getnames()}
-        for required in ("LICENSE", "twisted/plugins/netproto_plugin.py", "netproto/py.typed"):
+        for required in (
+            "LICENSE",
+            "twisted/plugins/netproto_plugin.py",
+            "netproto/py.typed",
+            "contrib/systemd/netproto.service",
+        ):
             self.assertIn(required, names)
         self.assertNotIn("twisted/__init__.py", names)
         with zipfile.ZipFile(wheel) as archive:
