@@ -110,14 +110,29 @@ class Twistd:
 
 
 def metrics(port: int) -> dict[str, int]:
-    """The counters served by --metrics on 127.0.0.1:*port*, keyed 'name{service}'."""
+    """
+    The counters served by --metrics on 127.0.0.1:*port*, parsed with
+    prometheus_client's parser, keyed by netproto's counter name and the
+    service: ``udp_replies_sent{echo}`` for
+    ``netproto_replies_sent_total{service="echo",transport="udp"}``.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from netproto._listen._metrics import metric_name
+    from netproto.limits import COUNTERS
+
+    counter_of = {}
+    for counter in COUNTERS:
+        name, transport = metric_name(counter)
+        counter_of[(name + "_total", transport)] = counter
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     values: dict[str, int] = {}
-    for line in text.splitlines():
-        match = re.match(r'^netproto_(\w+)_total\{service="(\w+)"\} (\d+)$', line)
-        if match:
-            values[f"{match.group(1)}{{{match.group(2)}}}"] = int(match.group(3))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            counter = counter_of.get((sample.name, sample.labels.get("transport")))
+            if counter is not None:
+                values[f"{counter}{{{sample.labels['service']}}}"] = int(sample.value)
     return values
 
 
