@@ -17,8 +17,13 @@ version = release = netproto.__version__
 extensions = ["sphinx.ext.autodoc", "sphinx.ext.intersphinx", "netproto_cli"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
-intersphinx_mapping: dict[str, tuple[str, None]] = {}
-exclude_patterns = ["_build"]
+# Links to Python's and Twisted's documentation, from inventories shipped in
+# docs/_inventories/ (see its README): the build reads no network.
+intersphinx_mapping: dict[str, tuple[str, str]] = {
+    "python": ("https://docs.python.org/3", "_inventories/python.inv"),
+    "twisted": ("https://docs.twisted.org/en/stable/api", "_inventories/twisted.inv"),
+}
+exclude_patterns = ["_build", "_inventories"]
 # Furo: a maintained, readable theme (good contrast, a light and a dark mode,
 # usable on a phone); docs/_static/netproto.css adds what it lacks for a
 # manual of commands: wrapped long lines, plain console transcripts.

@@ -27,6 +27,7 @@ from netproto._listen import (
 )
 from netproto.access import AccessRules, Network, parse_network
 from netproto.daytime import FORMATS
+from netproto.journal import observer as journal_observer
 from netproto.limits import Limits
 from netproto.qotd import load_quotes
 from netproto.util import AddressError, parse_port
@@ -321,12 +322,16 @@ def makeService(config: Options, reactor: Any = None) -> IService:
     daemon = parent is not None and not parent.get("nodaemon", True)
     # twistd -n logs to standard output unless told otherwise: a bind failure
     # then goes on standard error only, not on the terminal twice.
+    logger = parent.get("logger") if parent is not None else None
     log_to_stdout = (
         parent is not None
         and not daemon
         and not parent.get("syslog")
+        and logger is None
         and parent.get("logfile") in (None, "-")
     )
+    # --logger=netproto.journal.observer: the log is the journal, stdout.
+    journal = logger is journal_observer and not daemon
     workers = config.get("workers", 1)
     if workers > 1:
         return SupervisedService(
@@ -337,8 +342,9 @@ def makeService(config: Options, reactor: Any = None) -> IService:
             options=config,
             daemon=daemon,
             log_to_stdout=log_to_stdout,
+            journal=journal,
         )
-    service = NetprotoService(daemon=daemon, log_to_stdout=log_to_stdout)
+    service = NetprotoService(daemon=daemon, log_to_stdout=log_to_stdout, journal=journal)
     build_listeners(service, reactor, config["listeners"], limits=config["limits"], options=config)
     return service
 

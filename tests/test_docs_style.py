@@ -7,6 +7,7 @@ the browser computes, not what the style sheet says).
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import json
 import re
 import shutil
@@ -86,7 +87,11 @@ def measure(page: str, width: int) -> dict[str, Any]:
 class RenderedTests(SynchronousTestCase):
     """The command reference and the guides, as a browser shows them."""
 
-    skip = None if _chromium() else "chromium is not installed"
+    skip = (
+        None
+        if _chromium() and importlib.util.find_spec("sphinx") is not None
+        else "chromium or sphinx is not installed (pip install -e '.[docs]')"
+    )
 
     def test_readable(self) -> None:
         """

@@ -150,6 +150,11 @@ PUBLIC: dict[str, list[str]] = {
         "Options",
         "makeService",
     ],
+    "netproto.journal": [
+        "JournalObserver",
+        "PRIORITIES",
+        "observer",
+    ],
     "netproto.ping": [
         "AUTO",
         "MAX_PROBES",

@@ -155,6 +155,17 @@ class PlanTests(SynchronousTestCase):
         self.assertIsNone(WorkerPlan.from_json(quiet.plan(1).to_json()).access)
 
 
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a metrics page, parsed with prometheus_client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 class _Reactor(Clock):
     """A clock that records the processes it is asked to spawn."""
 
@@ -244,21 +255,21 @@ class MetricsSumTests(SynchronousTestCase):
                 b'{"stats": [["echo", "tcp", {"tcp_connections": %d}]], '
                 b'"gauges": [["echo", "tcp_connections_open", 1]]}\n' % count
             )
-        text = supervisor.render_metrics()
-        self.assertIn('netproto_tcp_connections_total{service="echo"} 7\n', text)
-        self.assertIn('netproto_tcp_connections_open{service="echo"} 2\n', text)
-        self.assertIn(
-            'netproto_worker_requests_total{worker="2",service="echo",transport="tcp"} 4\n', text
-        )
+        values = _samples(supervisor.render_metrics())
+        echo_tcp = (("service", "echo"), ("transport", "tcp"))
+        self.assertEqual(values["netproto_connections_total", echo_tcp], 7)
+        self.assertEqual(values["netproto_connections_open", echo_tcp], 2)
+        worker2 = (("service", "echo"), ("transport", "tcp"), ("worker", "2"))
+        self.assertEqual(values["netproto_worker_requests_total", worker2], 4)
         supervisor.worker_ended(supervisor.processes[1], Failure(_EndedError()))
-        text = supervisor.render_metrics()
-        self.assertIn('netproto_tcp_connections_total{service="echo"} 7\n', text)
-        self.assertIn('netproto_tcp_connections_open{service="echo"} 1\n', text)
-        self.assertIn('netproto_worker_up{worker="1"} 0\n', text)
-        self.assertIn('netproto_worker_restarts_total{worker="1"} 1\n', text)
-        self.assertIn(
-            'netproto_worker_requests_total{worker="1",service="echo",transport="tcp"} 3\n', text
-        )
+        values = _samples(supervisor.render_metrics())
+        self.assertEqual(values["netproto_connections_total", echo_tcp], 7)
+        self.assertEqual(values["netproto_connections_open", echo_tcp], 1)
+        self.assertEqual(values["netproto_worker_up", (("worker", "1"),)], 0)
+        self.assertEqual(values["netproto_worker_restarts_total", (("worker", "1"),)], 1)
+        worker1 = (("service", "echo"), ("transport", "tcp"), ("worker", "1"))
+        self.assertEqual(values["netproto_worker_requests_total", worker1], 3)
+        self.assertEqual(values["netproto_workers", ()], 2)
 
     def test_poll_times_out(self) -> None:
         """A scrape waits for the workers at most POLL_TIMEOUT seconds."""

@@ -27,7 +27,6 @@ from netproto._listen import (
     DestinationCheckingPort,
     EndpointTCP,
     Inherited,
-    MetricsRegistry,
     NetprotoService,
     StreamService,
     UDPService,
@@ -36,11 +35,10 @@ from netproto._listen import (
     parse_service_spec,
     parse_udp_spec,
 )
-from netproto._listen._metrics import render
 from netproto._listen._udp import refused_destination
 from netproto.daytime import FORMATS, DaytimeDatagramProtocol, DaytimeFactory
 from netproto.echo import EchoDatagramProtocol, EchoFactory
-from netproto.limits import COUNTERS, Counters, Limits
+from netproto.limits import Counters, Limits
 
 
 def parse(*argv: str, fds: ListenFDs | None = None) -> tap.Options:
@@ -602,49 +600,3 @@ class StartupLogTests(TestCase):
         self.assertEqual([e["log_namespace"] for e in announced], ["netproto.tap"])
         port = next(iter(root)).port.getHost().port
         self.assertEqual(announced[0]["where"], f"tcp:0 (port {port})")
-
-
-class MetricsTests(SynchronousTestCase):
-    """The Prometheus exposition."""
-
-    def test_render(self) -> None:
-        """Counters are summed per service, named netproto_<name>_total, with HELP and TYPE."""
-        one, two, tcp = Counters(), Counters(), Counters()
-        one.add("udp_replies_sent", 2)
-        two.add("udp_replies_sent", 3)
-        tcp.add("tcp_connections")
-        text = render(
-            [
-                ("echo", "udp", one.snapshot()),
-                ("echo", "udp", two.snapshot()),
-                ("daytime", "tcp", tcp.snapshot()),
-            ]
-        )
-        lines = text.splitlines()
-        self.assertIn('netproto_udp_replies_sent_total{service="echo"} 5', lines)
-        self.assertIn('netproto_tcp_connections_total{service="daytime"} 1', lines)
-        self.assertIn("# TYPE netproto_udp_replies_sent_total counter", lines)
-        self.assertIn(
-            "# HELP netproto_udp_replies_sent_total " + COUNTERS["udp_replies_sent"], lines
-        )
-        self.assertNotIn('netproto_tcp_connections_total{service="echo"} 0', lines)
-        self.assertTrue(text.endswith("\n"))
-        for line in lines:
-            if not line.startswith("#"):
-                self.assertRegex(line, r'^netproto_[a-z_]+_total\{service="[a-z]+"\} \d+$')
-
-    def test_registry(self) -> None:
-        """The registry reads live counters and gauges at each render."""
-        registry = MetricsRegistry()
-        factory = EchoFactory(MemoryReactorClock())
-        registry.register("echo", "tcp", factory)
-        protocol = EchoDatagramProtocol(MemoryReactorClock())
-        registry.register("echo", "udp", protocol)
-        factory.counters.add("tcp_connections", 4)
-        factory.limiter.admit("192.0.2.1")
-        protocol.policy.check("192.0.2.7", 5000, 0.0)
-        lines = registry.render().splitlines()
-        self.assertIn('netproto_tcp_connections_total{service="echo"} 4', lines)
-        self.assertIn("# TYPE netproto_tcp_connections_open gauge", lines)
-        self.assertIn('netproto_tcp_connections_open{service="echo"} 1', lines)
-        self.assertIn('netproto_udp_sources_tracked{service="echo"} 1', lines)

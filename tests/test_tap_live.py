@@ -110,14 +110,29 @@ class Twistd:
 
 
 def metrics(port: int) -> dict[str, int]:
-    """The counters served by --metrics on 127.0.0.1:*port*, keyed 'name{service}'."""
+    """
+    The counters served by --metrics on 127.0.0.1:*port*, parsed with
+    prometheus_client's parser, keyed by netproto's counter name and the
+    service: ``udp_replies_sent{echo}`` for
+    ``netproto_replies_sent_total{service="echo",transport="udp"}``.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from netproto._listen._metrics import metric_name
+    from netproto.limits import COUNTERS
+
+    counter_of = {}
+    for counter in COUNTERS:
+        name, transport = metric_name(counter)
+        counter_of[(name + "_total", transport)] = counter
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
         text = response.read().decode()
     values: dict[str, int] = {}
-    for line in text.splitlines():
-        match = re.match(r'^netproto_(\w+)_total\{service="(\w+)"\} (\d+)$', line)
-        if match:
-            values[f"{match.group(1)}{{{match.group(2)}}}"] = int(match.group(3))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            counter = counter_of.get((sample.name, sample.labels.get("transport")))
+            if counter is not None:
+                values[f"{counter}{{{sample.labels['service']}}}"] = int(sample.value)
     return values
 
 
@@ -284,6 +299,39 @@ class ServingTests(SynchronousTestCase):
         self.assertGreaterEqual(values["udp_replies_sent{echo}"], 1)
         self.assertIn("udp_refused_destination{daytime}", values)
         self.assertNotIn("tcp_connections{metrics}", values)
+
+    def test_quiet_log(self) -> None:
+        """
+        Start-up names no object addresses (factories are quiet), and a HEAD
+        of /metrics (``curl -I``) answers the GET's length, no body, no warning.
+        """
+        import http.client
+
+        connection = http.client.HTTPConnection("127.0.0.1", self.metrics_port, timeout=10)
+        try:
+            connection.request("HEAD", "/metrics")
+            response = connection.getresponse()
+            self.assertEqual((response.status, response.read()), (200, b""))
+            self.assertGreater(int(response.getheader("content-length", "0")), 0)
+        finally:
+            connection.close()
+        curl = shutil.which("curl")
+        if curl is not None:
+            head = subprocess.run(
+                [curl, "-sSI", f"http://127.0.0.1:{self.metrics_port}/metrics"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+            self.assertEqual(head.returncode, 0, head.stderr)
+            self.assertIn("200 OK", head.stdout)
+        assert self.server is not None
+        # A request is logged (if at all) once it is answered: both are, by now.
+        text = self.server.text()
+        self.assertNotRegex(text, r" at 0x[0-9a-f]+")
+        self.assertNotIn("Warning", text)
+        self.assertNotIn("I think I'll eat it", text)
 
     def test_broadcast_destination(self) -> None:
         """A datagram to lo's broadcast address 127.255.255.255 is counted, not answered."""

@@ -1,41 +1,64 @@
 """
-``--metrics``: the services' counters in the Prometheus text exposition format
-(version 0.0.4), served over HTTP by :mod:`twisted.web`.
+``--metrics``: the services' counters, netproto's build and the process's
+CPU, memory and descriptors, exposed through ``prometheus_client`` and served
+over HTTP by :mod:`twisted.web`.
 
-The format is a few lines of text per counter, so it is written here rather
-than pulling in ``prometheus_client`` (a run-time dependency, a global
-registry and a thread-based server, none of which a Twisted service wants).
+Each :class:`MetricsRegistry` owns an explicit ``CollectorRegistry`` (never
+the library's global one): a collector over netproto's counters, read live
+at each scrape, plus the library's process, platform and garbage-collector
+collectors and a build-info metric. The Prometheus text format (0.0.4) is
+served by default, OpenMetrics when the scraper's ``Accept`` asks for it
+(``prometheus_client``'s own negotiation).
+
+The page is rendered by a small synchronous resource in the reactor's
+thread: ``prometheus_client.twisted.MetricsResource`` is a WSGI resource run
+on the reactor's thread pool, where a scrape would read the counters while
+the reactor thread changes them, and it takes the global reactor at import.
 """
 
 from __future__ import annotations
 
+import platform
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
+
+from prometheus_client import (
+    CollectorRegistry,
+    GCCollector,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.registry import Collector
 
 from netproto.limits import COUNTERS
 
-__all__ = ["CONTENT_TYPE", "GAUGES", "MetricsRegistry", "metrics_site", "render"]
+__all__ = [
+    "CONTENT_TYPE",
+    "GAUGES",
+    "METRIC_NAMES",
+    "MetricsRegistry",
+    "NetprotoCollector",
+    "metric_name",
+    "metrics_site",
+]
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""What a scrape without an OpenMetrics ``Accept`` gets."""
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 
+_TRANSPORTS = ("tcp", "udp")
 
-def _metric_name(counter: str) -> str:
-    name = "netproto_" + _INVALID.sub("_", counter)
-    return name if name.endswith("_total") else name + "_total"
-
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _applies(counter: str, transport: str) -> bool:
-    """Whether *counter* means anything for a *transport* listener (tcp_* vs udp_*)."""
-    kind = counter.partition("_")[0]
-    return kind not in ("tcp", "udp") or kind == transport
-
+_RENAMED: dict[str, str] = {
+    # "refused_total" would read as a running total of refusals.
+    "tcp_refused_total": "refused_max_connections",
+    "tcp_refused_peer": "refused_max_connections_per_peer",
+}
+"""Counters whose name, less the transport, would mislead as a metric name."""
 
 GAUGES: dict[str, str] = {
     "tcp_connections_open": "TCP connections open now",
@@ -44,46 +67,46 @@ GAUGES: dict[str, str] = {
 """The gauges: values that go up and down, read from the services at each scrape."""
 
 
-def render(
-    sources: Iterable[tuple[str, str, dict[str, int]]], gauges: Iterable[tuple[str, str, int]] = ()
-) -> str:
-    """The exposition text for (service, transport, counter snapshot) triples.
-
-    Snapshots of one service and transport are summed; each counter becomes
-    ``netproto_<name>_total{service="..."}`` with its HELP text from
-    :data:`netproto.limits.COUNTERS`. *gauges* are (service, name, value)
-    triples, summed per service and name, exposed as ``netproto_<name>``.
+def metric_name(counter: str) -> tuple[str, str | None]:
     """
-    totals: dict[str, dict[str, int]] = {}
-    for service, transport, snapshot in sources:
-        for counter, value in snapshot.items():
-            if not _applies(counter, transport):
-                continue
-            by_service = totals.setdefault(counter, {})
-            by_service[service] = by_service.get(service, 0) + value
-    lines: list[str] = []
-    for counter in sorted(totals):
-        name = _metric_name(counter)
-        help_text = COUNTERS.get(counter, f"netproto counter {counter}")
-        lines.append(f"# HELP {name} {help_text.replace(chr(92), chr(92) * 2)}")
-        lines.append(f"# TYPE {name} counter")
-        for service, value in sorted(totals[counter].items()):
-            lines.append(f'{name}{{service="{_label(service)}"}} {value}')
-    levels: dict[str, dict[str, int]] = {}
-    for service, gauge, value in gauges:
-        by_service = levels.setdefault(gauge, {})
-        by_service[service] = by_service.get(service, 0) + value
-    for gauge in sorted(levels):
-        name = "netproto_" + _INVALID.sub("_", gauge)
-        lines.append(f"# HELP {name} {GAUGES.get(gauge, gauge)}")
-        lines.append(f"# TYPE {name} gauge")
-        for service, value in sorted(levels[gauge].items()):
-            lines.append(f'{name}{{service="{_label(service)}"}} {value}')
-    return "".join(line + "\n" for line in lines)
+    The metric name of netproto counter or gauge *counter*, and the transport
+    it is about: ``tcp_bytes_sent`` is ``netproto_bytes_sent`` with
+    ``transport="tcp"`` (a counter's samples end in ``_total``).
+    """
+    if counter in _RENAMED:
+        return "netproto_" + _RENAMED[counter], counter.partition("_")[0]
+    kind, _, rest = counter.partition("_")
+    if kind in _TRANSPORTS and rest:
+        return "netproto_" + _INVALID.sub("_", rest), kind
+    return "netproto_" + _INVALID.sub("_", counter), None
 
 
-class MetricsRegistry:
-    """The objects (factories, datagram protocols) whose ``counters`` are exposed."""
+def _metric_names() -> dict[str, str]:
+    names: dict[str, list[str]] = {}
+    for counter, help_text in {**COUNTERS, **GAUGES}.items():
+        name, _ = metric_name(counter)
+        if counter in COUNTERS:
+            name += "_total"
+        names.setdefault(name, []).append(help_text)
+    return {name: "; ".join(helps) for name, helps in names.items()}
+
+
+METRIC_NAMES: dict[str, str] = _metric_names()
+"""Every netproto metric name (as exposed) with its help text."""
+
+
+def _help(counters: Iterable[str]) -> str:
+    texts = [COUNTERS.get(c) or GAUGES.get(c) or f"netproto counter {c}" for c in counters]
+    return "; ".join(dict.fromkeys(texts))
+
+
+class NetprotoCollector(Collector):
+    """
+    The counters and gauges of every registered source, read at each
+    scrape: one metric per counter name, less the transport, with
+    ``service`` and ``transport`` labels; the samples of one service and
+    transport are summed (a service's UDP sockets each count apart).
+    """
 
     def __init__(self) -> None:
         self._sources: list[tuple[str, str, Any]] = []
@@ -112,9 +135,100 @@ class MetricsRegistry:
                     pass
         return found
 
+    def collect(self) -> Iterator[Metric]:
+        counters: dict[str, dict[tuple[str, str], int]] = {}
+        sources: dict[str, list[str]] = {}
+        for service, transport, snapshot in self.snapshots():
+            for counter, value in snapshot.items():
+                name, about = metric_name(counter)
+                if about is not None and about != transport:
+                    continue
+                samples = counters.setdefault(name, {})
+                samples[(service, transport)] = samples.get((service, transport), 0) + value
+                sources.setdefault(name, []).append(counter)
+        for name in sorted(counters):
+            family = CounterMetricFamily(
+                name, _help(sources[name]), labels=("service", "transport")
+            )
+            for (service, transport), value in sorted(counters[name].items()):
+                family.add_metric((service, transport), value)
+            yield family
+        levels: dict[str, dict[tuple[str, str], int]] = {}
+        gauge_sources: dict[str, list[str]] = {}
+        for service, gauge, value in self.gauges():
+            name, about = metric_name(gauge)
+            key = (service, about or "")
+            levels.setdefault(name, {})[key] = levels.get(name, {}).get(key, 0) + value
+            gauge_sources.setdefault(name, []).append(gauge)
+        for name in sorted(levels):
+            gauge_family = GaugeMetricFamily(
+                name, _help(gauge_sources[name]), labels=("service", "transport")
+            )
+            for labels, value in sorted(levels[name].items()):
+                gauge_family.add_metric(labels, value)
+            yield gauge_family
+
+
+class MetricsRegistry:
+    """
+    The objects (factories, datagram protocols) whose ``counters`` are
+    exposed, and the ``CollectorRegistry`` (:attr:`collectors`) that exposes
+    them with the process's metrics and ``netproto_build_info``; *collector*
+    replaces the counters' collector, *extra* adds others.
+    """
+
+    def __init__(
+        self, collector: NetprotoCollector | None = None, extra: Iterable[Collector] = ()
+    ) -> None:
+        from netproto import __version__
+
+        self.collector = collector or NetprotoCollector()
+        """Where the services' counters come from (``--workers``: the workers' sums)."""
+        self.collectors = CollectorRegistry(auto_describe=True)
+        self.collectors.register(self.collector)
+        for more in extra:
+            self.collectors.register(more)
+        ProcessCollector(registry=self.collectors)
+        PlatformCollector(registry=self.collectors)
+        GCCollector(registry=self.collectors)
+        build = Info("netproto_build", "the netproto release serving", registry=self.collectors)
+        build.info(
+            {
+                "version": __version__,
+                "twisted": _twisted_version(),
+                "python": platform.python_version(),
+            }
+        )
+
+    def register(self, service: str, transport: str, source: Any) -> None:
+        """Expose ``source.counters`` (a :class:`~netproto.limits.Counters`) as *service*."""
+        self.collector.register(service, transport, source)
+
+    def snapshots(self) -> list[tuple[str, str, dict[str, int]]]:
+        """The current counters of every registered source."""
+        return self.collector.snapshots()
+
+    def gauges(self) -> list[tuple[str, str, int]]:
+        """Open TCP connections and tracked UDP sources, where the source exposes them."""
+        return self.collector.gauges()
+
+    def exposition(self, accept: str | None = None) -> tuple[bytes, str]:
+        """The page and its content type for a scrape sending ``Accept: `` *accept*."""
+        encoder, content_type = choose_encoder(accept or "")
+        return encoder(self.collectors), content_type
+
     def render(self) -> str:
-        """The current exposition text."""
-        return render(self.snapshots(), self.gauges())
+        """The current page in the Prometheus text format."""
+        return generate_latest(self.collectors).decode("utf-8")
+
+
+def _twisted_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("twisted")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def metrics_site(registry: MetricsRegistry) -> Any:
@@ -130,11 +244,19 @@ def metrics_site(registry: MetricsRegistry) -> Any:
                 request.setResponseCode(404)
                 request.setHeader(b"content-type", b"text/plain; charset=utf-8")
                 return b"not found: try /metrics\n"
-            request.setHeader(b"content-type", CONTENT_TYPE.encode("ascii"))
-            return registry.render().encode("utf-8")
+            accept = request.getHeader(b"accept")
+            body, content_type = registry.exposition(
+                accept.decode("latin-1") if accept is not None else None
+            )
+            request.setHeader(b"content-type", content_type.encode("ascii"))
+            return body
 
         def render_HEAD(self, request: Request) -> bytes:
-            return self.render_GET(request)
+            # The length of what GET would send, and no body: Twisted logs a
+            # warning for a HEAD answer that returns one.
+            body = self.render_GET(request)
+            request.setHeader(b"content-length", str(len(body)).encode("ascii"))
+            return b""
 
     class MetricsSite(Site):
         """No access-log line per scrape."""

@@ -21,6 +21,7 @@ from netproto._listen._capped import bound_metrics
 from netproto._listen._fds import fit_and_report
 from netproto._listen._listeners import Listener
 from netproto._listen._metrics import MetricsRegistry, metrics_site
+from netproto._listen._notify import notify, status_text
 from netproto._listen._table import SERVICES
 from netproto._twisted import fast_dispatch
 from netproto.access import AccessControl, AccessRules
@@ -59,12 +60,29 @@ class NetprotoService(MultiService):
     twistd's start-up status report, which shows at most 100 bytes: the
     option and the reason. Still running as root on a port below 1024 after
     twistd's privilege drop logs a warning.
+
+    Once every socket is bound and the service runs, a service manager
+    that asked for it (``$NOTIFY_SOCKET`` in *environ*, ``os.environ`` by
+    default) is told ``READY=1`` with a ``STATUS=`` naming what is served,
+    so a ``Type=notify`` unit starts its dependents only then; stopping
+    tells it ``STOPPING=1``. With *journal* true (the log is the journal's
+    standard output, see :mod:`netproto.journal`) a bind failure is one
+    critical event in the log and nothing more on stderr.
     """
 
-    def __init__(self, *, daemon: bool = False, log_to_stdout: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        daemon: bool = False,
+        log_to_stdout: bool = False,
+        journal: bool = False,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__()
         self.daemon = daemon
-        self.log_to_stdout = log_to_stdout
+        self.log_to_stdout = log_to_stdout and not journal
+        self.journal = journal
+        self.environ = environ
 
     def privilegedStartService(self) -> None:
         Service.privilegedStartService(self)
@@ -83,6 +101,7 @@ class NetprotoService(MultiService):
         message = f"{option}: cannot listen on {where}: {reason}"
         if self.daemon or not self.log_to_stdout:
             log.critical("netproto: {message}", message=message)
+        notify({"STATUS": f"failed: {message}"}, self.environ)
         if self.daemon:
             # twistd's daemon parent waits on a status pipe that only an
             # Exception (not SystemExit) reports, with the pid file removed,
@@ -96,7 +115,7 @@ class NetprotoService(MultiService):
                 short = f"{option[: _REPORTED - len(reason) - 5]}...: {reason}"
             raise _StartError(short[:_REPORTED]) from None
         stderr = sys.__stderr__
-        if stderr is not None and not stderr.closed:
+        if not self.journal and stderr is not None and not stderr.closed:
             try:
                 stderr.write(f"netproto: {message}\n")
                 stderr.flush()
@@ -112,6 +131,7 @@ class NetprotoService(MultiService):
         if self.reactor is not None:
             fast_dispatch(self.reactor)
         MultiService.startService(self)
+        served: list[str] = []
         for child in self:
             if isinstance(child, BoundService) and not child.skipped:
                 log.info(
@@ -119,6 +139,8 @@ class NetprotoService(MultiService):
                     service=child.listener.service,
                     where=child.served(),
                 )
+                served.append(f"{child.listener.service} on {child.served()}")
+        notify({"READY": "1", "STATUS": status_text(served)}, self.environ)
         if os.geteuid() == 0:
             low = sorted(
                 {
@@ -135,6 +157,10 @@ class NetprotoService(MultiService):
                     "pass --uid and --gid to twistd to drop privileges after binding",
                     ports=", ".join(map(str, low)),
                 )
+
+    def stopService(self) -> Any:
+        notify({"STOPPING": "1", "STATUS": "stopping"}, self.environ)
+        return MultiService.stopService(self)
 
 
 class _Wiring:

@@ -35,8 +35,9 @@ from netproto._listen._backlog import effective_backlog
 from netproto._listen._bound import BoundService
 from netproto._listen._capped import bound_metrics
 from netproto._listen._listeners import Listener
-from netproto._listen._metrics import CONTENT_TYPE, render
+from netproto._listen._metrics import MetricsRegistry
 from netproto._listen._root import NetprotoService, build_listeners
+from netproto._listen._summed import metrics_site, summed_registry
 from netproto._listen._workers import (
     REACTOR_VARIABLE,
     STANDBY,
@@ -201,8 +202,9 @@ class SupervisedService(NetprotoService):
         daemon: bool = False,
         log_to_stdout: bool = False,
         stats_interval: float = 1.0,
+        journal: bool = False,
     ) -> None:
-        super().__init__(daemon=daemon, log_to_stdout=log_to_stdout)
+        super().__init__(daemon=daemon, log_to_stdout=log_to_stdout, journal=journal)
         self.reactor = reactor
         self.workers = workers
         self.limits = limits
@@ -210,7 +212,7 @@ class SupervisedService(NetprotoService):
         self.stats_interval = stats_interval
         served = [listener for listener in listeners if listener.service != "metrics"]
         build_listeners(self, reactor, served, limits=limits, options=options)
-        wiring = _MetricsWiring(reactor, _metrics_site(self), limits)
+        wiring = _MetricsWiring(reactor, metrics_site(self), limits)
         for listener in listeners:
             if listener.service == "metrics":
                 listener.make_service(wiring).setServiceParent(self)
@@ -437,57 +439,26 @@ class SupervisedService(NetprotoService):
         defer.DeferredList(waiting).addCallback(finished)
         return result
 
+    @property
+    def metrics(self) -> MetricsRegistry:
+        """The registry ``--metrics`` serves: the workers' sums, the per-worker metrics."""
+        registry = self.__dict__.get("_metrics")
+        if registry is None:
+            registry = self.__dict__["_metrics"] = summed_registry(self)
+        return registry
+
     def render_metrics(self) -> str:
-        """The exposition text: every counter summed over the workers, then per-worker lines."""
+        """The metrics page as it stands (Prometheus text format)."""
+        return self.metrics.render()
+
+    def summed(self) -> tuple[list[tuple[str, str, dict[str, int]]], list[tuple[str, str, int]]]:
+        """Every worker's counters (the dead ones' kept) and gauges, for the metrics."""
         sources: list[tuple[str, str, dict[str, int]]] = [tuple(s) for s in self._retired]
         gauges: list[tuple[str, str, int]] = []
         for process in self.processes.values():
             sources.extend(tuple(s) for s in process.stats)
             gauges.extend(tuple(g) for g in process.gauges)
-        text = render(sources, gauges)
-        return text + self._worker_lines()
-
-    def _worker_lines(self) -> str:
-        lines = [
-            "# HELP netproto_workers worker processes configured (--workers)",
-            "# TYPE netproto_workers gauge",
-            f"netproto_workers {self.workers}",
-            "# HELP netproto_worker_up whether the worker is running now",
-            "# TYPE netproto_worker_up gauge",
-        ]
-        for worker in range(1, self.workers + 1):
-            process = self.processes.get(worker)
-            up = 1 if process is not None and process.ready else 0
-            lines.append(f'netproto_worker_up{{worker="{worker}"}} {up}')
-        lines += [
-            "# HELP netproto_worker_restarts_total times the worker was started again",
-            "# TYPE netproto_worker_restarts_total counter",
-        ]
-        lines += [
-            f'netproto_worker_restarts_total{{worker="{worker}"}} {count}'
-            for worker, count in sorted(self.restarts.items())
-        ]
-        lines += [
-            "# HELP netproto_worker_requests_total TCP connections accepted and UDP "
-            "datagrams received, by worker",
-            "# TYPE netproto_worker_requests_total counter",
-        ]
-        for worker in range(1, self.workers + 1):
-            process = self.processes.get(worker)
-            stats = list(self._retired_by_worker.get(worker, []))
-            stats += process.stats if process is not None else []
-            served: dict[tuple[str, str], int] = {}
-            for service, transport, snapshot in stats:
-                key = "tcp_connections" if transport == "tcp" else "udp_datagrams_received"
-                served[service, transport] = served.get((service, transport), 0) + int(
-                    snapshot.get(key, 0)
-                )
-            for (service, transport), count in sorted(served.items()):
-                lines.append(
-                    f'netproto_worker_requests_total{{worker="{worker}",service="{service}",'
-                    f'transport="{transport}"}} {count}'
-                )
-        return "".join(line + "\n" for line in lines)
+        return sources, gauges
 
 
 def _sockets(count: object) -> str:
@@ -522,51 +493,6 @@ def _worker_environment(reactor: Any) -> dict[str, str]:
     if module is not None and callable(getattr(module, "install", None)):
         env[REACTOR_VARIABLE] = module.__name__
     return env
-
-
-def _metrics_site(supervisor: SupervisedService) -> Any:
-    """A :class:`twisted.web.server.Site` answering ``GET /metrics`` with the summed counters."""
-    from twisted.web.resource import Resource
-    from twisted.web.server import NOT_DONE_YET, Request, Site
-
-    class Metrics(Resource):
-        isLeaf = True
-
-        def render_GET(self, request: Request) -> Any:
-            if request.path not in (b"/", b"/metrics"):
-                request.setResponseCode(404)
-                request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-                return b"not found: try /metrics\n"
-            request.setHeader(b"content-type", CONTENT_TYPE.encode("ascii"))
-            head = request.method == b"HEAD"
-            finished = request.notifyFinish()
-            gone: list[bool] = []
-            finished.addErrback(lambda _: gone.append(True))
-
-            def answer(_: object) -> None:
-                if gone:
-                    return
-                body = supervisor.render_metrics().encode("utf-8")
-                request.setHeader(b"content-length", str(len(body)).encode("ascii"))
-                if not head:
-                    request.write(body)
-                request.finish()
-
-            supervisor.poll().addCallback(answer)
-            return NOT_DONE_YET
-
-        def render_HEAD(self, request: Request) -> Any:
-            return self.render_GET(request)
-
-    class MetricsSite(Site):
-        """No access-log line per scrape."""
-
-        noisy = False
-
-        def log(self, request: Any) -> None:
-            pass
-
-    return MetricsSite(Metrics())
 
 
 def _access(options: Mapping[str, Any]) -> AccessRules | None:

@@ -257,6 +257,8 @@ def connect_reason(error: BaseException) -> str:
 class _UDPExchange(DatagramProtocol):
     """Send one datagram on a connected UDP socket; the first reply wins."""
 
+    noisy = False
+
     def __init__(self, host: str, port: int, payload: bytes, what: str) -> None:
         self.host = host
         self.port = port

@@ -149,6 +149,8 @@ class LimitedFactory(Factory):
     service: ClassVar[str] = "tcp"
     #: Who may connect (:mod:`netproto.access`); ``None``: everyone, no rate cap.
     access: AccessControl | None = None
+    noisy = False
+    """No ``Starting factory <... at 0x...>`` lines: the plugin logs what it serves."""
 
     def __init__(self, reactor: Any, limits: Limits = DEFAULT_LIMITS) -> None:
         self.reactor = reactor

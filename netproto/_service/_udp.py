@@ -41,6 +41,8 @@ class PolicedDatagramProtocol(DatagramProtocol):
     service: ClassVar[str] = "udp"
     #: Who may be answered (:mod:`netproto.access`); ``None``: everyone.
     access: AccessControl | None = None
+    noisy = False
+    """No ``Starting protocol <... at 0x...>`` lines: the plugin logs what it serves."""
 
     def __init__(
         self,

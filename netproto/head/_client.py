@@ -235,6 +235,8 @@ class HeadClientProtocol(Protocol):
 
 
 class _HeadFactory(Factory):
+    noisy = False
+
     def __init__(self, request: bytes, clock: IReactorTime, **options: Any) -> None:
         self._args = request, clock
         self._options = options

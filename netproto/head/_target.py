@@ -187,7 +187,8 @@ def _host(text: str, *, bracketed: bool) -> tuple[str, int]:
         except AddressError as e:
             raise TargetError(f"invalid IPv6 address in brackets: {e}") from None
         if address.version != 6:
-            raise TargetError("only IPv6 addresses go in brackets")
+            # What Python >= 3.11's urlsplit says itself; 3.10's lets it through.
+            raise TargetError("an IPv4 address cannot be in brackets (only IPv6 goes there)")
         return str(address) if "%" not in text else text, 6
     try:
         return str(parse_ip(text)), 4
