@@ -638,6 +638,11 @@ class FailureTests(SynchronousTestCase):
             result.stderr,
         )
         self.assertNotIn("BindError", result.stderr)
+        # The daemon removes its pid file as it exits, which may be just after
+        # twistd's parent has reported and returned: wait for it (bounded).
+        deadline = time.monotonic() + 20
+        while os.path.exists(pidfile) and time.monotonic() < deadline:
+            time.sleep(0.05)
         self.assertFalse(os.path.exists(pidfile))
         with open(os.path.join(work, "twistd.log")) as logged:
             self.assertIn(

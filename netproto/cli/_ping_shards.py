@@ -154,11 +154,19 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
     # Wait through a Deferred of our own: cancelling it (Ctrl-C) must not
     # cancel the children's, whose summaries are still to come.
     waiter: Deferred[list[int]] = Deferred()
-    everyone.addBoth(lambda result: None if waiter.called else waiter.callback(result))
+
+    def relay(result: Any) -> Any:
+        if not waiter.called:
+            waiter.callback(result)
+        return result  # for the second await below, after a Ctrl-C
+
+    everyone.addBoth(relay)
+    interrupted = False
     try:
         try:
             statuses = await waiter
         except CancelledError:
+            interrupted = True
             for child, transport in children:
                 if not child.ended.called:
                     try:
@@ -169,12 +177,19 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.stop()
-    if len(merged.summaries) < n:
-        failed = max((s for s in statuses if s not in (0, 1)), default=4)
-        raise CommandError(f"{n - len(merged.summaries)} of {n} shards failed", failed)
+    # Ctrl-C may reach a shard still starting: it exits 130 with no summary,
+    # having probed nothing; the sweep is then reported as interrupted.
+    failures = [s for s in statuses if s not in (0, 1) and not (interrupted and s == 130)]
+    if len(merged.summaries) < n and (failures or not interrupted):
+        raise CommandError(
+            f"{n - len(merged.summaries)} of {n} shards failed", max(failures, default=4)
+        )
     total: dict[str, Any] = {"summary": True}
     for key in ("targets", "alive", "unreachable", *_ADDED):
         total[key] = sum(s[key] for s in merged.summaries)
-    total["time_ms"] = max(s["time_ms"] for s in merged.summaries)
-    total["complete"] = all(s["complete"] for s in merged.summaries)
+    total["time_ms"] = max((s["time_ms"] for s in merged.summaries), default=0)
+    total["complete"] = len(merged.summaries) == n and all(s["complete"] for s in merged.summaries)
+    if not total["complete"]:
+        # As an interrupted sweep of one process counts them: every target expected.
+        total["targets"] = max(total["targets"], merged.expected)
     return report_summary(total, args, tally)
