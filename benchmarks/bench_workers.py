@@ -20,12 +20,19 @@ main``; it is put first on ``PYTHONPATH``), in the same rounds: a change
 measured against the code before it.
 
     .venv/bin/python benchmarks/bench_workers.py [--duration 2] [--rounds 3] [--curve]
-        [--baseline DIR] [--udp-sources 16]
+        [--baseline DIR] [--udp-sources 16] [--generators 1]
+
+``--generators 2`` runs two load generators at once, which saturates the
+server on a 2-core machine: requests per server CPU-second then compare the
+workers' cost at full load, where one process batches its events as well as
+two do (with one generator, one worker is not busy and waits less often than
+two half-busy workers, which costs CPU per request on both designs).
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import re
 import signal
@@ -173,13 +180,16 @@ def start(workers: int, directory: Path, tree: str | None = None) -> Server:
 
 UDP_SOURCES = 16
 """The load generator's UDP sockets, each on its own address (``--udp-sources``)."""
+GENERATORS = 1
+"""Load generator processes running at once (``--generators``)."""
 
 ROWS: list[tuple[str, str, str, Callable[[Server, float], tuple[int, int]]]] = [
     (
         "TCP echo 1 KiB ping-pong, 100 conns",
         "echo",
         "tcp",
-        lambda s, d: load_tcp_pingpong(s.echo, d, 100, 1024),
+        # 100 in all, however many generators share them.
+        lambda s, d: load_tcp_pingpong(s.echo, d, 100 // GENERATORS, 1024),
     ),
     ("TCP daytime, 16 at a time", "daytime", "tcp", lambda s, d: load_daytime(s.daytime, d)),
     (
@@ -202,13 +212,33 @@ class Run:
         return self.rate / self.cpu if self.cpu else 0.0
 
 
-def run_one(server: Server, row: tuple[str, str, str, Any], duration: float) -> Run:
-    """One measurement of *row* against *server*."""
+def _generator(conn: Any, job: Any, server: Server, duration: float) -> None:
+    conn.send(job(server, duration)[0])
+
+
+def run_one(
+    server: Server, row: tuple[str, str, str, Any], duration: float, generators: int = 1
+) -> Run:
+    """One measurement of *row* against *server*, from *generators* load processes."""
     _name, service, transport, job = row
     served_before = server.per_worker(service, transport)
     cpu_before = server.cpu_seconds()
     began = time.monotonic()
-    count, _bytes = job(server, duration)
+    if generators == 1:
+        count, _bytes = job(server, duration)
+    else:
+        ctx = multiprocessing.get_context("fork")
+        pipes = [ctx.Pipe() for _ in range(generators)]
+        children = [
+            ctx.Process(target=_generator, args=(child, job, server, duration))
+            for _, child in pipes
+        ]
+        for child in children:
+            child.start()
+        # A generator that failed sends nothing: count it as 0 rather than wait forever.
+        count = sum(parent.recv() if parent.poll(duration + 30) else 0 for parent, _ in pipes)
+        for child in children:
+            child.join()
     elapsed = time.monotonic() - began
     cpu = (server.cpu_seconds() - cpu_before) / elapsed
     served_after = server.per_worker(service, transport)
@@ -234,7 +264,7 @@ def restart_time(server: Server) -> float:
 
 def main() -> int:
     """Run the table; print it."""
-    global UDP_SOURCES
+    global UDP_SOURCES, GENERATORS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per row")
@@ -243,8 +273,12 @@ def main() -> int:
     parser.add_argument("--only", default="", help="run the rows whose name contains this")
     parser.add_argument("--baseline", default=None, help="also N workers from this netproto tree")
     parser.add_argument("--udp-sources", type=int, default=UDP_SOURCES, help="UDP client sockets")
+    parser.add_argument(
+        "--generators", type=int, default=1, help="load generator processes (2: saturate)"
+    )
     args = parser.parse_args()
     UDP_SOURCES = args.udp_sources
+    GENERATORS = args.generators
     cpus = len(os.sched_getaffinity(0))
     configs: list[tuple[int, str | None]] = [(1, None), (args.workers, None)]
     if args.baseline:
@@ -257,7 +291,10 @@ def main() -> int:
     directory = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-workers-{os.getpid()}"
     directory.mkdir(parents=True, exist_ok=True)
     servers = [start(n, directory, tree) for n, tree in configs]
-    print(f"{cpus} CPUs usable; load average {os.getloadavg()[0]:.1f} at start")
+    print(
+        f"{cpus} CPUs usable; load average {os.getloadavg()[0]:.1f} at start; "
+        f"{args.generators} load generator process(es)"
+    )
     print(
         f"{'row':38} {'N':>6} {'rate/s':>9} {'cpu':>5} {'req/cpu-s':>9} "
         f"{'rate x1':>7} {'/cpu x1':>7} {'min':>4}  shares"
@@ -267,7 +304,9 @@ def main() -> int:
             runs: list[list[Run]] = [[] for _ in servers]
             ratios: list[list[tuple[float, float]]] = [[] for _ in servers]
             for _ in range(args.rounds):
-                this_round = [run_one(server, row, args.duration) for server in servers]
+                this_round = [
+                    run_one(server, row, args.duration, args.generators) for server in servers
+                ]
                 one = this_round[0]
                 for index, got in enumerate(this_round):
                     runs[index].append(got)
