@@ -22,11 +22,8 @@ measured against the code before it.
     .venv/bin/python benchmarks/bench_workers.py [--duration 2] [--rounds 3] [--curve]
         [--baseline DIR] [--udp-sources 16] [--generators 1]
 
-``--generators 2`` runs two load generators at once, which saturates the
-server on a 2-core machine: requests per server CPU-second then compare the
-workers' cost at full load, where one process batches its events as well as
-two do (with one generator, one worker is not busy and waits less often than
-two half-busy workers, which costs CPU per request on both designs).
+``--generators K`` runs K load generator processes at once, for a machine
+where one generator cannot keep the workers busy.
 """
 
 from __future__ import annotations
