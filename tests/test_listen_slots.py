@@ -6,15 +6,20 @@ a burst of long connections spread over two live workers.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import select
 import signal
 import socket
 
+from twisted.internet import error
+from twisted.internet.protocol import Factory
+from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import SynchronousTestCase
 
 from netproto._listen._slots import Slots, reuse_port_group, reuses_port
+from netproto._listen._stream import ReusePortTCP
 from netproto._listen._workers import WorkerPlan, WorkerSocket
 from netproto.limits import Limits
 from tests._helpers import root_skip_reason
@@ -143,6 +148,26 @@ class GroupTests(SynchronousTestCase):
         with os.fdopen(read, "rb") as pipe:
             outcome = pipe.read().decode()
         self.assertEqual(outcome.split(), [str(98), str(98)])  # EADDRINUSE twice
+
+
+class ExclusiveTests(SynchronousTestCase):
+    """The first socket of a group never joins another process's group."""
+
+    def test_second_group_refused(self) -> None:
+        """A port listened on with SO_REUSEPORT (as a running ``--workers`` instance of the
+        same user does): binding the first socket of a new group there fails, address in
+        use, as without workers; once it is closed, the port can be bound."""
+        reactor = MemoryReactor()
+        taken = _listener(socket.AF_INET, "127.0.0.1")
+        number = taken.getsockname()[1]
+        with self.assertRaises(error.CannotListenError) as caught:
+            ReusePortTCP(reactor).listenTCP(number, Factory(), interface="127.0.0.1")
+        self.assertEqual(caught.exception.socketError.errno, errno.EADDRINUSE)
+        taken.close()
+        port = ReusePortTCP(reactor).listenTCP(number, Factory(), interface="127.0.0.1")
+        self.addCleanup(port.socket.close)
+        self.assertTrue(reuses_port(port.fileno()))
+        self.assertEqual(len(reuse_port_group(port.fileno(), 1, 5)), 1)
 
 
 class BurstTests(SynchronousTestCase):

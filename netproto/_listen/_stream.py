@@ -26,11 +26,45 @@ log = Logger(namespace="netproto.tap")
 """Events of this module, under the public namespace ``netproto.tap``."""
 
 
+def _check_unused(family: int, interface: str, port: int, v6only: bool) -> None:
+    """
+    Raise ``OSError`` (address already in use) if a socket listens on *port*
+    of *interface* already: bound without ``SO_REUSEPORT``, this probe fails
+    exactly where a plain listener would, where a socket with it would join
+    a group of another process of the same user listening there (a second
+    instance started by mistake) instead of failing as a plain one does.
+    """
+    host = interface or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+    try:
+        address = socket.getaddrinfo(
+            host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
+        )[0][4]
+    except socket.gaierror:
+        return  # not a literal: the bind itself says what it thinks
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if v6only:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        probe.bind(address)
+    finally:
+        probe.close()
+
+
 class _ReusePort(tcp.Port):
-    """A TCP port whose socket has ``SO_REUSEPORT`` set before it is bound: the
-    first of a group (see :func:`netproto._listen._slots.reuse_port_group`)."""
+    """
+    A TCP port whose socket has ``SO_REUSEPORT`` set before it is bound: the
+    first of a group (see :func:`netproto._listen._slots.reuse_port_group`).
+    A port some socket listens on already is refused, as without
+    ``SO_REUSEPORT`` (:func:`_check_unused`).
+    """
+
+    #: IPv6 only (the probe must conflict as the socket would).
+    v6only = False
 
     def createInternetSocket(self) -> socket.socket:
+        if self.port:
+            _check_unused(self.addressFamily, self.interface, self.port, self.v6only)
         skt: socket.socket = super().createInternetSocket()
         skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         return skt
@@ -47,6 +81,8 @@ class _V6OnlyPort(tcp.Port):
 
 class _V6OnlyReusePort(_V6OnlyPort, _ReusePort):
     """IPv6 only, ``SO_REUSEPORT`` set before the bind."""
+
+    v6only = True
 
 
 class ReusePortTCP:
