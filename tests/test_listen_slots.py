@@ -12,6 +12,7 @@ import re
 import select
 import signal
 import socket
+import sys
 
 from twisted.internet import error
 from twisted.internet.protocol import Factory
@@ -24,7 +25,14 @@ from netproto._listen._workers import WorkerPlan, WorkerSocket
 from netproto.limits import Limits
 from tests._helpers import root_skip_reason
 from tests.test_listen_supervisor_live import SERVING, all_metrics, start, worker_pids
-from tests.test_tap_live import TWISTD, free_port
+from tests.test_tap_live import (
+    _LAUNCHER,
+    TWISTD,
+    Twistd,
+    free_port,
+    tcp_exchange,
+    udp_exchange,
+)
 
 
 class SlotsTests(SynchronousTestCase):
@@ -168,6 +176,40 @@ class ExclusiveTests(SynchronousTestCase):
         self.addCleanup(port.socket.close)
         self.assertTrue(reuses_port(port.fileno()))
         self.assertEqual(len(reuse_port_group(port.fileno(), 1, 5)), 1)
+
+
+class InheritedTests(SynchronousTestCase):
+    """A socket systemd passed is shared by the workers, whatever its options."""
+
+    def setUp(self) -> None:
+        if TWISTD is None:
+            self.skipTest("twistd is not installed")
+
+    def test_passed_reuse_port_socket_shared(self) -> None:
+        """A TCP and a UDP socket passed with SO_REUSEPORT set (``ReusePort=yes`` in a
+        socket unit): no group is bound beside them, both workers serve them."""
+        port = free_port()
+        tcp = _listener(socket.AF_INET, "127.0.0.1")
+        self.addCleanup(tcp.close)
+        udp = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        self.addCleanup(udp.close)
+        udp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        udp.bind(("::1", port))
+        server = Twistd(
+            "--echo=systemd:domain=INET:index=0",
+            "--echo=systemd:domain=INET6:name=echo-udp",
+            "--workers=2",
+            listeners=2,
+            prefix=(sys.executable, "-c", _LAUNCHER, str(tcp.fileno()), str(udp.fileno()), "--"),
+            pass_fds=(tcp.fileno(), udp.fileno()),
+        )
+        self.addCleanup(server.stop)
+        server.wait_for(lambda text: len(SERVING.findall(text)) >= 2, "serving with workers")
+        self.assertIn("netproto: 2 workers serve echo on 2 sockets\n", server.text())
+        for n in range(10):
+            data = b"%d" % n
+            self.assertEqual(tcp_exchange("127.0.0.1", tcp.getsockname()[1], data), data)
+        self.assertEqual(udp_exchange("::1", port, b"udp"), b"udp")
 
 
 class BurstTests(SynchronousTestCase):

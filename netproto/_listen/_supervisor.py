@@ -39,7 +39,7 @@ from twisted.python.failure import Failure
 from netproto._listen._backlog import effective_backlog
 from netproto._listen._bound import BoundService, describe_bind_error
 from netproto._listen._capped import bound_metrics
-from netproto._listen._listeners import Listener
+from netproto._listen._listeners import AnyAddressTCP, EndpointTCP, Listener
 from netproto._listen._metrics import MetricsRegistry
 from netproto._listen._root import NetprotoService, build_listeners
 from netproto._listen._slots import Slots, reuse_port_group, reuses_port
@@ -265,7 +265,10 @@ class SupervisedService(NetprotoService):
         """*port*'s descriptor, and those of the N - 1 sockets bound beside it if it
         is the first of a reuse-port group."""
         fileno: int = port.fileno()  # type: ignore[attr-defined]
-        if self.workers == 1 or not reuses_port(fileno):
+        # Only a TCP socket bound here: one systemd passed keeps its own options
+        # (ReusePort= there included) and is shared, as is every UDP socket.
+        ours = isinstance(child.listener, (AnyAddressTCP, EndpointTCP))
+        if self.workers == 1 or not ours or not reuses_port(fileno):
             return (fileno,)
         backlog = getattr(port, "backlog", effective_backlog(self.limits.listen_backlog))
         try:
