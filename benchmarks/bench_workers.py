@@ -14,14 +14,22 @@ the ratio of both to one worker measured in the same round, and each
 worker's share of the requests (from the ``--metrics`` per-worker counters).
 
 With more than two CPUs, ``--curve`` adds 4, 8, ... workers up to the CPUs
-usable: the scaling curve.
+usable: the scaling curve. ``--baseline DIR`` also runs N workers from the
+netproto tree in DIR (another checkout, e.g. ``git worktree add /tmp/base
+main``; it is put first on ``PYTHONPATH``), in the same rounds: a change
+measured against the code before it.
 
     .venv/bin/python benchmarks/bench_workers.py [--duration 2] [--rounds 3] [--curve]
+        [--baseline DIR] [--udp-sources 16] [--generators 1]
+
+``--generators K`` runs K load generator processes at once, for a machine
+where one generator cannot keep the workers busy.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import re
 import signal
@@ -44,9 +52,8 @@ from bench_services import (
     load_udp,
 )
 
-_REQUESTS = re.compile(
-    r'netproto_worker_requests_total\{worker="(\d+)",service="(\w+)",transport="(\w+)"\} (\d+)'
-)
+_SAMPLE = re.compile(r"^(\w+)\{([^}]*)\} ([0-9.e+]+)$", re.MULTILINE)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
 _SERVING = re.compile(r"netproto: worker (\d+) \(pid (\d+)\) serving")
 
 
@@ -55,6 +62,7 @@ class Server:
     """One twistd netproto with N workers."""
 
     workers: int
+    label: str
     process: subprocess.Popen[bytes]
     echo: int
     daytime: int
@@ -99,14 +107,18 @@ class Server:
                 if attempt == 4 or self.process.poll() is not None:
                     raise
                 time.sleep(0.2)
-        if self.workers == 1:
-            name = "tcp_connections" if transport == "tcp" else "udp_datagrams_received"
-            match = re.search(rf'netproto_{name}_total\{{service="{service}"\}} (\d+)', text)
-            return {1: int(match.group(1)) if match else 0}
+        # With workers, the per-worker requests; one process: its own counter of them.
+        if self.workers > 1:
+            name = "netproto_worker_requests_total"
+        elif transport == "tcp":
+            name = "netproto_connections_total"
+        else:
+            name = "netproto_datagrams_received_total"
         found = {w: 0 for w in range(1, self.workers + 1)}
-        for worker, svc, trans, count in _REQUESTS.findall(text):
-            if svc == service and trans == transport:
-                found[int(worker)] = int(count)
+        for metric, labels, value in _SAMPLE.findall(text):
+            tags = dict(_LABEL.findall(labels))
+            if (metric, tags.get("service"), tags.get("transport")) == (name, service, transport):
+                found[int(tags.get("worker", 1))] = int(float(value))
         return found
 
     def stop(self) -> None:
@@ -119,11 +131,16 @@ class Server:
             self.process.wait()
 
 
-def start(workers: int, directory: Path) -> Server:
-    """Start twistd netproto with *workers* workers; wait until every worker serves."""
+def start(workers: int, directory: Path, tree: str | None = None) -> Server:
+    """Start twistd netproto with *workers* workers (from the netproto tree *tree*,
+    or the one installed); wait until every worker serves."""
     echo, daytime, metrics = free_port(), free_port(), free_port()
     big = "1000000000"
-    log = directory / f"twistd-{workers}.log"
+    label = f"{workers}" if tree is None else f"{workers} base"
+    log = directory / f"twistd-{label.replace(' ', '-')}.log"
+    env = dict(os.environ)
+    if tree is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [tree, env.get("PYTHONPATH")]))
     process = subprocess.Popen(
         [
             sys.executable,
@@ -144,8 +161,9 @@ def start(workers: int, directory: Path) -> Server:
         ],
         stdin=subprocess.DEVNULL,
         cwd=directory,
+        env=env,
     )
-    server = Server(workers, process, echo, daytime, metrics, log)
+    server = Server(workers, label, process, echo, daytime, metrics, log)
     deadline = time.monotonic() + 60
     while True:
         text = log.read_text(errors="replace") if log.exists() else ""
@@ -157,15 +175,26 @@ def start(workers: int, directory: Path) -> Server:
         time.sleep(0.1)
 
 
+UDP_SOURCES = 16
+"""The load generator's UDP sockets, each on its own address (``--udp-sources``)."""
+GENERATORS = 1
+"""Load generator processes running at once (``--generators``)."""
+
 ROWS: list[tuple[str, str, str, Callable[[Server, float], tuple[int, int]]]] = [
     (
         "TCP echo 1 KiB ping-pong, 100 conns",
         "echo",
         "tcp",
-        lambda s, d: load_tcp_pingpong(s.echo, d, 100, 1024),
+        # 100 in all, however many generators share them.
+        lambda s, d: load_tcp_pingpong(s.echo, d, 100 // GENERATORS, 1024),
     ),
     ("TCP daytime, 16 at a time", "daytime", "tcp", lambda s, d: load_daytime(s.daytime, d)),
-    ("UDP echo 64 B", "echo", "udp", lambda s, d: load_udp(s.echo, d, 64)),
+    (
+        "UDP echo 64 B",
+        "echo",
+        "udp",
+        lambda s, d: load_udp(s.echo, d, 64, sockets=UDP_SOURCES),
+    ),
 ]
 
 
@@ -180,13 +209,33 @@ class Run:
         return self.rate / self.cpu if self.cpu else 0.0
 
 
-def run_one(server: Server, row: tuple[str, str, str, Any], duration: float) -> Run:
-    """One measurement of *row* against *server*."""
+def _generator(conn: Any, job: Any, server: Server, duration: float) -> None:
+    conn.send(job(server, duration)[0])
+
+
+def run_one(
+    server: Server, row: tuple[str, str, str, Any], duration: float, generators: int = 1
+) -> Run:
+    """One measurement of *row* against *server*, from *generators* load processes."""
     _name, service, transport, job = row
     served_before = server.per_worker(service, transport)
     cpu_before = server.cpu_seconds()
     began = time.monotonic()
-    count, _bytes = job(server, duration)
+    if generators == 1:
+        count, _bytes = job(server, duration)
+    else:
+        ctx = multiprocessing.get_context("fork")
+        pipes = [ctx.Pipe() for _ in range(generators)]
+        children = [
+            ctx.Process(target=_generator, args=(child, job, server, duration))
+            for _, child in pipes
+        ]
+        for child in children:
+            child.start()
+        # A generator that failed sends nothing: count it as 0 rather than wait forever.
+        count = sum(parent.recv() if parent.poll(duration + 30) else 0 for parent, _ in pipes)
+        for child in children:
+            child.join()
     elapsed = time.monotonic() - began
     cpu = (server.cpu_seconds() - cpu_before) / elapsed
     served_after = server.per_worker(service, transport)
@@ -212,65 +261,84 @@ def restart_time(server: Server) -> float:
 
 def main() -> int:
     """Run the table; print it."""
+    global UDP_SOURCES, GENERATORS
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per row")
     parser.add_argument("--curve", action="store_true", help="also 4, 8, ... workers")
     parser.add_argument("--workers", type=int, default=2, help="the N compared with 1")
     parser.add_argument("--only", default="", help="run the rows whose name contains this")
+    parser.add_argument("--baseline", default=None, help="also N workers from this netproto tree")
+    parser.add_argument("--udp-sources", type=int, default=UDP_SOURCES, help="UDP client sockets")
+    parser.add_argument(
+        "--generators", type=int, default=1, help="load generator processes (2: saturate)"
+    )
     args = parser.parse_args()
+    UDP_SOURCES = args.udp_sources
+    GENERATORS = args.generators
     cpus = len(os.sched_getaffinity(0))
-    counts = [1, args.workers]
+    configs: list[tuple[int, str | None]] = [(1, None), (args.workers, None)]
+    if args.baseline:
+        configs.append((args.workers, str(Path(args.baseline).resolve())))
     if args.curve:
         n = args.workers * 2
         while n <= cpus:
-            counts.append(n)
+            configs.append((n, None))
             n *= 2
     directory = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-workers-{os.getpid()}"
     directory.mkdir(parents=True, exist_ok=True)
-    servers = {n: start(n, directory) for n in counts}
-    print(f"{cpus} CPUs usable; load average {os.getloadavg()[0]:.1f} at start")
+    servers = [start(n, directory, tree) for n, tree in configs]
     print(
-        f"{'row':38} {'N':>2} {'rate/s':>9} {'cpu':>5} {'req/cpu-s':>9} "
-        f"{'rate x1':>7} {'/cpu x1':>7}  shares"
+        f"{cpus} CPUs usable; load average {os.getloadavg()[0]:.1f} at start; "
+        f"{args.generators} load generator process(es)"
+    )
+    print(
+        f"{'row':38} {'N':>6} {'rate/s':>9} {'cpu':>5} {'req/cpu-s':>9} "
+        f"{'rate x1':>7} {'/cpu x1':>7} {'min':>4}  shares"
     )
     try:
         for row in [r for r in ROWS if args.only in r[0]]:
-            runs: dict[int, list[Run]] = {n: [] for n in counts}
-            ratios: dict[int, list[tuple[float, float]]] = {n: [] for n in counts}
+            runs: list[list[Run]] = [[] for _ in servers]
+            ratios: list[list[tuple[float, float]]] = [[] for _ in servers]
             for _ in range(args.rounds):
-                this_round = {}
-                for n in counts:
-                    this_round[n] = run_one(servers[n], row, args.duration)
-                    runs[n].append(this_round[n])
-                one = this_round[1]
-                for n in counts:
-                    got = this_round[n]
-                    ratios[n].append(
+                this_round = [
+                    run_one(server, row, args.duration, args.generators) for server in servers
+                ]
+                one = this_round[0]
+                for index, got in enumerate(this_round):
+                    runs[index].append(got)
+                    ratios[index].append(
                         (
                             got.rate / one.rate if one.rate else 0.0,
                             got.per_cpu / one.per_cpu if one.per_cpu else 0.0,
                         )
                     )
-            for n in counts:
-                rate = median(r.rate for r in runs[n])
-                cpu = median(r.cpu for r in runs[n])
-                per_cpu = median(r.per_cpu for r in runs[n])
-                rate_ratio = median(a for a, _ in ratios[n])
-                cpu_ratio = median(b for _, b in ratios[n])
-                shares = [median(r.shares[i] for r in runs[n]) for i in range(n)]
+            for index, server in enumerate(servers):
+                done = runs[index]
+                rate = median(r.rate for r in done)
+                cpu = median(r.cpu for r in done)
+                per_cpu = median(r.per_cpu for r in done)
+                rate_ratio = median(a for a, _ in ratios[index])
+                cpu_ratio = median(b for _, b in ratios[index])
+                n = server.workers
+                shares = [median(r.shares[i] for r in done) for i in range(n)]
+                # The smallest share any worker had in any round (the target: >= 1/4).
+                least = min(min(r.shares) for r in done)
                 shown = " ".join(f"{s:.0%}" for s in shares)
                 print(
-                    f"{row[0]:38} {n:>2} {rate:>9.0f} {cpu:>5.2f} {per_cpu:>9.0f} "
-                    f"{rate_ratio:>7.2f} {cpu_ratio:>7.2f}  {shown}"
+                    f"{row[0]:38} {server.label:>6} {rate:>9.0f} {cpu:>5.2f} {per_cpu:>9.0f} "
+                    f"{rate_ratio:>7.2f} {cpu_ratio:>7.2f} {least:>4.0%}  {shown}"
                 )
-        for n in counts:
-            if n > 1:
+        for server in servers:
+            if server.workers > 1:
                 # Once: a second death within 10 s would double the restart delay.
-                took = restart_time(servers[n])
-                print(f"--workers={n}: kill -9 of a worker to its successor serving: {took:.2f} s")
+                took = restart_time(server)
+                print(
+                    f"--workers={server.label}: kill -9 of a worker to its successor serving: "
+                    f"{took:.2f} s"
+                )
     finally:
-        for server in servers.values():
+        for server in servers:
             server.stop()
     return 0
 

@@ -27,7 +27,7 @@ from zope.interface import implementer
 
 from netproto._listen._backlog import with_backlog
 from netproto._listen._bound import BindError, BoundService, describe_bind_error
-from netproto._listen._stream import AnyAddressTCPEndpoint, StreamService
+from netproto._listen._stream import AnyAddressTCPEndpoint, ReusePortTCP, StreamService
 from netproto._listen._udp import UDPService, UDPSpec
 
 __all__ = [
@@ -48,6 +48,10 @@ class Wiring(Protocol):
     """The listen backlog of TCP listeners (``--listen-backlog``, clamped)."""
     served_ports: set[int]
     """Every UDP port bound so far: the loop guard of every datagram protocol."""
+    reuse_port: bool
+    """Bind inet TCP listeners with ``SO_REUSEPORT`` (``--workers``: the first
+    socket of a group of one per worker); UNIX, inherited and TLS listeners
+    are bound as always."""
 
     def tcp_factory(self, service: str) -> Factory:
         """The one TCP factory of *service* (its caps count over all its listeners)."""
@@ -96,7 +100,9 @@ class AnyAddressTCP(Listener):
         return f"TCP port {self.port if port is None else port} (IPv{self.family})"
 
     def make_service(self, wiring: Wiring) -> BoundService:
-        endpoint = AnyAddressTCPEndpoint(wiring.reactor, self.port, self.family, wiring.backlog)
+        endpoint = AnyAddressTCPEndpoint(
+            wiring.reactor, self.port, self.family, wiring.backlog, reuse_port=wiring.reuse_port
+        )
         return StreamService(
             self, endpoint, wiring.tcp_factory(self.service), needs_ipv6=self.family == 6
         )
@@ -119,6 +125,8 @@ class EndpointTCP(Listener):
         description = with_backlog(self.description, wiring.backlog)
         if description.startswith("unix:") and not _MODE.search(description):
             endpoint = _UmaskUNIXEndpoint(wiring.reactor, description)
+        elif wiring.reuse_port and description.partition(":")[0] in ("tcp", "tcp6"):
+            endpoint = serverFromString(ReusePortTCP(wiring.reactor), description)
         else:
             endpoint = serverFromString(wiring.reactor, description)
         return StreamService(self, endpoint, wiring.tcp_factory(self.service))

@@ -166,10 +166,13 @@ class NetprotoService(MultiService):
 class _Wiring:
     """What the listeners of one root service are served with (see ``Wiring``)."""
 
-    def __init__(self, reactor: Any, limits: Limits, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self, reactor: Any, limits: Limits, options: Mapping[str, Any], reuse_port: bool = False
+    ) -> None:
         self.reactor = reactor
         self.limits = limits
         self.options = options
+        self.reuse_port = reuse_port
         self.backlog = effective_backlog(limits.listen_backlog)
         self.served_ports: set[int] = set()
         self.registry = MetricsRegistry()
@@ -210,6 +213,7 @@ def build_listeners(
     *,
     limits: Limits,
     options: Mapping[str, Any] | None = None,
+    reuse_port: bool = False,
 ) -> MetricsRegistry:
     """
     Add a service to *root* for each listener; return the metrics registry.
@@ -219,10 +223,12 @@ def build_listeners(
     datagram protocol. Every UDP port bound is added to one shared set of
     served ports, the loop guard of every datagram protocol. *options* are
     the plugin's options the services read (``daytime-format``, ``utc``).
-    The caps are first fitted to the descriptor limit (``_fds``).
+    The caps are first fitted to the descriptor limit (``_fds``). With
+    *reuse_port*, inet TCP listeners are bound with ``SO_REUSEPORT`` (the
+    supervisor of ``--workers`` then binds one more per worker beside each).
     """
     limits = fit_and_report(limits, listeners)
-    wiring = _Wiring(reactor, limits, options or {})
+    wiring = _Wiring(reactor, limits, options or {}, reuse_port)
     for listener in listeners:
         listener.make_service(wiring).setServiceParent(root)
     root.registry = wiring.registry  # type: ignore[attr-defined]

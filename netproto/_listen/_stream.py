@@ -20,10 +20,54 @@ from zope.interface import implementer
 from netproto._listen._bound import BindError, BoundService, describe_bind_error, has_ipv6
 from netproto._listen._exhaustion import AcceptPause, pause_when_exhausted
 
-__all__ = ["AnyAddressTCPEndpoint", "StreamService"]
+__all__ = ["AnyAddressTCPEndpoint", "ReusePortTCP", "StreamService"]
 
 log = Logger(namespace="netproto.tap")
 """Events of this module, under the public namespace ``netproto.tap``."""
+
+
+def _check_unused(family: int, interface: str, port: int, v6only: bool) -> None:
+    """
+    Raise ``OSError`` (address already in use) if a socket listens on *port*
+    of *interface* already: bound without ``SO_REUSEPORT``, this probe fails
+    exactly where a plain listener would, where a socket with it would join
+    a group of another process of the same user listening there (a second
+    instance started by mistake) instead of failing as a plain one does.
+    """
+    host = interface or ("::" if family == socket.AF_INET6 else "0.0.0.0")
+    try:
+        address = socket.getaddrinfo(
+            host, port, family, socket.SOCK_STREAM, 0, socket.AI_NUMERICHOST
+        )[0][4]
+    except socket.gaierror:
+        return  # not a literal: the bind itself says what it thinks
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if v6only:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        probe.bind(address)
+    finally:
+        probe.close()
+
+
+class _ReusePort(tcp.Port):
+    """
+    A TCP port whose socket has ``SO_REUSEPORT`` set before it is bound: the
+    first of a group (see :func:`netproto._listen._slots.reuse_port_group`).
+    A port some socket listens on already is refused, as without
+    ``SO_REUSEPORT`` (:func:`_check_unused`).
+    """
+
+    #: IPv6 only (the probe must conflict as the socket would).
+    v6only = False
+
+    def createInternetSocket(self) -> socket.socket:
+        if self.port:
+            _check_unused(self.addressFamily, self.interface, self.port, self.v6only)
+        skt: socket.socket = super().createInternetSocket()
+        skt.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        return skt
 
 
 class _V6OnlyPort(tcp.Port):
@@ -35,25 +79,62 @@ class _V6OnlyPort(tcp.Port):
         return skt
 
 
+class _V6OnlyReusePort(_V6OnlyPort, _ReusePort):
+    """IPv6 only, ``SO_REUSEPORT`` set before the bind."""
+
+    v6only = True
+
+
+class ReusePortTCP:
+    """
+    A reactor for :func:`~twisted.internet.endpoints.serverFromString` whose
+    ``listenTCP`` sets ``SO_REUSEPORT`` before binding (``tcp:`` and ``tcp6:``
+    endpoints call nothing else of it); the ports run on *reactor*.
+    """
+
+    def __init__(self, reactor: Any) -> None:
+        self.reactor = reactor
+
+    def listenTCP(
+        self, port: int, factory: Factory, backlog: int = 50, interface: str = ""
+    ) -> tcp.Port:
+        """Bind and listen on *port* as ``IReactorTCP.listenTCP`` does, ``SO_REUSEPORT`` on."""
+        listening = _ReusePort(port, factory, backlog, interface, self.reactor)
+        listening.startListening()
+        return listening
+
+
 @implementer(IStreamServerEndpoint)
 class AnyAddressTCPEndpoint:
     """TCP on every address of one family: ``0.0.0.0``, or ``::`` with IPv6 only."""
 
-    def __init__(self, reactor: Any, port: int, family: int = 4, backlog: int = 50) -> None:
+    def __init__(
+        self,
+        reactor: Any,
+        port: int,
+        family: int = 4,
+        backlog: int = 50,
+        *,
+        reuse_port: bool = False,
+    ) -> None:
         self.reactor = reactor
         self.port = port
         self.family = family
         self.backlog = backlog
+        #: ``SO_REUSEPORT`` set before the bind (``--workers``: one socket per worker).
+        self.reuse_port = reuse_port
 
     def listen(self, protocolFactory: Any) -> defer.Deferred[IListeningPort]:
         """Bind and listen now; the Deferred has already fired."""
 
         def bind() -> IListeningPort:
-            port: tcp.Port
+            kind: type[tcp.Port]
             if self.family == 6:
-                port = _V6OnlyPort(self.port, protocolFactory, self.backlog, "::", self.reactor)
+                kind = _V6OnlyReusePort if self.reuse_port else _V6OnlyPort
             else:
-                port = tcp.Port(self.port, protocolFactory, self.backlog, "0.0.0.0", self.reactor)
+                kind = _ReusePort if self.reuse_port else tcp.Port
+            interface = "::" if self.family == 6 else "0.0.0.0"
+            port = kind(self.port, protocolFactory, self.backlog, interface, self.reactor)
             port.startListening()
             return port
 

@@ -1,14 +1,17 @@
 """
 ``twistd netproto --workers N``: the twistd process binds every socket, then
-supervises N worker processes (:mod:`netproto._listen._worker`) that share
+supervises N worker processes (:mod:`netproto._listen._worker`) that serve
 them.
 
 The sockets are bound (or taken over from systemd) in
 ``privilegedStartService``, before twistd's ``--uid/--gid`` take effect, and
-are never read here: each worker gets all of them as inherited descriptors,
-so binding, socket activation and the privilege drop work as with one
-process, and a worker that dies leaves the sockets open for the others (no
-connection is refused while it is restarted). The supervisor restarts a dead
+are never read here: an inet TCP listener is bound N times with
+``SO_REUSEPORT``, one socket per worker, every other socket once for all the
+workers (see :mod:`netproto._listen._slots`); each worker gets its sockets as
+inherited descriptors, so binding, socket activation and the privilege drop
+work as with one process. The sockets stay open here: a worker that dies
+leaves its connections queued for its successor (the standby, at once), and
+no connection is refused meanwhile. The supervisor restarts a dead
 worker after a delay that doubles while workers keep dying young (from
 :data:`RESTART_DELAY` up to :data:`MAX_RESTART_DELAY`); stopping (SIGTERM,
 SIGINT) sends SIGTERM to every worker and SIGKILL to any still alive after
@@ -21,22 +24,25 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 from twisted.internet import defer, error
+from twisted.internet.interfaces import IListeningPort
 from twisted.internet.protocol import DatagramProtocol, Factory, ProcessProtocol
 from twisted.logger import Logger, eventFromJSON, formatEvent, globalLogPublisher
 from twisted.protocols.policies import WrappingFactory
 from twisted.python.failure import Failure
 
 from netproto._listen._backlog import effective_backlog
-from netproto._listen._bound import BoundService
+from netproto._listen._bound import BoundService, describe_bind_error
 from netproto._listen._capped import bound_metrics
-from netproto._listen._listeners import Listener
+from netproto._listen._listeners import AnyAddressTCP, EndpointTCP, Listener
 from netproto._listen._metrics import MetricsRegistry
 from netproto._listen._root import NetprotoService, build_listeners
+from netproto._listen._slots import Slots, reuse_port_group, reuses_port
 from netproto._listen._summed import metrics_site, summed_registry
 from netproto._listen._workers import (
     REACTOR_VARIABLE,
@@ -175,6 +181,7 @@ class _MetricsWiring:
         self.reactor = reactor
         self.backlog = effective_backlog(limits.listen_backlog)
         self.served_ports: set[int] = set()
+        self.reuse_port = False
         # As one process's metrics port: a few connections, idle ones closed.
         self.site: Factory = bound_metrics(site, reactor)
 
@@ -211,14 +218,19 @@ class SupervisedService(NetprotoService):
         self.options = options
         self.stats_interval = stats_interval
         served = [listener for listener in listeners if listener.service != "metrics"]
-        build_listeners(self, reactor, served, limits=limits, options=options)
+        build_listeners(
+            self, reactor, served, limits=limits, options=options, reuse_port=workers > 1
+        )
         wiring = _MetricsWiring(reactor, metrics_site(self), limits)
         for listener in listeners:
             if listener.service == "metrics":
                 listener.make_service(wiring).setServiceParent(self)
         self.processes: dict[int, WorkerProcess] = {}
         self.restarts: dict[int, int] = dict.fromkeys(range(1, workers + 1), 0)
-        self.sockets: list[tuple[BoundService, int]] = []
+        #: Every listener served, with its sockets' descriptors here: one (shared
+        #: by the workers) or one per worker (a reuse-port group).
+        self.sockets: list[tuple[BoundService, tuple[int, ...]]] = []
+        self._group: list[socket.socket] = []
         self._delays: dict[int, float] = dict.fromkeys(range(1, workers + 1), RESTART_DELAY)
         self._pending: dict[int, Any] = {}
         self._retired: list[Any] = []
@@ -230,7 +242,8 @@ class SupervisedService(NetprotoService):
         self.standby: WorkerProcess | None = None
 
     def privilegedStartService(self) -> None:
-        """Bind every socket (as NetprotoService does), then stop reading the shared ones."""
+        """Bind every socket (as NetprotoService does) and the rest of each reuse-port
+        group, then stop reading them: the workers do."""
         super().privilegedStartService()
         for child in self:
             if not isinstance(child, BoundService) or child.skipped:
@@ -246,24 +259,53 @@ class SupervisedService(NetprotoService):
                     "serve it with --workers 1",
                 )
             port.stopReading()
-            self.sockets.append((child, port.fileno()))
+            self.sockets.append((child, self._group_of(child, port)))
+
+    def _group_of(self, child: BoundService, port: IListeningPort) -> tuple[int, ...]:
+        """*port*'s descriptor, and those of the N - 1 sockets bound beside it if it
+        is the first of a reuse-port group."""
+        fileno: int = port.fileno()  # type: ignore[attr-defined]
+        # Only a TCP socket bound here: one systemd passed keeps its own options
+        # (ReusePort= there included) and is shared, as is every UDP socket.
+        ours = isinstance(child.listener, (AnyAddressTCP, EndpointTCP))
+        if self.workers == 1 or not ours or not reuses_port(fileno):
+            return (fileno,)
+        backlog = getattr(port, "backlog", effective_backlog(self.limits.listen_backlog))
+        try:
+            more = reuse_port_group(fileno, self.workers - 1, backlog)
+        except OSError as exc:
+            for sock in self._group:
+                sock.close()
+            self._fail(child.listener.option, child.listener.describe(), describe_bind_error(exc))
+        self._group.extend(more)
+        return (fileno, *(sock.fileno() for sock in more))
 
     def startService(self) -> None:
         """Log what is served, start every worker."""
         super().startService()
         services = sorted({child.listener.service for child, _ in self.sockets})
+        grouped = sum(1 for _, fds in self.sockets if len(fds) > 1)
         log.info(
-            "netproto: {workers} workers serve {services} on {sockets}",
+            "netproto: {workers} workers serve {services} on {sockets}{grouped}",
             workers=self.workers,
             services=", ".join(services),
             sockets=_sockets(len(self.sockets)),
+            grouped=f", each of the {grouped} TCP ones bound once per worker (SO_REUSEPORT)"
+            if grouped
+            else "",
         )
         for worker in range(1, self.workers + 1):
             self._spawn(worker)
         self._spawn(STANDBY_ID)
 
+    @property
+    def slots(self) -> Slots:
+        """Where the sockets sit in a worker, and which of them each worker serves."""
+        return Slots([len(fds) for _, fds in self.sockets], _FIRST_SOCKET)
+
     def plan(self, worker: int) -> WorkerPlan:
         """What worker *worker* (1 to N) is started with."""
+        slots = self.slots
         return WorkerPlan(
             worker=worker,
             workers=self.workers,
@@ -274,10 +316,11 @@ class SupervisedService(NetprotoService):
                     child.listener.service,
                     child.listener.option,
                     child.served(),
-                    _FIRST_SOCKET + index,
+                    slots.served(index, worker),
                 )
                 for index, (child, _) in enumerate(self.sockets)
             ),
+            unused=slots.unused(worker),
             stats_interval=self.stats_interval,
             access=access_share(_access(self.options), self.workers, worker - 1),
         )
@@ -287,8 +330,10 @@ class SupervisedService(NetprotoService):
         if self._stopping or (worker == STANDBY_ID and self.standby is not None):
             return
         process = WorkerProcess(self, worker)
+        # Every socket, in the same place in every worker (the standby may become any).
         fds: dict[int, int | str] = {0: "w", 1: "r", 2: "r"}
-        for index, (_, fd) in enumerate(self.sockets):
+        here = [fd for _, group in self.sockets for fd in group]
+        for index, fd in enumerate(here):
             fds[_FIRST_SOCKET + index] = fd
         executable = sys.executable
         try:
@@ -406,6 +451,9 @@ class SupervisedService(NetprotoService):
             if kill.active():
                 kill.cancel()
             log.info("netproto: every worker stopped")
+            for sock in self._group:
+                sock.close()
+            self._group.clear()
             return NetprotoService.stopService(self)
 
         return defer.DeferredList(ended).addCallback(close)

@@ -3,11 +3,14 @@ One worker process of ``twistd netproto --workers N``:
 ``python -m netproto._listen._worker PLAN``.
 
 The supervisor (:mod:`netproto._listen._supervisor`) bound every socket and
-passes them as descriptors 3, 4, ...; the worker adopts each one (a stream
-socket with ``adoptStreamPort``, a datagram socket into the plugin's own UDP
-port through :mod:`netproto._twisted`) and serves it with the services of the
-table, under its share of the limits. The kernel hands each connection and
-each datagram to whichever worker takes it first.
+passes them as descriptors 3, 4, ...; the worker closes the ones of the other
+workers (the sockets of a reuse-port group, :mod:`netproto._listen._slots`),
+adopts each of its own (a stream socket with ``adoptStreamPort``, a datagram
+socket into the plugin's own UDP port through :mod:`netproto._twisted`) and
+serves it with the services of the table, under its share of the limits. The
+kernel hashes each TCP connection to one worker's socket of a group; on a
+socket every worker serves (UDP, UNIX, systemd's), whichever worker takes a
+connection or a datagram first has it.
 
 Standard input carries the supervisor's requests (``s``: report the counters
 now); its end (the supervisor is gone) stops the worker. Standard output
@@ -65,7 +68,13 @@ class Worker(Protocol):
         self._reporter.clock = reactor
 
     def serve(self) -> None:
-        """Adopt every socket and start serving; exit 1 with one line if one cannot be."""
+        """Close the other workers' sockets, adopt ours and start serving; exit 1 with
+        one line if one cannot be."""
+        for fd in self.plan.unused:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         for child in self.root:
             try:
                 child.privilegedStartService()

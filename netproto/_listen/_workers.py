@@ -202,6 +202,9 @@ class WorkerPlan:
     access: AccessRules | None = None
     """This worker's share of ``--allow``/``--deny`` and the connection rate (see
     :func:`access_share`); the services read it as the ``access`` option."""
+    unused: tuple[int, ...] = ()
+    """Inherited descriptors of the other workers' sockets (a worker inherits every
+    socket, as the standby must): the worker closes them before serving."""
 
     def to_json(self) -> str:
         """The plan as one line of JSON."""
@@ -220,6 +223,7 @@ class WorkerPlan:
                 "sockets": [dataclasses.asdict(s) for s in self.sockets],
                 "stats_interval": self.stats_interval,
                 "access": _access_json(self.access),
+                "unused": list(self.unused),
             }
         )
 
@@ -245,6 +249,7 @@ class WorkerPlan:
                 sockets=tuple(WorkerSocket(**s) for s in data["sockets"]),
                 stats_interval=float(data["stats_interval"]),
                 access=AccessRules(**data["access"]) if data.get("access") else None,
+                unused=tuple(int(fd) for fd in data.get("unused", ())),
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValueError(f"not a worker plan: {exc}") from None
