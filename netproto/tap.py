@@ -172,7 +172,7 @@ class Options(usage.Options):
             "workers",
             None,
             1,
-            "worker processes sharing the sockets: a number, or auto (one per CPU); "
+            "worker processes serving the same ports: a number, or auto (one per CPU); "
             "the limits are split between them",
         ],
         *_limit_parameters(),
