@@ -55,6 +55,22 @@ class StatelessSweepTests(SynchronousTestCase):
         self.assertEqual((summary.targets, summary.alive, summary.received), (254, 254, 254))
         self.assertEqual(len(self.hosts), 254)
 
+    def test_round_trip_totals(self) -> None:
+        """The summary's shortest, longest and summed round trips are those of the verdicts."""
+        self.h.fake.answer = lambda data, target: []
+        sweep = self.sweep(["127.0.0.0/29"], rate=0, timeout=1.0)
+        for delay, (data, (target, _)) in enumerate(list(self.h.fake.sent), 1):
+            self.h.reactor.advance(0.01 * delay)
+            self.h.fake.inbox.append(reply_to(data, target))
+            self.h.socket.doRead()
+        summary = self.successResultOf(sweep.done)
+        rtts = [r.rtts[0] for r in self.hosts]
+        self.assertEqual(len(rtts), 6)
+        self.assertEqual(len(set(rtts)), 6)
+        self.assertEqual(summary.rtt_min, min(rtts))
+        self.assertEqual(summary.rtt_max, max(rtts))
+        self.assertAlmostEqual(summary.rtt_total, sum(rtts))
+
     def test_seed_repeats_the_order(self) -> None:
         """The same seed, the same order; another seed, another order."""
         orders = []

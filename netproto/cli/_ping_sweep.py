@@ -29,6 +29,7 @@ __all__ = [
     "report_failed_names",
     "run_sweep",
     "show_host",
+    "shows_no_host",
     "summary_line",
 ]
 
@@ -116,6 +117,23 @@ class Tally:
             self.high = max(self.high, rtt)
             self.total += rtt
             self.count += 1
+
+    def add_totals(self, count: int, low: float, high: float, total: float) -> None:
+        """Add *count* round trips known by their extremes and *total* (seconds)."""
+        self.low = min(self.low, 1000.0 * low)
+        self.high = max(self.high, 1000.0 * high)
+        self.total += 1000.0 * total
+        self.count += count
+
+
+def shows_no_host(args: argparse.Namespace) -> bool:
+    """Whether the command prints nothing per target (-q, no -a/-u, no JSON, no fping -c lines)."""
+    return (
+        args.quiet
+        and not args.json
+        and not (args.alive_only or args.unreachable_only)
+        and (args.style == "netproto" or (args.count or 1) <= 1)
+    )
 
 
 def show_host(record: dict[str, Any], args: argparse.Namespace, tally: Tally) -> None:
@@ -337,6 +355,10 @@ async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namesp
     def on_host(result: Any) -> None:
         show_host({**host_record(result), "rtts": result.rtts}, args, tally)
 
+    # A sweep that shows no target costs no per-target call: -s takes its
+    # round trips from the summary.
+    silent = child == "quiet" or (not child and shows_no_host(args))
+
     try:
         running = client.sweep(
             space,
@@ -350,7 +372,7 @@ async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namesp
             seed=seed,
             shard=args.shard,
             start=start,
-            on_host=None if child == "quiet" else on_host,
+            on_host=None if silent else on_host,
         )
     except ValueError as e:
         raise usage_error(str(e)) from None
@@ -378,4 +400,6 @@ async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namesp
             saver.stop()
     if args.resume is not None:
         save_state(args.resume, running, space, args, summary.resume)
+    if silent and summary.received:
+        tally.add_totals(summary.received, summary.rtt_min, summary.rtt_max, summary.rtt_total)
     return report_summary(summary_record(summary), args, tally)

@@ -166,6 +166,10 @@ class Sweep:
         self.damaged = 0
         self.errors = 0
         self.late = 0
+        self.rtt_low = float("inf")
+        self.rtt_high = 0.0
+        self.rtt_total = 0.0
+        """Shortest, longest and sum of the credited replies' round trips."""
         self._pass = 0
         self._step = self._first
         self._x = perm.element(k, m, self._first)
@@ -391,6 +395,11 @@ class Sweep:
             return
         bits[bit >> 3] |= 1 << (bit & 7)
         self.received += 1
+        self.rtt_total += rtt
+        if rtt < self.rtt_low:
+            self.rtt_low = rtt
+        if rtt > self.rtt_high:
+            self.rtt_high = rtt
         if self._rounds:
             entry = self._stats.get(index)
             if entry is None:
@@ -527,4 +536,7 @@ class Sweep:
             elapsed=self.clock() - self._started,
             complete=complete,
             resume=self._resume if self._finished else self.resume_step,
+            rtt_min=self.rtt_low if self.received else 0.0,
+            rtt_max=self.rtt_high,
+            rtt_total=self.rtt_total,
         )
