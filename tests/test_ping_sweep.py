@@ -8,6 +8,8 @@ memory that holds one bit per target.
 
 from __future__ import annotations
 
+import errno
+import socket
 import struct
 from typing import Any
 
@@ -15,6 +17,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 import netproto.ping._sweep as module
 from netproto.ping import Sweep, TargetSpace
+from netproto.ping._batch import BatchSender
 from netproto.util import checksum
 from tests._icmp_packets import icmp_error, ipv4
 from tests.test_ping_client import US, FakeSocket, Harness
@@ -279,32 +282,37 @@ class StatelessSweepTests(SynchronousTestCase):
         self.assertRaises(ValueError, self.h.client.sweep, ["127.0.0.2"], size=19)
 
 
-class FakeBatch:
-    """A BatchSender that hands its datagrams to a FakeSocket, the kernel full once, one failure."""
+class FakeBatch(BatchSender):
+    """
+    A BatchSender of 8 slots whose ``sendmmsg`` hands the slots to a
+    FakeSocket: the kernel full once (5 of the first 8 taken), one failure
+    (the first slot of the second batch).
+    """
 
-    def __init__(self, fake: FakeSocket) -> None:
+    def __init__(self, fake: FakeSocket, template: bytes) -> None:
+        super().__init__(-1, template, slots=8)
         self.fake = fake
-        self.queue: list[tuple[bytes, bytes]] = []
         self.full_once = True
+        self.block_next = False
         self.flushes = 0
 
-    def add(self, data: bytes, packed: bytes) -> bool:
-        self.queue.append((data, packed))
-        return len(self.queue) == 8
-
-    def flush(self) -> tuple[int, list[tuple[int, int]]]:
+    def flush(self, count: int) -> tuple[int, list[tuple[int, int]]]:
         self.flushes += 1
-        queue, self.queue = self.queue, []
-        done = len(queue)
-        if self.full_once and len(queue) == 8:
-            self.full_once, done = False, 5
-        failed = []
-        for slot, (data, packed) in enumerate(queue[:done]):
-            if self.flushes == 2 and slot == 0:
-                failed.append((slot, 113))  # EHOSTUNREACH
-                continue
-            self.fake.sendto(data, (".".join(str(b) for b in packed), 0))
-        return done, failed
+        return super().flush(count)
+
+    def _send(self, start: int, count: int) -> tuple[int, int]:
+        if self.block_next:
+            self.block_next = False
+            return -1, errno.EAGAIN
+        if self.full_once and (start, count) == (0, 8):
+            self.full_once, self.block_next, count = False, True, 5
+        elif self.flushes == 2 and start == 0:
+            return -1, errno.EHOSTUNREACH
+        for slot in range(start, start + count):
+            data = bytes(self.data[slot * self.size : (slot + 1) * self.size])
+            address = socket.inet_ntoa(bytes(self.names[slot * 16 + 4 : slot * 16 + 8]))
+            self.fake.sendto(data, (address, 0))
+        return count, 0
 
 
 class BatchedSendTests(SynchronousTestCase):
@@ -318,9 +326,14 @@ class BatchedSendTests(SynchronousTestCase):
         """
         h = Harness()
         hosts: list[Any] = []
-        batch = FakeBatch(h.fake)
+        batches: list[FakeBatch] = []
+
+        def fake_batch(sock: Any, template: bytes) -> FakeBatch:
+            batches.append(FakeBatch(h.fake, template))
+            return batches[-1]
+
         original = module.batch_sender
-        module.batch_sender = lambda sock, size: batch  # type: ignore[assignment]
+        module.batch_sender = fake_batch  # type: ignore[assignment]
         self.addCleanup(setattr, module, "batch_sender", original)
         sweep = h.client.sweep(["127.0.0.0/27"], rate=0, on_host=hosts.append)
         h.reactor.advance(0.01)
@@ -333,3 +346,5 @@ class BatchedSendTests(SynchronousTestCase):
         self.assertEqual(summary.transmitted, 30)
         failed = [r for r in hosts if not r.alive]
         self.assertEqual(failed[0].error, "No route to host")
+        self.assertEqual(len(batches), 1)
+        self.assertGreaterEqual(batches[0].flushes, 4)

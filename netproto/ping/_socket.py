@@ -40,6 +40,7 @@ from netproto._linux import (
     extended_error,
     set_receive_buffer,
 )
+from netproto.ping._batch import SLOTS, BatchReceiver, batch_receiver
 from netproto.ping._codec import ERROR, Packet, parse_icmpv4, parse_icmpv6, parse_ipv4
 from netproto.ping._open import (
     AUTO,
@@ -128,6 +129,9 @@ class IcmpSocket:
         self._bufsize = 2048
         self._largest = 0
         self._sendto = sock.sendto
+        self._receiver: BatchReceiver | None = None
+        self._batched = True
+        """Whether to try ``recvmmsg`` (raw IPv4, while a sweep reads this socket)."""
         self._timer: Any = None
         self._timer_at = 0.0
         self._reading = False
@@ -384,7 +388,77 @@ class IcmpSocket:
             self.table.forget_deadlines()
         return count
 
+    def _receive_raw4(self, limit: int) -> list[bytes]:
+        """
+        Up to *limit* (at most 64) waiting datagrams: one ``recvmmsg``, or
+        ``recv`` after ``recv`` where that call is not to be had.
+        """
+        receiver = self._receiver
+        if receiver is None or receiver.size < self._bufsize:
+            receiver = self._receiver = (
+                batch_receiver(self.socket, self._bufsize) if self._batched else None
+            )
+            self._batched = receiver is not None
+        if receiver is not None:
+            return receiver.receive(limit)
+        recv = self.socket.recv
+        bufsize = self._bufsize
+        datagrams = []
+        for _ in range(min(limit, SLOTS)):
+            try:
+                datagrams.append(recv(bufsize))
+            except BlockingIOError:
+                break
+        return datagrams
+
+    def _drain_raw4_sweeping(self, limit: int) -> int:
+        """
+        Read raw IPv4 packets a batch at a time while a sweep reads this
+        socket: the sweeps take their replies from each batch on the bytes,
+        the rest goes the way of :meth:`_drain_raw4`.
+        """
+        clock = self.clock
+        count = 0
+        while count < limit:
+            try:
+                datagrams = self._receive_raw4(min(SLOTS, limit - count))
+            except OSError:
+                count += 1
+                continue
+            if not datagrams:
+                break
+            now = clock()
+            count += len(datagrams)
+            rest = datagrams
+            for sweep in list(self.sweeps):
+                rest = sweep.take_raw4_many(rest, now)
+                if self._closed:
+                    return count
+            for data in rest:
+                self._take_raw4(data, now)
+                if self._closed:
+                    return count
+            if len(datagrams) < SLOTS:
+                break  # the queue was empty: the next read would find nothing
+        return count
+
+    def _take_raw4(self, data: bytes, now: float) -> None:
+        """One raw IPv4 packet no sweep took: a probe's reply, an error, or not ours."""
+        table = self.table
+        answered = table.fast_reply(data, now) if table.pending else None
+        if answered is not None:
+            answered.owner.on_reply(answered, data[8], len(data) - 20, now)
+            return
+        packet = parse_ipv4(data)
+        if self.sweeps and _taken(self.sweeps, packet, now):
+            return
+        verdict, probe = table.classify(packet, now)
+        if probe is not None:
+            _dispatch(verdict, probe, packet, now)
+
     def _drain_raw4(self, limit: int) -> int:
+        if self.sweeps:
+            return self._drain_raw4_sweeping(limit)
         recv = self.socket.recv
         clock = self.clock
         table = self.table
