@@ -100,6 +100,25 @@ class LikeFpingTests(SynchronousTestCase):
         self.assertLessEqual(found["min"], found["avg"])
         self.assertLessEqual(found["avg"], found["max"])
 
+    def test_processes_quiet_statistics(self) -> None:
+        """
+        --processes 2 -q -s: quiet shards (no per-target lines) whose
+        summaries carry their round trips: one block, every target counted
+        once, the round trips those of the replies.
+        """
+        ours = run_cli("fping", "-q", "-s", "--processes", "2", "-g", "127.0.0.0/26")
+        self.assertEqual((ours.returncode, ours.stdout), (0, ""), ours.stderr)
+        for line in ("62 targets", "62 alive", "62 ICMP Echos sent", "62 ICMP Echo Replies"):
+            self.assertRegex(ours.stderr, rf"(?m)^ +{line}")
+        found = {
+            name: float(value)
+            for value, name in re.findall(r"([0-9.]+) ms \((min|avg|max) round trip", ours.stderr)
+        }
+        self.assertGreater(found["min"], 0.0)
+        self.assertLessEqual(found["min"], found["avg"])
+        self.assertLessEqual(found["avg"], found["max"])
+        self.assertEqual(run_cli("fping", "--processes", "0", "127.0.0.1").returncode, 3)
+
     def test_count(self) -> None:
         """-c 2: fping's per-target statistics line on standard error."""
         ours = run_cli("fping", "-c", "2", "-p", "20", "127.0.0.1")

@@ -21,6 +21,7 @@ from netproto.cli._ping_sweep import (
     report_failed_names,
     report_summary,
     show_host,
+    shows_no_host,
 )
 
 __all__ = ["run_shards"]
@@ -133,12 +134,7 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
 
     children = []
     # Quiet children send no per-target objects, when nothing of them is shown.
-    quiet = (
-        args.quiet
-        and not args.json
-        and not (args.alive_only or args.unreachable_only or args.statistics)
-        and args.style == "netproto"
-    )
+    quiet = shows_no_host(args)
     env = dict(os.environ, **{CHILD_ENV: "quiet" if quiet else "1"})
     for k in range(n):
         child = Child()
@@ -188,6 +184,16 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
     for key in ("targets", "alive", "unreachable", *_ADDED):
         total[key] = sum(s[key] for s in merged.summaries)
     total["time_ms"] = max((s["time_ms"] for s in merged.summaries), default=0)
+    spans = [s.pop("span", None) for s in merged.summaries]
+    if spans and all(isinstance(span, list) and len(span) == 2 for span in spans):
+        # From the first shard's first probe to the last shard's last verdict.
+        first = min(span[0] for span in spans)
+        last = max(span[1] for span in spans)
+        total["time_ms"] = max(total["time_ms"], round((last - first) * 1000.0))
+    for summary in merged.summaries:
+        totals = summary.pop("rtt_totals", None)
+        if isinstance(totals, dict):
+            tally.add_totals(totals)
     total["complete"] = len(merged.summaries) == n and all(s["complete"] for s in merged.summaries)
     if not total["complete"]:
         # As an interrupted sweep of one process counts them: every target expected.

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from netproto.cli._command import finish, usage_error
@@ -27,6 +28,7 @@ __all__ = [
     "Tally",
     "fingerprint",
     "report_failed_names",
+    "rtt_totals",
     "run_sweep",
     "show_host",
     "shows_no_host",
@@ -118,16 +120,30 @@ class Tally:
             self.total += rtt
             self.count += 1
 
-    def add_totals(self, count: int, low: float, high: float, total: float) -> None:
-        """Add *count* round trips known by their extremes and *total* (seconds)."""
-        self.low = min(self.low, 1000.0 * low)
-        self.high = max(self.high, 1000.0 * high)
-        self.total += 1000.0 * total
-        self.count += count
+    def add_totals(self, totals: dict[str, Any]) -> None:
+        """Add round trips known only by their ``count``, ``min``, ``max`` and ``total`` (ms)."""
+        if totals["count"]:
+            self.low = min(self.low, totals["min"])
+            self.high = max(self.high, totals["max"])
+            self.total += totals["total"]
+            self.count += totals["count"]
+
+
+def rtt_totals(summary: Any) -> dict[str, Any]:
+    """A sweep summary's round trips, in milliseconds, as :meth:`Tally.add_totals` takes them."""
+    return {
+        "count": summary.received,
+        "min": 1000.0 * summary.rtt_min,
+        "max": 1000.0 * summary.rtt_max,
+        "total": 1000.0 * summary.rtt_total,
+    }
 
 
 def shows_no_host(args: argparse.Namespace) -> bool:
-    """Whether the command prints nothing per target (-q, no -a/-u, no JSON, no fping -c lines)."""
+    """
+    Whether the command prints nothing per target (-q, no -a/-u, no JSON,
+    no fping -c lines); fping's -s statistics then come from the summaries.
+    """
     return (
         args.quiet
         and not args.json
@@ -400,6 +416,15 @@ async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namesp
             saver.stop()
     if args.resume is not None:
         save_state(args.resume, running, space, args, summary.resume)
-    if silent and summary.received:
-        tally.add_totals(summary.received, summary.rtt_min, summary.rtt_max, summary.rtt_total)
-    return report_summary(summary_record(summary), args, tally)
+    record = summary_record(summary)
+    if child:
+        # When this shard ran, on the clock every process of the machine shares:
+        # the parent's time runs from the first shard's start to the last one's end.
+        ended = time.monotonic()
+        record["span"] = [ended - summary.elapsed, ended]
+    if silent:
+        tally.add_totals(rtt_totals(summary))
+        if child:
+            # A quiet shard's parent has no round trips but these, for -s.
+            record["rtt_totals"] = rtt_totals(summary)
+    return report_summary(record, args, tally)
