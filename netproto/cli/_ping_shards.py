@@ -65,6 +65,8 @@ class _Merged:
         self.decided = 0
         self.alive = 0
         self.summaries: list[dict[str, Any]] = []
+        self.ready = 0
+        """Shards that said they are set up and wait for their start."""
 
 
 async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
@@ -98,6 +100,10 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
         if record.get("summary"):
             merged.summaries.append(record)
             return
+        if record.get("ready"):
+            merged.ready += 1
+            release()
+            return
         if "host" not in record:
             return
         merged.decided += 1
@@ -105,11 +111,21 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
         rtts = [t / 1000.0 for t in record.pop("rtts_ms", ())]
         show_host({**record, "rtts": rtts}, args, tally)
 
+    def release() -> None:
+        # Every shard set up (or gone): start them together, so that their
+        # sweeps run side by side rather than one after the other.
+        if merged.ready + sum(c.ended.called for c, _ in children) >= n:
+            for child, transport in children:
+                if not child.released and not child.ended.called:
+                    child.released = True
+                    transport.closeStdin()
+
     class Child(ProcessProtocol):
         def __init__(self) -> None:
             self.buffer = b""
             self.ended: Deferred[int] = Deferred()
             self.reaper: LoopingCall | None = None
+            self.released = False
 
         def outReceived(self, data: bytes) -> None:
             self.buffer += data
@@ -131,6 +147,7 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
             if self.buffer:
                 take(self.buffer)
             self.ended.callback(getattr(reason.value, "exitCode", None) or 0)
+            release()
 
     children = []
     # Quiet children send no per-target objects, when nothing of them is shown.
@@ -165,6 +182,9 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
             interrupted = True
             for child, transport in children:
                 if not child.ended.called:
+                    if not child.released:
+                        child.released = True
+                        transport.closeStdin()
                     try:
                         transport.signalProcess("INT")
                     except Exception:

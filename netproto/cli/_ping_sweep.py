@@ -10,6 +10,7 @@ import argparse
 import hashlib
 import json
 import os
+import select
 import sys
 import time
 from typing import Any
@@ -351,6 +352,21 @@ def save_state(path: str, sweep: Any, space: Any, args: argparse.Namespace, step
         raise CommandError(f"--resume {printable(path)}: cannot save ({e.strerror or e})", 4) from e
 
 
+def await_start(limit: float = 10.0) -> None:
+    """
+    A ``--processes`` shard, set up: say so, and wait (up to *limit*
+    seconds) for the parent to close standard input, its start signal.
+    """
+    emit_json({"ready": True})
+    sys.stdout.flush()
+    try:
+        while select.select([sys.stdin], [], [], limit)[0]:
+            if not os.read(sys.stdin.fileno(), 512):
+                return
+    except (OSError, ValueError):
+        return  # no standard input to wait on
+
+
 async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namespace) -> int:
     """Sweep the targets of *space* as the command line asks; return the exit status."""
     from twisted.internet.task import LoopingCall
@@ -375,6 +391,8 @@ async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namesp
     # round trips from the summary.
     silent = child == "quiet" or (not child and shows_no_host(args))
 
+    if child:
+        await_start()
     try:
         running = client.sweep(
             space,
