@@ -75,7 +75,7 @@ def take_replies(sweep: Any, datagrams: list[bytes], now: float) -> list[bytes]:
             continue
         body = data[36:48]
         mac = mac_copy()
-        mac.update(source + body)
+        mac.update(body + source)
         digest = mac.digest()
         if digest != data[26:36]:  # the sequence number and the proof
             rest.append(data)

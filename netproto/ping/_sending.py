@@ -68,13 +68,19 @@ def send_run(sweep: Any, window: Any, budget: int) -> bool:
         if key < _V6 and sendto4 is not None:
             # Stamper.request, inlined: this loop is the sweep's hot path.
             packed = key.to_bytes(4, "big")
-            body = pack_body(number, clock())
-            mac = mac4()
-            mac.update(packed + body)
-            digest = mac.digest()
-            total = (fixed4 + from_bytes(digest + body, "big")) % 0xFFFF
-            checksum = 0xFFFF - (total or 0xFFFF)
             if batch is not None:
+                if not k:
+                    # A batch goes out in one call, at one time: its probes
+                    # share the send time, so the body and the MAC's start.
+                    body = pack_body(number, clock())
+                    started = mac4()
+                    started.update(body)
+                    copy = started.copy
+                    fixed = fixed4 + from_bytes(body, "big")
+                mac = copy()
+                mac.update(packed)
+                digest = mac.digest()
+                checksum = 0xFFFF - ((fixed + from_bytes(digest, "big")) % 0xFFFF or 0xFFFF)
                 # Into the batch's slot: checksum, identifier, the ten MAC
                 # bytes (sequence number and proof), number and send time.
                 pack_fields(data_area, k * size + 2, checksum, ident4, digest, body)
@@ -92,6 +98,11 @@ def send_run(sweep: Any, window: Any, budget: int) -> bool:
                         blocked = True
                         break
                 continue
+            body = pack_body(number, clock())
+            mac = mac4()
+            mac.update(body + packed)
+            digest = mac.digest()
+            checksum = 0xFFFF - ((fixed4 + from_bytes(digest + body, "big")) % 0xFFFF or 0xFFFF)
             seq = digest[0] << 8 | digest[1]
             data = pack_header(8, 0, checksum, ident4, seq) + digest[2:] + body + tail4
             try:

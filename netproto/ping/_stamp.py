@@ -1,13 +1,15 @@
 """
 Echo requests that carry their own proof, for sweeps that keep no table of
 probes (zmap's idea): the payload starts with a keyed MAC (BLAKE2b under a
-random per-sweep key) of the target's address, the probe number and the send
-time, then the probe number and the send time themselves; the sequence number
-carries two more bytes of the same MAC (its first two: the ten MAC bytes are
-then one run from the sequence number on, checked in one comparison). A reply is ours when the MAC
-recomputed over its *source* verifies, and only then is its send time
-trusted: a forger who cannot compute the MAC cannot credit a target, move
-an RTT or replay a reply from another address.
+random per-sweep key) of the probe number, the send time and the target's
+address (in that order: the probes of a batch, sent at one time, share the
+MAC's first part), then the probe number and the send time themselves; the
+sequence number carries two more bytes of the same MAC (its first two: the
+ten MAC bytes are then one run from the sequence number on, checked in one
+comparison). A reply is ours when the MAC recomputed over its *source*
+verifies, and only then is its send time trusted: a forger who cannot
+compute the MAC cannot credit a target, move an RTT or replay a reply from
+another address.
 
 Payload layout (20 bytes, then ping(8)'s counting fill)::
 
@@ -68,7 +70,7 @@ class Stamper:
         """The echo request (ICMP header and payload) of probe *number* to *packed*."""
         body = _BODY.pack(number, sent)
         mac = self._mac.copy()
-        mac.update(packed + body)
+        mac.update(body + packed)
         digest = mac.digest()
         payload = digest[2:] + body + self.tail
         seq = digest[0] << 8 | digest[1]
@@ -90,7 +92,7 @@ class Stamper:
             return None
         body = payload[8:PROOF_SIZE]
         mac = self._mac.copy()
-        mac.update(packed + body)
+        mac.update(body + packed)
         digest = mac.digest()
         if digest[2:] != payload[:8] or (digest[0] << 8 | digest[1]) != seq:
             return None
@@ -116,7 +118,7 @@ class Stamper:
         # verify(), inlined: every reply of a sweep comes this way.
         body = data[36:48]
         mac = self._mac.copy()
-        mac.update(source + body)
+        mac.update(body + source)
         digest = mac.digest()
         if digest != data[26:36]:
             return None
