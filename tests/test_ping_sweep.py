@@ -13,11 +13,11 @@ import socket
 import struct
 from typing import Any
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 import netproto.ping._sweep as module
 from netproto.ping import Sweep, TargetSpace
-from netproto.ping._batch import BatchSender
+from netproto.ping._batch import SLOTS, BatchReceiver, BatchSender, batch_receiver
 from netproto.util import checksum
 from tests._icmp_packets import icmp_error, ipv4
 from tests.test_ping_client import US, FakeSocket, Harness
@@ -348,3 +348,49 @@ class BatchedSendTests(SynchronousTestCase):
         self.assertEqual(failed[0].error, "No route to host")
         self.assertEqual(len(batches), 1)
         self.assertGreaterEqual(batches[0].flushes, 4)
+
+
+class BatchReceiverTests(SynchronousTestCase):
+    """recvmmsg through ctypes, on a pair of local datagram sockets (no network)."""
+
+    def setUp(self) -> None:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(probe.close)
+        if batch_receiver(probe, 64) is None:
+            raise SkipTest("no recvmmsg in this C library")
+        self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(self.ours.close)
+        self.addCleanup(self.theirs.close)
+
+    def test_batches_in_order(self) -> None:
+        """Up to 64 datagrams a call, in order, each as sent; a longer one cut to the slot."""
+        sent = [bytes([i]) * (1 + i % 50) for i in range(SLOTS + 6)]
+        sent[3] = b"x" * 300
+        for data in sent:
+            self.theirs.send(data)
+        receiver = BatchReceiver(self.ours.fileno(), 128)
+        first = receiver.receive()
+        self.assertEqual(len(first), SLOTS)
+        self.assertEqual(first[3], b"x" * 128)
+        self.assertEqual(first[:3] + first[4:], sent[:3] + sent[4:SLOTS])
+        self.assertEqual(receiver.receive(), sent[SLOTS:])
+        self.assertEqual(receiver.receive(), [])
+
+    def test_limit(self) -> None:
+        """*limit* bounds one call; the rest waits for the next."""
+        for i in range(5):
+            self.theirs.send(bytes([i]))
+        receiver = BatchReceiver(self.ours.fileno(), 64)
+        self.assertEqual(receiver.receive(2), [b"\x00", b"\x01"])
+        self.assertEqual(receiver.receive(), [b"\x02", b"\x03", b"\x04"])
+
+    def test_errors(self) -> None:
+        """A descriptor that is not a socket: OSError (the socket's drain counts and goes on)."""
+        with open(__file__, "rb") as f:
+            receiver = BatchReceiver(f.fileno(), 64)
+            self.assertRaises(OSError, receiver.receive)
+
+    def test_only_raw_ipv4_sockets(self) -> None:
+        """Fallback: no receiver for a socket of another family or for a stand-in object."""
+        self.assertIsNone(batch_receiver(self.ours, 64))
+        self.assertIsNone(batch_receiver(FakeSocket(), 64))
