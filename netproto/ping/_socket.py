@@ -40,8 +40,9 @@ from netproto._linux import (
     extended_error,
     set_receive_buffer,
 )
-from netproto.ping._batch import SLOTS, BatchReceiver, batch_receiver
+from netproto.ping._batch import BatchReceiver
 from netproto.ping._codec import ERROR, Packet, parse_icmpv4, parse_icmpv6, parse_ipv4
+from netproto.ping._dispatch import dispatch, drain_raw4_batched, taken, taken_raw
 from netproto.ping._open import (
     AUTO,
     DGRAM,
@@ -51,7 +52,7 @@ from netproto.ping._open import (
     open_icmp_socket,
     reply_filter,
 )
-from netproto.ping._probes import NOT_OURS, REPLY, Probe, ProbeTable, TableFullError
+from netproto.ping._probes import NOT_OURS, Probe, ProbeTable, TableFullError
 from netproto.util import checksum
 
 __all__ = [
@@ -69,30 +70,6 @@ log = Logger(namespace="netproto.ping")
 _BLOCKED = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
 _READ_BATCH = 4096
 _pack_header = struct.Struct("!BBHHH").pack
-
-
-def _dispatch(verdict: str, probe: Probe, packet: Packet, now: float) -> None:
-    """Tell a probe's owner about a packet: ``on_reply`` if credited, else ``on_packet``."""
-    if verdict is REPLY:
-        probe.owner.on_reply(probe, packet.ttl, packet.size, now)
-    else:
-        probe.owner.on_packet(verdict, probe, packet, now)
-
-
-def _taken_raw(sweeps: list[Any], data: bytes, now: float) -> bool:
-    """Whether a sweep took raw IPv4 *data* as its reply."""
-    for sweep in sweeps:
-        if sweep.take_raw4(data, now):
-            return True
-    return False
-
-
-def _taken(sweeps: list[Any], packet: Packet, now: float) -> bool:
-    """Whether a sweep took *packet* (its proof verified)."""
-    for sweep in sweeps:
-        if sweep.take(packet, now):
-            return True
-    return False
 
 
 @implementer(IReadDescriptor, IHalfCloseableDescriptor)
@@ -388,77 +365,9 @@ class IcmpSocket:
             self.table.forget_deadlines()
         return count
 
-    def _receive_raw4(self, limit: int) -> list[bytes]:
-        """
-        Up to *limit* (at most 64) waiting datagrams: one ``recvmmsg``, or
-        ``recv`` after ``recv`` where that call is not to be had.
-        """
-        receiver = self._receiver
-        if receiver is None or receiver.size < self._bufsize:
-            receiver = self._receiver = (
-                batch_receiver(self.socket, self._bufsize) if self._batched else None
-            )
-            self._batched = receiver is not None
-        if receiver is not None:
-            return receiver.receive(limit)
-        recv = self.socket.recv
-        bufsize = self._bufsize
-        datagrams = []
-        for _ in range(min(limit, SLOTS)):
-            try:
-                datagrams.append(recv(bufsize))
-            except BlockingIOError:
-                break
-        return datagrams
-
-    def _drain_raw4_sweeping(self, limit: int) -> int:
-        """
-        Read raw IPv4 packets a batch at a time while a sweep reads this
-        socket: the sweeps take their replies from each batch on the bytes,
-        the rest goes the way of :meth:`_drain_raw4`.
-        """
-        clock = self.clock
-        count = 0
-        while count < limit:
-            try:
-                datagrams = self._receive_raw4(min(SLOTS, limit - count))
-            except OSError:
-                count += 1
-                continue
-            if not datagrams:
-                break
-            now = clock()
-            count += len(datagrams)
-            rest = datagrams
-            for sweep in list(self.sweeps):
-                rest = sweep.take_raw4_many(rest, now)
-                if self._closed:
-                    return count
-            for data in rest:
-                self._take_raw4(data, now)
-                if self._closed:
-                    return count
-            if len(datagrams) < SLOTS:
-                break  # the queue was empty: the next read would find nothing
-        return count
-
-    def _take_raw4(self, data: bytes, now: float) -> None:
-        """One raw IPv4 packet no sweep took: a probe's reply, an error, or not ours."""
-        table = self.table
-        answered = table.fast_reply(data, now) if table.pending else None
-        if answered is not None:
-            answered.owner.on_reply(answered, data[8], len(data) - 20, now)
-            return
-        packet = parse_ipv4(data)
-        if self.sweeps and _taken(self.sweeps, packet, now):
-            return
-        verdict, probe = table.classify(packet, now)
-        if probe is not None:
-            _dispatch(verdict, probe, packet, now)
-
     def _drain_raw4(self, limit: int) -> int:
         if self.sweeps:
-            return self._drain_raw4_sweeping(limit)
+            return drain_raw4_batched(self, limit)
         recv = self.socket.recv
         clock = self.clock
         table = self.table
@@ -485,20 +394,20 @@ class IcmpSocket:
                 if sweeps and (
                     sweeps[0].take_raw4(data, now)
                     if len(sweeps) == 1
-                    else _taken_raw(sweeps, data, now)
+                    else taken_raw(sweeps, data, now)
                 ):
                     if self._closed:
                         break
                     continue
                 packet = parse_ipv4(data)
-                if sweeps and _taken(sweeps, packet, now):
+                if sweeps and taken(sweeps, packet, now):
                     if self._closed:
                         break
                     continue
                 verdict, probe = classify(packet, now)
                 if probe is None:
                     continue
-                _dispatch(verdict, probe, packet, now)
+                dispatch(verdict, probe, packet, now)
             if self._closed:
                 break
         return count
@@ -532,13 +441,13 @@ class IcmpSocket:
                 packet = parse_icmpv6(data, source, ttl)
             else:
                 packet = parse_icmpv4(data, source, ttl)
-            if self.sweeps and _taken(self.sweeps, packet, now):
+            if self.sweeps and taken(self.sweeps, packet, now):
                 if self._closed:
                     break
                 continue
             verdict, probe = classify(packet, now)
             if probe is not None:
-                _dispatch(verdict, probe, packet, now)
+                dispatch(verdict, probe, packet, now)
                 if self._closed:
                     break
         return count
@@ -558,13 +467,13 @@ class IcmpSocket:
             packet = self._error_packet(data, cmsgs, address)
             if packet is None:
                 continue
-            if self.sweeps and _taken(self.sweeps, packet, now):
+            if self.sweeps and taken(self.sweeps, packet, now):
                 if self._closed:
                     break
                 continue
             verdict, probe = self.table.classify(packet, now)
             if probe is not None and verdict is not NOT_OURS:
-                _dispatch(verdict, probe, packet, now)
+                dispatch(verdict, probe, packet, now)
                 if self._closed:
                     break
         return count
