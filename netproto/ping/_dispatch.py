@@ -14,7 +14,7 @@ from netproto.ping._batch import SLOTS, batch_receiver
 from netproto.ping._codec import Packet, parse_ipv4
 from netproto.ping._probes import REPLY, Probe
 
-__all__ = ["dispatch", "drain_raw4_batched", "taken", "taken_raw"]
+__all__ = ["dispatch", "drain_raw4_batched", "take_raw4", "taken", "taken_raw"]
 
 
 def dispatch(verdict: str, probe: Probe, packet: Packet, now: float) -> None:
@@ -90,7 +90,7 @@ def drain_raw4_batched(sock: Any, limit: int) -> int:
             if sock._closed:
                 return count
         for data in rest:
-            _take_raw4(sock, data, now)
+            take_raw4(sock, data, now)
             if sock._closed:
                 return count
         if len(datagrams) < SLOTS:
@@ -98,7 +98,7 @@ def drain_raw4_batched(sock: Any, limit: int) -> int:
     return count
 
 
-def _take_raw4(sock: Any, data: bytes, now: float) -> None:
+def take_raw4(sock: Any, data: bytes, now: float) -> None:
     """One raw IPv4 packet no sweep took: a probe's reply, an error, or not ours."""
     table = sock.table
     answered = table.fast_reply(data, now) if table.pending else None

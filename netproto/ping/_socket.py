@@ -42,7 +42,7 @@ from netproto._linux import (
 )
 from netproto.ping._batch import BatchReceiver
 from netproto.ping._codec import ERROR, Packet, parse_icmpv4, parse_icmpv6, parse_ipv4
-from netproto.ping._dispatch import dispatch, drain_raw4_batched, taken, taken_raw
+from netproto.ping._dispatch import dispatch, drain_raw4_batched, take_raw4, taken, taken_raw
 from netproto.ping._open import (
     AUTO,
     DGRAM,
@@ -103,6 +103,7 @@ class IcmpSocket:
             sock, mode = open_icmp_socket(family, mode)
         self.mode = mode
         self.socket = sock
+        self._raw4 = mode == RAW and self.version == 4
         self._bufsize = 2048
         self._largest = 0
         self._sendto = sock.sendto
@@ -196,7 +197,43 @@ class IcmpSocket:
         fails for good (no route...) is reported to
         ``probe.owner.on_send_error(probe, error)`` and counts as done.
         """
-        return self.send_many([probe], timeout) == 1
+        # send_many's work for one probe, without its loop: a fast ping's path.
+        table = self.table
+        try:
+            seq = table.next_seq()
+        except TableFullError:
+            return False
+        payload = probe.payload
+        ident = table.ident
+        if self.version == 4:
+            total = checksum(_pack_header(8, 0, 0, ident, seq) + payload)
+            data = _pack_header(8, 0, total, ident, seq) + payload
+        else:
+            data = _pack_header(128, 0, 0, ident, seq) + payload
+        target = probe.target
+        address = self._addresses.get(target)
+        if address is None:
+            address = self._addresses[target] = (
+                (target, 0),
+                socket.inet_pton(self.family, target),
+            )
+        probe.packed = address[1]
+        now = self.clock()
+        try:
+            self._sendto(data, address[0])
+        except OSError as e:
+            if e.errno in _BLOCKED:
+                return False
+            self.send_errors += 1
+            probe.owner.on_send_error(probe, e)
+            return True
+        table.add(probe, seq, now, timeout)
+        if len(payload) + 8 > self._largest:
+            self._largest = len(payload) + 8
+            self._bufsize = max(self._bufsize, self._largest + 1024)
+        if self._timer is None or probe.deadline < self._timer_at:
+            self._schedule(probe.deadline, now)
+        return True
 
     def send_many(self, probes: list[Probe], timeout: float) -> int:
         """
@@ -342,7 +379,9 @@ class IcmpSocket:
         """
         if self._closed or self.socket.fileno() == -1:
             return 0
-        if self.mode == RAW and self.version == 4:
+        if self._raw4:
+            if limit == 1 and not self.sweeps:
+                return self._read_one()
             count = self._drain_raw4(limit)
         else:
             count = self._drain_msg(limit)
@@ -364,6 +403,25 @@ class IcmpSocket:
             # fast ping costs more than letting it fire once for nothing.)
             self.table.forget_deadlines()
         return count
+
+    def _read_one(self) -> int:
+        """:meth:`drain` of one raw IPv4 packet: after each send of a fast ping."""
+        try:
+            data = self.socket.recv(self._bufsize)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return 1
+        now = self.clock()
+        table = self.table
+        answered = table.fast_reply(data, now) if table.pending else None
+        if answered is not None:
+            answered.owner.on_reply(answered, data[8], len(data) - 20, now)
+        else:
+            take_raw4(self, data, now)
+        if not self._closed and not table.pending:
+            table.forget_deadlines()
+        return 1
 
     def _drain_raw4(self, limit: int) -> int:
         if self.sweeps:
