@@ -49,7 +49,9 @@ _PROGRESS_EVERY = 0.25
 _SAVE_EVERY = 1.0
 CHILD_ENV = "NETPROTO_SWEEP_SHARD"
 """Set in the environment of ``--processes`` children: they show no progress line,
-and with the value ``quiet`` send no per-target objects (the parent prints none)."""
+say ``{"ready": true}`` once set up and start when their standard input closes,
+and with the value ``quiet`` send no per-target objects (the parent prints none),
+their summaries carrying their round-trip totals instead."""
 STATE_FORMAT = "netproto-sweep/1"
 """The ``format`` of a ``--resume`` state file."""
 
