@@ -206,7 +206,10 @@ class IcmpSocket:
         payload = probe.payload
         ident = table.ident
         if self.version == 4:
-            total = checksum(_pack_header(8, 0, 0, ident, seq) + payload)
+            # RFC 1071 over header and payload, the payload read once: its
+            # words' sum is the big integer of its bytes modulo 0xffff.
+            words = int.from_bytes(payload, "big") << (8 * (len(payload) & 1))
+            total = 0xFFFF - ((0x0800 + ident + seq + words) % 0xFFFF or 0xFFFF)
             data = _pack_header(8, 0, total, ident, seq) + payload
         else:
             data = _pack_header(128, 0, 0, ident, seq) + payload
