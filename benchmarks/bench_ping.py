@@ -5,7 +5,7 @@ Two measurements, interleaved round by round (A B C A B C ...) because the
 machine is shared and noisy:
 
 - per-probe overhead: N echo requests to 127.0.0.1 back to back (interval 0),
-  wall time per probe: netproto's ``Ping`` (in process, first send to
+  wall time and CPU time per probe: netproto's ``Ping`` (in process, first send to
   summary) against iputils ``ping -q -i 0 -c N`` (its own reported time, so
   process start-up is not counted against it) and ``icmplib.ping``;
 - a sweep of 127.0.0.0/20 (4,094 hosts, all answering on loopback), in hosts
@@ -25,6 +25,7 @@ import argparse
 import ipaddress
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -40,19 +41,31 @@ TARGETS = [str(a) for a in ipaddress.ip_network(SWEEP).hosts()]
 class Series:
     """Repeated measurements of one contender: a rate (higher is better) and losses."""
 
-    def __init__(self, name: str, unit: str) -> None:
+    def __init__(self, name: str, unit: str, units: int = 1) -> None:
         self.name = name
         self.unit = unit
+        self.units = units
+        """Probes (or hosts) one measurement covers: what its CPU time is divided by."""
         self.values: list[float] = []
         self.lost: list[int] = []
+        self.cpu: list[float] = []
+        """CPU microseconds per probe (or host) of each measurement."""
 
-    def add(self, value: float, lost: int) -> None:
+    def add(self, value: float, lost: int, cpu: float = 0.0) -> None:
         self.values.append(value)
         self.lost.append(lost)
+        self.cpu.append(cpu * 1e6 / self.units)
 
     @property
     def median(self) -> float:
         return statistics.median(self.values)
+
+
+def cpu_seconds() -> float:
+    """CPU time so far of this process and of its children waited for (user and system)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
@@ -154,10 +167,10 @@ def icmplib_sweep(icmplib: Any) -> tuple[float, int]:
 def _table(title: str, rows: list[Series], reference: Series, better_low: bool) -> None:
     print(f"\n{title}")
     print(
-        f"| {'contender':<26} | {'median':>12} | {'best':>12} | {'lost':>5} | "
+        f"| {'contender':<26} | {'median':>12} | {'best':>12} | {'CPU each':>9} | {'lost':>5} | "
         f"{'netproto vs it':>15} |"
     )
-    print(f"|{'-' * 28}|{'-' * 14}|{'-' * 14}|{'-' * 7}|{'-' * 17}|")
+    print(f"|{'-' * 28}|{'-' * 14}|{'-' * 14}|{'-' * 11}|{'-' * 7}|{'-' * 17}|")
     for series in rows:
         best = min(series.values) if better_low else max(series.values)
         if series is reference:
@@ -168,7 +181,8 @@ def _table(title: str, rows: list[Series], reference: Series, better_low: bool) 
             ratio = f"{reference.median / series.median:.2f}x the rate"
         print(
             f"| {series.name:<26} | {series.median:>9,.1f} {series.unit:<2} | "
-            f"{best:>9,.1f} {series.unit:<2} | {sum(series.lost):>5} | {ratio:>15} |"
+            f"{best:>9,.1f} {series.unit:<2} | {statistics.median(series.cpu):>6.2f} us | "
+            f"{sum(series.lost):>5} | {ratio:>15} |"
         )
 
 
@@ -187,13 +201,14 @@ async def main(reactor: Any, rounds: int, probes: int) -> int:
             print(f"{tool} is not installed: skipping it")
 
     client = PingClient(reactor, "raw")
-    probe_ours = Series("netproto Ping, interval 0", "us")
-    probe_iputils = Series("iputils ping -i 0", "us")
-    probe_icmplib = Series("icmplib.ping, interval 0", "us")
-    sweep_ours = Series("netproto Sweep, rate 0", "/s")
-    sweep_fping = Series("fping -i 0 -r 0 -g", "/s")
-    sweep_icmplib = Series("icmplib.multiping", "/s")
-    sweep_floor = Series("bare sendto/recv loop", "/s")
+    hosts = len(TARGETS)
+    probe_ours = Series("netproto Ping, interval 0", "us", probes)
+    probe_iputils = Series("iputils ping -i 0", "us", probes)
+    probe_icmplib = Series("icmplib.ping, interval 0", "us", max(1, probes // 5))
+    sweep_ours = Series("netproto Sweep, rate 0", "/s", hosts)
+    sweep_fping = Series("fping -i 0 -r 0 -g", "/s", hosts)
+    sweep_icmplib = Series("icmplib.multiping", "/s", hosts)
+    sweep_floor = Series("bare sendto/recv loop", "/s", hosts)
 
     steps: list[tuple[Series, Callable[[], Any]]] = [
         (sweep_ours, lambda: ours_sweep(client)),
@@ -214,10 +229,13 @@ async def main(reactor: Any, rounds: int, probes: int) -> int:
             await outcome
     for _ in range(rounds):
         for series, step in steps:
+            # CPU of the step: ours in this process, a tool's in its child
+            # (start-up included, small for iputils and fping).
+            before = cpu_seconds()
             outcome = step()
             if hasattr(outcome, "send"):
                 outcome = await outcome
-            series.add(*outcome)
+            series.add(*outcome, cpu=cpu_seconds() - before)
     client.close()
 
     print(

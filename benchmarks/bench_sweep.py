@@ -3,12 +3,16 @@ Benchmark the stateless sweep against fping and iputils, side by side in one
 run, interleaved round by round (A B A B ...) because the machine is shared:
 
 - sweeps of 127.0.0.0/20 and 127.0.0.0/16 (every target answers on loopback):
-  ``netproto ping -q --rate 0`` (and with ``--processes 2``) against
-  ``fping -q -s -i 0 -r 0 -t 1000 -g``, in targets per second from each
-  command's own reported time (process start-up not counted) and from the
-  wall clock, with each process's peak RSS (``wait4``) and CPU time;
+  ``netproto fping -q -s -i 0 -r 0 -t 1000 -g`` (and with ``--processes 2``)
+  against ``fping`` with the same flags, in targets per second from each
+  command's own reported time (process start-up not counted; for
+  ``--processes``, from the first shard's first probe to the last one's end)
+  and from the wall clock, with each process's peak RSS and CPU time
+  (``wait4``: children included) and CPU per target (netproto's start-up
+  CPU, measured in the same rounds, taken off);
 - per-probe overhead: ``netproto ping -q -i 0 -c N 127.0.0.1`` against
-  iputils ``ping -q -i 0 -c N 127.0.0.1``, each from its reported time;
+  iputils ``ping -q -i 0 -c N 127.0.0.1``, each from its reported time, and
+  CPU per probe of each process;
 - with ``--big``, once: the peak RSS of a /16 and a /12 sweep (1,048,574
   targets), and the growth between them against N/8 bytes.
 
@@ -28,6 +32,7 @@ import sys
 import time
 
 NETPROTO = [sys.executable, "-m", "netproto", "ping"]
+NETPROTO_FPING = [sys.executable, "-m", "netproto", "fping"]
 
 
 def measure(command: list[str]) -> tuple[str, float, int, float]:
@@ -44,47 +49,70 @@ def measure(command: list[str]) -> tuple[str, float, int, float]:
     return out, wall, usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
-def ours_sweep(net: str, *extra: str) -> tuple[float, float, int, float, int]:
-    """(targets/s by its own time, by the wall clock, peak RSS KiB, CPU s, not alive)."""
-    out, wall, rss, cpu = measure([*NETPROTO, "-q", "--rate", "0", *extra, net])
-    match = re.search(r"(\d+) targets: (\d+) alive.* time (\d+)ms", out)
-    if match is None:
-        raise RuntimeError(f"unexpected netproto output: {out!r}")
-    targets, alive, ms = (int(g) for g in match.groups())
-    return targets / (ms / 1000.0), targets / wall, rss, cpu, targets - alive
-
-
-def fping_sweep(net: str) -> tuple[float, float, int, float, int]:
-    """The same for ``fping -i 0 -r 0 -g``."""
-    command = ["fping", "-q", "-s", "-i", "0", "-r", "0", "-t", "1000", "-g", net]
-    out, wall, rss, cpu = measure(command)
+def _fping_figures(out: str, wall: float, rss: int, cpu: float) -> tuple[float, ...]:
+    """(targets/s by its own time, by the wall clock, peak RSS KiB, CPU s, not alive, targets)."""
     elapsed = re.search(r"([\d.]+) sec \(elapsed real time\)", out)
     targets = re.search(r"(\d+) targets", out)
     alive = re.search(r"(\d+) alive", out)
     if elapsed is None or targets is None or alive is None:
-        raise RuntimeError(f"unexpected fping output: {out!r}")
+        raise RuntimeError(f"unexpected output: {out!r}")
     n = int(targets.group(1))
-    return n / float(elapsed.group(1)), n / wall, rss, cpu, n - int(alive.group(1))
+    return n / float(elapsed.group(1)), n / wall, rss, cpu, n - int(alive.group(1)), n
 
 
-def per_probe(command: list[str], count: int) -> float:
-    """Microseconds per probe of a ``-q -i 0 -c COUNT`` ping, from its reported time."""
-    out, _, _, _ = measure([*command, "-q", "-i", "0", "-c", str(count), "127.0.0.1"])
+def ours_sweep(net: str, *extra: str) -> tuple[float, ...]:
+    """
+    The same for ``netproto fping`` with fping's flags (-q -s: nothing per
+    target, the statistics block with the elapsed time at the end).
+    """
+    command = [*NETPROTO_FPING, "-q", "-s", "-i", "0", "-r", "0", "-t", "1000", *extra, "-g", net]
+    return _fping_figures(*measure(command))
+
+
+def fping_sweep(net: str) -> tuple[float, ...]:
+    """The same for ``fping -i 0 -r 0 -g``."""
+    return _fping_figures(
+        *measure(["fping", "-q", "-s", "-i", "0", "-r", "0", "-t", "1000", "-g", net])
+    )
+
+
+def per_probe(command: list[str], count: int) -> tuple[float, float]:
+    """
+    Microseconds per probe of a ``-q -i 0 -c COUNT`` ping: from its reported
+    time, and the process's CPU time (user and system, start-up included).
+    """
+    out, _, _, cpu = measure([*command, "-q", "-i", "0", "-c", str(count), "127.0.0.1"])
     match = re.search(r"(\d+) packets transmitted, (\d+) received.*time (\d+)ms", out)
     if match is None:
         raise RuntimeError(f"unexpected ping output: {out!r}")
-    return int(match.group(3)) * 1000.0 / int(match.group(1))
+    sent = int(match.group(1))
+    return int(match.group(3)) * 1000.0 / sent, cpu * 1e6 / sent
 
 
-def _row(name: str, values: list[tuple[float, ...]]) -> tuple[str, float]:
+def startup_cpu() -> float:
+    """CPU seconds of ``netproto ping -c 1`` to 127.0.0.1: start-up and exit, nearly all of it."""
+    return measure([*NETPROTO, "-q", "-c", "1", "127.0.0.1"])[3]
+
+
+def _row(
+    name: str, values: list[tuple[float, ...]], smaller: list[tuple[float, ...]] | None
+) -> tuple[str, float]:
+    """
+    A table row: rates, RSS, CPU, and (with the same command's figures on a
+    *smaller* range) the CPU each more target cost: start-up costs cancel out.
+    """
     own = statistics.median(v[0] for v in values)
     wall = statistics.median(v[1] for v in values)
     rss = max(v[2] for v in values)
     cpu = statistics.median(v[3] for v in values)
     lost = sum(int(v[4]) for v in values)
+    per = ""
+    if smaller is not None:
+        more = values[0][5] - smaller[0][5]
+        per = f"{(cpu - statistics.median(v[3] for v in smaller)) * 1e6 / more:.2f} us"
     line = (
-        f"| {name:<34} | {own:>11,.0f} /s | {wall:>11,.0f} /s | {rss / 1024:>7.1f} MiB "
-        f"| {cpu:>6.2f} s | {lost:>5} |"
+        f"| {name:<36} | {own:>11,.0f} /s | {wall:>11,.0f} /s | {rss / 1024:>7.1f} MiB "
+        f"| {cpu:>6.2f} s | {per:>10} | {lost:>5} |"
     )
     return line, own
 
@@ -108,39 +136,57 @@ def main() -> int:
         )
         if have_fping:
             steps.append((f"fping -i 0 -r 0 -g {net}", lambda net=net: fping_sweep(net)))
-    probes: dict[str, list[float]] = {"netproto ping -i 0": []}
+    probes: dict[str, list[tuple[float, float]]] = {"netproto ping -i 0": []}
     if have_ping:
         probes["iputils ping -i 0"] = []
+    startups: list[float] = []
+    loads: list[float] = []
     for _ in range(args.rounds):
+        loads.append(os.getloadavg()[0])
+        startups.append(startup_cpu())
         for name, step in steps:
             contenders.setdefault(name, []).append(step())
         probes["netproto ping -i 0"].append(per_probe(NETPROTO, args.probes))
         if have_ping:
             probes["iputils ping -i 0"].append(per_probe(["ping"], args.probes))
+    startup = statistics.median(startups)
     print(
-        f"{args.rounds} interleaved rounds, {os.cpu_count()} CPUs, load "
-        f"{os.getloadavg()[0]:.1f}, Python {sys.version.split()[0]}\n"
+        f"{args.rounds} interleaved rounds, {os.cpu_count()} CPUs, load average "
+        f"{min(loads):.1f}-{max(loads):.1f}, Python {sys.version.split()[0]}; "
+        f"netproto ping start-up CPU {startup:.2f} s (taken off its CPU per probe)\n"
     )
     print(
-        f"| {'sweep (medians; RSS: peak)':<34} | {'own time':>14} | {'wall clock':>14} "
-        f"| {'peak RSS':>11} | {'CPU':>8} | {'lost':>5} |"
+        f"| {'sweep (medians; RSS: peak)':<36} | {'own time':>14} | {'wall clock':>14} "
+        f"| {'peak RSS':>11} | {'CPU':>8} | {'CPU/target':>10} | {'lost':>5} |"
     )
-    print(f"|{'-' * 36}|{'-' * 16}|{'-' * 16}|{'-' * 13}|{'-' * 10}|{'-' * 7}|")
+    print(f"|{'-' * 38}|{'-' * 16}|{'-' * 16}|{'-' * 13}|{'-' * 10}|{'-' * 12}|{'-' * 7}|")
     own: dict[str, float] = {}
     for name, values in contenders.items():
-        line, own[name] = _row(name, values)
+        smaller = contenders.get(name.replace("/16", "/20")) if name.endswith("/16") else None
+        line, own[name] = _row(name, values, smaller)
         print(line)
+    print("  (CPU/target: the CPU of the /16 less that of the /20, per target more)")
     print()
     for net in ("127.0.0.0/20", "127.0.0.0/16"):
         fping = own.get(f"fping -i 0 -r 0 -g {net}")
         if fping:
             for ours in (f"netproto {net}", f"netproto --processes 2 {net}"):
                 print(f"  {ours}: {own[ours] / fping:.2f}x fping's rate (own times)")
-    ours_probe = statistics.median(probes["netproto ping -i 0"])
-    print(f"\n  per probe: netproto {ours_probe:.1f} us", end="")
+    ours_probe = statistics.median(p[0] for p in probes["netproto ping -i 0"])
+    ours_cpu = statistics.median(p[1] for p in probes["netproto ping -i 0"])
+    ours_cpu_net = ours_cpu - startup * 1e6 / args.probes
+    print(
+        f"\n  per probe: netproto {ours_probe:.1f} us (CPU {ours_cpu:.1f} us, "
+        f"{ours_cpu_net:.1f} us without start-up)",
+        end="",
+    )
     if have_ping:
-        theirs = statistics.median(probes["iputils ping -i 0"])
-        print(f", iputils {theirs:.1f} us: {ours_probe / theirs:.2f}x iputils")
+        theirs = statistics.median(p[0] for p in probes["iputils ping -i 0"])
+        theirs_cpu = statistics.median(p[1] for p in probes["iputils ping -i 0"])
+        print(
+            f", iputils {theirs:.1f} us (CPU {theirs_cpu:.1f} us): {ours_probe / theirs:.2f}x "
+            f"iputils's time, {ours_cpu_net / theirs_cpu:.2f}x its CPU"
+        )
     else:
         print()
     if args.big:

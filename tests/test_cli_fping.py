@@ -79,6 +79,46 @@ class LikeFpingTests(SynchronousTestCase):
             number.sub("N", ours.stderr).splitlines(), number.sub("N", theirs.stderr).splitlines()
         )
 
+    def test_quiet_statistics(self) -> None:
+        """
+        -q -s: the same block as fping's, its round trips taken from the
+        sweep's summary (no per-target call): real minimum, mean and maximum.
+        """
+        ours = run_cli("fping", "-q", "-s", "-g", "127.0.0.0/29")
+        theirs = fping("-q", "-s", "-g", "127.0.0.0/29")
+        self.assertEqual((ours.returncode, ours.stdout), (theirs.returncode, theirs.stdout))
+        number = re.compile(r"[0-9]+\.[0-9]+")
+        self.assertEqual(
+            number.sub("N", ours.stderr).splitlines(), number.sub("N", theirs.stderr).splitlines()
+        )
+        found = {
+            name: float(value)
+            for value, name in re.findall(r"([0-9.]+) ms \((min|avg|max) round trip", ours.stderr)
+        }
+        self.assertEqual(sorted(found), ["avg", "max", "min"])
+        self.assertGreater(found["min"], 0.0)
+        self.assertLessEqual(found["min"], found["avg"])
+        self.assertLessEqual(found["avg"], found["max"])
+
+    def test_processes_quiet_statistics(self) -> None:
+        """
+        --processes 2 -q -s: quiet shards (no per-target lines) whose
+        summaries carry their round trips: one block, every target counted
+        once, the round trips those of the replies.
+        """
+        ours = run_cli("fping", "-q", "-s", "--processes", "2", "-g", "127.0.0.0/26")
+        self.assertEqual((ours.returncode, ours.stdout), (0, ""), ours.stderr)
+        for line in ("62 targets", "62 alive", "62 ICMP Echos sent", "62 ICMP Echo Replies"):
+            self.assertRegex(ours.stderr, rf"(?m)^ +{line}")
+        found = {
+            name: float(value)
+            for value, name in re.findall(r"([0-9.]+) ms \((min|avg|max) round trip", ours.stderr)
+        }
+        self.assertGreater(found["min"], 0.0)
+        self.assertLessEqual(found["min"], found["avg"])
+        self.assertLessEqual(found["avg"], found["max"])
+        self.assertEqual(run_cli("fping", "--processes", "0", "127.0.0.1").returncode, 3)
+
     def test_count(self) -> None:
         """-c 2: fping's per-target statistics line on standard error."""
         ours = run_cli("fping", "-c", "2", "-p", "20", "127.0.0.1")

@@ -6,6 +6,7 @@ where they exist. Only loopback and the tests' own namespaces are pinged.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -350,6 +351,41 @@ class ShardedSweepTests(SynchronousTestCase):
         self.assertEqual(text.returncode, 0, text.stderr)
         self.assertEqual(len(text.stdout.splitlines()), 254)
         self.assertIn("254 targets: 254 alive, 0 unreachable", text.stderr)
+
+    def test_shard_waits_for_its_start(self) -> None:
+        """
+        A --processes shard says it is ready, then sends nothing until its
+        parent closes its standard input (the start signal); then it sweeps,
+        its summary carrying the span it ran and its round-trip totals.
+        """
+        from netproto.cli._ping_sweep import CHILD_ENV
+
+        command = [sys.executable, "-m", "netproto", "ping", "--json", "--rate", "0"]
+        command += ["--seed", "3", "--shard", "1/2", "-q", "127.0.0.0/28"]
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env={**os.environ, CHILD_ENV: "quiet"},
+        )
+        assert child.stdin is not None and child.stdout is not None
+        self.addCleanup(child.stdout.close)
+        self.addCleanup(child.stderr.close)  # type: ignore[union-attr]
+        try:
+            self.assertEqual(json.loads(child.stdout.readline()), {"ready": True})
+            self.assertIsNone(child.poll())
+        finally:
+            child.stdin.close()
+        records = [json.loads(line) for line in child.stdout.read().splitlines()]
+        self.assertEqual(child.wait(timeout=30), 0)
+        self.assertEqual(len(records), 1)  # quiet: the summary alone
+        summary = records[0]
+        self.assertTrue(summary["summary"])
+        self.assertGreater(summary["alive"], 0)
+        start, end = summary["span"]
+        self.assertLessEqual(start, end)
+        self.assertEqual(summary["rtt_totals"]["count"], summary["received"])
 
     def test_processes_interrupted(self) -> None:
         """Ctrl-C to --processes: the children stop, their summaries merge, marked interrupted."""

@@ -358,6 +358,17 @@ class PingTests(SynchronousTestCase):
         h.reactor.advance(0)
         self.assertEqual(self.successResultOf(ping.done).received, 1000)
 
+    def test_request_checksums(self) -> None:
+        """Every request sent sums to 0 (RFC 1071), for even and odd payload sizes alike."""
+        for size in (0, 1, 7, 8, 9, 55, 56, 57, 1001):
+            h = Harness()
+            ping = h.client.ping(US, count=5, interval=0.0, size=size)
+            self.assertEqual(self.successResultOf(ping.done).received, 5)
+            self.assertEqual(len(h.fake.sent), 5)
+            for data, _ in h.fake.sent:
+                self.assertEqual(len(data), 8 + size)
+                self.assertEqual(checksum(data), 0, size)
+
     def test_failing_consumer(self) -> None:
         """An on_result that raises stops the ping; done fails with its exception."""
         h = self.h

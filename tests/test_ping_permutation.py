@@ -83,6 +83,31 @@ class TargetSpaceTests(SynchronousTestCase):
                 if hosts:
                     self.assertEqual(space.index_of(space.key(i)), i)
 
+    @given(
+        st.one_of(
+            st.integers(0, 2**32 - 1).map(lambda v: str(ipaddress.IPv4Address(v))),
+            st.lists(st.integers(0, 300).map(str), min_size=1, max_size=5).map(".".join),
+            st.lists(st.sampled_from("0123456789. x-:/"), max_size=16).map("".join),
+        )
+    )
+    @settings(max_examples=200, deadline=None)
+    def test_literals_like_ipaddress(self, text: str) -> None:
+        """A single IPv4 literal is taken exactly when ipaddress takes it, as that address."""
+        try:
+            expected = int(ipaddress.IPv4Address(text))
+        except ValueError:
+            expected = None
+        try:
+            space = TargetSpace([text], version=4)
+        except AddressError:
+            got = None
+        else:
+            got = space.key(0) if len(space) == 1 and "/" not in text and "-" not in text else -1
+        if expected is not None:
+            self.assertEqual(got, expected)
+        elif "/" not in text and "-" not in text:
+            self.assertIsNone(got)
+
     def test_overlaps_ranges_and_exclusions(self) -> None:
         """Overlaps counted once; A-B ranges; excluded CIDRs removed whole."""
         space = TargetSpace(

@@ -8,13 +8,16 @@ memory that holds one bit per target.
 
 from __future__ import annotations
 
+import errno
+import socket
 import struct
 from typing import Any
 
-from twisted.trial.unittest import SynchronousTestCase
+from twisted.trial.unittest import SkipTest, SynchronousTestCase
 
 import netproto.ping._sweep as module
 from netproto.ping import Sweep, TargetSpace
+from netproto.ping._batch import SLOTS, BatchReceiver, BatchSender, batch_receiver
 from netproto.util import checksum
 from tests._icmp_packets import icmp_error, ipv4
 from tests.test_ping_client import US, FakeSocket, Harness
@@ -54,6 +57,22 @@ class StatelessSweepTests(SynchronousTestCase):
         self.assertNotEqual(sent, sorted(sent, key=lambda a: int(a.rsplit(".", 1)[1])))
         self.assertEqual((summary.targets, summary.alive, summary.received), (254, 254, 254))
         self.assertEqual(len(self.hosts), 254)
+
+    def test_round_trip_totals(self) -> None:
+        """The summary's shortest, longest and summed round trips are those of the verdicts."""
+        self.h.fake.answer = lambda data, target: []
+        sweep = self.sweep(["127.0.0.0/29"], rate=0, timeout=1.0)
+        for delay, (data, (target, _)) in enumerate(list(self.h.fake.sent), 1):
+            self.h.reactor.advance(0.01 * delay)
+            self.h.fake.inbox.append(reply_to(data, target))
+            self.h.socket.doRead()
+        summary = self.successResultOf(sweep.done)
+        rtts = [r.rtts[0] for r in self.hosts]
+        self.assertEqual(len(rtts), 6)
+        self.assertEqual(len(set(rtts)), 6)
+        self.assertEqual(summary.rtt_min, min(rtts))
+        self.assertEqual(summary.rtt_max, max(rtts))
+        self.assertAlmostEqual(summary.rtt_total, sum(rtts))
 
     def test_seed_repeats_the_order(self) -> None:
         """The same seed, the same order; another seed, another order."""
@@ -263,32 +282,37 @@ class StatelessSweepTests(SynchronousTestCase):
         self.assertRaises(ValueError, self.h.client.sweep, ["127.0.0.2"], size=19)
 
 
-class FakeBatch:
-    """A BatchSender that hands its datagrams to a FakeSocket, the kernel full once, one failure."""
+class FakeBatch(BatchSender):
+    """
+    A BatchSender of 8 slots whose ``sendmmsg`` hands the slots to a
+    FakeSocket: the kernel full once (5 of the first 8 taken), one failure
+    (the first slot of the second batch).
+    """
 
-    def __init__(self, fake: FakeSocket) -> None:
+    def __init__(self, fake: FakeSocket, template: bytes) -> None:
+        super().__init__(-1, template, slots=8)
         self.fake = fake
-        self.queue: list[tuple[bytes, bytes]] = []
         self.full_once = True
+        self.block_next = False
         self.flushes = 0
 
-    def add(self, data: bytes, packed: bytes) -> bool:
-        self.queue.append((data, packed))
-        return len(self.queue) == 8
-
-    def flush(self) -> tuple[int, list[tuple[int, int]]]:
+    def flush(self, count: int) -> tuple[int, list[tuple[int, int]]]:
         self.flushes += 1
-        queue, self.queue = self.queue, []
-        done = len(queue)
-        if self.full_once and len(queue) == 8:
-            self.full_once, done = False, 5
-        failed = []
-        for slot, (data, packed) in enumerate(queue[:done]):
-            if self.flushes == 2 and slot == 0:
-                failed.append((slot, 113))  # EHOSTUNREACH
-                continue
-            self.fake.sendto(data, (".".join(str(b) for b in packed), 0))
-        return done, failed
+        return super().flush(count)
+
+    def _send(self, start: int, count: int) -> tuple[int, int]:
+        if self.block_next:
+            self.block_next = False
+            return -1, errno.EAGAIN
+        if self.full_once and (start, count) == (0, 8):
+            self.full_once, self.block_next, count = False, True, 5
+        elif self.flushes == 2 and start == 0:
+            return -1, errno.EHOSTUNREACH
+        for slot in range(start, start + count):
+            data = bytes(self.data[slot * self.size : (slot + 1) * self.size])
+            address = socket.inet_ntoa(bytes(self.names[slot * 16 + 4 : slot * 16 + 8]))
+            self.fake.sendto(data, (address, 0))
+        return count, 0
 
 
 class BatchedSendTests(SynchronousTestCase):
@@ -302,9 +326,14 @@ class BatchedSendTests(SynchronousTestCase):
         """
         h = Harness()
         hosts: list[Any] = []
-        batch = FakeBatch(h.fake)
+        batches: list[FakeBatch] = []
+
+        def fake_batch(sock: Any, template: bytes) -> FakeBatch:
+            batches.append(FakeBatch(h.fake, template))
+            return batches[-1]
+
         original = module.batch_sender
-        module.batch_sender = lambda sock, size: batch  # type: ignore[assignment]
+        module.batch_sender = fake_batch  # type: ignore[assignment]
         self.addCleanup(setattr, module, "batch_sender", original)
         sweep = h.client.sweep(["127.0.0.0/27"], rate=0, on_host=hosts.append)
         h.reactor.advance(0.01)
@@ -317,3 +346,51 @@ class BatchedSendTests(SynchronousTestCase):
         self.assertEqual(summary.transmitted, 30)
         failed = [r for r in hosts if not r.alive]
         self.assertEqual(failed[0].error, "No route to host")
+        self.assertEqual(len(batches), 1)
+        self.assertGreaterEqual(batches[0].flushes, 4)
+
+
+class BatchReceiverTests(SynchronousTestCase):
+    """recvmmsg through ctypes, on a pair of local datagram sockets (no network)."""
+
+    def setUp(self) -> None:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.addCleanup(probe.close)
+        if batch_receiver(probe, 64) is None:
+            raise SkipTest("no recvmmsg in this C library")
+        self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(self.ours.close)
+        self.addCleanup(self.theirs.close)
+
+    def test_batches_in_order(self) -> None:
+        """Up to 64 datagrams a call, in order, each as sent; a longer one cut to the slot."""
+        sent = [bytes([i]) * (1 + i % 50) for i in range(SLOTS + 6)]
+        sent[3] = b"x" * 300
+        for data in sent:
+            self.theirs.send(data)
+        receiver = BatchReceiver(self.ours.fileno(), 128)
+        first = receiver.receive()
+        self.assertEqual(len(first), SLOTS)
+        self.assertEqual(first[3], b"x" * 128)
+        self.assertEqual(first[:3] + first[4:], sent[:3] + sent[4:SLOTS])
+        self.assertEqual(receiver.receive(), sent[SLOTS:])
+        self.assertEqual(receiver.receive(), [])
+
+    def test_limit(self) -> None:
+        """*limit* bounds one call; the rest waits for the next."""
+        for i in range(5):
+            self.theirs.send(bytes([i]))
+        receiver = BatchReceiver(self.ours.fileno(), 64)
+        self.assertEqual(receiver.receive(2), [b"\x00", b"\x01"])
+        self.assertEqual(receiver.receive(), [b"\x02", b"\x03", b"\x04"])
+
+    def test_errors(self) -> None:
+        """A descriptor that is not a socket: OSError (the socket's drain counts and goes on)."""
+        with open(__file__, "rb") as f:
+            receiver = BatchReceiver(f.fileno(), 64)
+            self.assertRaises(OSError, receiver.receive)
+
+    def test_only_raw_ipv4_sockets(self) -> None:
+        """Fallback: no receiver for a socket of another family or for a stand-in object."""
+        self.assertIsNone(batch_receiver(self.ours, 64))
+        self.assertIsNone(batch_receiver(FakeSocket(), 64))

@@ -140,6 +140,12 @@ def register(subcommands: Subcommands) -> None:
         default="auto",
         help="raw socket, unprivileged ping socket, or auto (default)",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        metavar="N",
+        help="netproto's own: run the sweep as N shard processes, their output merged",
+    )
     parser.add_argument("hosts", nargs="*", metavar="TARGET", help="an address, name or range")
 
 
@@ -158,6 +164,8 @@ def _check(args: argparse.Namespace) -> None:
         raise usage_error(f"-r {args.retries}: N must be 0 or more")
     if not 1.0 <= args.backoff <= 5.0:
         raise usage_error(f"-B {args.backoff:g}: F must be 1 to 5")
+    if args.processes is not None and not 1 <= args.processes <= 256:
+        raise usage_error(f"--processes {args.processes}: N must be 1 to 256")
 
 
 async def _run(reactor: Any, args: argparse.Namespace) -> int:
@@ -187,7 +195,6 @@ async def _run(reactor: Any, args: argparse.Namespace) -> int:
         ("deadline", None),
         ("seed", None),
         ("shard", (0, 1)),
-        ("processes", None),
         ("resume", None),
         ("exclude", []),
         ("exclude_file", []),

@@ -61,7 +61,8 @@ async def run_one(
         timeout=timeout,
         deadline=args.deadline,
         size=args.size,
-        on_result=on_result,
+        # -q without --json shows no probe: no call per probe either.
+        on_result=None if args.quiet and not args.json else on_result,
         pattern=args.pattern or b"",
         outstanding=args.outstanding,
     )

@@ -21,6 +21,7 @@ from netproto.cli._ping_sweep import (
     report_failed_names,
     report_summary,
     show_host,
+    shows_no_host,
 )
 
 __all__ = ["run_shards"]
@@ -64,6 +65,8 @@ class _Merged:
         self.decided = 0
         self.alive = 0
         self.summaries: list[dict[str, Any]] = []
+        self.ready = 0
+        """Shards that said they are set up and wait for their start."""
 
 
 async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
@@ -97,6 +100,10 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
         if record.get("summary"):
             merged.summaries.append(record)
             return
+        if record.get("ready"):
+            merged.ready += 1
+            release()
+            return
         if "host" not in record:
             return
         merged.decided += 1
@@ -104,11 +111,21 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
         rtts = [t / 1000.0 for t in record.pop("rtts_ms", ())]
         show_host({**record, "rtts": rtts}, args, tally)
 
+    def release() -> None:
+        # Every shard set up (or gone): start them together, so that their
+        # sweeps run side by side rather than one after the other.
+        if merged.ready + sum(c.ended.called for c, _ in children) >= n:
+            for child, transport in children:
+                if not child.released and not child.ended.called:
+                    child.released = True
+                    transport.closeStdin()
+
     class Child(ProcessProtocol):
         def __init__(self) -> None:
             self.buffer = b""
             self.ended: Deferred[int] = Deferred()
             self.reaper: LoopingCall | None = None
+            self.released = False
 
         def outReceived(self, data: bytes) -> None:
             self.buffer += data
@@ -130,15 +147,11 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
             if self.buffer:
                 take(self.buffer)
             self.ended.callback(getattr(reason.value, "exitCode", None) or 0)
+            release()
 
     children = []
     # Quiet children send no per-target objects, when nothing of them is shown.
-    quiet = (
-        args.quiet
-        and not args.json
-        and not (args.alive_only or args.unreachable_only or args.statistics)
-        and args.style == "netproto"
-    )
+    quiet = shows_no_host(args)
     env = dict(os.environ, **{CHILD_ENV: "quiet" if quiet else "1"})
     for k in range(n):
         child = Child()
@@ -169,6 +182,9 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
             interrupted = True
             for child, transport in children:
                 if not child.ended.called:
+                    if not child.released:
+                        child.released = True
+                        transport.closeStdin()
                     try:
                         transport.signalProcess("INT")
                     except Exception:
@@ -188,6 +204,16 @@ async def run_shards(reactor: Any, space: Any, args: argparse.Namespace) -> int:
     for key in ("targets", "alive", "unreachable", *_ADDED):
         total[key] = sum(s[key] for s in merged.summaries)
     total["time_ms"] = max((s["time_ms"] for s in merged.summaries), default=0)
+    spans = [s.pop("span", None) for s in merged.summaries]
+    if spans and all(isinstance(span, list) and len(span) == 2 for span in spans):
+        # From the first shard's first probe to the last shard's last verdict.
+        first = min(span[0] for span in spans)
+        last = max(span[1] for span in spans)
+        total["time_ms"] = max(total["time_ms"], round((last - first) * 1000.0))
+    for summary in merged.summaries:
+        totals = summary.pop("rtt_totals", None)
+        if isinstance(totals, dict):
+            tally.add_totals(totals)
     total["complete"] = len(merged.summaries) == n and all(s["complete"] for s in merged.summaries)
     if not total["complete"]:
         # As an interrupted sweep of one process counts them: every target expected.

@@ -10,7 +10,9 @@ import argparse
 import hashlib
 import json
 import os
+import select
 import sys
+import time
 from typing import Any
 
 from netproto.cli._command import finish, usage_error
@@ -27,8 +29,10 @@ __all__ = [
     "Tally",
     "fingerprint",
     "report_failed_names",
+    "rtt_totals",
     "run_sweep",
     "show_host",
+    "shows_no_host",
     "summary_line",
 ]
 
@@ -45,7 +49,9 @@ _PROGRESS_EVERY = 0.25
 _SAVE_EVERY = 1.0
 CHILD_ENV = "NETPROTO_SWEEP_SHARD"
 """Set in the environment of ``--processes`` children: they show no progress line,
-and with the value ``quiet`` send no per-target objects (the parent prints none)."""
+say ``{"ready": true}`` once set up and start when their standard input closes,
+and with the value ``quiet`` send no per-target objects (the parent prints none),
+their summaries carrying their round-trip totals instead."""
 STATE_FORMAT = "netproto-sweep/1"
 """The ``format`` of a ``--resume`` state file."""
 
@@ -116,6 +122,37 @@ class Tally:
             self.high = max(self.high, rtt)
             self.total += rtt
             self.count += 1
+
+    def add_totals(self, totals: dict[str, Any]) -> None:
+        """Add round trips known only by their ``count``, ``min``, ``max`` and ``total`` (ms)."""
+        if totals["count"]:
+            self.low = min(self.low, totals["min"])
+            self.high = max(self.high, totals["max"])
+            self.total += totals["total"]
+            self.count += totals["count"]
+
+
+def rtt_totals(summary: Any) -> dict[str, Any]:
+    """A sweep summary's round trips, in milliseconds, as :meth:`Tally.add_totals` takes them."""
+    return {
+        "count": summary.received,
+        "min": 1000.0 * summary.rtt_min,
+        "max": 1000.0 * summary.rtt_max,
+        "total": 1000.0 * summary.rtt_total,
+    }
+
+
+def shows_no_host(args: argparse.Namespace) -> bool:
+    """
+    Whether the command prints nothing per target (-q, no -a/-u, no JSON,
+    no fping -c lines); fping's -s statistics then come from the summaries.
+    """
+    return (
+        args.quiet
+        and not args.json
+        and not (args.alive_only or args.unreachable_only)
+        and (args.style == "netproto" or (args.count or 1) <= 1)
+    )
 
 
 def show_host(record: dict[str, Any], args: argparse.Namespace, tally: Tally) -> None:
@@ -317,6 +354,21 @@ def save_state(path: str, sweep: Any, space: Any, args: argparse.Namespace, step
         raise CommandError(f"--resume {printable(path)}: cannot save ({e.strerror or e})", 4) from e
 
 
+def await_start(limit: float = 10.0) -> None:
+    """
+    A ``--processes`` shard, set up: say so, and wait (up to *limit*
+    seconds) for the parent to close standard input, its start signal.
+    """
+    emit_json({"ready": True})
+    sys.stdout.flush()
+    try:
+        while select.select([sys.stdin], [], [], limit)[0]:
+            if not os.read(sys.stdin.fileno(), 512):
+                return
+    except (OSError, ValueError):
+        return  # no standard input to wait on
+
+
 async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namespace) -> int:
     """Sweep the targets of *space* as the command line asks; return the exit status."""
     from twisted.internet.task import LoopingCall
@@ -337,6 +389,12 @@ async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namesp
     def on_host(result: Any) -> None:
         show_host({**host_record(result), "rtts": result.rtts}, args, tally)
 
+    # A sweep that shows no target costs no per-target call: -s takes its
+    # round trips from the summary.
+    silent = child == "quiet" or (not child and shows_no_host(args))
+
+    if child:
+        await_start()
     try:
         running = client.sweep(
             space,
@@ -350,7 +408,7 @@ async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namesp
             seed=seed,
             shard=args.shard,
             start=start,
-            on_host=None if child == "quiet" else on_host,
+            on_host=None if silent else on_host,
         )
     except ValueError as e:
         raise usage_error(str(e)) from None
@@ -378,4 +436,15 @@ async def run_sweep(reactor: Any, client: Any, space: Any, args: argparse.Namesp
             saver.stop()
     if args.resume is not None:
         save_state(args.resume, running, space, args, summary.resume)
-    return report_summary(summary_record(summary), args, tally)
+    record = summary_record(summary)
+    if child:
+        # When this shard ran, on the clock every process of the machine shares:
+        # the parent's time runs from the first shard's start to the last one's end.
+        ended = time.monotonic()
+        record["span"] = [ended - summary.elapsed, ended]
+    if silent:
+        tally.add_totals(rtt_totals(summary))
+        if child:
+            # A quiet shard's parent has no round trips but these, for -s.
+            record["rtt_totals"] = rtt_totals(summary)
+    return report_summary(record, args, tally)

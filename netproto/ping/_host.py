@@ -176,16 +176,19 @@ class Ping:
         self._next_call = None
         # With no interval, send the next probe as soon as the last one is
         # answered, up to a burst per turn of the reactor.
+        sock = self.socket
+        stats = self.statistics
+        payload = self._payloads.next
+        target, timeout, count = self.target, self.timeout, self.count
         for _ in range(_BURST if self.interval == 0 else 1):
             if self._finished:
                 return
-            stats = self.statistics
             last = self._last
             if self._outstanding and last is not None and last.state is PENDING:
-                self._emit(ProbeResult(self.target, last.number, OUTSTANDING))
-            probe = Probe(self.target, self._payloads.next(), self, stats.transmitted + 1)
+                self._emit(ProbeResult(target, last.number, OUTSTANDING))
+            probe = Probe(target, payload(), self, stats.transmitted + 1)
             self._last = probe
-            if not self.socket.send(probe, self.timeout):
+            if not sock.send(probe, timeout):
                 self._next_call = self.reactor.callLater(0.001, self._send)
                 return
             stats.transmitted += 1
@@ -193,10 +196,10 @@ class Ping:
             # On loopback the reply is already there: read it now, not after
             # a turn of the reactor, so that its RTT is the network's, not ours.
             # (One packet: the rest, if any, waits for the reactor.)
-            self.socket.drain(1)
+            sock.drain(1)
             if self._finished:
                 return
-            if not self._more():
+            if count is not None and not self._more():
                 self._check_done()
                 return
             if probe.state is PENDING:
@@ -214,11 +217,23 @@ class Ping:
         stats.received += 1
         stats.rtts.append(rtt)
         self._waiting -= 1
-        self._emit(ProbeResult(self.target, probe.number, REPLY, probe.target, ttl, size, rtt))
-        if not self._more() and self._next_call is not None:
-            self._next_call.cancel()
-            self._next_call = None
-        self._check_done()
+        failure = self._results.emit(
+            ProbeResult(self.target, probe.number, REPLY, probe.target, ttl, size, rtt)
+        )
+        if failure is not None:
+            self._fail(failure)
+            return
+        count = self.count
+        if count is None:
+            return
+        # _more() and _check_done(), inlined: this runs for every reply.
+        more = (stats.received if self.deadline is not None else stats.transmitted) < count
+        if not more:
+            if self._next_call is not None:
+                self._next_call.cancel()
+                self._next_call = None
+            if self._waiting <= 0:
+                self.stop()
 
     def on_packet(self, verdict: str, probe: Probe, packet: Packet, now: float) -> None:
         """Called by the socket for any other packet about one of our probes."""

@@ -19,6 +19,8 @@ _BLOCKED = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
 _V6 = 1 << 129
 _BODY = struct.Struct("!Id")
 _HEADER = struct.Struct("!BBHHH")
+_FIELDS = struct.Struct("!HH10s12s")
+"""A request from its byte 2: checksum, identifier, MAC (sequence number and proof), body."""
 
 
 def send_run(sweep: Any, window: Any, budget: int) -> bool:
@@ -42,13 +44,17 @@ def send_run(sweep: Any, window: Any, budget: int) -> bool:
     sock4 = sweep._socks.get(4)
     sendto4 = sock4.socket.sendto if sock4 is not None else None
     batch = sweep._batch
-    queued: list[tuple[int, int, int]] = []
+    k = slots = size = 0
+    if batch is not None:
+        data_area, names, size, slots = batch.data, batch.names, batch.size, batch.slots
+        xs, steps = batch.xs, batch.steps
     if stamper4 is not None:
         mac4, tail4, fixed4 = stamper4._mac.copy, stamper4.tail, stamper4.fixed_sum
         ident4 = stamper4.ident
     ntop = socket.inet_ntop
     inet = socket.AF_INET
-    pack_body, pack_header = _BODY.pack, _HEADER.pack
+    from_bytes = int.from_bytes
+    pack_body, pack_header, pack_fields = _BODY.pack, _HEADER.pack, _FIELDS.pack_into
     while sent < budget and step < end:
         current = x
         x = x * mul % p
@@ -62,27 +68,43 @@ def send_run(sweep: Any, window: Any, budget: int) -> bool:
         if key < _V6 and sendto4 is not None:
             # Stamper.request, inlined: this loop is the sweep's hot path.
             packed = key.to_bytes(4, "big")
-            body = pack_body(number, clock())
-            mac = mac4()
-            mac.update(packed + body)
-            digest = mac.digest()
-            proof = digest[:8] + body
-            total = fixed4 + int.from_bytes(digest[8:10] + proof, "big")
-            checksum = 0xFFFF - (total % 0xFFFF or 0xFFFF)
-            data = pack_header(8, 0, checksum, ident4, digest[8] << 8 | digest[9]) + proof + tail4
             if batch is not None:
-                queued.append((current, step - 1, index))
+                if not k:
+                    # A batch goes out in one call, at one time: its probes
+                    # share the send time, so the body and the MAC's start.
+                    body = pack_body(number, clock())
+                    started = mac4()
+                    started.update(body)
+                    copy = started.copy
+                    fixed = fixed4 + from_bytes(body, "big")
+                mac = copy()
+                mac.update(packed)
+                digest = mac.digest()
+                checksum = 0xFFFF - ((fixed + from_bytes(digest, "big")) % 0xFFFF or 0xFFFF)
+                # Into the batch's slot: checksum, identifier, the ten MAC
+                # bytes (sequence number and proof), number and send time.
+                pack_fields(data_area, k * size + 2, checksum, ident4, digest, body)
+                names[k * 16 + 4 : k * 16 + 8] = packed
+                xs[k] = current
+                steps[k] = step - 1
+                k += 1
                 sent += 1
-                if batch.add(data, packed):
-                    unsent = _flush(sweep, batch, queued, number)
+                if k == slots:
+                    unsent = _flush(sweep, batch, k, number)
+                    k = 0
                     if unsent:
-                        x, step = queued[-unsent][0], queued[-unsent][1]
+                        x, step = xs[slots - unsent], steps[slots - unsent]
                         sent -= unsent
                         blocked = True
-                        queued.clear()
                         break
-                    queued.clear()
                 continue
+            body = pack_body(number, clock())
+            mac = mac4()
+            mac.update(body + packed)
+            digest = mac.digest()
+            checksum = 0xFFFF - ((fixed4 + from_bytes(digest + body, "big")) % 0xFFFF or 0xFFFF)
+            seq = digest[0] << 8 | digest[1]
+            data = pack_header(8, 0, checksum, ident4, seq) + digest[2:] + body + tail4
             try:
                 sendto4(data, (ntop(inet, packed), 0))
             except OSError as e:
@@ -101,10 +123,10 @@ def send_run(sweep: Any, window: Any, budget: int) -> bool:
                     break
                 sweep._error(index, number, e.strerror or str(e))
         sent += 1
-    if queued:
-        unsent = _flush(sweep, batch, queued, number)
+    if k:
+        unsent = _flush(sweep, batch, k, number)
         if unsent:
-            x, step = queued[-unsent][0], queued[-unsent][1]
+            x, step = xs[k - unsent], steps[k - unsent]
             sent -= unsent
             blocked = True
     window.steps = step - window.start
@@ -115,10 +137,10 @@ def send_run(sweep: Any, window: Any, budget: int) -> bool:
     return blocked
 
 
-def _flush(sweep: Any, batch: Any, queued: list[tuple[int, int, int]], number: int) -> int:
-    """Send the batch; report the probes that failed for good; return how many were not sent."""
-    done, failed = batch.flush()
+def _flush(sweep: Any, batch: Any, count: int, number: int) -> int:
+    """Send the batch's first *count* slots, report those failed for good; return how many wait."""
+    done, failed = batch.flush(count)
     for slot, code in failed:
-        sweep._error(queued[slot][2], number, os.strerror(code))
-    unsent: int = len(queued) - done
+        sweep._error(batch.xs[slot] - 1, number, os.strerror(code))
+    unsent: int = count - done
     return unsent

@@ -40,7 +40,9 @@ from netproto._linux import (
     extended_error,
     set_receive_buffer,
 )
+from netproto.ping._batch import BatchReceiver
 from netproto.ping._codec import ERROR, Packet, parse_icmpv4, parse_icmpv6, parse_ipv4
+from netproto.ping._dispatch import dispatch, drain_raw4_batched, take_raw4, taken, taken_raw
 from netproto.ping._open import (
     AUTO,
     DGRAM,
@@ -50,7 +52,7 @@ from netproto.ping._open import (
     open_icmp_socket,
     reply_filter,
 )
-from netproto.ping._probes import NOT_OURS, REPLY, Probe, ProbeTable, TableFullError
+from netproto.ping._probes import NOT_OURS, Probe, ProbeTable, TableFullError
 from netproto.util import checksum
 
 __all__ = [
@@ -68,30 +70,6 @@ log = Logger(namespace="netproto.ping")
 _BLOCKED = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS)
 _READ_BATCH = 4096
 _pack_header = struct.Struct("!BBHHH").pack
-
-
-def _dispatch(verdict: str, probe: Probe, packet: Packet, now: float) -> None:
-    """Tell a probe's owner about a packet: ``on_reply`` if credited, else ``on_packet``."""
-    if verdict is REPLY:
-        probe.owner.on_reply(probe, packet.ttl, packet.size, now)
-    else:
-        probe.owner.on_packet(verdict, probe, packet, now)
-
-
-def _taken_raw(sweeps: list[Any], data: bytes, now: float) -> bool:
-    """Whether a sweep took raw IPv4 *data* as its reply."""
-    for sweep in sweeps:
-        if sweep.take_raw4(data, now):
-            return True
-    return False
-
-
-def _taken(sweeps: list[Any], packet: Packet, now: float) -> bool:
-    """Whether a sweep took *packet* (its proof verified)."""
-    for sweep in sweeps:
-        if sweep.take(packet, now):
-            return True
-    return False
 
 
 @implementer(IReadDescriptor, IHalfCloseableDescriptor)
@@ -125,9 +103,13 @@ class IcmpSocket:
             sock, mode = open_icmp_socket(family, mode)
         self.mode = mode
         self.socket = sock
+        self._raw4 = mode == RAW and self.version == 4
         self._bufsize = 2048
         self._largest = 0
         self._sendto = sock.sendto
+        self._receiver: BatchReceiver | None = None
+        self._batched = True
+        """Whether to try ``recvmmsg`` (raw IPv4, while a sweep reads this socket)."""
         self._timer: Any = None
         self._timer_at = 0.0
         self._reading = False
@@ -215,7 +197,46 @@ class IcmpSocket:
         fails for good (no route...) is reported to
         ``probe.owner.on_send_error(probe, error)`` and counts as done.
         """
-        return self.send_many([probe], timeout) == 1
+        # send_many's work for one probe, without its loop: a fast ping's path.
+        table = self.table
+        try:
+            seq = table.next_seq()
+        except TableFullError:
+            return False
+        payload = probe.payload
+        ident = table.ident
+        if self.version == 4:
+            # RFC 1071 over header and payload, the payload read once: its
+            # words' sum is the big integer of its bytes modulo 0xffff.
+            words = int.from_bytes(payload, "big") << (8 * (len(payload) & 1))
+            total = 0xFFFF - ((0x0800 + ident + seq + words) % 0xFFFF or 0xFFFF)
+            data = _pack_header(8, 0, total, ident, seq) + payload
+        else:
+            data = _pack_header(128, 0, 0, ident, seq) + payload
+        target = probe.target
+        address = self._addresses.get(target)
+        if address is None:
+            address = self._addresses[target] = (
+                (target, 0),
+                socket.inet_pton(self.family, target),
+            )
+        probe.packed = address[1]
+        now = self.clock()
+        try:
+            self._sendto(data, address[0])
+        except OSError as e:
+            if e.errno in _BLOCKED:
+                return False
+            self.send_errors += 1
+            probe.owner.on_send_error(probe, e)
+            return True
+        table.add(probe, seq, now, timeout)
+        if len(payload) + 8 > self._largest:
+            self._largest = len(payload) + 8
+            self._bufsize = max(self._bufsize, self._largest + 1024)
+        if self._timer is None or probe.deadline < self._timer_at:
+            self._schedule(probe.deadline, now)
+        return True
 
     def send_many(self, probes: list[Probe], timeout: float) -> int:
         """
@@ -361,7 +382,9 @@ class IcmpSocket:
         """
         if self._closed or self.socket.fileno() == -1:
             return 0
-        if self.mode == RAW and self.version == 4:
+        if self._raw4:
+            if limit == 1 and not self.sweeps:
+                return self._read_one()
             count = self._drain_raw4(limit)
         else:
             count = self._drain_msg(limit)
@@ -384,7 +407,28 @@ class IcmpSocket:
             self.table.forget_deadlines()
         return count
 
+    def _read_one(self) -> int:
+        """:meth:`drain` of one raw IPv4 packet: after each send of a fast ping."""
+        try:
+            data = self.socket.recv(self._bufsize)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            return 1
+        now = self.clock()
+        table = self.table
+        answered = table.fast_reply(data, now) if table.pending else None
+        if answered is not None:
+            answered.owner.on_reply(answered, data[8], len(data) - 20, now)
+        else:
+            take_raw4(self, data, now)
+        if not self._closed and not table.pending:
+            table.forget_deadlines()
+        return 1
+
     def _drain_raw4(self, limit: int) -> int:
+        if self.sweeps:
+            return drain_raw4_batched(self, limit)
         recv = self.socket.recv
         clock = self.clock
         table = self.table
@@ -411,20 +455,20 @@ class IcmpSocket:
                 if sweeps and (
                     sweeps[0].take_raw4(data, now)
                     if len(sweeps) == 1
-                    else _taken_raw(sweeps, data, now)
+                    else taken_raw(sweeps, data, now)
                 ):
                     if self._closed:
                         break
                     continue
                 packet = parse_ipv4(data)
-                if sweeps and _taken(sweeps, packet, now):
+                if sweeps and taken(sweeps, packet, now):
                     if self._closed:
                         break
                     continue
                 verdict, probe = classify(packet, now)
                 if probe is None:
                     continue
-                _dispatch(verdict, probe, packet, now)
+                dispatch(verdict, probe, packet, now)
             if self._closed:
                 break
         return count
@@ -458,13 +502,13 @@ class IcmpSocket:
                 packet = parse_icmpv6(data, source, ttl)
             else:
                 packet = parse_icmpv4(data, source, ttl)
-            if self.sweeps and _taken(self.sweeps, packet, now):
+            if self.sweeps and taken(self.sweeps, packet, now):
                 if self._closed:
                     break
                 continue
             verdict, probe = classify(packet, now)
             if probe is not None:
-                _dispatch(verdict, probe, packet, now)
+                dispatch(verdict, probe, packet, now)
                 if self._closed:
                     break
         return count
@@ -484,13 +528,13 @@ class IcmpSocket:
             packet = self._error_packet(data, cmsgs, address)
             if packet is None:
                 continue
-            if self.sweeps and _taken(self.sweeps, packet, now):
+            if self.sweeps and taken(self.sweeps, packet, now):
                 if self._closed:
                     break
                 continue
             verdict, probe = self.table.classify(packet, now)
             if probe is not None and verdict is not NOT_OURS:
-                _dispatch(verdict, probe, packet, now)
+                dispatch(verdict, probe, packet, now)
                 if self._closed:
                     break
         return count

@@ -1,17 +1,20 @@
 """
 Echo requests that carry their own proof, for sweeps that keep no table of
 probes (zmap's idea): the payload starts with a keyed MAC (BLAKE2b under a
-random per-sweep key) of the target's address, the probe number and the send
-time, then the probe number and the send time themselves; the sequence number
-carries two more bytes of the same MAC. A reply is ours when the MAC
-recomputed over its *source* verifies, and only then is its send time
-trusted: a forger who cannot compute the MAC cannot credit a target, move
-an RTT or replay a reply from another address.
+random per-sweep key) of the probe number, the send time and the target's
+address (in that order: the probes of a batch, sent at one time, share the
+MAC's first part), then the probe number and the send time themselves; the
+sequence number carries two more bytes of the same MAC (its first two: the
+ten MAC bytes are then one run from the sequence number on, checked in one
+comparison). A reply is ours when the MAC recomputed over its *source*
+verifies, and only then is its send time trusted: a forger who cannot
+compute the MAC cannot credit a target, move an RTT or replay a reply from
+another address.
 
 Payload layout (20 bytes, then ping(8)'s counting fill)::
 
-    0       8            12              20
-    | MAC 8 | number !I  | send time !d  | fill ...
+    0               8            12              20
+    | MAC bytes 2-9 | number !I  | send time !d  | fill ...
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ PROOF_SIZE = 20
 """Payload bytes a sweep's probe needs for its proof; -s must be at least this."""
 
 _BODY = struct.Struct("!Id")
-_IPV4_ECHO = struct.Struct("!BxHxxBBBBxx4s4xBBxxHH")
+_IPV4_ECHO = struct.Struct("!BxHxxBBBBxx4s4xBBxxH")
 Found = tuple[int, "tuple[int, float] | None"]
 """What a checked packet is: the target's key and (probe number, send time), None if damaged."""
 _HEADER = struct.Struct("!BBHHH")
@@ -57,7 +60,9 @@ class Stamper:
         # RFC 1071 arithmetic (as RFC 1624 updates a sum): the words that never
         # change (type and code, identifier, fill) are summed once; each probe
         # adds only its sequence number and proof.
-        fixed = _HEADER.pack(8, 0, 0, self.ident, 0) + bytes(PROOF_SIZE) + self.tail
+        fixed = _HEADER.pack(self._type, 0, 0, self.ident, 0) + bytes(PROOF_SIZE) + self.tail
+        self.template = fixed
+        """A request with the sequence number, checksum and proof left zero."""
         self.fixed_sum = int.from_bytes(fixed + b"\0" * (len(fixed) & 1), "big") % 0xFFFF
         """The one's complement sum (mod 0xffff) of the unchanging words of a request."""
 
@@ -65,12 +70,12 @@ class Stamper:
         """The echo request (ICMP header and payload) of probe *number* to *packed*."""
         body = _BODY.pack(number, sent)
         mac = self._mac.copy()
-        mac.update(packed + body)
+        mac.update(body + packed)
         digest = mac.digest()
-        payload = digest[:8] + body + self.tail
-        seq = digest[8] << 8 | digest[9]
+        payload = digest[2:] + body + self.tail
+        seq = digest[0] << 8 | digest[1]
         if self.version == 4:
-            varying = int.from_bytes(digest[8:10] + digest[:8] + body, "big")
+            varying = int.from_bytes(digest + body, "big")
             total = 0xFFFF - ((self.fixed_sum + varying) % 0xFFFF or 0xFFFF)
             return _HEADER.pack(8, 0, total, self.ident, seq) + payload
         # The kernel fills in ICMPv6 checksums.
@@ -87,9 +92,9 @@ class Stamper:
             return None
         body = payload[8:PROOF_SIZE]
         mac = self._mac.copy()
-        mac.update(packed + body)
+        mac.update(body + packed)
         digest = mac.digest()
-        if digest[:8] != payload[:8] or (digest[8] << 8 | digest[9]) != seq:
+        if digest[2:] != payload[:8] or (digest[0] << 8 | digest[1]) != seq:
             return None
         number, sent = _BODY.unpack(body)
         return number, sent
@@ -103,8 +108,8 @@ class Stamper:
         """
         if len(data) < 28 + PROOF_SIZE:
             return None
-        first, total, flags, offset, _, protocol, source, kind, _, ident, seq = (
-            _IPV4_ECHO.unpack_from(data)
+        first, total, flags, offset, _, protocol, source, kind, _, ident = _IPV4_ECHO.unpack_from(
+            data
         )
         if first != 0x45 or kind != 0 or protocol != 1 or total != len(data):
             return None
@@ -113,9 +118,9 @@ class Stamper:
         # verify(), inlined: every reply of a sweep comes this way.
         body = data[36:48]
         mac = self._mac.copy()
-        mac.update(source + body)
+        mac.update(body + source)
         digest = mac.digest()
-        if digest[:8] != data[28:36] or (digest[8] << 8 | digest[9]) != seq:
+        if digest != data[26:36]:
             return None
         if checksum(data[20:]) or data[48:] != self.tail:
             return int.from_bytes(source, "big"), None

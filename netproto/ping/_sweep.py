@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from netproto.ping._batch import batch_sender
 from netproto.ping._codec import ERROR, Packet, describe_error
 from netproto.ping._permutation import Permutation
+from netproto.ping._receiving import take_replies
 from netproto.ping._sending import send_run
 from netproto.ping._socket import IcmpSocket
 from netproto.ping._stamp import PROOF_SIZE, Stamper
@@ -149,7 +150,9 @@ class Sweep:
             self._socks[version] = sock
             self._stampers[version] = Stamper(version, sock.table.ident, size, key)
         self._check_raw4 = self._stampers[4].check_raw4 if 4 in self._stampers else None
-        self._batch = batch_sender(self._socks[4].socket, size + 8) if 4 in self._socks else None
+        self._batch = None
+        if 4 in self._socks:
+            self._batch = batch_sender(self._socks[4].socket, self._stampers[4].template)
         self._single = space.spans[0][0] if len(space.spans) == 1 else None
         self._stats: dict[int, list[Any]] = {}
         self._windows: deque[_Window] = deque()
@@ -166,6 +169,10 @@ class Sweep:
         self.damaged = 0
         self.errors = 0
         self.late = 0
+        self.rtt_low = float("inf")
+        self.rtt_high = 0.0
+        self.rtt_total = 0.0
+        """Shortest, longest and sum of the credited replies' round trips."""
         self._pass = 0
         self._step = self._first
         self._x = perm.element(k, m, self._first)
@@ -338,6 +345,13 @@ class Sweep:
             self._reply(found[0], found[1], now)
         return True
 
+    def take_raw4_many(self, datagrams: list[bytes], now: float) -> list[bytes]:
+        """
+        Take what :meth:`take_raw4` would of raw IPv4 *datagrams* (read at
+        *now*), in one pass; return the rest, in order.
+        """
+        return take_replies(self, datagrams, now)
+
     def take(self, packet: Packet, now: float) -> bool:
         """Take *packet* (a parsed echo reply or ICMP error) if its proof verifies."""
         if self._finished:
@@ -391,6 +405,11 @@ class Sweep:
             return
         bits[bit >> 3] |= 1 << (bit & 7)
         self.received += 1
+        self.rtt_total += rtt
+        if rtt < self.rtt_low:
+            self.rtt_low = rtt
+        if rtt > self.rtt_high:
+            self.rtt_high = rtt
         if self._rounds:
             entry = self._stats.get(index)
             if entry is None:
@@ -527,4 +546,7 @@ class Sweep:
             elapsed=self.clock() - self._started,
             complete=complete,
             resume=self._resume if self._finished else self.resume_step,
+            rtt_min=self.rtt_low if self.received else 0.0,
+            rtt_max=self.rtt_high,
+            rtt_total=self.rtt_total,
         )

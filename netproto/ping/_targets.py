@@ -164,6 +164,14 @@ def _ranges_of(text: str, hosts: bool = True) -> tuple[int, int, int]:
             raise AddressError(f"{text}: the range ends before it starts")
         return a.version, int(a), int(b)
     try:
+        # A long list's common case, a plain IPv4 literal: inet_pton reads it
+        # as strictly as parse_ip does (four decimal parts, no leading zeros).
+        value = int.from_bytes(socket.inet_pton(socket.AF_INET, text), "big")
+    except (OSError, TypeError, ValueError):
+        pass
+    else:
+        return 4, value, value
+    try:
         address = parse_ip(text)
     except AddressError:
         if _is_name(text):

@@ -56,3 +56,9 @@ class SweepSummary:
     """False when the sweep was stopped before every target had its verdict."""
     resume: int = 0
     """The walk position to resume from (see :attr:`Sweep.resume_step`)."""
+    rtt_min: float = 0.0
+    """The shortest round trip of a credited reply, in seconds (0 when none came)."""
+    rtt_max: float = 0.0
+    """The longest round trip of a credited reply, in seconds."""
+    rtt_total: float = 0.0
+    """The sum of the credited replies' round trips (their mean: divided by :attr:`received`)."""
