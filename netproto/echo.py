@@ -36,6 +36,7 @@ from zope.interface import implementer
 
 from netproto._service import (
     BufferBudget,
+    Datagram,
     LimitedFactory,
     MismatchError,
     PolicedDatagramProtocol,
@@ -215,6 +216,12 @@ class EchoDatagramProtocol(PolicedDatagramProtocol):
     def reply(self, data: bytes) -> bytes:
         """The datagram itself."""
         return data
+
+    def replies(self, admitted: list[Datagram]) -> list[Datagram]:
+        """Each datagram itself, to where it came from: *admitted* as it is."""
+        if type(self).reply is not EchoDatagramProtocol.reply:
+            return super().replies(admitted)
+        return admitted
 
 
 def _verify(sent: bytes, got: bytes, what: str) -> bytes:

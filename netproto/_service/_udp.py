@@ -6,11 +6,12 @@ admitted ones.
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Callable, Set
 from typing import Any, ClassVar
 
 from twisted.internet.error import MessageLengthError
 from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
 
 from netproto.access import AccessControl
 from netproto.limits import (
@@ -22,7 +23,11 @@ from netproto.limits import (
     periodic,
 )
 
-__all__ = ["PolicedDatagramProtocol"]
+__all__ = ["Datagram", "PolicedDatagramProtocol"]
+
+Datagram = tuple[bytes, Any, Any]
+"""``(data, addr, key)``: a datagram and its source as a port reads it in a batch
+(*key*: the port's own handle on the source), or the same for a reply."""
 
 _SEND_ERRORS = (OSError, MessageLengthError)
 
@@ -39,6 +44,7 @@ class PolicedDatagramProtocol(DatagramProtocol):
     """
 
     service: ClassVar[str] = "udp"
+    log = Logger()
     #: Who may be answered (:mod:`netproto.access`); ``None``: everyone.
     access: AccessControl | None = None
     noisy = False
@@ -104,6 +110,52 @@ class PolicedDatagramProtocol(DatagramProtocol):
             values[refusal] += 1
             return None
         return self.reply(datagram)
+
+    def answer_batch(self, datagrams: list[Datagram]) -> list[Datagram]:
+        """
+        :meth:`answer` for each ``(datagram, addr, key)`` of a batch a port
+        read, at one clock reading: the ``(reply, addr, key)`` of those
+        answered, in order (the port sends them and reports to
+        :meth:`count_sent`). The same rules in the same order as
+        :meth:`answer`; a subclass with an :meth:`answer` of its own gets each
+        datagram through it.
+        """
+        if type(self).answer is not PolicedDatagramProtocol.answer:
+            return self._each(datagrams, lambda data, addr: self.answer(data, addr))
+        values = self.counters.values
+        values["udp_datagrams_received"] += len(datagrams)
+        values["udp_bytes_received"] += sum([len(d[0]) for d in datagrams])
+        access = self.access
+        if access is not None:
+            admitted = []
+            for datagram in datagrams:
+                refusal = access.admit_udp(datagram[1][0])
+                if refusal is None:
+                    admitted.append(datagram)
+                else:
+                    values[refusal] += 1
+            datagrams = admitted
+        return self.replies(self.policy.admit(datagrams, self.reactor.seconds()))
+
+    def replies(self, admitted: list[Datagram]) -> list[Datagram]:
+        """``(reply(datagram), addr, key)`` for each admitted ``(datagram, addr, key)``."""
+        reply = self.reply
+        return self._each(admitted, lambda data, addr: reply(data))
+
+    def _each(
+        self, datagrams: list[Datagram], make: Callable[[bytes, Any], bytes | None]
+    ) -> list[Datagram]:
+        # One datagram whose answer raises is dropped (logged), not the batch.
+        out = []
+        for data, addr, key in datagrams:
+            try:
+                answer = make(data, addr)
+            except Exception:
+                self.log.failure("answering a datagram raised; datagram dropped")
+                continue
+            if answer is not None:
+                out.append((answer, addr, key))
+        return out
 
     def count_sent(self, replies: int, nbytes: int, errors: int) -> None:
         """Count answers a batching port sent (*replies*, *nbytes*) or failed to send."""

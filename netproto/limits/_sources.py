@@ -6,13 +6,18 @@ budget, with a bounded source table.
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections import defaultdict
+from collections.abc import Iterable, Set
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, ip_address
+from typing import Any
 
 from netproto.limits._knobs import Counters, Limits
 from netproto.util import peer_prefix, unmap
 
 __all__ = ["SourcePolicy", "bad_source"]
+
+_Datagram = tuple[Any, ...]
+"""A datagram as :meth:`SourcePolicy.admit` takes it: ``(host, port)`` second."""
 
 
 _BAD_V4 = (
@@ -88,8 +93,11 @@ class SourcePolicy:
         self._global_started = False
         self._overflow = _Bucket(float(limits.udp_burst), 0.0)
         self._next_prune = 0.0
-        # A datagram that has answered once needs no address check again: the
-        # bucket table doubles as the cache of sources already judged good.
+        # Each source address as it came (``::ffff:`` and all), judged good
+        # once, to its bucket: no address work per datagram. Cleared whenever
+        # a prune forgets buckets, and when it holds udp_max_sources hosts.
+        self._known: dict[str, _Bucket] = {}
+        self._known_max = limits.udp_max_sources or 16384
         self._rate = float(limits.udp_rate)
         self._burst = float(limits.udp_burst)
         self._grate = float(limits.udp_global_rate)
@@ -103,46 +111,98 @@ class SourcePolicy:
 
     def check(self, host: str, port: int, now: float) -> str | None:
         """The refusal counter for a datagram from (*host*, *port*), or ``None``."""
-        if port < 1024 or port == 2049:
-            if port not in self.limits.udp_allowed_ports:
-                return "udp_refused_port"
-        if port in self.served_ports:
-            return "udp_refused_served"
-        if host.startswith("::ffff:") and "." in host:
-            host = host[7:]  # a dual-stack socket's IPv4 peer: one bucket per address
-        key = host
-        if self._prefixed and (":" in host or self._v4 < 32):
-            key = peer_prefix(host, self._v4, self._v6)  # cached
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            if bad_source(host):
-                return "udp_refused_source"
-            bucket = self._new_bucket(key, now)
-        rate = self._rate
-        if rate:
-            tokens = bucket.tokens + (now - bucket.stamp) * rate
-            if tokens > self._burst:
-                tokens = self._burst
-            bucket.stamp = now
-            if tokens < 1.0:
-                bucket.tokens = tokens
-                return "udp_rate_limited"
-            bucket.tokens = tokens - 1.0
+        tally: defaultdict[str, int] = defaultdict(int)
+        self.admit(((b"", (host, port)),), now, tally)
+        return next(iter(tally), None)
+
+    def admit(
+        self, datagrams: Iterable[_Datagram], now: float, tally: dict[str, int] | None = None
+    ) -> list[_Datagram]:
+        """
+        The datagrams of *datagrams* (tuples holding ``(host, port)`` second)
+        that get a reply, in order: the rules of :meth:`check` applied to each
+        in turn, all at time *now*. Each refused one adds 1 to its refusal
+        counter in *tally* (by default the counters' values).
+        """
+        if tally is None:
+            tally = self.counters.values
+        allowed = self.limits.udp_allowed_ports
+        served = self.served_ports
+        known = self._known
+        rate, burst = self._rate, self._burst
         grate = self._grate
+        glob = self._global
+        gtokens = 0.0
         if grate:
-            glob = self._global
             if not self._global_started:
                 glob.stamp = now
                 self._global_started = True
-            tokens = glob.tokens + (now - glob.stamp) * grate
-            if tokens > self._gburst:
-                tokens = self._gburst
+            gtokens = glob.tokens + (now - glob.stamp) * grate
+            if gtokens > self._gburst:
+                gtokens = self._gburst
             glob.stamp = now
-            if tokens < 1.0:
-                glob.tokens = tokens
-                return "udp_global_limited"
-            glob.tokens = tokens - 1.0
-        return None
+        out: list[_Datagram] = []
+        append = out.append
+        for datagram in datagrams:
+            host, port = datagram[1]
+            if (port < 1024 or port == 2049) and port not in allowed:
+                tally["udp_refused_port"] += 1
+                continue
+            if port in served:
+                tally["udp_refused_served"] += 1
+                continue
+            bucket = known.get(host)
+            if bucket is None:
+                bucket = self._bucket(host, now)
+                if bucket is None:
+                    tally["udp_refused_source"] += 1
+                    continue
+            if rate:
+                tokens = bucket.tokens
+                if bucket.stamp != now:  # one clock reading per batch: refill once
+                    tokens += (now - bucket.stamp) * rate
+                    if tokens > burst:
+                        tokens = burst
+                    bucket.stamp = now
+                if tokens < 1.0:
+                    bucket.tokens = tokens
+                    tally["udp_rate_limited"] += 1
+                    continue
+                bucket.tokens = tokens - 1.0
+            if grate:
+                if gtokens < 1.0:
+                    tally["udp_global_limited"] += 1
+                    continue
+                gtokens -= 1.0
+            append(datagram)
+        if grate:
+            glob.tokens = gtokens
+        return out
+
+    def _bucket(self, host: str, now: float) -> _Bucket | None:
+        """
+        The bucket of *host*, met for the first time since the last prune
+        (``None``: a bad source), remembered in the table of judged sources
+        unless it is the shared overflow bucket (each of its datagrams is
+        counted).
+        """
+        if bad_source(host):
+            return None
+        key = host
+        if key.startswith("::ffff:") and "." in key:
+            key = key[7:]  # a dual-stack socket's IPv4 peer: one bucket per address
+        if self._prefixed and (":" in key or self._v4 < 32):
+            key = peer_prefix(key, self._v4, self._v6)  # cached
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._new_bucket(key, now)
+            if bucket is self._overflow:
+                return bucket
+        known = self._known
+        if len(known) >= self._known_max:
+            known.clear()
+        known[host] = bucket
+        return bucket
 
     def _new_bucket(self, host: str, now: float) -> _Bucket:
         maximum = self.limits.udp_max_sources
@@ -169,4 +229,6 @@ class SourcePolicy:
         stale = [h for h, b in self._buckets.items() if not rate or now - b.stamp >= refill]
         for host in stale:
             del self._buckets[host]
+        if stale:
+            self._known.clear()
         return len(stale)
