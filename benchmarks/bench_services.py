@@ -608,17 +608,25 @@ def main() -> int:
             ratios = []
             for peer in peers:
                 theirs = runs[peer]
-                by_rate = median([mine[i].rate / theirs[i].rate for i in rounds])
+                by_rate = median(
+                    [mine[i].rate / theirs[i].rate for i in rounds if theirs[i].rate]
+                    or [float("nan")]
+                )
+                # (A round where a server used less than one clock tick, the
+                # load generator having stalled, says nothing per CPU second.)
                 by_cpu = median(
                     [
                         (mine[i].rate / mine[i].server_cpu)
                         / (theirs[i].rate / theirs[i].server_cpu)
                         for i in rounds
+                        if mine[i].server_cpu and theirs[i].server_cpu and theirs[i].rate
                     ]
+                    or [float("nan")]
                 )
                 ratios.append(f"{by_rate:6.2f} [{by_cpu:5.2f}]")
             per_request = "/".join(
-                f"{median([m.server_cpu / m.rate for m in runs[n]]) * 1e6:.1f}" for n in names
+                f"{median([m.server_cpu / m.rate for m in runs[n] if m.rate] or [0]) * 1e6:.1f}"
+                for n in names
             )
             load = max(median([m.load_cpu for m in results]) for results in runs.values())
             cells = " ".join(

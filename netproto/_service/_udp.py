@@ -91,37 +91,28 @@ class PolicedDatagramProtocol(DatagramProtocol):
 
     def answer(self, datagram: bytes, addr: Any) -> bytes | None:
         """
-        The answer to *datagram* from *addr*, or ``None`` (refused, counted).
-
-        The one per-datagram hook: every datagram a port hands over, one at a
-        time (:meth:`datagramReceived`) or in a batch (the port then sends the
-        answers itself, with ``sendmmsg``, and reports them to
-        :meth:`count_sent`), passes here, so a rule added here or to the
-        source policy applies on both paths.
+        The answer to *datagram* from *addr*, or ``None`` (refused, counted):
+        :meth:`answer_batch` for one datagram.
         """
-        values = self.counters.values
-        values["udp_datagrams_received"] += 1
-        values["udp_bytes_received"] += len(datagram)
-        access = self.access
-        refusal = None if access is None else access.admit_udp(addr[0])
-        if refusal is None:
-            refusal = self.policy.check(addr[0], addr[1], self.reactor.seconds())
-        if refusal is not None:
-            values[refusal] += 1
-            return None
-        return self.reply(datagram)
+        answered = self._answer_all([(datagram, addr, None)])
+        return answered[0][0] if answered else None
 
     def answer_batch(self, datagrams: list[Datagram]) -> list[Datagram]:
         """
-        :meth:`answer` for each ``(datagram, addr, key)`` of a batch a port
-        read, at one clock reading: the ``(reply, addr, key)`` of those
-        answered, in order (the port sends them and reports to
-        :meth:`count_sent`). The same rules in the same order as
-        :meth:`answer`; a subclass with an :meth:`answer` of its own gets each
-        datagram through it.
+        The ``(reply, addr, key)`` of each ``(datagram, addr, key)`` answered,
+        in order (*key*: the port's handle on the source; a batching port
+        sends the replies itself, with ``sendmmsg``, and reports them to
+        :meth:`count_sent`). Every datagram is counted, then judged by the
+        access rules and the source policy (one clock reading for the batch),
+        then answered with :meth:`replies`. One datagram, through
+        :meth:`answer`, takes the same path; a subclass with an
+        :meth:`answer` of its own gets each datagram through it instead.
         """
         if type(self).answer is not PolicedDatagramProtocol.answer:
             return self._each(datagrams, lambda data, addr: self.answer(data, addr))
+        return self._answer_all(datagrams)
+
+    def _answer_all(self, datagrams: list[Datagram]) -> list[Datagram]:
         values = self.counters.values
         values["udp_datagrams_received"] += len(datagrams)
         values["udp_bytes_received"] += sum([len(d[0]) for d in datagrams])
@@ -135,7 +126,7 @@ class PolicedDatagramProtocol(DatagramProtocol):
                 else:
                     values[refusal] += 1
             datagrams = admitted
-        return self.replies(self.policy.admit(datagrams, self.reactor.seconds()))
+        return self.replies(self.policy.admit(datagrams, self.reactor.seconds(), values))
 
     def replies(self, admitted: list[Datagram]) -> list[Datagram]:
         """``(reply(datagram), addr, key)`` for each admitted ``(datagram, addr, key)``."""
