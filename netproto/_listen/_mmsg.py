@@ -96,6 +96,7 @@ _MSG_FIELDS = _layout(
 _DATA_AT = range(0, BATCH * SLOT, SLOT)
 _NAME_AT = range(0, BATCH * _NAME, _NAME)
 _CONTROL_AT = range(0, BATCH * _CONTROL, _CONTROL)
+_SLOTS = tuple(zip(_DATA_AT, _NAME_AT, _CONTROL_AT, strict=True))
 # iovlen 1, no control data, flags and len 0: the rest of every mmsghdr sent.
 _TAIL = (repeat(1), repeat(0), repeat(0), repeat(0), repeat(0))
 _REPEATED: dict[tuple[str, int], struct.Struct] = {}
@@ -183,9 +184,7 @@ class Batch:
         data, names, control = self._rx_data, self._rx_names, self._rx_control
         out = [
             (data[at : at + size], names[name : name + namelen], control[ctl : ctl + controllen])
-            for (namelen, controllen, size), at, name, ctl in zip(
-                entries, _DATA_AT, _NAME_AT, _CONTROL_AT, strict=False
-            )
+            for (namelen, controllen, size), (at, name, ctl) in zip(entries, _SLOTS, strict=False)
         ]
         view[: got * _ENTRY] = self._rx_pristine[: got * _ENTRY]
         return out
