@@ -53,8 +53,9 @@ class Limits:
     - ``udp_allowed_ports``: source ports below 1024 (and 2049, NFS) that are
       admitted anyway; empty by default.
     - ``udp_max_sources`` = 16384 source addresses remembered by the token
-      bucket table (about 2.6 MB when full of IPv6 sources); beyond it, new
-      sources share one overflow bucket until old entries refill.
+      bucket table (about 2.6 MB when full of IPv6 sources, and up to about
+      2 MB more for as many addresses as they came, each judged once); beyond
+      it, new sources share one overflow bucket until old entries refill.
     - ``summary_interval`` = 60 s between refusal summaries in the log.
     - ``sweep_interval`` = 0 means derived: a tenth of the shortest timeout,
       between 1 and 30 seconds; timeouts fire within one sweep interval late.
