@@ -26,8 +26,14 @@ def peer_key(address: object, v4_prefix: int = 32, v6_prefix: int = 128) -> str 
     host = getattr(address, "host", None)
     if not isinstance(host, str):
         return None
-    if ":" not in host and v4_prefix >= 32:
-        return host  # dotted quad from the kernel: already canonical
+    if v4_prefix >= 32:
+        if ":" not in host:
+            return host  # dotted quad from the kernel: already canonical
+        if host.startswith("::ffff:") and "." in host and ":" not in host[7:]:
+            # A dual-stack listener's IPv4 peer, as the kernel writes it: its
+            # dotted quad, with no parsing (per connection, from any number of
+            # addresses: more than peer_prefix's cache holds).
+            return host[7:]
     return peer_prefix(host, v4_prefix, v6_prefix)
 
 

@@ -189,7 +189,7 @@ class SourcePolicy:
         if bad_source(host):
             return None
         key = host
-        if key.startswith("::ffff:") and "." in key:
+        if key.startswith("::ffff:") and "." in key and ":" not in key[7:]:
             key = key[7:]  # a dual-stack socket's IPv4 peer: one bucket per address
         if self._prefixed and (":" in key or self._v4 < 32):
             key = peer_prefix(key, self._v4, self._v6)  # cached
