@@ -7,7 +7,9 @@ Each server runs in its own process pinned to CPU 0; the load generator runs
 in another process pinned to CPU 1, with raw non-blocking sockets and epoll.
 Runs are interleaved (A B C D, A B C D, ...). Each figure is the median over
 the rounds; each ratio is the median of the ratios of runs in the same round
-(next to each other in time). The server's CPU use during the run is shown: a
+(next to each other in time). Rates and CPU use count the timed window only
+(connections are set up, and for echo accepted and answered once, before it
+starts; they are closed after it ends). The server's CPU use during the run is shown: a
 server well below 100% means the generator or the machine (other processes on
 the same cores) was the bottleneck, not the server. ``np/tw/cpu`` compares
 the work done per second of *server CPU* (netproto / stock Twisted), which a
@@ -228,6 +230,14 @@ def start_server(name: str, baseline: str | None = None) -> Server:
 
 # --- the load generator ---------------------------------------------------------------
 
+_marks: list[Callable[[str], None]] = []
+
+
+def _mark(what: str) -> None:
+    """The timed window starts or ends now (told to the parent, which samples server CPU)."""
+    for tell in _marks:
+        tell(what)
+
 
 def _bound(family: int, kind: int, index: int) -> socket.socket:
     """A socket bound to a distinct loopback source address (spreads per-peer state)."""
@@ -248,8 +258,19 @@ def load_tcp_pingpong(port: int, duration: float, conns: int, size: int) -> tupl
     poller = select.epoll()
     by_fd = {s.fileno(): s for s in socks}
     pending = dict.fromkeys(by_fd, 0)
-    for fd, sock in by_fd.items():
+    # One exchange on each connection before the clock starts: every
+    # connection accepted by the server and live (not waiting in its backlog).
+    for sock in socks:
+        sock.setblocking(True)
+        sock.sendall(payload)
+        got = 0
+        while got < size:
+            got += len(sock.recv(65536))
+        sock.setblocking(False)
+    for fd in by_fd:
         poller.register(fd, select.EPOLLIN)
+    _mark("start")
+    for fd, sock in by_fd.items():
         sock.send(payload)
         pending[fd] = size
     done = 0
@@ -267,6 +288,7 @@ def load_tcp_pingpong(port: int, duration: float, conns: int, size: int) -> tupl
             pending[fd] = left
         if time.monotonic() >= end:
             break
+    _mark("end")
     for sock in socks:
         sock.close()
     return done, done * size
@@ -282,6 +304,7 @@ def load_tcp_stream(port: int, duration: float) -> tuple[int, int]:
     end = time.monotonic() + duration
     poller = select.epoll()
     poller.register(sock.fileno(), select.EPOLLIN | select.EPOLLOUT)
+    _mark("start")
     while time.monotonic() < end:
         for _fd, event in poller.poll(0.5):
             if event & select.EPOLLIN:
@@ -296,6 +319,7 @@ def load_tcp_stream(port: int, duration: float) -> tuple[int, int]:
                     sent += sock.send(block)
                 except BlockingIOError:
                     pass
+    _mark("end")
     sock.close()
     return 0, received
 
@@ -320,6 +344,7 @@ def load_daytime(port: int, duration: float, parallel: int = 16) -> tuple[int, i
         open_socks[sock.fileno()] = sock
         poller.register(sock.fileno(), select.EPOLLIN)
 
+    _mark("start")
     for _ in range(parallel):
         connect()
     end = time.monotonic() + duration
@@ -337,6 +362,7 @@ def load_daytime(port: int, duration: float, parallel: int = 16) -> tuple[int, i
                 sock.close()
                 done += 1
                 connect()
+    _mark("end")
     for sock in open_socks.values():
         sock.close()
     return done, total
@@ -360,6 +386,7 @@ def load_udp(
         poller.register(sock.fileno(), select.EPOLLIN)
         for _ in range(window):
             sock.send(payload)
+    _mark("start")
     done = 0
     end = time.monotonic() + duration
     last_progress = time.monotonic()
@@ -387,6 +414,7 @@ def load_udp(
             last_progress = now
         if now >= end:
             break
+    _mark("end")
     for sock in socks.values():
         sock.close()
     return done, done * size
@@ -422,10 +450,17 @@ def _load_child(
     conn: multiprocessing.connection.Connection, job: Callable[[], tuple[int, int]]
 ) -> None:
     _pin(0, LOAD_CPU)
-    before = os.times()
+    window: dict[str, tuple[float, float]] = {}
+
+    def tell(what: str) -> None:
+        times = os.times()
+        window[what] = (time.monotonic(), times.user + times.system)
+        conn.send(what)
+
+    _marks.append(tell)
     result = job()
-    after = os.times()
-    conn.send((*result, (after.user - before.user) + (after.system - before.system)))
+    (start, cpu_start), (end, cpu_end) = window["start"], window["end"]
+    conn.send((*result, end - start, cpu_end - cpu_start))
 
 
 @dataclass
@@ -443,16 +478,19 @@ def measure(
     """Run *job* in a pinned child process against *server*; return rates and CPU use."""
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe()
-    cpu_before = server.cpu_seconds()
-    start = time.monotonic()
     process = ctx.Process(target=_load_child, args=(child, job))
     process.start()
-    count, nbytes, load_cpu = parent.recv()
-    elapsed = time.monotonic() - start
+    # Only the timed window counts: connection set-up and teardown, and the
+    # fork, are outside it, for the server's CPU as for the rate.
+    assert parent.recv() == "start"
+    cpu_before, start = server.cpu_seconds(), time.monotonic()
+    assert parent.recv() == "end"
+    cpu_after, elapsed = server.cpu_seconds(), time.monotonic() - start
+    count, nbytes, window, load_cpu = parent.recv()
     process.join()
-    server_cpu = (server.cpu_seconds() - cpu_before) / elapsed
+    server_cpu = (cpu_after - cpu_before) / elapsed
     value = nbytes / 1e6 if by_bytes else count
-    return Measure(value / duration, server_cpu, load_cpu / duration)
+    return Measure(value / window, server_cpu, load_cpu / window)
 
 
 ROWS: list[tuple[str, str, Callable[[Server, float], Callable[[], tuple[int, int]]], bool]] = [
@@ -570,17 +608,25 @@ def main() -> int:
             ratios = []
             for peer in peers:
                 theirs = runs[peer]
-                by_rate = median([mine[i].rate / theirs[i].rate for i in rounds])
+                by_rate = median(
+                    [mine[i].rate / theirs[i].rate for i in rounds if theirs[i].rate]
+                    or [float("nan")]
+                )
+                # (A round where a server used less than one clock tick, the
+                # load generator having stalled, says nothing per CPU second.)
                 by_cpu = median(
                     [
                         (mine[i].rate / mine[i].server_cpu)
                         / (theirs[i].rate / theirs[i].server_cpu)
                         for i in rounds
+                        if mine[i].server_cpu and theirs[i].server_cpu and theirs[i].rate
                     ]
+                    or [float("nan")]
                 )
                 ratios.append(f"{by_rate:6.2f} [{by_cpu:5.2f}]")
             per_request = "/".join(
-                f"{median([m.server_cpu / m.rate for m in runs[n]]) * 1e6:.1f}" for n in names
+                f"{median([m.server_cpu / m.rate for m in runs[n] if m.rate] or [0]) * 1e6:.1f}"
+                for n in names
             )
             load = max(median([m.load_cpu for m in results]) for results in runs.values())
             cells = " ".join(

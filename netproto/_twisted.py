@@ -123,16 +123,28 @@ def direct_writer(transport: object) -> Callable[[bytes], None] | None:
     return write_now
 
 
-def echo_directly(transport: object, protocol: Any) -> Callable[[], None] | None:
+def echo_directly(
+    transport: object, protocol: Any, large: int = 0, budget: Any = None
+) -> Callable[[], None] | None:
     """
     On Twisted's own TCP server transport: read and echo in one call. The
     reactor's ``doRead`` of *transport* becomes one function that receives,
     adds the byte count to ``protocol._rx``, dates the read in
-    ``protocol._read_at`` (from ``protocol._seconds()``) and sends the bytes straight back
-    with :func:`direct_writer`'s write: Twisted's ``doRead`` and
-    ``_dataReceived`` and the protocol's ``dataReceived``, three Python calls
-    per read, become one. End of file and receive errors go back to the
-    reactor as Twisted's ``doRead`` returns them.
+    ``protocol._read_at`` (from ``protocol._seconds()``) and sends the bytes
+    straight back when nothing is queued (what the kernel does not take, or
+    everything while something is queued, goes through ``transport.write``,
+    so order, flow control and error handling stay Twisted's): Twisted's
+    ``doRead`` and ``_dataReceived``, the protocol's ``dataReceived`` and the
+    writer, four Python calls per read, become one. End of file and receive
+    errors go back to the reactor as Twisted's ``doRead`` returns them.
+
+    A read takes *large* bytes (at least ``transport.bufferSize``) while
+    nothing is queued for this peer and *budget* (an object with a ``used``
+    byte count, if given: what paused peers hold) is 0, else ``bufferSize``
+    bytes. The transport still pauses the protocol once more than
+    ``bufferSize`` bytes are queued, so a peer that does not read holds at
+    most one large read (or two of ``bufferSize``), and once the budget holds
+    anything, every peer reads ``bufferSize`` at a time.
 
     Returns the function that puts Twisted's ``doRead`` back (call it when
     the connection is lost, to break the reference cycle), or ``None`` for
@@ -141,24 +153,37 @@ def echo_directly(transport: object, protocol: Any) -> Callable[[], None] | None
     if type(transport) is not tcp.Server or not hasattr(transport, "_tempDataLen"):
         return None
     t: Any = transport
-    write_now = direct_writer(t)
-    if write_now is None:
-        return None
-    recv = t.socket.recv
+    recv_into = t.socket.recv_into
+    send = t.socket.send
+    write = t.write
     size = t.bufferSize
+    large = max(large, size)
+    view = _read_buffer(large)
     again = (errno.EWOULDBLOCK, errno.EAGAIN)
     seconds = protocol._seconds
+    calm: Any = budget if budget is not None else _Calm()
 
     def do_read() -> object:
+        # Into the shared buffer (no allocation per read): out at once when
+        # nothing is queued; only what the kernel does not take becomes bytes.
+        queued = t.dataBuffer or t._tempDataLen
         try:
-            data = recv(size)
+            got = recv_into(view, size if queued or calm.used else large)
         except OSError as exc:
             return None if exc.args[0] in again else main.CONNECTION_LOST
-        if not data:
+        if not got:
             return main.CONNECTION_DONE
-        protocol._rx += len(data)
+        protocol._rx += got
         protocol._read_at = seconds()  # the idle deadline counts from here
-        write_now(data)
+        if queued:
+            write(view[:got].tobytes())  # behind what is queued
+            return None
+        try:
+            sent = send(view[:got])
+        except OSError:  # EAGAIN, or an error the transport will report itself
+            sent = 0
+        if sent < got:
+            write(view[sent:got].tobytes())
         return None
 
     t.doRead = do_read
@@ -167,6 +192,24 @@ def echo_directly(transport: object, protocol: Any) -> Callable[[], None] | None
         vars(t).pop("doRead", None)
 
     return undo
+
+
+_READ_BUFFERS: dict[int, memoryview] = {}
+
+
+def _read_buffer(size: int) -> memoryview:
+    """The process's one *size*-byte read buffer: a read is sent or copied before the next."""
+    view = _READ_BUFFERS.get(size)
+    if view is None:
+        view = _READ_BUFFERS[size] = memoryview(bytearray(size))
+    return view
+
+
+class _Calm:
+    """No budget: nothing charged, ever."""
+
+    __slots__ = ()
+    used = 0
 
 
 def write_and_close(transport: object, data: bytes) -> None:

@@ -31,6 +31,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 
 from netproto._service import (
+    Datagram,
     LimitedFactory,
     PolicedDatagramProtocol,
     ProtocolError,
@@ -214,6 +215,13 @@ class DaytimeDatagramProtocol(PolicedDatagramProtocol):
     def reply(self, data: bytes) -> bytes:
         """The daytime line for now."""
         return self.line(self.reactor.seconds())
+
+    def replies(self, admitted: list[Datagram]) -> list[Datagram]:
+        """The daytime line for now, to each admitted datagram's source."""
+        if type(self).reply is not DaytimeDatagramProtocol.reply:
+            return super().replies(admitted)
+        line = self.line(self.reactor.seconds())
+        return [(line, addr, key) for _, addr, key in admitted]
 
 
 def _check_line(line: bytes, what: str) -> bytes:

@@ -36,6 +36,7 @@ from zope.interface import implementer
 
 from netproto._service import (
     BufferBudget,
+    Datagram,
     LimitedFactory,
     MismatchError,
     PolicedDatagramProtocol,
@@ -68,6 +69,11 @@ __all__ = [
     "echo_tcp",
     "echo_udp",
 ]
+
+_LARGE_READ = 1 << 18
+"""Bytes one TCP read takes while nothing is queued for the peer nor held by the
+service's buffer budget (otherwise ``write_high_water``): a peer that keeps up
+streams in large reads; one that stops holds at most one of them."""
 
 MAX_UDP_IPV4 = 65507
 """The largest UDP payload over IPv4 (65,535 - 20 IP - 8 UDP header bytes)."""
@@ -106,7 +112,7 @@ class EchoProtocol(WatchedProtocol):
         self._write = transport.write
         # Twisted's TCP transport: reads echoed in one call; others: sent at
         # once when nothing is queued; anything else: dataReceived.
-        self._undo = echo_directly(transport, self)
+        self._undo = echo_directly(transport, self, _LARGE_READ, self.factory.budget)
         if self._undo is not None:
             return
         write_now = direct_writer(transport)
@@ -215,6 +221,12 @@ class EchoDatagramProtocol(PolicedDatagramProtocol):
     def reply(self, data: bytes) -> bytes:
         """The datagram itself."""
         return data
+
+    def replies(self, admitted: list[Datagram]) -> list[Datagram]:
+        """Each datagram itself, to where it came from: *admitted* as it is."""
+        if type(self).reply is not EchoDatagramProtocol.reply:
+            return super().replies(admitted)
+        return admitted
 
 
 def _verify(sent: bytes, got: bytes, what: str) -> bytes:

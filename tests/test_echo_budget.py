@@ -1,8 +1,9 @@
 """
 Memory per stalled writer, bounded: a peer that sends and never reads fills
-its connection's queue to ``write_high_water`` (at most one more read past it)
-and no further; past ``buffer_budget`` queued over the service, every read
-pauses until the queues drain, so later attackers queue nothing at all.
+its connection's queue to ``write_high_water`` (at most one more read past it,
+one large read while the budget holds nothing) and no further; past
+``buffer_budget`` queued over the service, every read pauses until the queues
+drain, so later attackers queue nothing at all.
 Real sockets on loopback, the service in this process.
 """
 
@@ -86,9 +87,14 @@ class BudgetTests(TestCase):
             stallers.add(8)
             await wait_until(lambda: factory.budget.over, 30)
             first = sum(queued())
-            # Each of the 8: at most the high-water mark plus one read past it.
-            self.assertLessEqual(max(queued()), 2 * HIGH_WATER + 65536 // 4)
-            self.assertLessEqual(first, 8 * 2 * HIGH_WATER)
+            # One of the 8 may hold one large read (256 KiB: nothing was held
+            # by the budget yet when it read); from then on the budget holds
+            # its queue, so each of the others holds at most the high-water
+            # mark plus one read past it.
+            *others, largest = sorted(queued())
+            self.assertLessEqual(largest, 256 << 10)
+            self.assertLessEqual(max(others), 2 * HIGH_WATER + 65536 // 4)
+            self.assertLessEqual(first, (256 << 10) + 7 * 2 * HIGH_WATER)
             stallers.add(20)
             await wait_until(lambda: len(factory.watch) == 28, 30)
             honest = socket.create_connection(("127.0.0.1", port.getHost().port))

@@ -104,6 +104,8 @@ class PeerKeyTests(SynchronousTestCase):
         self.assertEqual(peer_key(IPv4Address("TCP", "127.0.0.1", 1)), "127.0.0.1")
         self.assertEqual(peer_key(IPv6Address("TCP", "::ffff:127.0.0.1", 1)), "127.0.0.1")
         self.assertEqual(peer_key(IPv6Address("TCP", "0::1", 1)), "::1")
+        # ::ffff:0:0/96 (IPv4-translated) is no IPv4-mapped address: not unwrapped.
+        self.assertEqual(peer_key(IPv6Address("TCP", "::ffff:0:1.2.3.4", 1)), "::ffff:0:102:304")
         self.assertIsNone(peer_key(UNIXAddress(b"/tmp/x")))
 
     @given(st.ip_addresses())

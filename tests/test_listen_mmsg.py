@@ -121,6 +121,41 @@ class BatchCallTests(SynchronousTestCase):
         _drain(sender, got)
         self.assertEqual(got, [b"1", b"3"])
 
+    def test_layouts_change_between_batches(self) -> None:
+        """
+        Batches of one payload size, of mixed sizes, with IPv4 (16-byte) and
+        IPv6 (28-byte) addresses mixed, longer and shorter than the last: each
+        datagram arrives whole at its own sender, and one longer than a
+        datagram holds is counted failed.
+        """
+        b = batch()
+        assert b is not None
+        one, two = _sender(), _sender()
+        self.addCleanup(one.close)
+        self.addCleanup(two.close)
+        one.sendto(b"?", ("127.0.0.1", self.port))
+        two.sendto(b"?", ("127.0.0.1", self.port))
+        (_, six_one, _), (_, six_two, _) = b.recv(self.server.fileno())
+        family = socket.AF_INET.to_bytes(2, sys.byteorder)
+        four_two = (
+            family
+            + two.getsockname()[1].to_bytes(2, "big")
+            + socket.inet_aton("127.0.0.1")
+            + bytes(8)
+        )
+        fd = self.server.fileno()
+        self.assertEqual(b.send(fd, [(b"aaa", six_one)] * 4), (4, 12, 0))
+        mixed = [(b"b", six_one), (b"bbbbb", four_two), (b"x" * 70000, six_one), (b"bb", six_two)]
+        self.assertEqual(b.send(fd, [(b"ccc", six_two), (b"ccc", six_one)] * 3), (6, 18, 0))
+        self.assertEqual(b.send(fd, mixed), (3, 8, 1))
+        self.assertEqual(b.send(fd, [(b"ddd", 1, six_one), (b"ddd", 2, four_two)]), (2, 6, 0))
+        got_one: list[bytes] = []
+        got_two: list[bytes] = []
+        _drain(one, got_one)
+        _drain(two, got_two)
+        self.assertEqual(got_one, [b"aaa"] * 4 + [b"ccc"] * 3 + [b"b", b"ddd"])
+        self.assertEqual(got_two, [b"ccc"] * 3 + [b"bbbbb", b"bb", b"ddd"])
+
     def test_private_after_fork(self) -> None:
         """A forked worker's reads land in its own copy of the buffers, not in ours."""
         b = batch()

@@ -7,6 +7,7 @@ Twisted release changes one, these tests fail and name it.
 from __future__ import annotations
 
 import socket
+from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet import endpoints, main, tcp, udp
@@ -168,6 +169,55 @@ class TransportTests(TestCase):
         undo()
         self.assertNotIn("doRead", vars(transport))
         self.assertIsNone(_twisted.echo_directly(object(), recorder))
+
+    async def test_echo_read_sizes(self) -> None:
+        """
+        echo_directly reads *large* bytes while nothing is queued and the
+        budget holds nothing, else ``bufferSize``: what a stalled peer holds
+        stays bounded by one large read.
+        """
+        transport, recorder, client = await self.connected()
+        recorder._rx = 0  # type: ignore[attr-defined]
+        recorder._seconds = lambda: 1.0  # type: ignore[attr-defined]
+        asked: list[int] = []
+        real = transport.socket
+
+        class Recording:
+            def recv_into(self, buffer: Any, size: int) -> int:
+                asked.append(size)
+                return int(real.recv_into(buffer, size))
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+        transport.socket = Recording()
+        self.addCleanup(setattr, transport, "socket", real)
+        transport.bufferSize = 1000
+        budget = SimpleNamespace(used=0)
+        undo = _twisted.echo_directly(transport, recorder, 50000, budget)
+        assert undo is not None
+        self.addCleanup(undo)
+        rx = 0
+
+        async def send(data: bytes) -> None:
+            nonlocal rx
+            client.sendall(data)
+            rx += len(data)
+            await wait_until(lambda: recorder._rx == rx)  # type: ignore[attr-defined]
+
+        await send(b"a" * 3000)
+        self.assertEqual(set(asked), {50000})
+        asked.clear()
+        budget.used = 1  # another peer's queue is held by the budget
+        await send(b"b" * 3000)
+        self.assertEqual(set(asked), {1000})
+        asked.clear()
+        budget.used = 0
+        transport.write(b"q" * (8 << 20))  # queued for this peer
+        await send(b"c" * 3000)
+        self.assertEqual(set(asked), {1000})
+        transport.abortConnection()
+        await wait_until(lambda: bool(recorder.lost))
 
     async def test_write_and_close(self) -> None:
         """write_and_close: the bytes, then EOF, and the protocol's connectionLost once, now."""

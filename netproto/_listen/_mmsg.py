@@ -96,6 +96,7 @@ _MSG_FIELDS = _layout(
 _DATA_AT = range(0, BATCH * SLOT, SLOT)
 _NAME_AT = range(0, BATCH * _NAME, _NAME)
 _CONTROL_AT = range(0, BATCH * _CONTROL, _CONTROL)
+_SLOTS = tuple(zip(_DATA_AT, _NAME_AT, _CONTROL_AT, strict=True))
 # iovlen 1, no control data, flags and len 0: the rest of every mmsghdr sent.
 _TAIL = (repeat(1), repeat(0), repeat(0), repeat(0), repeat(0))
 _REPEATED: dict[tuple[str, int], struct.Struct] = {}
@@ -158,6 +159,9 @@ class Batch:
         self._rx_pristine = bytes(self._rx_view)
         self._tx_view = memoryview(tx).cast("B")
         self._tx_iov_view = memoryview(self._tx_iov).cast("B")
+        # What the first entries of the send vectors say now: every payload
+        # (every address) of this size, for this many entries (-1: mixed).
+        self._iov_size = self._iov_count = self._name_size = self._name_count = -1
 
     def recv(self, fd: int, limit: int = BATCH) -> list[tuple[bytes, bytes, bytes]]:
         """
@@ -180,44 +184,64 @@ class Batch:
         data, names, control = self._rx_data, self._rx_names, self._rx_control
         out = [
             (data[at : at + size], names[name : name + namelen], control[ctl : ctl + controllen])
-            for (namelen, controllen, size), at, name, ctl in zip(
-                entries, _DATA_AT, _NAME_AT, _CONTROL_AT, strict=False
-            )
+            for (namelen, controllen, size), (at, name, ctl) in zip(entries, _SLOTS, strict=False)
         ]
         view[: got * _ENTRY] = self._rx_pristine[: got * _ENTRY]
         return out
 
-    def send(self, fd: int, replies: Sequence[tuple[bytes, bytes]]) -> tuple[int, int, int]:
+    def send(self, fd: int, replies: Sequence[tuple[Any, ...]]) -> tuple[int, int, int]:
         """
-        Send each ``(data, sockaddr)`` of *replies* (at most :data:`BATCH`,
-        each at most :data:`SLOT` bytes) from *fd*, in order; return (datagrams
+        Send each of *replies* (at most :data:`BATCH`, tuples of one length), its data
+        first and its ``sockaddr`` last, from *fd*, in order; return (datagrams
         sent, bytes sent, datagrams that failed). A datagram the kernel refuses
-        (``EAGAIN``, ``ENOBUFS``, ...) is counted as failed and the rest still
-        go.
+        (``EAGAIN``, ``ENOBUFS``, ...) or longer than :data:`SLOT` (more than a
+        datagram holds) is counted as failed and the rest still go.
         """
-        count = len(replies)
-        payloads = [reply[0] for reply in replies]
-        names = [reply[1] for reply in replies]
+        if not replies:
+            return 0, 0, 0
+        columns = list(zip(*replies, strict=True))
+        payloads, names = columns[0], columns[-1]
         sizes = list(map(len, payloads))
-        name_sizes = list(map(len, names))
+        oversize = 0
+        if max(sizes) > SLOT:
+            fit = [i for i, size in enumerate(sizes) if size <= SLOT]
+            oversize = len(sizes) - len(fit)
+            payloads = tuple(payloads[i] for i in fit)
+            names = tuple(names[i] for i in fit)
+            sizes = [sizes[i] for i in fit]
+        count = len(payloads)
+        if not count:
+            return 0, 0, oversize
         # Payloads and addresses laid end to end; the vectors point into them,
-        # written with one pack_into each.
+        # written with one pack_into each, and not at all when they already
+        # say the same (every payload, every address as long as last time).
         blob = b"".join(payloads)
         self._tx_data[: len(blob)] = blob
         name_blob = b"".join(names)
         self._tx_names[: len(name_blob)] = name_blob
-        bases = accumulate(sizes[:-1], initial=self._tx_data_address)
-        name_bases = accumulate(name_sizes[:-1], initial=self._tx_names_address)
-        _repeated(_IOV_FIELDS, count).pack_into(
-            self._tx_iov_view, 0, *chain.from_iterable(zip(bases, sizes, strict=True))
-        )
-        _repeated(_MSG_FIELDS, count).pack_into(
-            self._tx_view,
-            0,
-            *chain.from_iterable(
-                zip(name_bases, name_sizes, self._tx_iov_addresses, *_TAIL, strict=False)
-            ),
-        )
+        first = sizes[0]
+        if len(blob) != first * count or set(sizes) != {first}:
+            first = -1
+        if first < 0 or first != self._iov_size or count > self._iov_count:
+            bases = accumulate(sizes[:-1], initial=self._tx_data_address)
+            _repeated(_IOV_FIELDS, count).pack_into(
+                self._tx_iov_view, 0, *chain.from_iterable(zip(bases, sizes, strict=True))
+            )
+            self._iov_size, self._iov_count = first, count
+        name_size = len(names[0])
+        if len(name_blob) != name_size * count or set(map(len, names)) != {name_size}:
+            name_size = -1
+        if name_size < 0 or name_size != self._name_size or count > self._name_count:
+            name_sizes = list(map(len, names))
+            name_bases = accumulate(name_sizes[:-1], initial=self._tx_names_address)
+            _repeated(_MSG_FIELDS, count).pack_into(
+                self._tx_view,
+                0,
+                *chain.from_iterable(
+                    zip(name_bases, name_sizes, self._tx_iov_addresses, *_TAIL, strict=False)
+                ),
+            )
+            self._name_size, self._name_count = name_size, count
         sent = failed = nbytes = 0
         at = 0
         while at < count:
@@ -231,7 +255,7 @@ class Batch:
             nbytes += sum(sizes[at : at + done])
             sent += done
             at += done
-        return sent, nbytes, failed
+        return sent, nbytes, failed + oversize
 
 
 def _open(libc: Any) -> Batch | None:

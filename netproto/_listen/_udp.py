@@ -24,7 +24,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from netproto._listen._bound import BindError, BoundService, describe_bind_error, has_ipv6
-from netproto._listen._mmsg import SLOT, Batch, ancillary_items, batch
+from netproto._listen._mmsg import Batch, ancillary_items, batch
 from netproto._twisted import adopt_datagram_port
 
 __all__ = [
@@ -220,10 +220,10 @@ class DestinationCheckingPort(udp.Port):
         self._addresses: dict[bytes, tuple[str, int]] = {}
         self._verdicts: dict[bytes, bool] = {}
         protocol = self.protocol
-        if callable(getattr(protocol, "answer", None)) and callable(
+        if callable(getattr(protocol, "answer_batch", None)) and callable(
             getattr(protocol, "count_sent", None)
         ):
-            self._answer = protocol.answer
+            self._answer = protocol.answer_batch
 
     def doRead(self) -> None:
         """
@@ -276,10 +276,11 @@ class DestinationCheckingPort(udp.Port):
 
     def _read_batch(self, batch: Batch) -> None:
         """
-        One ``recvmmsg``: each datagram's destination is checked, then it goes
-        to the protocol's ``answer`` (its policy, its reply) and the replies
-        leave in one ``sendmmsg``, in order. A protocol without ``answer``
-        gets each datagram through ``datagramReceived``.
+        One ``recvmmsg``: each datagram's destination is checked, then the
+        batch goes to the protocol's ``answer_batch`` (its policy, its
+        replies, one clock reading) and the replies leave in one
+        ``sendmmsg``, in order. A protocol without ``answer_batch`` gets each
+        datagram through ``datagramReceived``.
         """
         fd = self.socket.fileno()
         try:
@@ -289,46 +290,49 @@ class DestinationCheckingPort(udp.Port):
                 return None
             raise
         protocol = self.protocol
-        answer = self._answer
-        check = self._check_destination
         addresses = self._addresses
         verdicts = self._verdicts
-        replies = []
-        oversize = 0
+        check = self._check_destination
+        refused = 0
+        # (data, addr, sockaddr): the source parsed once per distinct sockaddr.
+        datagrams: list[tuple[bytes, tuple[str, int], bytes]] = []
+        append = datagrams.append
         for data, name, control in received:
             if check and control:
                 # Few distinct (interface, destination) pairs: judged once each.
-                refused = verdicts.get(control)
-                if refused is None:
+                verdict = verdicts.get(control)
+                if verdict is None:
                     if len(verdicts) >= _ADDRESSES:
                         verdicts.clear()
-                    refused = verdicts[control] = _refused_raw(control)
-                if refused:
-                    counters: _Counting | None = getattr(protocol, "counters", None)
-                    if counters is not None:
-                        counters.add("udp_refused_destination")
+                    verdict = verdicts[control] = _refused_raw(control)
+                if verdict:
+                    refused += 1
                     continue
             addr = addresses.get(name)
             if addr is None:
                 if len(addresses) >= _ADDRESSES:
                     addresses.clear()
                 addr = addresses[name] = _source(name)
-            try:
-                if answer is None:
+            append((data, addr, name))
+        if refused:
+            counters: _Counting | None = getattr(protocol, "counters", None)
+            if counters is not None:
+                counters.add("udp_refused_destination", refused)
+        answer = self._answer
+        if answer is None:
+            for data, addr, _name in datagrams:
+                try:
                     protocol.datagramReceived(data, addr)
-                    continue
-                reply = answer(data, addr)
-            except Exception:
-                log.failure("datagramReceived raised; datagram dropped")
-                continue
-            if reply is not None:
-                if len(reply) <= SLOT:
-                    replies.append((reply, name))
-                else:
-                    oversize += 1  # more than a UDP datagram holds: EMSGSIZE
-        if replies or oversize:
-            sent, nbytes, failed = batch.send(fd, replies) if replies else (0, 0, 0)
-            protocol.count_sent(sent, nbytes, failed + oversize)
+                except Exception:
+                    log.failure("datagramReceived raised; datagram dropped")
+            return None
+        try:
+            replies = answer(datagrams)
+        except Exception:
+            log.failure("answer_batch raised; {count} datagrams dropped", count=len(datagrams))
+            return None
+        if replies:
+            protocol.count_sent(*batch.send(fd, replies))
         return None
 
 

@@ -22,12 +22,13 @@ from netproto._service._client import (
 )
 from netproto._service._tcp import LimitedFactory, Refused, WatchedProtocol
 from netproto._service._trim import Trimmer
-from netproto._service._udp import PolicedDatagramProtocol
+from netproto._service._udp import Datagram, PolicedDatagramProtocol
 
 __all__ = [
     "AnswerFactory",
     "AnswerProtocol",
     "BufferBudget",
+    "Datagram",
     "LimitedFactory",
     "MismatchError",
     "PolicedDatagramProtocol",

@@ -6,11 +6,12 @@ admitted ones.
 
 from __future__ import annotations
 
-from collections.abc import Set
+from collections.abc import Callable, Set
 from typing import Any, ClassVar
 
 from twisted.internet.error import MessageLengthError
 from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
 
 from netproto.access import AccessControl
 from netproto.limits import (
@@ -22,7 +23,11 @@ from netproto.limits import (
     periodic,
 )
 
-__all__ = ["PolicedDatagramProtocol"]
+__all__ = ["Datagram", "PolicedDatagramProtocol"]
+
+Datagram = tuple[bytes, Any, Any]
+"""``(data, addr, key)``: a datagram and its source as a port reads it in a batch
+(*key*: the port's own handle on the source), or the same for a reply."""
 
 _SEND_ERRORS = (OSError, MessageLengthError)
 
@@ -39,6 +44,7 @@ class PolicedDatagramProtocol(DatagramProtocol):
     """
 
     service: ClassVar[str] = "udp"
+    log = Logger()
     #: Who may be answered (:mod:`netproto.access`); ``None``: everyone.
     access: AccessControl | None = None
     noisy = False
@@ -85,25 +91,62 @@ class PolicedDatagramProtocol(DatagramProtocol):
 
     def answer(self, datagram: bytes, addr: Any) -> bytes | None:
         """
-        The answer to *datagram* from *addr*, or ``None`` (refused, counted).
-
-        The one per-datagram hook: every datagram a port hands over, one at a
-        time (:meth:`datagramReceived`) or in a batch (the port then sends the
-        answers itself, with ``sendmmsg``, and reports them to
-        :meth:`count_sent`), passes here, so a rule added here or to the
-        source policy applies on both paths.
+        The answer to *datagram* from *addr*, or ``None`` (refused, counted):
+        :meth:`answer_batch` for one datagram.
         """
+        answered = self._answer_all([(datagram, addr, None)])
+        return answered[0][0] if answered else None
+
+    def answer_batch(self, datagrams: list[Datagram]) -> list[Datagram]:
+        """
+        The ``(reply, addr, key)`` of each ``(datagram, addr, key)`` answered,
+        in order (*key*: the port's handle on the source; a batching port
+        sends the replies itself, with ``sendmmsg``, and reports them to
+        :meth:`count_sent`). Every datagram is counted, then judged by the
+        access rules and the source policy (one clock reading for the batch),
+        then answered with :meth:`replies`. One datagram, through
+        :meth:`answer`, takes the same path; a subclass with an
+        :meth:`answer` of its own gets each datagram through it instead.
+        """
+        if type(self).answer is not PolicedDatagramProtocol.answer:
+            return self._each(datagrams, lambda data, addr: self.answer(data, addr))
+        return self._answer_all(datagrams)
+
+    def _answer_all(self, datagrams: list[Datagram]) -> list[Datagram]:
         values = self.counters.values
-        values["udp_datagrams_received"] += 1
-        values["udp_bytes_received"] += len(datagram)
+        values["udp_datagrams_received"] += len(datagrams)
+        values["udp_bytes_received"] += sum([len(d[0]) for d in datagrams])
         access = self.access
-        refusal = None if access is None else access.admit_udp(addr[0])
-        if refusal is None:
-            refusal = self.policy.check(addr[0], addr[1], self.reactor.seconds())
-        if refusal is not None:
-            values[refusal] += 1
-            return None
-        return self.reply(datagram)
+        if access is not None:
+            admitted = []
+            for datagram in datagrams:
+                refusal = access.admit_udp(datagram[1][0])
+                if refusal is None:
+                    admitted.append(datagram)
+                else:
+                    values[refusal] += 1
+            datagrams = admitted
+        return self.replies(self.policy.admit(datagrams, self.reactor.seconds(), values))
+
+    def replies(self, admitted: list[Datagram]) -> list[Datagram]:
+        """``(reply(datagram), addr, key)`` for each admitted ``(datagram, addr, key)``."""
+        reply = self.reply
+        return self._each(admitted, lambda data, addr: reply(data))
+
+    def _each(
+        self, datagrams: list[Datagram], make: Callable[[bytes, Any], bytes | None]
+    ) -> list[Datagram]:
+        # One datagram whose answer raises is dropped (logged), not the batch.
+        out = []
+        for data, addr, key in datagrams:
+            try:
+                answer = make(data, addr)
+            except Exception:
+                self.log.failure("answering a datagram raised; datagram dropped")
+                continue
+            if answer is not None:
+                out.append((answer, addr, key))
+        return out
 
     def count_sent(self, replies: int, nbytes: int, errors: int) -> None:
         """Count answers a batching port sent (*replies*, *nbytes*) or failed to send."""
