@@ -7,6 +7,7 @@ Twisted release changes one, these tests fail and name it.
 from __future__ import annotations
 
 import socket
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -46,6 +47,10 @@ class NamesTests(SynchronousTestCase):
                 "twisted.internet.epollreactor.EPollReactor._selectables",
                 "twisted.internet.posixbase.PosixReactorBase._doReadOrWrite",
                 "twisted.internet.posixbase.PosixReactorBase._disconnectSelectable",
+                "twisted.internet.base.ReactorBase._started",
+                "twisted.internet.base.ReactorBase._justStopped",
+                "twisted.internet.base.ReactorBase._newTimedCalls",
+                "twisted.internet.base.ReactorBase._pendingTimedCalls",
             },
         )
         for use in _twisted.PRIVATE_NAMES.values():
@@ -342,3 +347,111 @@ class FastDispatchTests(SynchronousTestCase):
     def test_other_reactors_untouched(self) -> None:
         """Any reactor but Twisted's epoll reactor is left as it is."""
         self.assertFalse(_twisted.fast_dispatch(object()))
+
+
+class _PingPong(_Reader):
+    """A reader that writes its own next byte while *more()* says so, then calls *done*."""
+
+    def __init__(self, sock: socket.socket, peer: socket.socket, more: Any) -> None:
+        super().__init__(sock)
+        self.peer = peer
+        self.more = more
+        self.done: Any = None
+
+    def doRead(self) -> object:
+        why = super().doRead()
+        if self.more(self.reads):
+            self.peer.send(b"x")
+        elif self.done is not None:
+            done, self.done = self.done, None
+            done()
+        return why
+
+
+class LeanLoopTests(SynchronousTestCase):
+    """The main loop fast_dispatch gives a fresh epoll reactor (run here, not the tests' own)."""
+
+    skip = None if EPollReactor is not None else "no epoll reactor here"
+
+    def reactor(self) -> Any:
+        fresh = EPollReactor()
+        for name in ("_started", "_justStopped", "_newTimedCalls", "_pendingTimedCalls"):
+            self.assertTrue(hasattr(fresh, name), f"ReactorBase.{name} is gone")
+        self.assertIsInstance(fresh._pendingTimedCalls, list)
+        self.assertIsInstance(fresh._newTimedCalls, list)
+        self.addCleanup(fresh._poller.close)
+        self.addCleanup(fresh.waker.connectionLost, None)
+        return fresh
+
+    def pingpong(self, fresh: Any, more: Any) -> _PingPong:
+        a, b = socket.socketpair()
+        self.addCleanup(a.close)
+        self.addCleanup(b.close)
+        reader = _PingPong(a, b, more)
+        fresh.addReader(reader)
+        b.send(b"x")
+        return reader
+
+    def test_everything_runs_in_fewer_turns(self) -> None:
+        """Events, timed calls, calls from handlers and from threads all run, and stop()
+        stops; runUntilCurrent runs when something is due, not once per event."""
+        fresh = self.reactor()
+        turns = [0]
+        run_due = fresh.runUntilCurrent
+
+        def counted() -> None:
+            turns[0] += 1
+            run_due()
+
+        fresh.runUntilCurrent = counted
+        self.assertTrue(_twisted.fast_dispatch(fresh))
+        happened: list[str] = []
+        guard = fresh.callLater(30, fresh.stop)  # a bug must not hang the suite
+        at_timed: list[int] = []
+
+        def timed() -> None:
+            happened.append("timed")
+            at_timed.append(reader.reads)
+
+        fresh.callLater(0.01, timed)
+        # Events flow until the timed call has run (it must, between them: a bound
+        # ends a loop that never runs it) and for 2000 reads at least.
+        reader = self.pingpong(
+            fresh, lambda reads: reads < 2000 or (not happened and reads < 2_000_000)
+        )
+
+        def from_thread() -> None:
+            happened.append("thread")
+            fresh.stop()
+
+        def later() -> None:
+            happened.append("later")
+            threading.Thread(target=fresh.callFromThread, args=(from_thread,)).start()
+
+        reader.done = lambda: fresh.callLater(0, later)
+        fresh.run(installSignalHandlers=False)
+        self.assertTrue(guard.active(), "the guard stopped the reactor")
+        guard.cancel()
+        self.assertGreaterEqual(reader.reads, 2000)
+        self.assertEqual(happened, ["timed", "later", "thread"])
+        self.assertLess(at_timed[0], 2_000_000, "the timed call waited for the events to end")
+        self.assertLess(turns[0], 100, f"{turns[0]} turns for {reader.reads} events")
+
+    def test_crash_ends_the_loop(self) -> None:
+        """crash() from an event handler ends run() at once."""
+        fresh = self.reactor()
+        self.assertTrue(_twisted.fast_dispatch(fresh))
+        guard = fresh.callLater(30, fresh.crash)
+        reader = self.pingpong(fresh, lambda reads: reads < 50)
+        reader.done = fresh.crash
+        fresh.run(installSignalHandlers=False)
+        self.assertTrue(guard.active(), "the guard crashed the reactor")
+        guard.cancel()
+        self.assertEqual(reader.reads, 50)
+        fresh.disconnectAll()
+
+    def test_names_missing(self) -> None:
+        """A reactor without the names keeps its main loop."""
+        bare = SimpleNamespace(runUntilCurrent=None)
+        self.assertFalse(_twisted._lean_main_loop(bare, lambda timeout: None))
+        self.assertFalse(hasattr(bare, "mainLoop"))
