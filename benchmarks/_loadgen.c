@@ -238,20 +238,29 @@ static void echo_send(struct conn *c)
     echo_flush(c);
 }
 
+static int connect_error;
+
 static int connected(struct conn *c)
 {
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
     c->connecting = 0;
+    connect_error = err;
     return err == 0;
+}
+
+static void refused(const char *what)
+{
+    fprintf(stderr, "_loadgen: %s: %s\n", what, strerror(connect_error));
+    exit(1);
 }
 
 static void echo_event(struct conn *c, uint32_t ev)
 {
     if (c->connecting) {
         if (!connected(c))
-            die(1, "an echo connection was refused");
+            refused("an echo connection failed");
         echo_send(c);
         return;
     }
@@ -285,7 +294,7 @@ static void stream_event(struct conn *c, uint32_t ev)
 {
     if (c->connecting) {
         if (!connected(c))
-            die(1, "a stream connection was refused");
+            refused("a stream connection failed");
         return;
     }
     if (ev & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
