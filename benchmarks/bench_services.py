@@ -17,7 +17,12 @@ busy shared machine disturbs much less than the raw rate. Last, each
 server's resident memory growth under a TCP echo client that writes and never
 reads (up to 256 MiB, or until the server stops taking bytes for a second).
 
-    .venv/bin/python benchmarks/bench_services.py [--duration 2] [--rounds 3]
+    .venv/bin/python benchmarks/bench_services.py [--duration 2] [--rounds 3] [--loadgen c|python]
+
+The load generator is the C one of ``benchmarks/_loadgen.c`` by default
+(``--loadgen c``, built with ``cc -O2`` by ``loadgen.py``; its timed window
+follows a 0.3 s warm-up), else (``--loadgen python``, or no C compiler) the
+Python one below, which costs more CPU per request than the servers do.
 
 netproto runs as an operator would run it: ``twistd -n netproto --echo=P
 --daytime=P`` (dual-stack TCP and UDP sockets on ``::``, so every datagram
@@ -45,6 +50,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import loadgen
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -493,6 +503,64 @@ def measure(
     return Measure(value / window, server_cpu, load_cpu / window)
 
 
+WARMUP = 0.3
+"""Seconds the C generator runs before its timed window."""
+
+
+def measure_c(
+    server: Server, spec: tuple[str, int, dict[str, Any]], duration: float, by_bytes: bool
+) -> Measure:
+    """Run the C generator (pinned) as *spec* says against *server*; rates and CPU use."""
+    mode, port, options = spec
+    marks: dict[str, tuple[float, float]] = {}
+
+    def mark(what: str) -> None:
+        marks[what] = (server.cpu_seconds(), time.monotonic())
+
+    result = loadgen.run(
+        mode, port, duration=duration, warmup=WARMUP, cpu=LOAD_CPU, on_mark=mark, **options
+    )
+    (cpu_before, start), (cpu_after, end) = marks["start"], marks["end"]
+    server_cpu = (cpu_after - cpu_before) / (end - start)
+    value = result.bytes / 1e6 if by_bytes else result.requests
+    return Measure(value / result.seconds, server_cpu, result.cpu / result.seconds)
+
+
+C_LOADS: dict[str, Callable[[Server], tuple[str, int, dict[str, Any]]]] = {
+    "TCP echo 1 KiB ping-pong, 1 conn": lambda s: ("echo", s.tcp_echo, {"conns": 1, "size": 1024}),
+    "TCP echo 1 KiB ping-pong, 10 conns": lambda s: (
+        "echo",
+        s.tcp_echo,
+        {"conns": 10, "size": 1024},
+    ),
+    "TCP echo 1 KiB ping-pong, 100 conns": lambda s: (
+        "echo",
+        s.tcp_echo,
+        {"conns": 100, "size": 1024},
+    ),
+    "TCP echo streaming": lambda s: ("stream", s.tcp_echo, {"conns": 1, "size": 256 * 1024}),
+    # As load_daytime: 16 at a time, each from its own 127.1.x.y source.
+    "TCP daytime": lambda s: ("daytime", s.daytime, {"parallel": 16, "sources": 60000}),
+    # As load_udp: 16 sockets on 16 source addresses, 8 datagrams in flight on each.
+    "UDP echo 64 B": lambda s: (
+        "udp",
+        s.udp_echo,
+        {"size": 64, "sockets": 16, "window": 8, "sources": 16},
+    ),
+    "UDP echo 1 KiB": lambda s: (
+        "udp",
+        s.udp_echo,
+        {"size": 1024, "sockets": 16, "window": 8, "sources": 16},
+    ),
+    "UDP daytime": lambda s: (
+        "udp",
+        s.daytime,
+        {"size": 0, "sockets": 16, "window": 8, "sources": 16},
+    ),
+}
+"""The C generator's load for each row (the same loads as the Python generator's)."""
+
+
 ROWS: list[tuple[str, str, Callable[[Server, float], Callable[[], tuple[int, int]]], bool]] = [
     (
         "TCP echo 1 KiB ping-pong, 1 conn",
@@ -538,6 +606,7 @@ def main() -> int:
         help="comma-separated peers to run beside netproto (default: all of "
         "baseline, twisted, asyncio, uvloop that are available)",
     )
+    loadgen.add_option(parser)
     parser.add_argument(
         "--serve", nargs=4, metavar=("KIND", "ECHO", "DAYTIME", "UDP"), help=argparse.SUPPRESS
     )
@@ -564,12 +633,17 @@ def main() -> int:
         wanted = args.servers.split(",")
         names = [n for n in names if n in wanted or n == "netproto"]
     peers = [n for n in names if n != "netproto"]
+    generator = loadgen.choose(args.loadgen)
     cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
     pinned = SERVER_CPU in cpus and LOAD_CPU in cpus
     print(
         f"# servers pinned to CPU {SERVER_CPU}, load generator to CPU {LOAD_CPU}"
         if pinned
         else "# fewer than 2 CPUs: not pinned"
+    )
+    print(
+        f"# load generator: {'C (benchmarks/_loadgen.c)' if generator == 'c' else 'Python'}; "
+        f"load average {os.getloadavg()[0]:.2f} at start"
     )
     if args.baseline:
         print(f"# baseline: netproto from {args.baseline}")
@@ -596,9 +670,13 @@ def main() -> int:
             for _round in range(args.rounds):
                 for name in names:
                     server = servers[name]
-                    runs[name].append(
-                        measure(server, make_job(server, args.duration), args.duration, by_bytes)
-                    )
+                    if generator == "c":
+                        got = measure_c(server, C_LOADS[title](server), args.duration, by_bytes)
+                    else:
+                        got = measure(
+                            server, make_job(server, args.duration), args.duration, by_bytes
+                        )
+                    runs[name].append(got)
                     time.sleep(0.2)
             rate = {name: median([m.rate for m in results]) for name, results in runs.items()}
             # Ratios of runs next to each other in time, then their median: the
@@ -635,7 +713,8 @@ def main() -> int:
             print(
                 f"{title:36} {unit:>6} {cells} "
                 + " ".join(f"{r:>14}" for r in ratios)
-                + f"  {per_request} (load gen {load * 100:.0f}%)",
+                + f"  {per_request} (load gen {load * 100:.0f}%, "
+                f"load avg {os.getloadavg()[0]:.2f})",
                 flush=True,
             )
         if not args.only or args.only in "non-reader":

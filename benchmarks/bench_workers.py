@@ -24,6 +24,21 @@ measured against the code before it.
 
 ``--generators K`` runs K load generator processes at once, for a machine
 where one generator cannot keep the workers busy.
+
+``--loadgen c`` (the default when it builds) drives the load with the C
+generator of ``benchmarks/_loadgen.c`` (``loadgen.py``): the same loads, at a
+fraction of the Python generator's CPU per request, so the cores it shares
+with the workers are less taken. Its timed window follows a 0.3 s warm-up;
+the server's CPU, context switches and the machine's idle time are sampled
+at the window's start and end (with K generators: once all K have started,
+and when the first ends). ``--loadgen python`` is the generator of
+``bench_services.py``, sampled around the whole run as before.
+
+Beside rates and shares, each row gives what the 2-worker result needs to be
+read: ``vcs/req``, the voluntary context switches of the server processes
+per request (each one a wait in epoll that slept: its inverse is about the
+requests served per wake-up), ``gen us``, the load generator's own CPU per
+request, and ``idle``, the machine's idle share during the run (all CPUs).
 """
 
 from __future__ import annotations
@@ -35,6 +50,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -45,6 +61,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import loadgen
 from bench_services import (
     free_port,
     load_daytime,
@@ -93,6 +110,19 @@ class Server:
                 continue
             total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
         return total / os.sysconf("SC_CLK_TCK")
+
+    def switches(self) -> int:
+        """Voluntary context switches of the supervisor and every live worker so far."""
+        total = 0
+        for pid in self.tree():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("voluntary_ctxt_switches:"):
+                    total += int(line.split()[1])
+        return total
 
     def per_worker(self, service: str, transport: str) -> dict[int, int]:
         """Requests served so far by each worker (1 worker: the process's own counters)."""
@@ -198,15 +228,138 @@ ROWS: list[tuple[str, str, str, Callable[[Server, float], tuple[int, int]]]] = [
 ]
 
 
+C_LOADS: dict[str, Callable[[Server], tuple[str, int, dict[str, Any]]]] = {
+    # The same loads as ROWS' Python ones.
+    "TCP echo 1 KiB ping-pong, 100 conns": lambda s: (
+        "echo",
+        s.echo,
+        {"conns": 100 // GENERATORS, "size": 1024},
+    ),
+    "TCP daytime, 16 at a time": lambda s: (
+        "daytime",
+        s.daytime,
+        {"parallel": 16, "sources": 60000},
+    ),
+    "UDP echo 64 B": lambda s: (
+        "udp",
+        s.echo,
+        {"size": 64, "sockets": UDP_SOURCES, "window": 8, "sources": UDP_SOURCES},
+    ),
+}
+"""The C generator's load for each row."""
+
+WARMUP = 0.3
+"""Seconds the C generator runs before its timed window."""
+
+
+def _cpu_times() -> tuple[float, float]:
+    """(idle, total) clock ticks of all CPUs so far, from /proc/stat (idle counts iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return fields[3] + fields[4], sum(fields)
+
+
+@dataclass
+class Sample:
+    """What is read at each end of a timed window."""
+
+    when: float
+    cpu: float
+    switches: int
+    idle: float
+    ticks: float
+
+    @classmethod
+    def take(cls, server: Server) -> Sample:
+        idle, ticks = _cpu_times()
+        return cls(time.monotonic(), server.cpu_seconds(), server.switches(), idle, ticks)
+
+
 @dataclass
 class Run:
     rate: float
     cpu: float
     shares: list[float]
+    switches: float = 0.0
+    """The server's voluntary context switches per second."""
+    load_cpu: float = 0.0
+    """The load generators' CPU, in cores."""
+    idle: float = 0.0
+    """The machine's idle share (all CPUs) during the window."""
 
     @property
     def per_cpu(self) -> float:
         return self.rate / self.cpu if self.cpu else 0.0
+
+    @property
+    def switches_per_request(self) -> float:
+        return self.switches / self.rate if self.rate else 0.0
+
+    @property
+    def load_per_request(self) -> float:
+        """The generators' CPU seconds per request."""
+        return self.load_cpu / self.rate if self.rate else 0.0
+
+
+def _window(first: Sample, last: Sample) -> tuple[float, float, float, float]:
+    """(seconds, server cores, switches per second, idle share) between two samples."""
+    elapsed = last.when - first.when
+    ticks = last.ticks - first.ticks
+    return (
+        elapsed,
+        (last.cpu - first.cpu) / elapsed,
+        (last.switches - first.switches) / elapsed,
+        (last.idle - first.idle) / ticks if ticks else 0.0,
+    )
+
+
+def run_one_c(
+    server: Server, row: tuple[str, str, str, Any], duration: float, generators: int
+) -> Run:
+    """One measurement of *row* against *server* from *generators* C generators at once."""
+    name, service, transport, _job = row
+    mode, port, options = C_LOADS[name](server)
+    lock = threading.Lock()
+    seen = {"start": 0, "end": 0}
+    samples: dict[str, Sample] = {}
+
+    def mark(what: str) -> None:
+        with lock:
+            seen[what] += 1
+            # The window every generator is in: from the last start to the first end.
+            if (what == "start" and seen[what] == generators) or (
+                what == "end" and seen[what] == 1
+            ):
+                samples[what] = Sample.take(server)
+
+    served_before = server.per_worker(service, transport)
+    binary = loadgen.build()
+    results: list[loadgen.Result | None] = [None] * generators
+
+    def one(index: int) -> None:
+        try:
+            results[index] = loadgen.run(
+                mode, port, duration=duration, warmup=WARMUP, on_mark=mark, binary=binary, **options
+            )
+        except loadgen.LoadgenError as e:
+            # A generator that fails counts 0 instead of ending the run.
+            print(f"load generator {index} failed: {e}", file=sys.stderr)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(generators)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    served_after = server.per_worker(service, transport)
+    done = [r for r in results if r is not None]
+    rate = sum(r.rate for r in done)
+    load_cpu = sum(r.cpu / r.seconds for r in done if r.seconds)
+    if "start" in samples and "end" in samples:
+        _elapsed, cpu, switches, idle = _window(samples["start"], samples["end"])
+    else:
+        cpu = switches = idle = 0.0
+    deltas = [served_after[w] - served_before.get(w, 0) for w in sorted(served_after)]
+    total = sum(deltas) or 1
+    return Run(rate, cpu, [d / total for d in deltas], switches, load_cpu, idle)
 
 
 def _generator(conn: Any, job: Any, server: Server, duration: float) -> None:
@@ -219,8 +372,8 @@ def run_one(
     """One measurement of *row* against *server*, from *generators* load processes."""
     _name, service, transport, job = row
     served_before = server.per_worker(service, transport)
-    cpu_before = server.cpu_seconds()
-    began = time.monotonic()
+    first = Sample.take(server)
+    mine = os.times()
     if generators == 1:
         count, _bytes = job(server, duration)
     else:
@@ -236,12 +389,18 @@ def run_one(
         count = sum(parent.recv() if parent.poll(duration + 30) else 0 for parent, _ in pipes)
         for child in children:
             child.join()
-    elapsed = time.monotonic() - began
-    cpu = (server.cpu_seconds() - cpu_before) / elapsed
+    elapsed, cpu, switches, idle = _window(first, Sample.take(server))
+    after = os.times()
+    # The generator ran in this process (one) or in its children (several).
+    load = (
+        after.user + after.system - mine.user - mine.system
+        if generators == 1
+        else after.children_user + after.children_system - mine.children_user - mine.children_system
+    )
     served_after = server.per_worker(service, transport)
     deltas = [served_after[w] - served_before.get(w, 0) for w in sorted(served_after)]
     total = sum(deltas) or 1
-    return Run(count / duration, cpu, [d / total for d in deltas])
+    return Run(count / duration, cpu, [d / total for d in deltas], switches, load / elapsed, idle)
 
 
 def restart_time(server: Server) -> float:
@@ -273,7 +432,9 @@ def main() -> int:
     parser.add_argument(
         "--generators", type=int, default=1, help="load generator processes (2: saturate)"
     )
+    loadgen.add_option(parser)
     args = parser.parse_args()
+    generator = loadgen.choose(args.loadgen)
     UDP_SOURCES = args.udp_sources
     GENERATORS = args.generators
     cpus = len(os.sched_getaffinity(0))
@@ -290,19 +451,21 @@ def main() -> int:
     servers = [start(n, directory, tree) for n, tree in configs]
     print(
         f"{cpus} CPUs usable; load average {os.getloadavg()[0]:.1f} at start; "
-        f"{args.generators} load generator process(es)"
+        f"{args.generators} {'C' if generator == 'c' else 'Python'} load generator process(es)"
     )
     print(
         f"{'row':38} {'N':>6} {'rate/s':>9} {'cpu':>5} {'req/cpu-s':>9} "
-        f"{'rate x1':>7} {'/cpu x1':>7} {'min':>4}  shares"
+        f"{'rate x1':>7} {'/cpu x1':>7} {'min':>4} {'vcs/req':>7} {'gen us':>6} {'idle':>5}"
+        "  shares"
     )
+    measure = run_one_c if generator == "c" else run_one
     try:
         for row in [r for r in ROWS if args.only in r[0]]:
             runs: list[list[Run]] = [[] for _ in servers]
             ratios: list[list[tuple[float, float]]] = [[] for _ in servers]
             for _ in range(args.rounds):
                 this_round = [
-                    run_one(server, row, args.duration, args.generators) for server in servers
+                    measure(server, row, args.duration, args.generators) for server in servers
                 ]
                 one = this_round[0]
                 for index, got in enumerate(this_round):
@@ -325,9 +488,14 @@ def main() -> int:
                 # The smallest share any worker had in any round (the target: >= 1/4).
                 least = min(min(r.shares) for r in done)
                 shown = " ".join(f"{s:.0%}" for s in shares)
+                switches = median(r.switches_per_request for r in done)
+                load = median(r.load_per_request for r in done) * 1e6
+                idle = median(r.idle for r in done)
                 print(
                     f"{row[0]:38} {server.label:>6} {rate:>9.0f} {cpu:>5.2f} {per_cpu:>9.0f} "
-                    f"{rate_ratio:>7.2f} {cpu_ratio:>7.2f} {least:>4.0%}  {shown}"
+                    f"{rate_ratio:>7.2f} {cpu_ratio:>7.2f} {least:>4.0%} {switches:>7.3f} "
+                    f"{load:>6.1f} {idle:>5.0%}  {shown}  (load avg {os.getloadavg()[0]:.2f})",
+                    flush=True,
                 )
         for server in servers:
             if server.workers > 1:

@@ -40,6 +40,7 @@ from netproto._listen._bound import BindError, BoundService
 from netproto._listen._listeners import Inherited
 from netproto._listen._root import build_listeners
 from netproto._listen._workers import REACTOR_VARIABLE, STANDBY, WorkerPlan
+from netproto._twisted import fast_dispatch
 
 __all__ = ["Worker", "main"]
 
@@ -68,8 +69,9 @@ class Worker(Protocol):
         self._reporter.clock = reactor
 
     def serve(self) -> None:
-        """Close the other workers' sockets, adopt ours and start serving; exit 1 with
-        one line if one cannot be."""
+        """Close the other workers' sockets, adopt ours and start serving, with events
+        handed straight to their handlers as in one process (``fast_dispatch``); exit 1
+        with one line if a socket cannot be served."""
         for fd in self.plan.unused:
             try:
                 os.close(fd)
@@ -83,6 +85,10 @@ class Worker(Protocol):
                 sys.stderr.write(f"{listener.option}: cannot serve {listener.describe()}: {exc}\n")
                 sys.stderr.flush()
                 raise SystemExit(1) from None
+        # As NetprotoService.startService does for one process: the worker's
+        # root is a plain MultiService, which would leave every event going
+        # through the reactor's per-event log context.
+        fast_dispatch(self.reactor)
         self.root.startService()
         self._quiet = False
         self.send({"ready": {"pid": os.getpid(), "sockets": len(self.plan.sockets)}})
