@@ -141,6 +141,8 @@ class RapidSender:
         add = table.add
         add_answered = table.add_answered
         next_seq = table.next_seq
+        rtts = stats.rtts
+        report = ping._report
         on_reply = ping.on_reply
         pack = _pack_header
         ip_head = _ip_head
@@ -185,7 +187,6 @@ class RapidSender:
                 return
             ping._last = probe
             stats.transmitted += 1
-            ping._waiting += 1
             # The probe joins the table as answered if its reply is the first
             # packet read, else as waiting before anything else is looked at.
             data: bytes | None
@@ -208,8 +209,15 @@ class RapidSender:
                     and data[12:16] == packed
                 ):
                     add_answered(probe, seq, sent, now)
-                    on_reply(probe, data[8], length - 20, now)
+                    if report:
+                        ping._waiting += 1
+                        on_reply(probe, data[8], length - 20, now)
+                    else:
+                        # Ping.on_reply's work when no result is taken.
+                        stats.received += 1
+                        rtts.append(now - sent)
                     continue
+            ping._waiting += 1
             add(probe, seq, sent, timeout)
             if sock._timer is None:
                 sock.watch(probe.deadline, sent)
