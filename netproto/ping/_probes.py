@@ -267,23 +267,44 @@ class ProbeTable:
             _trim(probe)
         return probe
 
-    def add_answered(self, probe: Probe, seq: int, sent: float, now: float) -> None:
+    def add_answered(
+        self,
+        target: str,
+        packed: bytes,
+        payload: bytes,
+        owner: Any,
+        number: int,
+        seq: int,
+        sent: float,
+        now: float,
+    ) -> Probe:
         """
-        Register *probe*, sent with sequence number *seq* (from
-        :meth:`next_seq`) at monotonic time *sent*, as answered at *now*: for
-        a sender that read and checked its reply (as :meth:`fast_reply`
-        checks one, or more strictly) before anything else saw the table.
-        Later copies of that reply are then duplicates, as after :meth:`add`
-        and a reply.
+        A new probe to *target* (*packed*: its bytes) carrying *payload*, sent
+        by *owner* as its probe *number* with sequence number *seq* (from
+        :meth:`next_seq`) at monotonic time *sent*, registered as answered
+        at *now*: for a sender that read and checked its reply (as
+        :meth:`fast_reply` checks one, or more strictly) before anything else
+        saw the table. Later copies of that reply are then duplicates, as
+        after :meth:`add` and a reply. (Each field is set once: this runs
+        for every probe of a fast ping.)
         """
-        self._next = (seq + 1) & 0xFFFF
-        self._probes[seq] = probe
+        probe = Probe.__new__(Probe)
+        probe.target = target
+        probe.packed = packed
+        probe.owner = owner
+        probe.number = number
         probe.seq = seq
         probe.sent = probe.deadline = sent
         probe.state = ANSWERED
         probe.rtt = now - sent
-        if len(probe.payload) > _KEEP:
+        probe.errors = 0
+        probe.trimmed = False
+        probe.payload = payload
+        if len(payload) > _KEEP:
             _trim(probe)
+        self._next = (seq + 1) & 0xFFFF
+        self._probes[seq] = probe
+        return probe
 
     def _match(self, packet: Packet) -> Probe | None:
         """The probe *packet* is about, by identifier, sequence, address and cookie."""

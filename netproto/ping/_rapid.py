@@ -46,7 +46,11 @@ _ip_head = struct.Struct("!BxHxxHxB").unpack_from
 
 
 def rapid_sender(ping: Any) -> RapidSender | None:
-    """A :class:`RapidSender` for *ping*, or None when its socket is not raw IPv4."""
+    """
+    A :class:`RapidSender` for *ping*, or None when its socket is not raw
+    IPv4. (Never for a ping with ``outstanding``: this loop does not keep
+    its last probe for that report.)
+    """
     sock = ping.socket
     if not getattr(sock, "_raw4", False):
         return None
@@ -141,6 +145,7 @@ class RapidSender:
         add = table.add
         add_answered = table.add_answered
         next_seq = table.next_seq
+        probes_get = table._probes.get
         rtts = stats.rtts
         report = ping._report
         on_reply = ping.on_reply
@@ -148,29 +153,33 @@ class RapidSender:
         ip_head = _ip_head
         from_bytes = int.from_bytes
         pool = self._pool
+        if ping._finished or sock._closed:
+            return
+        # Only what reaches the ping (on_reply, on_send_error, the general
+        # path) can stop it or close the socket: each is followed by a check.
         for _ in range(TURN):
-            if ping._finished or sock._closed:
-                return
             if count is not None:
                 if (stats.received if by_received else stats.transmitted) >= count:
                     ping._check_done()
                     return
-            try:
-                seq = next_seq()
-            except TableFullError:
-                ping._next_call = reactor.callLater(_RETRY, ping._send)
-                return
+            # table.next_seq(), its common case inlined.
+            seq = table._next
+            old = probes_get(seq)
+            if (old is not None and old.state is PENDING) or table.pending >= 0x10000:
+                try:
+                    seq = next_seq()
+                except TableFullError:
+                    ping._next_call = reactor.callLater(_RETRY, ping._send)
+                    return
             at = self._at
             if at + n > len(pool):
                 pool = self._cookies()
                 at = 0
-            cookie = pool[at : at + n]
-            self._at = at + n
+            self._at = end = at + n
+            cookie = pool[at:end]
             payload = cookie + tail
             words = base + seq + from_bytes(cookie, "big") * scale
             request = pack(8, 0, 0xFFFF - (words % 0xFFFF or 0xFFFF), ident, seq) + payload
-            probe = Probe(target, payload, ping, stats.transmitted + 1)
-            probe.packed = packed
             sent = clock()
             try:
                 sendto(request, address)
@@ -179,14 +188,15 @@ class RapidSender:
                     ping._next_call = reactor.callLater(_RETRY, ping._send)
                     return
                 sock.send_errors += 1
-                ping._last = probe
+                probe = Probe(target, payload, ping, stats.transmitted + 1)
+                probe.packed = packed
                 stats.transmitted += 1
                 ping._waiting += 1
                 ping.on_send_error(probe, e)
                 ping._next_call = reactor.callLater(0, ping._send)
                 return
-            ping._last = probe
             stats.transmitted += 1
+            number = stats.transmitted
             # The probe joins the table as answered if its reply is the first
             # packet read, else as waiting before anything else is looked at.
             data: bytes | None
@@ -208,15 +218,19 @@ class RapidSender:
                     and not fragment & 0x3FFF
                     and data[12:16] == packed
                 ):
-                    add_answered(probe, seq, sent, now)
+                    probe = add_answered(target, packed, payload, ping, number, seq, sent, now)
                     if report:
                         ping._waiting += 1
                         on_reply(probe, data[8], length - 20, now)
+                        if ping._finished or sock._closed:
+                            return
                     else:
                         # Ping.on_reply's work when no result is taken.
                         stats.received += 1
                         rtts.append(now - sent)
                     continue
+            probe = Probe(target, payload, ping, number)
+            probe.packed = packed
             ping._waiting += 1
             add(probe, seq, sent, timeout)
             if sock._timer is None:
