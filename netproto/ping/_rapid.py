@@ -40,9 +40,10 @@ _POOL = 4096
 """Cookies drawn from the system's random source at once."""
 
 _pack_header = struct.Struct("!BBHHH").pack
-# Of an IPv4 header: version and IHL, total length, flags and fragment
-# offset, protocol.
-_ip_head = struct.Struct("!BxHxxHxB").unpack_from
+# Of an IPv4 packet with an echo reply in it: version and IHL, total length,
+# flags and fragment offset, protocol, source; then the ICMP type and code
+# (one word), checksum, identifier, sequence number.
+_reply_head = struct.Struct("!BxHxxHxB2x4s4xHHHH").unpack_from
 
 
 def rapid_sender(ping: Any) -> RapidSender | None:
@@ -150,7 +151,8 @@ class RapidSender:
         report = ping._report
         on_reply = ping.on_reply
         pack = _pack_header
-        ip_head = _ip_head
+        reply_head = _reply_head
+        size = 28 + n + len(tail)
         from_bytes = int.from_bytes
         pool = self._pool
         if ping._finished or sock._closed:
@@ -207,21 +209,33 @@ class RapidSender:
             now = sent
             if data is not None:
                 now = clock()
-                words -= 0x0800  # the reply's sum: type 0 instead of 8, all else alike
-                reply = pack(0, 0, 0xFFFF - (words % 0xFFFF or 0xFFFF), ident, seq) + payload
-                first, length, fragment, protocol = ip_head(data)
+                if len(data) == size:
+                    first, length, fragment, protocol, source, kind, total, rid, rseq = reply_head(
+                        data
+                    )
+                    words -= 0x0800  # the reply's sum: type 0 instead of 8, all else alike
+                else:
+                    kind = -1
+                # Byte for byte the reply this probe asks for (type 0, code 0, its
+                # identifier, sequence number and payload, the checksum that goes
+                # with them), from its target, in a plain IPv4 header (IHL 5,
+                # unfragmented, exact length)?
                 if (
-                    data[20:] == reply
+                    kind == 0
+                    and rseq == seq
+                    and rid == ident
+                    and total == 0xFFFF - (words % 0xFFFF or 0xFFFF)
+                    and source == packed
                     and first == 0x45
                     and protocol == 1
-                    and length == len(data)
+                    and length == size
                     and not fragment & 0x3FFF
-                    and data[12:16] == packed
+                    and data.endswith(payload)
                 ):
                     probe = add_answered(target, packed, payload, ping, number, seq, sent, now)
                     if report:
                         ping._waiting += 1
-                        on_reply(probe, data[8], length - 20, now)
+                        on_reply(probe, data[8], size - 20, now)
                         if ping._finished or sock._closed:
                             return
                     else:
