@@ -13,6 +13,10 @@ run, interleaved round by round (A B A B ...) because the machine is shared:
 - per-probe overhead: ``netproto ping -q -i 0 -c N 127.0.0.1`` against
   iputils ``ping -q -i 0 -c N 127.0.0.1``, each from its reported time, and
   CPU per probe of each process;
+- the start-up of ``netproto ping -c 1`` (wall and CPU), and the targets of
+  issue 13 met or not: the /20 at fping's rate or better by own times and by
+  the wall clock (start-up included), the /16 at 1.5x, the per-probe
+  overhead within 1.5x of iputils;
 - with ``--big``, once: the peak RSS of a /16 and a /12 sweep (1,048,574
   targets), and the growth between them against N/8 bytes.
 
@@ -89,9 +93,17 @@ def per_probe(command: list[str], count: int) -> tuple[float, float]:
     return int(match.group(3)) * 1000.0 / sent, cpu * 1e6 / sent
 
 
-def startup_cpu() -> float:
-    """CPU seconds of ``netproto ping -c 1`` to 127.0.0.1: start-up and exit, nearly all of it."""
-    return measure([*NETPROTO, "-q", "-c", "1", "127.0.0.1"])[3]
+def startup_cost() -> tuple[float, float]:
+    """
+    Wall and CPU seconds of ``netproto ping -c 1`` to 127.0.0.1: start-up and
+    exit, nearly all of it.
+    """
+    _, wall, _, cpu = measure([*NETPROTO, "-q", "-c", "1", "127.0.0.1"])
+    return wall, cpu
+
+
+def _target(text: str, met: bool) -> None:
+    print(f"  {text}: {'met' if met else 'NOT met'}")
 
 
 def _row(
@@ -120,7 +132,7 @@ def _row(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    parser.add_argument("--probes", type=int, default=5000, help="probes per per-probe run")
+    parser.add_argument("--probes", type=int, default=20000, help="probes per per-probe run")
     parser.add_argument("--big", action="store_true", help="also the /16 vs /12 memory run")
     args = parser.parse_args()
     if os.geteuid() != 0:
@@ -140,20 +152,30 @@ def main() -> int:
     if have_ping:
         probes["iputils ping -i 0"] = []
     startups: list[float] = []
+    startup_walls: list[float] = []
+    sweep_startups: list[float] = []
     loads: list[float] = []
     for _ in range(args.rounds):
         loads.append(os.getloadavg()[0])
-        startups.append(startup_cpu())
+        wall, cpu = startup_cost()
+        startups.append(cpu)
+        startup_walls.append(wall)
+        # The same sweep command over 2 targets: its start-up and exit.
+        command = [*NETPROTO_FPING, "-q", "-s", "-i", "0", "-r", "0", "-g", "127.0.0.0/30"]
+        sweep_startups.append(measure(command)[3])
         for name, step in steps:
             contenders.setdefault(name, []).append(step())
         probes["netproto ping -i 0"].append(per_probe(NETPROTO, args.probes))
         if have_ping:
             probes["iputils ping -i 0"].append(per_probe(["ping"], args.probes))
+    loads.append(os.getloadavg()[0])
     startup = statistics.median(startups)
+    startup_wall = statistics.median(startup_walls)
     print(
         f"{args.rounds} interleaved rounds, {os.cpu_count()} CPUs, load average "
         f"{min(loads):.1f}-{max(loads):.1f}, Python {sys.version.split()[0]}; "
-        f"netproto ping start-up CPU {startup:.2f} s (taken off its CPU per probe)\n"
+        f"netproto ping -c 1 start-up {startup_wall * 1000:.0f} ms wall, "
+        f"{startup * 1000:.0f} ms CPU (taken off its CPU per probe)\n"
     )
     print(
         f"| {'sweep (medians; RSS: peak)':<36} | {'own time':>14} | {'wall clock':>14} "
@@ -172,6 +194,29 @@ def main() -> int:
         if fping:
             for ours in (f"netproto {net}", f"netproto --processes 2 {net}"):
                 print(f"  {ours}: {own[ours] / fping:.2f}x fping's rate (own times)")
+    twenty = contenders["netproto 127.0.0.0/20"]
+    n20 = twenty[0][5]
+    cpu20 = statistics.median(v[3] for v in twenty)
+    sweep_startup = statistics.median(sweep_startups)
+    print(
+        f"  netproto 127.0.0.0/20 CPU per target: {cpu20 * 1e6 / n20:.1f} us, start-up included "
+        f"(the same command over 127.0.0.0/30: {sweep_startup * 1000:.0f} ms of CPU; the "
+        "CPU/target column above is the cost per target without it)"
+    )
+    if "fping -i 0 -r 0 -g 127.0.0.0/20" in contenders:
+        theirs20 = contenders["fping -i 0 -r 0 -g 127.0.0.0/20"]
+        fping_cpu = statistics.median(v[3] for v in theirs20)
+        print(f"  fping 127.0.0.0/20 CPU per target: {fping_cpu * 1e6 / n20:.1f} us (all of it)")
+        print("\nTargets (issue 13):")
+        ratio = own["netproto 127.0.0.0/20"] / own["fping -i 0 -r 0 -g 127.0.0.0/20"]
+        _target(f"/20 sweep {ratio:.2f}x fping's rate, own times (>= 1x)", ratio >= 1)
+        walls = statistics.median(v[1] for v in twenty) / statistics.median(v[1] for v in theirs20)
+        _target(
+            f"/20 sweep {walls:.2f}x fping's rate, wall clock with process start-up (>= 1x)",
+            walls >= 1,
+        )
+        ratio16 = own["netproto 127.0.0.0/16"] / own["fping -i 0 -r 0 -g 127.0.0.0/16"]
+        _target(f"/16 sweep {ratio16:.2f}x fping's rate, own times (>= 1.5x)", ratio16 >= 1.5)
     ours_probe = statistics.median(p[0] for p in probes["netproto ping -i 0"])
     ours_cpu = statistics.median(p[1] for p in probes["netproto ping -i 0"])
     ours_cpu_net = ours_cpu - startup * 1e6 / args.probes
@@ -186,6 +231,10 @@ def main() -> int:
         print(
             f", iputils {theirs:.1f} us (CPU {theirs_cpu:.1f} us): {ours_probe / theirs:.2f}x "
             f"iputils's time, {ours_cpu_net / theirs_cpu:.2f}x its CPU"
+        )
+        _target(
+            f"per-probe overhead {ours_probe / theirs:.2f}x iputils ping -i 0 (<= 1.5x)",
+            ours_probe / theirs <= 1.5,
         )
     else:
         print()

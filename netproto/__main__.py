@@ -22,7 +22,7 @@ def main() -> None:
     _signal.signal(_signal.SIGINT, _interrupted)
     from netproto.cli import main as run
 
-    run()
+    run(own_process=True)
 
 
 def _interrupted(signum: int, frame: object) -> None:

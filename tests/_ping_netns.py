@@ -171,6 +171,35 @@ async def _duplicates(reactor: Any, forger: Forger) -> dict[str, Any]:
     return _record(summary, results)
 
 
+async def _rapid(reactor: Any, forger: Forger) -> dict[str, Any]:
+    """
+    ``-i 0`` back to back (``iterate=False``): each of three probes is
+    answered from another source, with the next probe's sequence number,
+    with a bad checksum, then twice correctly. Only the good replies count;
+    the second copy is a duplicate of its own probe.
+    """
+    forger.flush()
+    client = PingClient(reactor, "raw")
+    results: list[ProbeResult] = []
+    running = client.ping(
+        TARGET, count=3, interval=0.0, timeout=0.3, iterate=False, on_result=results.append
+    )
+    for _ in range(3):
+        request = forger.request()
+        forger.inject(forger.reply(request, source="127.0.0.3"))
+        message = icmp(0, 0, request.ident, (request.seq + 1) & 0xFFFF, request.payload)
+        assert request.source is not None
+        forger.inject(ipv4(TARGET, request.source, message))
+        forger.inject(forger.reply(request, good=False))
+        forger.inject(forger.reply(request))
+        forger.inject(forger.reply(request))
+        await _sleep(reactor, 0.005)
+    summary = await running.done
+    not_ours = client.socket_for(4).table.not_ours
+    client.close()
+    return {**_record(summary, results), "not_ours": not_ours}
+
+
 async def _late(reactor: Any, forger: Forger) -> dict[str, Any]:
     """A reply after its probe's timeout is late; the next probe is still credited."""
     forger.flush()
@@ -268,6 +297,7 @@ async def main(reactor: Any) -> None:
         outcome[name] = await _one(reactor, forger, mode, answers)
     outcome["same_identifier"] = await _same_identifier(reactor, forger)
     outcome["duplicates"] = await _duplicates(reactor, forger)
+    outcome["rapid"] = await _rapid(reactor, forger)
     _write("/proc/sys/net/ipv6/icmp/echo_ignore_all", "1")
     for answer in ("silence", "good", "wrong-source", "unreachable"):
         outcome[f"ipv6_{answer}"] = await _ipv6(reactor, answer)

@@ -119,6 +119,24 @@ class ForgedReplyTests(SynchronousTestCase):
         self.assertEqual((outcome["received"], outcome["duplicates"]), (2, 2))
         self.assertEqual(self.kinds("duplicates"), ["reply", "duplicate", "duplicate", "reply"])
 
+    def test_rapid_forged(self) -> None:
+        """
+        -i 0 back to back: replies from another source, with the next sequence
+        number or a bad checksum are never credited; a second good copy is a
+        duplicate of its own probe.
+        """
+        outcome = forged_outcome()["rapid"]
+        self.assertEqual(
+            (outcome["transmitted"], outcome["received"], outcome["damaged"]), (3, 3, 3)
+        )
+        # The last probe's second copy comes after the ping has its count: not read.
+        self.assertEqual(outcome["duplicates"], 2)
+        self.assertEqual(outcome["not_ours"], 6)
+        self.assertEqual(
+            [r[:2] for r in outcome["results"]],
+            [[kind, n] for n in (1, 2, 3) for kind in ("damaged", "reply", "duplicate")][:-1],
+        )
+
     def test_unreachable(self) -> None:
         """A Destination Host Unreachable quoting our request is reported as an error."""
         outcome = forged_outcome()["unreachable"]

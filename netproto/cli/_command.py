@@ -175,12 +175,15 @@ def add_command(
     description: str | None = None,
     exits: ExitTable = STANDARD_EXITS,
     usage_status: int = EXIT_USAGE,
+    tls: bool = True,
 ) -> argparse.ArgumentParser:
     """
     Add subcommand *name* running *run*, with the common ``--json`` and
     ``--debug`` options; return its parser for the command's own arguments.
     *exits* is its exit-status table (shown by ``--help``, the man page and
     ``docs/cli.rst``), *usage_status* the status of its usage errors.
+    *tls* False says the command never uses TLS: run as a process of its
+    own (``netproto NAME``), it then starts without pyOpenSSL.
     """
     parser: argparse.ArgumentParser = subcommands.add_parser(
         name,
@@ -192,7 +195,7 @@ def add_command(
         exits=exits,
         usage_status=usage_status,
     )
-    parser.set_defaults(run=run, command=name, usage_status=usage_status)
+    parser.set_defaults(run=run, command=name, usage_status=usage_status, tls=tls)
     return parser
 
 

@@ -57,6 +57,7 @@ def register(subcommands: Subcommands) -> None:
         description=_DESCRIPTION,
         exits=FPING_EXITS,
         usage_status=SWEEP_USAGE,
+        tls=False,
     )
     add_sweep_arguments(parser, retries=3)
     parser.add_argument(

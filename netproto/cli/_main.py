@@ -54,6 +54,7 @@ __all__ = [
     "report_failure",
     "report_interrupted",
     "run_command",
+    "without_tls",
 ]
 
 COMMAND_GROUPS: tuple[ModuleType, ...] = (
@@ -171,14 +172,17 @@ def _drive(run: Run, args: argparse.Namespace, cut: list[bool] | None = None) ->
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> NoReturn:
+def main(argv: Sequence[str] | None = None, *, own_process: bool = False) -> NoReturn:
     """
     Run the ``netproto`` command line and exit with its status. While the
     command runs, SIGINT and SIGTERM cancel it (see :func:`run_command`);
     a ``KeyboardInterrupt`` outside it (parsing) exits 130 with one line.
+    *own_process*: this process exists only to run the command (the
+    ``netproto`` script, ``python -m netproto``), so it may leave out what
+    the command does not need.
     """
     try:
-        status = run_command(sys.argv[1:] if argv is None else list(argv))
+        status = run_command(sys.argv[1:] if argv is None else list(argv), own_process=own_process)
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         say_error("netproto: interrupted")
@@ -226,12 +230,18 @@ def report_interrupted(args: argparse.Namespace) -> None:
         emit_json(error_record("interrupted", "interrupted"))
 
 
-def run_command(argv: list[str]) -> int:
-    """Parse *argv*, run the command, report errors; return the exit status."""
+def run_command(argv: list[str], *, own_process: bool = False) -> int:
+    """
+    Parse *argv*, run the command, report errors; return the exit status.
+    With *own_process* (see :func:`main`), a command that never uses TLS
+    runs without pyOpenSSL.
+    """
     try:
         args = parse(argv)
     except UsageError as e:
         return e.status
+    if own_process and not getattr(args, "tls", True):
+        without_tls()
     cut: list[bool] = []
     try:
         status = _drive(args.run, args, cut)
@@ -258,6 +268,25 @@ def run_command(argv: list[str]) -> int:
         # The command reported what it had (traceroute's summary) and was cut short.
         say_error(f"netproto {args.command}: interrupted")
     return status
+
+
+def without_tls() -> None:
+    """
+    Keep pyOpenSSL (and the cryptography package under it) out of this
+    process, if Twisted's reactor is not imported yet: 40-50 ms and 12 MiB
+    of a ping's start-up. The reactor imports them only to offer TLS
+    (``twisted.internet.tcp`` through ``_newtls`` and ``protocols.tls``,
+    ``posixbase`` through ``internet.ssl``), each import guarded so that
+    without pyOpenSSL the reactor runs with no TLS. Nothing of netproto's
+    own imports them on these paths: the chain is inside Twisted, so the
+    only way to skip it is to make the import fail, the way Python's
+    import system allows (``sys.modules[name] = None``). For a process that
+    runs one TLS-free command (:func:`add_command`'s ``tls=False``) and
+    then exits; ``tests/test_cli_startup.py`` checks that the reactor still
+    starts so, and that the ping command's process never loads pyOpenSSL.
+    """
+    if "twisted.internet.tcp" not in sys.modules and "OpenSSL" not in sys.modules:
+        sys.modules["OpenSSL"] = None  # type: ignore[assignment]
 
 
 def _silence_stdout() -> None:

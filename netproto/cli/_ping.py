@@ -71,6 +71,7 @@ def register(subcommands: Subcommands) -> None:
         help="send ICMP echo requests (ping, sweeps)",
         description=_DESCRIPTION,
         exits=PING_EXITS,
+        tls=False,
     )
     parser.add_argument(
         "-c",

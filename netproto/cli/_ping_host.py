@@ -65,6 +65,8 @@ async def run_one(
         on_result=None if args.quiet and not args.json else on_result,
         pattern=args.pattern or b"",
         outstanding=args.outstanding,
+        # Nothing here iterates: the results go to on_result, and -i 0 goes back to back.
+        iterate=False,
     )
     summary = await finish(running)
     await lines.names.settled()

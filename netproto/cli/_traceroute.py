@@ -62,6 +62,7 @@ def register(subcommands: Subcommands) -> None:
         _run,
         help="print the path to a host (traceroute over UDP or ICMP)",
         description=_DESCRIPTION,
+        tls=False,
     )
     family = parser.add_mutually_exclusive_group()
     family.add_argument("-4", dest="version", action="store_const", const=4, help="IPv4 only")

@@ -87,6 +87,7 @@ class PingClient:
         on_result: Callable[[ProbeResult], object] | None = None,
         pattern: bytes = b"",
         outstanding: bool = False,
+        iterate: bool = True,
     ) -> Ping:
         """
         Start pinging *host* (an address literal): *count* probes (None: until
@@ -96,7 +97,10 @@ class PingClient:
         stop as soon as *count* replies came back (ping(8)'s ``-c -w``).
         *pattern* fills the payload after its random cookie (``-p``);
         *outstanding* reports a probe still unanswered when the next one
-        goes (an ``outstanding`` result, ``-O``).
+        goes (an ``outstanding`` result, ``-O``). With *iterate* False the
+        results go to *on_result* only, never to ``async for``; at
+        *interval* 0 on a raw IPv4 socket the probes then go back to back
+        (see :class:`Ping`).
         """
         target = address_text(host)
         sock = self.socket_for(parse_ip(target).version)
@@ -111,6 +115,7 @@ class PingClient:
             on_result=on_result,
             pattern=pattern,
             outstanding=outstanding,
+            iterate=iterate,
         )
 
     def sweep(self, targets: Iterable[str] | TargetSpace, **options: Any) -> Sweep:

@@ -16,6 +16,7 @@ from twisted.python.failure import Failure
 from netproto._results import Results
 from netproto.ping._codec import Packet, describe_error
 from netproto.ping._probes import DAMAGED, DUPLICATE, ERROR, LATE, PENDING, REPLY, Payloads, Probe
+from netproto.ping._rapid import RapidSender, rapid_sender
 from netproto.ping._socket import IcmpSocket
 
 __all__ = ["Ping", "ProbeResult", "Statistics", "Summary"]
@@ -122,6 +123,12 @@ class Ping:
     the first, keeping at most the last 10,000 not yet consumed);
     :attr:`done` fires with the :class:`Summary` (or, if *on_result* raised,
     fails with that exception, the ping stopped).
+
+    With *iterate* False, results go to *on_result* only (none is kept for
+    ``async for``, which then raises :class:`TypeError`), and at *interval*
+    0 on a raw IPv4 socket the probes go back to back, as iputils' ``-i
+    0`` sends them: the next as soon as the last one's reply is matched (or
+    10 ms without it), many between two turns of the reactor.
     """
 
     def __init__(
@@ -137,6 +144,7 @@ class Ping:
         on_result: Callable[[ProbeResult], object] | None,
         pattern: bytes = b"",
         outstanding: bool = False,
+        iterate: bool = True,
     ) -> None:
         self.socket = sock
         self.reactor = sock.reactor
@@ -156,8 +164,13 @@ class Ping:
         self._waiting = 0
         self._next_call: Any = None
         self._deadline_call: Any = None
-        self._results: Results[ProbeResult] = Results(on_result, keep=_QUEUED)
+        self._results: Results[ProbeResult] = Results(on_result, keep=_QUEUED if iterate else 0)
+        self._iterate = iterate
+        self._report = iterate or on_result is not None
         self._finished = False
+        self._rapid: RapidSender | None = None
+        if interval == 0 and not iterate and not outstanding:
+            self._rapid = rapid_sender(self)
         if deadline is not None:
             self._deadline_call = self.reactor.callLater(deadline, self.stop)
         self._send()
@@ -173,6 +186,9 @@ class Ping:
         return stats.transmitted < self.count
 
     def _send(self) -> None:
+        if self._rapid is not None:
+            self._rapid.run()
+            return
         self._next_call = None
         # With no interval, send the next probe as soon as the last one is
         # answered, up to a burst per turn of the reactor.
@@ -217,14 +233,18 @@ class Ping:
         stats.received += 1
         stats.rtts.append(rtt)
         self._waiting -= 1
-        failure = self._results.emit(
-            ProbeResult(self.target, probe.number, REPLY, probe.target, ttl, size, rtt)
-        )
-        if failure is not None:
-            self._fail(failure)
-            return
+        if self._report:
+            failure = self._results.emit(
+                ProbeResult(self.target, probe.number, REPLY, probe.target, ttl, size, rtt)
+            )
+            if failure is not None:
+                self._fail(failure)
+                return
         count = self.count
         if count is None:
+            rapid = self._rapid
+            if rapid is not None and rapid.waiting:
+                rapid.resume()
             return
         # _more() and _check_done(), inlined: this runs for every reply.
         more = (stats.received if self.deadline is not None else stats.transmitted) < count
@@ -234,6 +254,10 @@ class Ping:
                 self._next_call = None
             if self._waiting <= 0:
                 self.stop()
+            return
+        rapid = self._rapid
+        if rapid is not None and rapid.waiting:
+            rapid.resume()
 
     def on_packet(self, verdict: str, probe: Probe, packet: Packet, now: float) -> None:
         """Called by the socket for any other packet about one of our probes."""
@@ -292,6 +316,8 @@ class Ping:
             self._fail(failure)
 
     def __aiter__(self) -> AsyncIterator[ProbeResult]:
+        if not self._iterate:
+            raise TypeError("this ping was started with iterate=False: use on_result")
         return self._results.__aiter__()
 
     def summary(self) -> Summary:

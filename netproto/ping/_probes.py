@@ -267,6 +267,45 @@ class ProbeTable:
             _trim(probe)
         return probe
 
+    def add_answered(
+        self,
+        target: str,
+        packed: bytes,
+        payload: bytes,
+        owner: Any,
+        number: int,
+        seq: int,
+        sent: float,
+        now: float,
+    ) -> Probe:
+        """
+        A new probe to *target* (*packed*: its bytes) carrying *payload*, sent
+        by *owner* as its probe *number* with sequence number *seq* (from
+        :meth:`next_seq`) at monotonic time *sent*, registered as answered
+        at *now*: for a sender that read and checked its reply (as
+        :meth:`fast_reply` checks one, or more strictly) before anything else
+        saw the table. Later copies of that reply are then duplicates, as
+        after :meth:`add` and a reply. (Each field is set once: this runs
+        for every probe of a fast ping.)
+        """
+        probe = Probe.__new__(Probe)
+        probe.target = target
+        probe.packed = packed
+        probe.owner = owner
+        probe.number = number
+        probe.seq = seq
+        probe.sent = probe.deadline = sent
+        probe.state = ANSWERED
+        probe.rtt = now - sent
+        probe.errors = 0
+        probe.trimmed = False
+        probe.payload = payload
+        if len(payload) > _KEEP:
+            _trim(probe)
+        self._next = (seq + 1) & 0xFFFF
+        self._probes[seq] = probe
+        return probe
+
     def _match(self, packet: Packet) -> Probe | None:
         """The probe *packet* is about, by identifier, sequence, address and cookie."""
         if packet.ident != self.ident:
@@ -325,21 +364,23 @@ class Payloads:
 
     def __init__(self, size: int, pattern: bytes = b"") -> None:
         self.size = size
-        self._cookie = min(size, COOKIE_SIZE)
+        self.cookie_size = min(size, COOKIE_SIZE)
+        """Bytes of random cookie each payload starts with."""
         if pattern:
-            rest = size - self._cookie
-            self._tail = (pattern * (rest // len(pattern) + 1))[:rest]
+            rest = size - self.cookie_size
+            self.tail = (pattern * (rest // len(pattern) + 1))[:rest]
         else:
-            self._tail = bytes(i & 0xFF for i in range(self._cookie, size))
+            self.tail = bytes(i & 0xFF for i in range(self.cookie_size, size))
+        """The fixed bytes after the cookie."""
         self._pool = b""
         self._at = 0
 
     def next(self) -> bytes:
         """The next payload: a fresh cookie, then the fixed tail."""
-        n = self._cookie
+        n = self.cookie_size
         if self._at + n > len(self._pool):
             self._pool = os.urandom(max(n, 1) * 4096)
             self._at = 0
         at = self._at
         self._at = at + n
-        return self._pool[at : at + n] + self._tail
+        return self._pool[at : at + n] + self.tail

@@ -296,7 +296,17 @@ class IcmpSocket:
                 self._schedule(earliest, now)
         return done
 
+    @staticmethod
+    def blocked(error: OSError) -> bool:
+        """Whether a send failed only for want of room now (EAGAIN, ENOBUFS): try later."""
+        return error.errno in _BLOCKED
+
     # -- timeouts --------------------------------------------------------
+
+    def watch(self, deadline: float, now: float) -> None:
+        """Make sure the timer fires by *deadline* (monotonic seconds; *now* is the time)."""
+        if self._timer is None or deadline < self._timer_at:
+            self._schedule(deadline, now)
 
     def _schedule(self, deadline: float, now: float) -> None:
         if self._timer is not None and self._timer.active():
