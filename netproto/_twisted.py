@@ -17,12 +17,14 @@ from __future__ import annotations
 import errno
 import os
 import select
+import socket
 import sys
 from collections.abc import Callable
 from typing import Any
 
 from twisted.internet import main, tcp, udp
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.protocol import DatagramProtocol, connectionDone
 from twisted.python import log as legacy_log
@@ -35,6 +37,7 @@ __all__ = [
     "PRIVATE_NAMES",
     "TESTED",
     "abort_now",
+    "accept_directly",
     "adopt_datagram_port",
     "direct_writer",
     "echo_directly",
@@ -310,6 +313,73 @@ def adopt_datagram_port(
         )
     port: udp.Port = adopt(reactor, fileno, family, protocol, max_packet_size)
     return port
+
+
+def accept_directly(port: object, take: Callable[[Any, Any], Any]) -> bool:
+    """
+    On Twisted's own TCP port (not TLS): accept connections without building
+    a Twisted transport for each. ``take(socket, address)`` gets every
+    accepted socket with its address (a ``twisted.internet.address``
+    ``IPv4Address`` or ``IPv6Address``, as ``buildProtocol`` would) and
+    either deals with it and returns ``None`` (the socket is then its to
+    close), or returns a protocol: the socket then becomes a Twisted
+    transport for that protocol, exactly as Twisted's own accept loop makes
+    one (``makeConnection``). Accept errors are handled as Twisted does (no
+    more clients, a connection refused by the firewall, out of descriptors:
+    wait for the next event), and the number of accepts per event adapts as
+    Twisted's does. False (nothing changed) for any other port.
+    """
+    if type(port) is not tcp.Port:
+        return False
+    p: Any = port
+    again = (errno.EAGAIN, errno.EWOULDBLOCK)
+    retry = (errno.EPERM, errno.ECONNABORTED)
+    v4 = p.addressFamily == socket.AF_INET
+
+    def do_read() -> None:
+        accept = p.socket.accept  # the guarded listener's, when guarded
+        limit = p.numberAccepts
+        accepted = tries = 0
+        while tries < limit:
+            tries += 1
+            try:
+                skt, addr = accept()
+            except OSError as exc:
+                if exc.errno in retry:
+                    continue
+                if exc.errno not in again:
+                    # What Twisted logs for the accept errors it expects;
+                    # the port is read again at the next event.
+                    name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+                    legacy_log.msg(f"Could not accept new connection ({name})")
+                break
+            accepted += 1
+            transport = None
+            try:
+                if v4:
+                    address: Any = IPv4Address("TCP", addr[0], addr[1])
+                else:
+                    if addr[3]:  # a scope: its name in the host, as Twisted writes it
+                        host = socket.getnameinfo(
+                            addr, socket.NI_NUMERICHOST | socket.NI_NUMERICSERV
+                        )[0]
+                        addr = (host, *addr[1:])
+                    address = IPv6Address("TCP", *addr)
+                protocol = take(skt, address)
+                if protocol is not None:
+                    session = p.sessionno
+                    p.sessionno = session + 1
+                    transport = p.transport(skt, protocol, addr, p, session, p.reactor)
+                    protocol.makeConnection(transport)
+            except Exception:
+                legacy_log.err(None, "accepting a connection")
+                if transport is None:
+                    skt.close()
+        # As Twisted scales its accept loop: more next time if all were taken.
+        p.numberAccepts = limit + 20 if accepted == limit else max(1, accepted)
+
+    p.doRead = do_read
+    return True
 
 
 _EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})

@@ -27,23 +27,20 @@ from email.utils import formatdate
 from typing import Any
 
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import connectionDone
-from twisted.python.failure import Failure
 
 from netproto._service import (
+    AnswerFactory,
+    AnswerProtocol,
     Datagram,
-    LimitedFactory,
     PolicedDatagramProtocol,
     ProtocolError,
     RefusedError,
     ServiceError,
     ServiceTimeoutError,
     UnreachableError,
-    WatchedProtocol,
     tcp_exchange,
     udp_exchange,
 )
-from netproto._twisted import write_and_close
 from netproto.limits import DEFAULT_LIMITS, Limits
 from netproto.util import format_host_port
 
@@ -132,7 +129,7 @@ def _formatter(fmt: str, utc: bool) -> Callable[[float], bytes]:
     return line
 
 
-class DaytimeProtocol(WatchedProtocol):
+class DaytimeProtocol(AnswerProtocol):
     """
     One TCP daytime connection: write the line, close, read nothing.
 
@@ -143,27 +140,8 @@ class DaytimeProtocol(WatchedProtocol):
 
     factory: DaytimeFactory
 
-    def connectionMade(self) -> None:
-        factory = self.factory
-        values = factory.counters.values
-        line = factory.line(factory.reactor.seconds())
-        values["tcp_connections"] += 1
-        values["tcp_bytes_sent"] += len(line)
-        write_and_close(self.transport, line)
 
-    def dataReceived(self, data: bytes) -> None:
-        # Discarded; after loseConnection the transport stops reading anyway.
-        self._rx += len(data)
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._admitted:
-            self._admitted = False
-            self.factory.limiter.release(self._peer)
-        if self._rx:
-            self.factory.counters.add("tcp_bytes_received", self._rx)
-
-
-class DaytimeFactory(LimitedFactory):
+class DaytimeFactory(AnswerFactory):
     """
     The TCP daytime service: a factory for :class:`DaytimeProtocol` with the
     protections of *limits*, the line in format *fmt* (one of
@@ -185,6 +163,10 @@ class DaytimeFactory(LimitedFactory):
         self.fmt = fmt
         self.utc = utc
         self.line = _formatter(fmt, utc)
+
+    def answer(self) -> bytes:
+        """The daytime line of this second."""
+        return self.line(self.reactor.seconds())
 
 
 class DaytimeDatagramProtocol(PolicedDatagramProtocol):

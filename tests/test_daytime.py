@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import calendar
 import email.utils
+import errno
 import os
 import shutil
 import socket
@@ -15,13 +16,15 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.internet.utils import getProcessOutputAndValue
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase, TestCase
 
-from netproto import daytime
+from netproto import _twisted, daytime
 from netproto.daytime import (
     FORMATS,
     MAX_LINE,
@@ -35,7 +38,7 @@ from netproto.daytime import (
     daytime_udp,
     format_daytime,
 )
-from netproto.limits import Limits
+from netproto.limits import DEFAULT_LIMITS, Limits
 from tests._fakes import UDPMemoryReactor, assert_refused
 from tests._helpers import tool_skip_reason
 from tests._servers import IPV6_SKIP, closed_port, reactor, sleep, wait_until
@@ -218,6 +221,13 @@ class DaytimeUDPTests(SynchronousTestCase):
         )
 
 
+def _check_line(case: SynchronousTestCase, line: bytes) -> None:
+    """*line* is a UTC ctime daytime line of about now."""
+    stamp = calendar.timegm(time.strptime(line.decode("ascii")[:-2]))
+    case.assertTrue(line.endswith(b"\r\n"))
+    case.assertLess(abs(stamp - time.time()), 5)
+
+
 class DaytimeLoopbackTests(TestCase):
     """Daytime on real loopback sockets, TCP and UDP, IPv4 and IPv6."""
 
@@ -234,9 +244,7 @@ class DaytimeLoopbackTests(TestCase):
         return factory, tcp_port.getHost().port, udp, udp_port.getHost().port
 
     def check_line(self, line: bytes) -> None:
-        stamp = calendar.timegm(time.strptime(line.decode("ascii")[:-2]))
-        self.assertTrue(line.endswith(b"\r\n"))
-        self.assertLess(abs(stamp - time.time()), 5)
+        _check_line(self, line)
 
     async def test_ipv4(self) -> None:
         """TCP and UDP daytime over 127.0.0.1 give the current time."""
@@ -371,3 +379,140 @@ class ConnectReasonTests(SynchronousTestCase):
         ):
             with self.subTest(failure=failure):
                 self.assertEqual(connect_reason(failure), words)
+
+
+class _Counted(DaytimeProtocol):
+    """A daytime protocol that counts the connections it was made for."""
+
+    made = 0
+
+    def connectionMade(self) -> None:
+        type(self).made += 1
+        super().connectionMade()
+
+
+class DirectAnswerTests(TestCase):
+    """TCP daytime answered on the accepted socket (answer_accepted through the seam)."""
+
+    timeout = 30
+
+    def serve(self, interface: str, limits: Limits = DEFAULT_LIMITS) -> tuple[DaytimeFactory, int]:
+        factory = DaytimeFactory(reactor, limits, utc=True)
+        factory.protocol_class = _Counted
+        _Counted.made = 0
+        port = reactor.listenTCP(0, factory, interface=interface)
+        self.addCleanup(port.stopListening)
+        self.assertTrue(_twisted.accept_directly(port, factory.answer_accepted))
+        return factory, port.getHost().port
+
+    async def check_lines(self, host: str) -> None:
+        factory, port = self.serve(host)
+        for _ in range(20):
+            line = await daytime_tcp(reactor, host, port)
+            self.assertTrue(line.endswith(b"\r\n"))
+            self.assertLess(
+                abs(calendar.timegm(time.strptime(line[:-2].decode())) - time.time()), 5
+            )
+        self.assertEqual(_Counted.made, 0, "a transport and protocol were made per connection")
+        self.assertEqual(factory.counters.get("tcp_connections"), 20)
+        self.assertEqual(factory.counters.get("tcp_bytes_sent"), 20 * len(line))
+        self.assertEqual((factory.limiter.total, factory.limiter.by_peer), (0, {}))
+
+    async def test_ipv4(self) -> None:
+        """Each connection over 127.0.0.1 gets the line, is counted and released, and no
+        protocol is made for it."""
+        await self.check_lines("127.0.0.1")
+
+    async def test_ipv6(self) -> None:
+        """The same over ::1."""
+        await self.check_lines("::1")
+
+    test_ipv6.skip = IPV6_SKIP  # type: ignore[attr-defined]
+
+    async def test_refused_reset(self) -> None:
+        """A connection over the per-peer cap is reset, counted as refused, nothing sent."""
+        factory, port = self.serve("127.0.0.1", Limits(max_connections_per_peer=1))
+        self.assertIsNone(factory.limiter.admit("127.0.0.1"))  # the peer's one connection
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.addCleanup(client.close)
+        client.setblocking(False)
+        got: list[object] = []
+
+        def outcome() -> bool:
+            try:
+                got.append(client.recv(100))
+            except BlockingIOError:
+                return False
+            except OSError as exc:
+                got.append(exc.errno)
+            return True
+
+        await wait_until(outcome)
+        self.assertEqual(got, [errno.ECONNRESET])
+        self.assertEqual(factory.counters.get("tcp_refused_peer"), 1)
+        self.assertEqual(factory.counters.get("tcp_connections"), 0)
+        factory.limiter.release("127.0.0.1")
+
+
+class _Taking:
+    """A socket that takes *room* bytes of a send and records it, for answer_accepted."""
+
+    def __init__(self, room: int) -> None:
+        self.room = room
+        self.sent = b""
+        self.closed = False
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        if not self.room:
+            raise BlockingIOError(errno.EAGAIN, "full")
+        self.sent += data[: self.room]
+        return min(self.room, len(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class DirectAnswerRestTests(SynchronousTestCase):
+    """What answer_accepted does when the socket does not take the whole line at once."""
+
+    def factory(self) -> DaytimeFactory:
+        clock = Clock()
+        clock.advance(1_700_000_000)
+        return DaytimeFactory(clock, utc=True)
+
+    def check(self, room: int) -> None:
+        factory = self.factory()
+        skt = _Taking(room)
+        protocol = factory.answer_accepted(skt, IPv4Address("TCP", "127.0.0.1", 4000))  # type: ignore[arg-type]
+        self.assertIsInstance(protocol, DaytimeProtocol)
+        self.assertFalse(skt.closed)
+        transport = StringTransport()
+        assert protocol is not None
+        protocol.makeConnection(transport)
+        line = factory.answer()
+        self.assertEqual(skt.sent + transport.value(), line)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(factory.counters.get("tcp_connections"), 1)
+        self.assertEqual(factory.counters.get("tcp_bytes_sent"), len(line))
+        self.assertEqual(factory.limiter.total, 1)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual((factory.limiter.total, factory.limiter.by_peer), (0, {}))
+
+    def test_part_taken(self) -> None:
+        """The rest goes out through a transport, then the connection closes and is released."""
+        self.check(5)
+
+    def test_nothing_taken(self) -> None:
+        """A socket that takes nothing at once: the whole line through the transport."""
+        self.check(0)
+
+    def test_all_taken(self) -> None:
+        """The whole line taken: the socket is closed, the peer released, no protocol left."""
+        factory = self.factory()
+        skt = _Taking(1000)
+        self.assertIsNone(
+            factory.answer_accepted(skt, IPv4Address("TCP", "127.0.0.1", 4000))  # type: ignore[arg-type]
+        )
+        self.assertTrue(skt.closed)
+        self.assertEqual(skt.sent, factory.answer())
+        self.assertEqual((factory.limiter.total, factory.limiter.by_peer), (0, {}))

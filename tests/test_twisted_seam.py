@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from twisted.internet import endpoints, main, tcp, udp
+from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone
 from twisted.internet.protocol import DatagramProtocol, Factory, Protocol, connectionDone
 from twisted.python.failure import Failure
@@ -234,6 +235,62 @@ class TransportTests(TestCase):
         self.assertEqual(client.recv(100), b"")
         await sleep(0.01)
         self.assertEqual(len(recorder.lost), 1)
+
+
+class _Received(_Recorder):
+    """A _Recorder that keeps what it reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data = b""
+
+    def dataReceived(self, data: bytes) -> None:
+        self.data += data
+
+
+class AcceptDirectlyTests(TestCase):
+    """accept_directly on a real listening TCP port over loopback."""
+
+    async def test_taken_or_handed_back(self) -> None:
+        """take() gets each socket with its IPv4Address; a socket it keeps is its own, one
+        it hands back with a protocol becomes a Twisted transport for that protocol."""
+        factory = Factory.forProtocol(_Recorder)
+        port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        seen: list[Any] = []
+        handed: list[_Received] = []
+
+        def take(skt: socket.socket, address: Any) -> _Received | None:
+            seen.append(address)
+            if len(seen) == 1:
+                skt.sendall(b"kept\n")
+                skt.close()
+                return None
+            handed.append(_Received())
+            return handed[-1]
+
+        self.assertTrue(_twisted.accept_directly(port, take))
+        where = ("127.0.0.1", port.getHost().port)
+        first = socket.create_connection(where, timeout=5)
+        self.addCleanup(first.close)
+        await wait_until(lambda: len(seen) == 1)  # (the reactor runs in this thread)
+        self.assertEqual(first.recv(100), b"kept\n")
+        second = socket.create_connection(where, timeout=5)
+        self.addCleanup(second.close)
+        second.sendall(b"hello")
+        await wait_until(lambda: bool(handed) and handed[0].data == b"hello")
+        self.assertIsInstance(handed[0].transport, tcp.Server)
+        self.assertEqual(
+            [(a.type, a.host, a.port) for a in seen],
+            [("TCP", "127.0.0.1", c.getsockname()[1]) for c in (first, second)],
+        )
+        self.assertIsInstance(seen[0], IPv4Address)
+        second.close()
+        await wait_until(lambda: bool(handed[0].lost))
+
+    def test_other_ports_untouched(self) -> None:
+        """Anything but Twisted's own TCP port is left as it is."""
+        self.assertFalse(_twisted.accept_directly(object(), lambda skt, address: None))
 
 
 class AdoptTests(TestCase):

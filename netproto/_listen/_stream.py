@@ -19,6 +19,7 @@ from zope.interface import implementer
 
 from netproto._listen._bound import BindError, BoundService, describe_bind_error, has_ipv6
 from netproto._listen._exhaustion import AcceptPause, pause_when_exhausted
+from netproto._twisted import accept_directly
 
 __all__ = ["AnyAddressTCPEndpoint", "ReusePortTCP", "StreamService"]
 
@@ -183,6 +184,11 @@ class StreamService(BoundService):
             raise BindError(describe_bind_error(outcome[0].value or Exception()))
         self._port = outcome[0]
         self._pause = pause_when_exhausted(self._port, self.listener.describe(), self.factory)
+        # A service that answers once and closes (daytime, time, qotd) answers
+        # on the accepted socket itself, without a transport per connection.
+        take = getattr(self.factory, "answer_accepted", None)
+        if take is not None:
+            accept_directly(self._port, take)
 
     def stopService(self) -> Any:
         if self._pause is not None:
