@@ -429,6 +429,28 @@ class DirectAnswerTests(TestCase):
 
     test_ipv6.skip = IPV6_SKIP  # type: ignore[attr-defined]
 
+    async def test_unread_input(self) -> None:
+        """A client that wrote before the server accepted still gets the whole line (the
+        close does not reset the connection over the bytes it left unread)."""
+        factory, port = self.serve("127.0.0.1")
+        client = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.addCleanup(client.close)
+        client.sendall(b"what time is it?\r\n")  # queued before the reactor accepts
+        client.setblocking(False)
+        received = bytearray()
+
+        def read() -> bool:
+            try:
+                chunk = client.recv(100)
+            except BlockingIOError:
+                return False
+            received.extend(chunk)
+            return not chunk
+
+        await wait_until(read)
+        _check_line(self, bytes(received))
+        self.assertEqual(factory.counters.get("tcp_connections"), 1)
+
     async def test_refused_reset(self) -> None:
         """A connection over the per-peer cap is reset, counted as refused, nothing sent."""
         factory, port = self.serve("127.0.0.1", Limits(max_connections_per_peer=1))
@@ -461,12 +483,16 @@ class _Taking:
         self.room = room
         self.sent = b""
         self.closed = False
+        self.shut: int | None = None
 
     def send(self, data: bytes, flags: int = 0) -> int:
         if not self.room:
             raise BlockingIOError(errno.EAGAIN, "full")
         self.sent += data[: self.room]
         return min(self.room, len(data))
+
+    def shutdown(self, how: int) -> None:
+        self.shut = how
 
     def close(self) -> None:
         self.closed = True
@@ -513,6 +539,6 @@ class DirectAnswerRestTests(SynchronousTestCase):
         self.assertIsNone(
             factory.answer_accepted(skt, IPv4Address("TCP", "127.0.0.1", 4000))  # type: ignore[arg-type]
         )
-        self.assertTrue(skt.closed)
+        self.assertEqual((skt.shut, skt.closed), (socket.SHUT_RDWR, True))
         self.assertEqual(skt.sent, factory.answer())
         self.assertEqual((factory.limiter.total, factory.limiter.by_peer), (0, {}))

@@ -441,19 +441,21 @@ class EndpointTests(SynchronousTestCase):
             self.skipTest(reason)
 
     def test_ssl_and_unix(self) -> None:
-        """echo and daytime over ssl: (TLS) and unix: endpoints."""
+        """echo and daytime over ssl: (TLS) and unix: endpoints (daytime over TLS is not
+        answered in the clear on the accepted socket)."""
         import ssl
 
         work = tempfile.mkdtemp(prefix="netproto-endpoints-")
         self.addCleanup(shutil.rmtree, work, True)
         key, cert = self_signed(work)
-        port = free_port()
+        port, tls_daytime = free_port(), free_port()
         echo_sock, daytime_sock = os.path.join(work, "echo.sock"), os.path.join(work, "day.sock")
         server = Twistd(
             f"--echo=ssl:{port}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
             f"--echo=unix:{echo_sock}",
             f"--daytime=unix:{daytime_sock}",
-            listeners=3,
+            f"--daytime=ssl:{tls_daytime}:interface=127.0.0.1:privateKey={key}:certKey={cert}",
+            listeners=4,
         )
         self.addCleanup(server.stop)
         context = ssl.create_default_context(cafile=cert)
@@ -467,6 +469,11 @@ class EndpointTests(SynchronousTestCase):
             while len(received) < 8:
                 received += tls.recv(100)
         self.assertEqual(received, b"over TLS")
+        with (
+            socket.create_connection(("127.0.0.1", tls_daytime), timeout=10) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
+            self.assertRegex(tls.recv(100), CTIME)
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as unix:
             unix.settimeout(10)
             unix.connect(echo_sock)

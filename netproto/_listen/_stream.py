@@ -185,9 +185,10 @@ class StreamService(BoundService):
         self._port = outcome[0]
         self._pause = pause_when_exhausted(self._port, self.listener.describe(), self.factory)
         # A service that answers once and closes (daytime, time, qotd) answers
-        # on the accepted socket itself, without a transport per connection.
+        # on the accepted socket itself, without a transport per connection;
+        # not where the port serves a wrapping factory (TLS for ssl:).
         take = getattr(self.factory, "answer_accepted", None)
-        if take is not None:
+        if take is not None and getattr(self._port, "factory", None) is self.factory:
             accept_directly(self._port, take)
 
     def stopService(self) -> Any:

@@ -98,6 +98,13 @@ class AnswerFactory(LimitedFactory):
         if sent < len(answer):
             protocol._rest = answer[sent:]
             return protocol
+        try:
+            # The FIN after the answer first, as a transport closes: a bare
+            # close with the peer's unread bytes in the socket would send a
+            # reset, which can overtake the answer.
+            skt.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         skt.close()
         protocol._admitted = False
         self.limiter.release(protocol._peer)
