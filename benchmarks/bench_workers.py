@@ -25,6 +25,13 @@ measured against the code before it.
 ``--generators K`` runs K load generator processes at once, for a machine
 where one generator cannot keep the workers busy.
 
+``--pin`` puts every server process (twistd, and the workers it starts) on
+CPU 0 and the load generators on CPU 1, as ``bench_services.py`` pins: the
+workers then share one core, and the row says what running N workers costs
+against one process on the same CPU (the split batches, the extra wake-ups,
+the supervisor), without the scheduler's contention between the workers and
+the generator for two cores, which the unpinned rows include.
+
 ``--loadgen c`` (the default when it builds) drives the load with the C
 generator of ``benchmarks/_loadgen.c`` (``loadgen.py``): the same loads, at a
 fraction of the Python generator's CPU per request, so the cores it shares
@@ -192,6 +199,7 @@ def start(workers: int, directory: Path, tree: str | None = None) -> Server:
         stdin=subprocess.DEVNULL,
         cwd=directory,
         env=env,
+        preexec_fn=_pin_server if PIN is not None else None,
     )
     server = Server(workers, label, process, echo, daytime, metrics, log)
     deadline = time.monotonic() + 60
@@ -209,6 +217,15 @@ UDP_SOURCES = 16
 """The load generator's UDP sockets, each on its own address (``--udp-sources``)."""
 GENERATORS = 1
 """Load generator processes running at once (``--generators``)."""
+PIN: tuple[int, int] | None = None
+"""(server CPU, load generator CPU) with ``--pin``, else None: nothing pinned."""
+
+
+def _pin_server() -> None:
+    """In the server's process before it runs (its workers inherit it): the server CPU."""
+    if PIN is not None:
+        os.sched_setaffinity(0, {PIN[0]})
+
 
 ROWS: list[tuple[str, str, str, Callable[[Server, float], tuple[int, int]]]] = [
     (
@@ -338,7 +355,14 @@ def run_one_c(
     def one(index: int) -> None:
         try:
             results[index] = loadgen.run(
-                mode, port, duration=duration, warmup=WARMUP, on_mark=mark, binary=binary, **options
+                mode,
+                port,
+                duration=duration,
+                warmup=WARMUP,
+                on_mark=mark,
+                binary=binary,
+                cpu=PIN[1] if PIN is not None else None,
+                **options,
             )
         except loadgen.LoadgenError as e:
             # A generator that fails counts 0 instead of ending the run.
@@ -363,6 +387,8 @@ def run_one_c(
 
 
 def _generator(conn: Any, job: Any, server: Server, duration: float) -> None:
+    if PIN is not None:
+        os.sched_setaffinity(0, {PIN[1]})
     conn.send(job(server, duration)[0])
 
 
@@ -420,7 +446,7 @@ def restart_time(server: Server) -> float:
 
 def main() -> int:
     """Run the table; print it."""
-    global UDP_SOURCES, GENERATORS
+    global UDP_SOURCES, GENERATORS, PIN
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=2.0, help="seconds per run")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per row")
@@ -432,12 +458,21 @@ def main() -> int:
     parser.add_argument(
         "--generators", type=int, default=1, help="load generator processes (2: saturate)"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="servers (every worker) on CPU 0, load generators on CPU 1",
+    )
     loadgen.add_option(parser)
     args = parser.parse_args()
     generator = loadgen.choose(args.loadgen)
     UDP_SOURCES = args.udp_sources
     GENERATORS = args.generators
     cpus = len(os.sched_getaffinity(0))
+    if args.pin:
+        if not {0, 1} <= os.sched_getaffinity(0):
+            parser.error("--pin needs CPUs 0 and 1")
+        PIN = (0, 1)
     configs: list[tuple[int, str | None]] = [(1, None), (args.workers, None)]
     if args.baseline:
         configs.append((args.workers, str(Path(args.baseline).resolve())))
@@ -452,6 +487,7 @@ def main() -> int:
     print(
         f"{cpus} CPUs usable; load average {os.getloadavg()[0]:.1f} at start; "
         f"{args.generators} {'C' if generator == 'c' else 'Python'} load generator process(es)"
+        + ("; servers pinned to CPU 0, generators to CPU 1" if PIN else "; nothing pinned")
     )
     print(
         f"{'row':38} {'N':>6} {'rate/s':>9} {'cpu':>5} {'req/cpu-s':>9} "
