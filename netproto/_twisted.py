@@ -324,10 +324,13 @@ def accept_directly(port: object, take: Callable[[Any, Any], Any]) -> bool:
     either deals with it and returns ``None`` (the socket is then its to
     close), or returns a protocol: the socket then becomes a Twisted
     transport for that protocol, exactly as Twisted's own accept loop makes
-    one (``makeConnection``). Accept errors are handled as Twisted does (no
-    more clients, a connection refused by the firewall, out of descriptors:
-    wait for the next event), and the number of accepts per event adapts as
-    Twisted's does. False (nothing changed) for any other port.
+    one (``makeConnection``). Accept errors: no more clients, or any error
+    but the two below, ends the loop until the next event (an error logged
+    in one line, as Twisted logs the ones it expects; a guarded port's
+    exhaustion reads as no more clients, see :func:`guard_accepts`); a
+    connection the firewall refused (EPERM) or the peer reset before it was
+    accepted (ECONNABORTED) is skipped. The number of accepts per event
+    adapts as Twisted's does. False (nothing changed) for any other port.
     """
     if type(port) is not tcp.Port:
         return False
