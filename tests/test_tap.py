@@ -12,8 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from twisted.application.service import IService
 from twisted.internet import defer, reactor
+from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.protocol import DatagramProtocol
 from twisted.internet.testing import MemoryReactorClock
+from twisted.protocols.policies import WrappingFactory
 from twisted.python import usage
 from twisted.python.systemd import ListenFDs
 from twisted.trial.unittest import SynchronousTestCase, TestCase
@@ -600,3 +602,36 @@ class StartupLogTests(TestCase):
         self.assertEqual([e["log_namespace"] for e in announced], ["netproto.tap"])
         port = next(iter(root)).port.getHost().port
         self.assertEqual(announced[0]["where"], f"tcp:0 (port {port})")
+
+
+class _WrappingEndpoint:
+    """A TCP endpoint on 127.0.0.1 that serves a wrapper of the factory (as ssl: does)."""
+
+    def listen(self, factory: Any) -> defer.Deferred[Any]:
+        return defer.succeed(
+            reactor.listenTCP(0, WrappingFactory(factory), interface="127.0.0.1")  # type: ignore[attr-defined]
+        )
+
+
+class AnswerAtAcceptTests(TestCase):
+    """Which TCP listeners answer on the accepted socket (see answer_accepted)."""
+
+    def port(self, factory: Any, endpoint: Any = None) -> Any:
+        listener = EndpointTCP("daytime", "--daytime=tcp:0", "tcp:0")
+        if endpoint is None:
+            endpoint = TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1")
+        service = StreamService(listener, endpoint, factory)
+        service.privilegedStartService()
+        self.addCleanup(service.stopService)
+        return service.port
+
+    def test_daytime(self) -> None:
+        """A daytime listener's port accepts through answer_accepted."""
+        self.assertIn("doRead", vars(self.port(DaytimeFactory(reactor))))
+
+    def test_others_untouched(self) -> None:
+        """An echo listener, and a daytime one whose port serves a wrapping factory
+        (TLS), keep Twisted's accept loop."""
+        self.assertNotIn("doRead", vars(self.port(EchoFactory(reactor))))
+        wrapped = self.port(DaytimeFactory(reactor), _WrappingEndpoint())
+        self.assertNotIn("doRead", vars(wrapped))
