@@ -40,12 +40,7 @@ class AnswerProtocol(WatchedProtocol):
         if self._rest is not None:  # answered and counted; what the socket did not take
             write_and_close(self.transport, self._rest)
             return
-        factory = self.factory
-        values = factory.counters.values
-        answer = factory.answer()
-        values["tcp_connections"] += 1
-        values["tcp_bytes_sent"] += len(answer)
-        write_and_close(self.transport, answer)
+        write_and_close(self.transport, self.factory.counted_answer())
 
     def dataReceived(self, data: bytes) -> None:
         # Discarded; after the close the transport stops reading anyway.
@@ -68,6 +63,14 @@ class AnswerFactory(LimitedFactory):
         """The bytes one connection gets."""
         raise NotImplementedError
 
+    def counted_answer(self) -> bytes:
+        """:meth:`answer` for one admitted connection, counted as a connection and its bytes."""
+        answer = self.answer()
+        values = self.counters.values
+        values["tcp_connections"] += 1
+        values["tcp_bytes_sent"] += len(answer)
+        return answer
+
     def answer_accepted(self, skt: socket.socket, address: Any) -> AnswerProtocol | None:
         """
         A connection the listener just accepted, as the bare socket and the
@@ -85,10 +88,7 @@ class AnswerFactory(LimitedFactory):
             finally:
                 skt.close()
             return None
-        answer = self.answer()
-        values = self.counters.values
-        values["tcp_connections"] += 1
-        values["tcp_bytes_sent"] += len(answer)
+        answer = self.counted_answer()
         try:
             sent = skt.send(answer, socket.MSG_DONTWAIT)
         except BlockingIOError:
