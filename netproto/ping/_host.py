@@ -241,14 +241,11 @@ class Ping:
                 self._fail(failure)
                 return
         count = self.count
-        if count is None:
-            rapid = self._rapid
-            if rapid is not None and rapid.waiting:
-                rapid.resume()
-            return
         # _more() and _check_done(), inlined: this runs for every reply.
-        more = (stats.received if self.deadline is not None else stats.transmitted) < count
-        if not more:
+        if (
+            count is not None
+            and (stats.received if self.deadline is not None else stats.transmitted) >= count
+        ):
             if self._next_call is not None:
                 self._next_call.cancel()
                 self._next_call = None
